@@ -1,0 +1,206 @@
+//! Tenancy: one system's residence on the cloud, created by the operator from an
+//! approved (or emergency-opened) request.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{Compliance, ObjectName, Resources, ServiceType, text};
+
+/// The approved allocation of one system. The operator writes the spec from the
+/// approved request; afterwards it changes only through approved ChangeRequests
+/// and approved extension requests.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[kube(
+    group = "govcloud.dev",
+    version = "v1alpha1",
+    kind = "Tenancy",
+    plural = "tenancies",
+    namespaced,
+    status = "TenancyStatus",
+    shortname = "tny",
+    category = "govcloud",
+    doc = "A system's residence on the government cloud: what was approved and what is provisioned.",
+    printcolumn(name = "Unit", type_ = "string", json_path = ".spec.unitName"),
+    printcolumn(name = "System", type_ = "string", json_path = ".spec.systemName"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(
+        name = "Trial-Ends",
+        type_ = "string",
+        json_path = ".status.trialEndsAt",
+        description = "End of the 30-day trial (Art. 15)"
+    ),
+    printcolumn(
+        name = "Billing-Since",
+        type_ = "string",
+        json_path = ".status.billingStartedAt",
+        description = "Start of billing (Art. 16)"
+    ),
+    printcolumn(
+        name = "Namespace",
+        type_ = "string",
+        json_path = ".status.namespace",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.unit == oldSelf.unit")
+    .message("spec.unit cannot change").field_path(".unit"))]
+#[x_kube(validation = Rule::new("self.request == oldSelf.request")
+    .message("spec.request cannot change").field_path(".request"))]
+pub struct TenancySpec {
+    /// The unit id: the `govcloud.dev/unit` label of the unit's namespace.
+    #[schemars(schema_with = "text::<63>")]
+    pub unit: String,
+    /// The unit's name as printed on the forms.
+    #[schemars(schema_with = "text::<100>")]
+    pub unit_name: String,
+    /// The system's name as printed on the forms.
+    #[schemars(schema_with = "text::<100>")]
+    pub system_name: String,
+    /// What the system is used for (主要用途).
+    #[schemars(schema_with = "text::<2000>")]
+    pub purpose: String,
+    /// The CloudResourceRequest this tenancy was created from.
+    pub request: ObjectName,
+    /// The approved service types.
+    #[schemars(length(max = 32))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub service_types: Vec<ServiceType>,
+    /// The approved allocation.
+    pub allocation: Resources,
+    /// Compliance evidence carried over from the request.
+    #[serde(default)]
+    pub compliance: Compliance,
+    /// Approved extension requests that grew this allocation, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 200))]
+    pub extensions: Vec<ObjectName>,
+}
+
+/// Where a tenancy stands.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum TenancyPhase {
+    Provisioning,
+    Trial,
+    Active,
+    Rectifying,
+    ForceStopped,
+    Reclaimed,
+    Terminating,
+    Retired,
+}
+
+/// An object the operator created for the tenancy.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InventoryItem {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Whether the object is in the state the tenancy needs.
+    pub ready: bool,
+}
+
+/// A service that is not a Kubernetes object (database, e-seal, SMS ...): the
+/// vendor fulfils it and acknowledges with `govcloud.dev/fulfilled`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Entitlement {
+    pub service: ServiceType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fulfilled_at: Option<Time>,
+}
+
+/// Evidence that the unit used its resources during the trial (Art. 15).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageEvidence {
+    /// The first VM seen running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vm: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running_at: Option<Time>,
+    /// When the monitoring probe (the guest agent) first reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_reported_at: Option<Time>,
+}
+
+/// How a volume's contents were destroyed.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum WipeMethod {
+    /// A Job overwrote the volume before it was deleted.
+    Overwrite,
+    /// The volume was deleted, trusting the storage class to erase it.
+    Delete,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum WipeResult {
+    Succeeded,
+    Failed,
+}
+
+/// Evidence that one volume was wiped (Art. 19: 数据清除).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WipeRecord {
+    pub kind: String,
+    pub name: String,
+    pub namespace: String,
+    #[serde(rename = "sizeGiB")]
+    pub size_gib: u32,
+    pub method: WipeMethod,
+    pub at: Time,
+    pub result: WipeResult,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TenancyStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<TenancyPhase>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// The namespace holding the tenancy's workloads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// What the operator created, and whether each is ready.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inventory: Vec<InventoryItem>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entitlements: Vec<Entitlement>,
+    /// When every resource was in place (资源发放日, Art. 15).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<Time>,
+    /// Delivery + 30 days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trial_ends_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<UsageEvidence>,
+    /// When formal operation and billing started (Art. 16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billing_started_at: Option<Time>,
+    /// When the unit confirmed delivery (the reply of Attachment 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_confirmed_at: Option<Time>,
+    /// For an emergency opening: when the paperwork is due (Art. 13 ¶2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paperwork_due_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wipe_records: Vec<WipeRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired_at: Option<Time>,
+}
