@@ -1,0 +1,100 @@
+//! govcloud-operator: the operator process, and the tools that ship with it.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use govcloud::config::Config;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Runs a government cloud by its measures, on Kubernetes"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the controllers against the cluster of the current kubeconfig
+    /// (or the in-cluster service account).
+    Run {
+        /// Configuration file (YAML); absent keys take their defaults.
+        #[arg(long, env = "GOVCLOUD_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Print the CustomResourceDefinitions as YAML.
+    Crds,
+    /// Check a configuration file and print the configuration in effect.
+    CheckConfig {
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+fn load(path: Option<&PathBuf>) -> Result<Config, String> {
+    match path {
+        Some(p) => Config::load(p).map_err(|e| e.to_string()),
+        None => Ok(Config::default()),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return ctrl_c.await.unwrap_or(()),
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crds => {
+            print!("{}", govcloud::api::crds_yaml());
+            ExitCode::SUCCESS
+        }
+        Command::CheckConfig { config } => match Config::load(&config) {
+            Ok(c) => {
+                print!("{}", serde_saphyr::to_string(&c).unwrap_or_default());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Run { config } => {
+            govcloud::telemetry::init();
+            let config = match load(config.as_ref()) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let client = match kube::Client::try_default().await {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: cannot reach the cluster: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            govcloud::operator::run(client, config, shutdown_signal()).await;
+            ExitCode::SUCCESS
+        }
+    }
+}

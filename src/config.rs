@@ -1,0 +1,108 @@
+//! The operator's configuration file. Every key has a documented default; an
+//! unknown key is an error, so a typo is never silently ignored.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Config {
+    /// The Kubernetes group of the Digital City Department's reviewers (Art. 7).
+    pub reviewer_group: String,
+    /// The group of the cloud vendor's operators (Art. 10).
+    pub vendor_group: String,
+    /// The group of the supervising authorities, read-only (Art. 9).
+    pub auditor_group: String,
+    /// The ServiceCatalog holding the prices (Art. 6).
+    pub catalog: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            reviewer_group: "govcloud:reviewers".into(),
+            vendor_group: "govcloud:vendors".into(),
+            auditor_group: "govcloud:auditors".into(),
+            catalog: "default".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("{path}: {field} must not be empty")]
+    Empty { path: String, field: &'static str },
+}
+
+impl Config {
+    /// Reads a YAML configuration file; absent keys take their defaults.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: name.clone(),
+            source,
+        })?;
+        Self::parse(&name, &text)
+    }
+
+    pub fn parse(source_name: &str, text: &str) -> Result<Self, ConfigError> {
+        let config: Option<Config> =
+            serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse {
+                path: source_name.to_owned(),
+                message: e.to_string(),
+            })?;
+        let config = config.unwrap_or_default();
+        for (field, value) in [
+            ("reviewerGroup", &config.reviewer_group),
+            ("vendorGroup", &config.vendor_group),
+            ("auditorGroup", &config.auditor_group),
+            ("catalog", &config.catalog),
+        ] {
+            if value.trim().is_empty() {
+                return Err(ConfigError::Empty {
+                    path: source_name.to_owned(),
+                    field,
+                });
+            }
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_file_means_the_defaults() {
+        assert_eq!(Config::parse("c", "").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn given_keys_override_defaults() {
+        let c = Config::parse("c", "reviewerGroup: dcd:reviewers\n").unwrap();
+        assert_eq!(c.reviewer_group, "dcd:reviewers");
+        assert_eq!(c.vendor_group, "govcloud:vendors");
+    }
+
+    #[test]
+    fn an_unknown_key_is_an_error_naming_it() {
+        let err = Config::parse("c.yaml", "reviewrGroup: x\n").unwrap_err();
+        assert!(err.to_string().contains("reviewrGroup"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_group_is_refused() {
+        let err = Config::parse("c.yaml", "vendorGroup: ''\n").unwrap_err();
+        assert_eq!(err.to_string(), "c.yaml: vendorGroup must not be empty");
+    }
+}

@@ -1,0 +1,595 @@
+//! A real, local Kubernetes control plane for the tests and the demo: etcd,
+//! kube-apiserver and kube-controller-manager, built from the Go module proxy by
+//! `tools/build-control-plane.sh` and started here on free loopback ports.
+//!
+//! The apiserver runs with RBAC; people are client certificates signed by a CA
+//! made for each run (CN = user, O = group), the admin being in
+//! `system:masters`. The controller-manager runs the namespace, garbage
+//! collector, resource quota and service account controllers, so namespaces
+//! finish deleting, owner references cascade and quotas get their status.
+//! Everything lives in one temporary directory and dies with the process.
+
+mod pki;
+
+use std::io::Read;
+use std::net::{Ipv4Addr, TcpListener};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use k8s_openapi::api::core::v1::ServiceAccount;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, Config};
+use serde_json::{Value, json};
+
+use pki::Pki;
+
+/// Who a client acts as.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct User {
+    pub name: String,
+    pub group: Option<String>,
+}
+
+impl User {
+    pub fn new(name: impl Into<String>, group: Option<&str>) -> Self {
+        Self {
+            name: name.into(),
+            group: group.map(str::to_owned),
+        }
+    }
+
+    /// The cluster administrator (group `system:masters`).
+    pub fn admin() -> Self {
+        Self::new("govcloud-admin", Some("system:masters"))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("building the control-plane binaries failed ({0}); see the output above")]
+    Build(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("certificate: {0}")]
+    Certificate(#[from] rcgen::Error),
+    #[error("client configuration: {0}")]
+    Kubeconfig(String),
+    #[error("{process} exited before it was ready ({status}); last lines of {log}:\n{tail}")]
+    Exited {
+        process: &'static str,
+        status: String,
+        log: String,
+        tail: String,
+    },
+    #[error("{what} not ready after {secs} s; last lines of {log}:\n{tail}")]
+    Timeout {
+        what: String,
+        secs: u64,
+        log: String,
+        tail: String,
+    },
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Io { what, source }
+}
+
+/// The directory holding `etcd`, `kube-apiserver`, `kube-controller-manager`
+/// and `kubectl`: `$GOVCLOUD_CONTROL_PLANE_BIN` if set, otherwise the cache that
+/// `tools/build-control-plane.sh` fills (building on the first run).
+pub fn binaries() -> Result<PathBuf, Error> {
+    if let Some(dir) = std::env::var_os("GOVCLOUD_CONTROL_PLANE_BIN") {
+        return Ok(PathBuf::from(dir));
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/build-control-plane.sh");
+    let out = Command::new(&script)
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(io(format!("running {}", script.display())))?;
+    if !out.status.success() {
+        return Err(Error::Build(out.status.to_string()));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let dir = stdout.lines().last().unwrap_or_default().trim();
+    if dir.is_empty() {
+        return Err(Error::Build("the script printed no directory".into()));
+    }
+    Ok(PathBuf::from(dir))
+}
+
+struct Process {
+    name: &'static str,
+    bin: PathBuf,
+    args: Vec<String>,
+    log: PathBuf,
+    child: Child,
+}
+
+impl Process {
+    fn spawn(
+        name: &'static str,
+        bin: PathBuf,
+        args: Vec<String>,
+        dir: &Path,
+    ) -> Result<Self, Error> {
+        let log = dir.join(format!("{name}.log"));
+        let child = Self::launch(&bin, &args, &log)?;
+        Ok(Self {
+            name,
+            bin,
+            args,
+            log,
+            child,
+        })
+    }
+
+    fn launch(bin: &Path, args: &[String], log: &Path) -> Result<Child, Error> {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(io(format!("opening {}", log.display())))?;
+        let err = out.try_clone().map_err(io("duplicating a log handle"))?;
+        let mut cmd = Command::new(bin);
+        cmd.args(args).stdin(Stdio::null()).stdout(out).stderr(err);
+        // SAFETY: prctl is async-signal-safe and the closure allocates nothing.
+        // The child is killed when the thread that started it ends, so a test
+        // run that crashes or is killed leaves no control plane behind.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        cmd.spawn()
+            .map_err(io(format!("starting {}", bin.display())))
+    }
+
+    fn tail(&self) -> String {
+        tail_of(&self.log, 30)
+    }
+
+    /// Fails when the process has exited.
+    fn check_alive(&mut self) -> Result<(), Error> {
+        match self.child.try_wait() {
+            Ok(Some(status)) => Err(Error::Exited {
+                process: self.name,
+                status: status.to_string(),
+                log: self.log.display().to_string(),
+                tail: self.tail(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// SIGTERM, then SIGKILL after ten seconds.
+    fn stop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            // SAFETY: kill(2) on a child we own and have not reaped.
+            unsafe {
+                libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+            }
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+
+    /// Stops the process and starts it again with the same arguments.
+    fn restart(&mut self) -> Result<(), Error> {
+        self.stop();
+        self.child = Self::launch(&self.bin, &self.args, &self.log)?;
+        Ok(())
+    }
+}
+
+/// The three processes, in start order.
+struct Processes {
+    etcd: Process,
+    apiserver: Process,
+    controller_manager: Option<Process>,
+}
+
+impl Processes {
+    fn stop(&mut self) {
+        if let Some(kcm) = self.controller_manager.as_mut() {
+            kcm.stop();
+        }
+        self.apiserver.stop();
+        self.etcd.stop();
+    }
+}
+
+fn tail_of(path: &Path, lines: usize) -> String {
+    let mut text = String::new();
+    if let Ok(mut f) = std::fs::File::open(path) {
+        let _ = f.read_to_string(&mut text);
+    }
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+fn free_port() -> Result<u16, Error> {
+    let listener =
+        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(io("finding a free port"))?;
+    let port = listener
+        .local_addr()
+        .map_err(io("finding a free port"))?
+        .port();
+    Ok(port)
+}
+
+/// How to start a control plane.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Keep the working directory (certificates, logs, etcd data) after stopping.
+    pub keep_dir: bool,
+    /// Extra flags for kube-apiserver.
+    pub apiserver_args: Vec<String>,
+}
+
+/// A running control plane. Dropping it stops the processes.
+pub struct ControlPlane {
+    dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    pki: Pki,
+    bin: PathBuf,
+    server: String,
+    version: String,
+    etcd_port: u16,
+    processes: Mutex<Processes>,
+}
+
+const STARTUP: Duration = Duration::from_secs(90);
+
+impl ControlPlane {
+    /// Builds the binaries if needed, starts etcd, the apiserver and the
+    /// controller-manager, and waits until they serve.
+    pub async fn start(options: Options) -> Result<Self, Error> {
+        let bin = binaries()?;
+        let tmp = tempfile::Builder::new()
+            .prefix("govcloud-control-plane-")
+            .tempdir()
+            .map_err(io("creating the working directory"))?;
+        let dir = tmp.path().to_path_buf();
+        let tmp = if options.keep_dir {
+            let _ = tmp.keep();
+            None
+        } else {
+            Some(tmp)
+        };
+
+        let pki = Pki::generate()?;
+        let write = |name: &str, text: &str| -> Result<String, Error> {
+            let path = dir.join(name);
+            std::fs::write(&path, text).map_err(io(format!("writing {}", path.display())))?;
+            Ok(path.display().to_string())
+        };
+        let ca = write("ca.crt", &pki.ca_pem)?;
+        let serving_crt = write("apiserver.crt", &pki.serving.cert_pem)?;
+        let serving_key = write("apiserver.key", &pki.serving.key_pem)?;
+        let sa_key = write("service-account.key", &pki.service_account_key_pem)?;
+        let sa_pub = write("service-account.pub", &pki.service_account_pub_pem)?;
+
+        let etcd_port = free_port()?;
+        let peer_port = free_port()?;
+        let api_port = free_port()?;
+        let etcd_url = format!("http://127.0.0.1:{etcd_port}");
+        let peer_url = format!("http://127.0.0.1:{peer_port}");
+
+        let mut etcd = Process::spawn(
+            "etcd",
+            bin.join("etcd"),
+            vec![
+                "--name=local".into(),
+                format!("--data-dir={}", dir.join("etcd").display()),
+                format!("--listen-client-urls={etcd_url}"),
+                format!("--advertise-client-urls={etcd_url}"),
+                format!("--listen-peer-urls={peer_url}"),
+                format!("--initial-advertise-peer-urls={peer_url}"),
+                format!("--initial-cluster=local={peer_url}"),
+                "--unsafe-no-fsync".into(),
+                "--quota-backend-bytes=8589934592".into(),
+                "--log-level=warn".into(),
+            ],
+            &dir,
+        )?;
+        wait_tcp(&mut etcd, etcd_port).await?;
+
+        let mut apiserver_args = vec![
+            format!("--etcd-servers={etcd_url}"),
+            "--bind-address=127.0.0.1".into(),
+            "--advertise-address=127.0.0.1".into(),
+            format!("--secure-port={api_port}"),
+            format!("--cert-dir={}", dir.join("apiserver-certs").display()),
+            format!("--tls-cert-file={serving_crt}"),
+            format!("--tls-private-key-file={serving_key}"),
+            format!("--client-ca-file={ca}"),
+            "--authorization-mode=RBAC".into(),
+            "--service-cluster-ip-range=10.96.0.0/16".into(),
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
+            format!("--service-account-key-file={sa_pub}"),
+            format!("--service-account-signing-key-file={sa_key}"),
+            "--allow-privileged=true".into(),
+            "--profiling=false".into(),
+            "--v=1".into(),
+        ];
+        apiserver_args.extend(options.apiserver_args);
+        let apiserver = Process::spawn(
+            "kube-apiserver",
+            bin.join("kube-apiserver"),
+            apiserver_args,
+            &dir,
+        )?;
+
+        let mut plane = Self {
+            dir: dir.clone(),
+            _tmp: tmp,
+            pki,
+            bin: bin.clone(),
+            server: format!("https://127.0.0.1:{api_port}"),
+            version: String::new(),
+            etcd_port,
+            processes: Mutex::new(Processes {
+                etcd,
+                apiserver,
+                controller_manager: None,
+            }),
+        };
+        plane.version = plane.wait_apiserver().await?;
+
+        // The controllers delete whole namespaces and collect any kind, so they
+        // run as an administrator rather than with per-controller accounts.
+        let kcm_kubeconfig = dir.join("controller-manager.kubeconfig");
+        let kcm_user = User::new("system:kube-controller-manager", Some("system:masters"));
+        plane.write_kubeconfig(&kcm_kubeconfig, &kcm_user)?;
+        let kcm = Process::spawn(
+            "kube-controller-manager",
+            bin.join("kube-controller-manager"),
+            vec![
+                format!("--kubeconfig={}", kcm_kubeconfig.display()),
+                "--controllers=namespace-controller,garbage-collector-controller,resourcequota-controller,serviceaccount-controller".into(),
+                format!("--service-account-private-key-file={sa_key}"),
+                format!("--root-ca-file={ca}"),
+                "--leader-elect=false".into(),
+                "--secure-port=0".into(),
+                "--concurrent-namespace-syncs=10".into(),
+                "--concurrent-gc-syncs=20".into(),
+                "--v=1".into(),
+            ],
+            &dir,
+        )?;
+        plane.processes().controller_manager = Some(kcm);
+        plane.wait_controller_manager().await?;
+        Ok(plane)
+    }
+
+    fn processes(&self) -> std::sync::MutexGuard<'_, Processes> {
+        self.processes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// `https://127.0.0.1:<port>`.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// The apiserver's version, e.g. `v1.36.3`.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The working directory: certificates, logs, etcd data.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The directory of the control-plane binaries (kubectl among them).
+    pub fn bin_dir(&self) -> &Path {
+        &self.bin
+    }
+
+    /// A kubeconfig (as JSON) for `user`, with a client certificate made for it.
+    pub fn kubeconfig(&self, user: &User) -> Result<Value, Error> {
+        let cert = self.pki.client(&user.name, user.group.as_deref())?;
+        Ok(json!({
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{
+                "name": "govcloud-local",
+                "cluster": {
+                    "server": self.server,
+                    "certificate-authority-data": BASE64.encode(&self.pki.ca_pem),
+                },
+            }],
+            "users": [{
+                "name": user.name,
+                "user": {
+                    "client-certificate-data": BASE64.encode(&cert.cert_pem),
+                    "client-key-data": BASE64.encode(&cert.key_pem),
+                },
+            }],
+            "contexts": [{
+                "name": "govcloud-local",
+                "context": { "cluster": "govcloud-local", "user": user.name },
+            }],
+            "current-context": "govcloud-local",
+        }))
+    }
+
+    /// Writes a kubeconfig file for `user` (readable by the owner only).
+    pub fn write_kubeconfig(&self, path: &Path, user: &User) -> Result<(), Error> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let text = serde_saphyr::to_string(&self.kubeconfig(user)?)
+            .map_err(|e| Error::Kubeconfig(e.to_string()))?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(io(format!("writing {}", path.display())))?;
+        std::io::Write::write_all(&mut f, text.as_bytes())
+            .map_err(io(format!("writing {}", path.display())))
+    }
+
+    /// Client configuration for `user`.
+    pub async fn config(&self, user: &User) -> Result<Config, Error> {
+        let kubeconfig: Kubeconfig = serde_json::from_value(self.kubeconfig(user)?)
+            .map_err(|e| Error::Kubeconfig(e.to_string()))?;
+        Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .map_err(|e| Error::Kubeconfig(e.to_string()))
+    }
+
+    /// A client acting as `user`.
+    pub async fn client(&self, user: &User) -> Result<Client, Error> {
+        Client::try_from(self.config(user).await?).map_err(|e| Error::Kubeconfig(e.to_string()))
+    }
+
+    /// A client acting as the administrator.
+    pub async fn admin(&self) -> Result<Client, Error> {
+        self.client(&User::admin()).await
+    }
+
+    /// Waits until the apiserver answers `/readyz`; returns its version.
+    async fn wait_apiserver(&self) -> Result<String, Error> {
+        let client = self.admin().await?;
+        let started = Instant::now();
+        loop {
+            {
+                let mut procs = self.processes();
+                procs.etcd.check_alive()?;
+                procs.apiserver.check_alive()?;
+            }
+            if let Ok(text) = client.request_text(http_get("/readyz")).await
+                && text.trim() == "ok"
+                && let Ok(info) = client.apiserver_version().await
+            {
+                return Ok(info.git_version);
+            }
+            if started.elapsed() > STARTUP {
+                return Err(timeout("kube-apiserver", &self.processes().apiserver));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The service account controller creates `default` in every namespace:
+    /// once it exists, the controller-manager's informers are running.
+    async fn wait_controller_manager(&self) -> Result<(), Error> {
+        let client = self.admin().await?;
+        let accounts: Api<ServiceAccount> = Api::namespaced(client, "default");
+        let started = Instant::now();
+        loop {
+            if let Some(kcm) = self.processes().controller_manager.as_mut() {
+                kcm.check_alive()?;
+            }
+            if let Ok(Some(_)) = accounts.get_opt("default").await {
+                return Ok(());
+            }
+            if started.elapsed() > STARTUP {
+                let procs = self.processes();
+                let kcm = procs
+                    .controller_manager
+                    .as_ref()
+                    .unwrap_or(&procs.apiserver);
+                return Err(timeout("kube-controller-manager", kcm));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Restarts etcd and the apiserver (keeping etcd's data) and waits until
+    /// the apiserver serves again: the outage a fault test needs.
+    pub async fn restart_apiserver_and_etcd(&self) -> Result<(), Error> {
+        {
+            let mut procs = self.processes();
+            procs.apiserver.stop();
+            procs.etcd.restart()?;
+        }
+        {
+            let mut procs = self.processes();
+            wait_tcp_blocking(&mut procs.etcd, self.etcd_port)?;
+            procs.apiserver.restart()?;
+        }
+        self.wait_apiserver().await.map(|_| ())
+    }
+
+    /// Stops the controller-manager, the apiserver and etcd, in that order.
+    /// Idempotent; dropping the control plane does the same.
+    pub fn stop(&self) {
+        self.processes().stop();
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn http_get(path: &str) -> http::Request<Vec<u8>> {
+    let mut req = http::Request::new(Vec::new());
+    *req.uri_mut() = http::Uri::try_from(path).unwrap_or_default();
+    req
+}
+
+fn timeout(what: &str, process: &Process) -> Error {
+    Error::Timeout {
+        what: what.to_owned(),
+        secs: STARTUP.as_secs(),
+        log: process.log.display().to_string(),
+        tail: process.tail(),
+    }
+}
+
+async fn wait_tcp(process: &mut Process, port: u16) -> Result<(), Error> {
+    let started = Instant::now();
+    loop {
+        process.check_alive()?;
+        if tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port))
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        if started.elapsed() > STARTUP {
+            return Err(timeout(process.name, process));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn wait_tcp_blocking(process: &mut Process, port: u16) -> Result<(), Error> {
+    let started = Instant::now();
+    loop {
+        process.check_alive()?;
+        if std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            return Ok(());
+        }
+        if started.elapsed() > STARTUP {
+            return Err(timeout(process.name, process));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -1,0 +1,92 @@
+//! Tests against a real control plane (etcd, kube-apiserver,
+//! kube-controller-manager built from the Go module proxy). One control plane
+//! serves the whole run; each test gets its own namespaces.
+//!
+//! `cargo test --test e2e -- <filter>` runs a subset; `--list` lists them.
+
+mod api;
+mod rbac;
+mod support;
+
+use std::process::ExitCode;
+
+use libtest_mimic::{Arguments, Failed, Trial};
+use support::{Ctx, TestFn};
+
+macro_rules! tests {
+    ($($module:ident :: $name:ident),* $(,)?) => {
+        vec![$(
+            (
+                concat!(stringify!($module), "::", stringify!($name)),
+                (|ctx| Box::pin($module::$name(ctx))) as TestFn,
+            )
+        ),*]
+    };
+}
+
+fn all() -> Vec<(&'static str, TestFn)> {
+    tests![
+        api::crds_are_established_with_names_columns_and_category,
+        api::samples_are_accepted_and_listed_by_category,
+        api::art5_a_request_without_data_platform_access_is_refused,
+        api::invalid_manifests_are_rejected_with_actionable_messages,
+        api::values_at_the_edges_are_accepted,
+        api::art6_published_prices_are_superseded_never_edited,
+        api::art12_materials_are_required_unless_the_request_is_urgent,
+        api::art19_a_termination_names_one_of_the_five_reasons,
+        rbac::a_unit_member_is_refused_what_rbac_does_not_grant,
+    ]
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panicked".to_owned())
+}
+
+fn main() -> ExitCode {
+    let args = Arguments::from_args();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start a tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let handle = runtime.handle().clone();
+    let trials: Vec<Trial> = all()
+        .into_iter()
+        .map(|(name, test)| {
+            let handle = handle.clone();
+            Trial::test(name, move || {
+                handle.block_on(async move {
+                    let ctx = Ctx::new().await;
+                    let outcome = tokio::spawn(test(ctx.clone())).await;
+                    ctx.cleanup().await;
+                    match outcome {
+                        Ok(Ok(())) => Ok(()),
+                        Ok(Err(e)) => Err(Failed::from(e.to_string())),
+                        Err(join) if join.is_panic() => {
+                            Err(Failed::from(panic_message(join.into_panic())))
+                        }
+                        Err(join) => Err(Failed::from(join.to_string())),
+                    }
+                })
+            })
+        })
+        .collect();
+
+    // Start the control plane on this thread (it lives for the whole run)
+    // unless no test will run.
+    if !args.list && trials.iter().any(|t| !args.is_filtered_out(t)) {
+        runtime.block_on(support::env());
+    }
+    let conclusion = libtest_mimic::run(&args, trials);
+    support::shutdown();
+    conclusion.exit_code()
+}

@@ -1,0 +1,55 @@
+//! Generated artefacts are committed and must match what the code generates.
+
+use std::path::Path;
+use std::process::Command;
+
+const CRDS: &str = "crds/govcloud.dev.yaml";
+const CHART_CRDS: &str = "charts/govcloud-operator/crds/govcloud.dev.yaml";
+
+#[test]
+fn the_committed_crds_are_what_govcloud_operator_crds_prints() {
+    let out = Command::new(env!("CARGO_BIN_EXE_govcloud-operator"))
+        .arg("crds")
+        .output()
+        .expect("govcloud-operator runs");
+    assert!(out.status.success());
+    let printed = String::from_utf8(out.stdout).expect("UTF-8");
+    assert_eq!(printed, govcloud::api::crds_yaml());
+
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(CRDS);
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == printed,
+        "{CRDS} differs from the types; regenerate it with\n  cargo run --bin govcloud-operator -- crds > {CRDS}"
+    );
+    let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join(CHART_CRDS);
+    assert!(
+        std::fs::read_to_string(&chart).unwrap_or_default() == printed,
+        "{CHART_CRDS} differs from {CRDS}; copy it over"
+    );
+}
+
+#[test]
+fn every_crd_is_structural_and_served() {
+    for crd in govcloud::api::crds() {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        assert!(name.ends_with(".govcloud.dev"), "{name}");
+        let versions = &crd.spec.versions;
+        assert_eq!(versions.len(), 1, "{name}");
+        assert!(versions[0].served && versions[0].storage, "{name}");
+        let text = serde_json::to_string(&crd).expect("serialises");
+        for unstructural in [
+            "\"anyOf\"",
+            "\"oneOf\"",
+            "\"allOf\"",
+            "\"$ref\"",
+            "uint32",
+            "uint8",
+        ] {
+            assert!(
+                !text.contains(unstructural),
+                "{name} contains {unstructural}"
+            );
+        }
+    }
+}
