@@ -17,41 +17,20 @@ const FIELD_MANAGER: &str = "govcloud-demo";
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
-fn repo_file(path: &str) -> Result<(String, String), Error> {
-    let full = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
-    let text = std::fs::read_to_string(&full).map_err(|e| format!("{}: {e}", full.display()))?;
-    Ok((full.display().to_string(), text))
-}
-
 async fn install(client: &kube::Client) -> Result<(), Error> {
-    let mut crds = Vec::new();
-    for path in [
-        "crds/govcloud.dev.yaml",
-        "tests/fixtures/kubevirt-crds.yaml",
-    ] {
-        let (name, text) = repo_file(path)?;
-        for obj in manifests::parse(&name, &text)? {
-            crds.push(serde_json::from_value(serde_json::to_value(obj)?)?);
-        }
-    }
-    manifests::install_crds(client, &crds, FIELD_MANAGER).await?;
+    govcloud::controlplane::install_basics(client, FIELD_MANAGER).await?;
     let mut applier = Applier::new(client.clone(), FIELD_MANAGER);
-    let mut files = vec![
-        "config/calendar/2025.yaml".to_owned(),
-        "config/calendar/2026.yaml".to_owned(),
-    ];
     let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/samples");
-    let mut sample_files: Vec<String> = std::fs::read_dir(&samples)?
+    let mut files: Vec<_> = std::fs::read_dir(&samples)?
         .filter_map(|e| e.ok())
-        .map(|e| format!("config/samples/{}", e.file_name().to_string_lossy()))
+        .map(|e| e.path())
         .collect();
-    sample_files.sort();
-    files.extend(sample_files);
+    files.sort();
     for path in files {
-        let (name, text) = repo_file(&path)?;
-        let objs = manifests::parse(&name, &text)?;
+        let name = path.display().to_string();
+        let objs = manifests::parse(&name, &std::fs::read_to_string(&path)?)?;
         applier.apply_all(&objs, None).await?;
-        println!("applied {path} ({} objects)", objs.len());
+        println!("applied {name} ({} objects)", objs.len());
     }
     Ok(())
 }
@@ -83,6 +62,7 @@ async fn demo(once: bool, current_context: bool) -> Result<(), Error> {
     let operator = tokio::spawn(govcloud::operator::run(
         client.clone(),
         Config::default(),
+        govcloud::clock::Clock::system(),
         async {
             let _ = stop_rx.await;
         },

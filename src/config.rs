@@ -5,6 +5,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::provisioning::ProvisioningConfig;
+use crate::release::{WipeConfig, WipeMode};
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Config {
@@ -16,6 +19,10 @@ pub struct Config {
     pub auditor_group: String,
     /// The ServiceCatalog holding the prices (Art. 6).
     pub catalog: String,
+    /// How allocations become Kubernetes objects.
+    pub provisioning: ProvisioningConfig,
+    /// How volumes are wiped before deletion (Art. 19).
+    pub wipe: WipeConfig,
 }
 
 impl Default for Config {
@@ -25,6 +32,8 @@ impl Default for Config {
             vendor_group: "govcloud:vendors".into(),
             auditor_group: "govcloud:auditors".into(),
             catalog: "default".into(),
+            provisioning: ProvisioningConfig::default(),
+            wipe: WipeConfig::default(),
         }
     }
 }
@@ -74,6 +83,14 @@ impl Config {
                 });
             }
         }
+        if config.wipe.mode == WipeMode::Overwrite
+            && (config.wipe.image.trim().is_empty() || config.wipe.command.is_empty())
+        {
+            return Err(ConfigError::Empty {
+                path: source_name.to_owned(),
+                field: "wipe.image and wipe.command (overwrite mode)",
+            });
+        }
         Ok(config)
     }
 }
@@ -98,6 +115,15 @@ mod tests {
     fn an_unknown_key_is_an_error_naming_it() {
         let err = Config::parse("c.yaml", "reviewrGroup: x\n").unwrap_err();
         assert!(err.to_string().contains("reviewrGroup"), "{err}");
+    }
+
+    #[test]
+    fn wiping_by_deletion_is_an_explicit_choice() {
+        assert_eq!(Config::default().wipe.mode, WipeMode::Overwrite);
+        let c = Config::parse("c", "wipe:\n  mode: delete\n").unwrap();
+        assert_eq!(c.wipe.mode, WipeMode::Delete);
+        let err = Config::parse("c", "wipe:\n  mode: shred\n").unwrap_err();
+        assert!(err.to_string().contains("shred"), "{err}");
     }
 
     #[test]

@@ -1,15 +1,25 @@
 //! govcloud-operator: runs a district government cloud by its measures.
 //!
+//! The law, the types and the side effects live apart:
+//!
 //! * [`api`]: the `govcloud.dev/v1alpha1` kinds, the source of the CRDs;
-//! * [`calendar`]: working days and deadlines (pure);
-//! * [`operator`]: the controllers;
+//! * pure rules, time passed in: [`calendar`] (working days), [`review`]
+//!   (Art. 11-14), [`provisioning`] (what an allocation becomes),
+//!   [`lifecycle`] (delivery, trial, reclaim), [`release`] (wiping);
+//! * [`operator`]: the controllers that read the cluster and carry out plans;
 //! * [`controlplane`] and [`manifests`]: a local control plane and applying
 //!   YAML, for the tests and the demo.
 
 pub mod api;
 pub mod calendar;
+pub mod clock;
+pub mod conditions;
 pub mod config;
 pub mod controlplane;
+pub mod lifecycle;
 pub mod manifests;
 pub mod operator;
+pub mod provisioning;
+pub mod release;
+pub mod review;
 pub mod telemetry;

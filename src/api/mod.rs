@@ -39,6 +39,9 @@ pub mod keys {
     pub const UNIT_NAME: &str = "govcloud.dev/unit-name";
     /// On a unit's namespace (label): new requests are suspended (Art. 15).
     pub const SUSPENDED: &str = "govcloud.dev/suspended";
+    /// On a suspended unit's namespace (annotations): why and since when.
+    pub const SUSPENDED_REASON: &str = "govcloud.dev/suspended-reason";
+    pub const SUSPENDED_AT: &str = "govcloud.dev/suspended-at";
     pub const SUSPENSION_LIFTED: &str = "govcloud.dev/suspension-lifted";
 
     pub const DECISION: &str = "govcloud.dev/decision";

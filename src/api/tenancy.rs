@@ -69,6 +69,9 @@ pub struct TenancySpec {
     pub purpose: String,
     /// The CloudResourceRequest this tenancy was created from.
     pub request: ObjectName,
+    /// The generation of that request whose approval (or emergency opening)
+    /// this allocation carries.
+    pub request_generation: i64,
     /// The approved service types.
     #[schemars(length(max = 32))]
     #[x_kube(merge_strategy = ListMerge::Set)]
@@ -82,6 +85,46 @@ pub struct TenancySpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 200))]
     pub extensions: Vec<ObjectName>,
+    /// Set while the tenancy runs on an emergency opening (Art. 13 ¶2), until
+    /// the full application is approved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emergency: Option<EmergencyOpening>,
+    /// Set when the tenancy is to be retired: its resources are released and
+    /// its volumes wiped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retirement: Option<Retirement>,
+}
+
+/// An opening before the full review (Art. 13 ¶2).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EmergencyOpening {
+    pub opened_at: Time,
+    /// The end of the 10th working day after the opening.
+    pub paperwork_due_at: Time,
+}
+
+/// Why and on whose decision a tenancy is retired.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Retirement {
+    pub reason: RetirementReason,
+    /// The object carrying the decision (a request or a ChangeRequest).
+    pub reference: String,
+    pub decided_at: Time,
+    /// When the release may begin (a termination's effective date).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effective_at: Option<Time>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum RetirementReason {
+    /// The request opened in an emergency was rejected in the full review.
+    EmergencyRejected,
+    /// An approved termination (Art. 19).
+    Terminated,
+    /// A reviewer's deregistration after failed rectification (Art. 20).
+    Deregistered,
 }
 
 /// Where a tenancy stands.
@@ -196,11 +239,25 @@ pub struct TenancyStatus {
     /// When the unit confirmed delivery (the reply of Attachment 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery_confirmed_at: Option<Time>,
-    /// For an emergency opening: when the paperwork is due (Art. 13 ¶2).
+    /// Approved extensions and when their resources were delivered (they are
+    /// billed from then, with no trial of their own).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extension_deliveries: Vec<ExtensionDelivery>,
+    /// When the unit's further applications were suspended because this
+    /// tenancy's trial went unused (Art. 15).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub paperwork_due_at: Option<Time>,
+    pub unit_suspended_at: Option<Time>,
+    /// One record per volume wiped (or failing to be), oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub wipe_records: Vec<WipeRecord>,
+    /// When every resource was released (Reclaimed or Retired).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retired_at: Option<Time>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExtensionDelivery {
+    pub request: String,
+    pub delivered_at: Time,
 }

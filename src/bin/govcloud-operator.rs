@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use govcloud::clock::Clock;
 use govcloud::config::Config;
 
 #[derive(Parser)]
@@ -24,6 +25,18 @@ enum Command {
         /// Configuration file (YAML); absent keys take their defaults.
         #[arg(long, env = "GOVCLOUD_CONFIG")]
         config: Option<PathBuf>,
+        /// DEVELOPMENT ONLY: read "now" from this file (an RFC 3339 instant,
+        /// re-read every second) instead of the system clock.
+        #[arg(
+            long,
+            env = "GOVCLOUD_DEV_CLOCK_FILE",
+            conflicts_with = "dev_clock_offset"
+        )]
+        dev_clock_file: Option<PathBuf>,
+        /// DEVELOPMENT ONLY: run the clock ahead of the system's by this span
+        /// (e.g. "31d", "2h").
+        #[arg(long, env = "GOVCLOUD_DEV_CLOCK_OFFSET")]
+        dev_clock_offset: Option<String>,
     },
     /// Print the CustomResourceDefinitions as YAML.
     Crds,
@@ -32,6 +45,12 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+}
+
+fn parse_offset(text: &str) -> Result<jiff::SignedDuration, String> {
+    let span: jiff::Span = text.parse().map_err(|e| format!("{e}"))?;
+    span.to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+        .map_err(|e| format!("{e}"))
 }
 
 fn load(path: Option<&PathBuf>) -> Result<Config, String> {
@@ -77,7 +96,11 @@ async fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Run { config } => {
+        Command::Run {
+            config,
+            dev_clock_file,
+            dev_clock_offset,
+        } => {
             govcloud::telemetry::init();
             let config = match load(config.as_ref()) {
                 Ok(c) => c,
@@ -93,7 +116,24 @@ async fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            govcloud::operator::run(client, config, shutdown_signal()).await;
+            let clock = match (dev_clock_file, dev_clock_offset) {
+                (Some(path), _) => match Clock::file(path) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::from(2);
+                    }
+                },
+                (None, Some(offset)) => match parse_offset(&offset) {
+                    Ok(d) => Clock::offset(d),
+                    Err(e) => {
+                        eprintln!("error: --dev-clock-offset {offset}: {e}");
+                        return ExitCode::from(2);
+                    }
+                },
+                (None, None) => Clock::system(),
+            };
+            govcloud::operator::run(client, config, clock, shutdown_signal()).await;
             ExitCode::SUCCESS
         }
     }

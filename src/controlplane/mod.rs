@@ -16,7 +16,7 @@ use std::net::{Ipv4Addr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -143,8 +143,9 @@ impl Process {
         let mut cmd = Command::new(bin);
         cmd.args(args).stdin(Stdio::null()).stdout(out).stderr(err);
         // SAFETY: prctl is async-signal-safe and the closure allocates nothing.
-        // The child is killed when the thread that started it ends, so a test
-        // run that crashes or is killed leaves no control plane behind.
+        // The child is killed when the thread that started it ends; children
+        // are started from one thread that lives as long as the process, so a
+        // test run that crashes or is killed leaves no control plane behind.
         unsafe {
             cmd.pre_exec(|| {
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
@@ -153,8 +154,7 @@ impl Process {
                 Ok(())
             });
         }
-        cmd.spawn()
-            .map_err(io(format!("starting {}", bin.display())))
+        spawn(cmd).map_err(io(format!("starting {}", bin.display())))
     }
 
     fn tail(&self) -> String {
@@ -216,6 +216,36 @@ impl Processes {
         self.apiserver.stop();
         self.etcd.stop();
     }
+}
+
+type SpawnRequest = (Command, std::sync::mpsc::Sender<std::io::Result<Child>>);
+
+/// Starts `cmd` from the process-long spawner thread.
+fn spawn(cmd: Command) -> std::io::Result<Child> {
+    static SPAWNER: OnceLock<Mutex<std::sync::mpsc::Sender<SpawnRequest>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<SpawnRequest>();
+        let started = std::thread::Builder::new()
+            .name("control-plane-spawner".into())
+            .spawn(move || {
+                for (mut cmd, reply) in rx {
+                    let _ = reply.send(cmd.spawn());
+                }
+            });
+        if let Err(e) = started {
+            tracing::error!(error = %e, "cannot start the spawner thread");
+        }
+        Mutex::new(tx)
+    });
+    let (reply_tx, reply_rx) = std::sync::mpsc::channel();
+    spawner
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .send((cmd, reply_tx))
+        .map_err(|_| std::io::Error::other("the spawner thread is gone"))?;
+    reply_rx
+        .recv()
+        .map_err(|_| std::io::Error::other("the spawner thread is gone"))?
 }
 
 fn tail_of(path: &Path, lines: usize) -> String {
@@ -366,7 +396,7 @@ impl ControlPlane {
             bin.join("kube-controller-manager"),
             vec![
                 format!("--kubeconfig={}", kcm_kubeconfig.display()),
-                "--controllers=namespace-controller,garbage-collector-controller,resourcequota-controller,serviceaccount-controller".into(),
+                "--controllers=namespace-controller,garbage-collector-controller,resourcequota-controller,serviceaccount-controller,persistentvolumeclaim-protection-controller".into(),
                 format!("--service-account-private-key-file={sa_key}"),
                 format!("--root-ca-file={ca}"),
                 "--leader-elect=false".into(),
@@ -592,4 +622,51 @@ fn wait_tcp_blocking(process: &mut Process, port: u16) -> Result<(), Error> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Installs what every local cluster of this repository starts with: the
+/// govcloud.dev CRDs (`crds/`), KubeVirt's VM and VMI CRDs
+/// (`tests/fixtures/`), and the shipped WorkCalendars (`config/calendar/`).
+pub async fn install_basics(
+    client: &Client,
+    field_manager: &str,
+) -> Result<(), crate::manifests::Error> {
+    use crate::manifests::{self, Applier};
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |path: &str| -> Result<(String, String), crate::manifests::Error> {
+        let full = repo.join(path);
+        let text = std::fs::read_to_string(&full).map_err(|e| manifests::Error::Parse {
+            source_name: full.display().to_string(),
+            message: e.to_string(),
+        })?;
+        Ok((full.display().to_string(), text))
+    };
+    let mut crds = Vec::new();
+    for path in [
+        "crds/govcloud.dev.yaml",
+        "tests/fixtures/kubevirt-crds.yaml",
+    ] {
+        let (name, text) = read(path)?;
+        for obj in manifests::parse(&name, &text)? {
+            let value = serde_json::to_value(obj).map_err(|e| manifests::Error::Parse {
+                source_name: name.clone(),
+                message: e.to_string(),
+            })?;
+            crds.push(
+                serde_json::from_value(value).map_err(|e| manifests::Error::Parse {
+                    source_name: name.clone(),
+                    message: e.to_string(),
+                })?,
+            );
+        }
+    }
+    manifests::install_crds(client, &crds, field_manager).await?;
+    let mut applier = Applier::new(client.clone(), field_manager);
+    for year in ["2025", "2026"] {
+        let (name, text) = read(&format!("config/calendar/{year}.yaml"))?;
+        applier
+            .apply_all(&manifests::parse(&name, &text)?, None)
+            .await?;
+    }
+    Ok(())
 }

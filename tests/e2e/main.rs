@@ -5,8 +5,11 @@
 //! `cargo test --test e2e -- <filter>` runs a subset; `--list` lists them.
 
 mod api;
+mod lifecycle;
+mod operations;
 mod rbac;
 mod support;
+mod trial;
 
 use std::process::ExitCode;
 
@@ -35,6 +38,19 @@ fn all() -> Vec<(&'static str, TestFn)> {
         api::art12_materials_are_required_unless_the_request_is_urgent,
         api::art19_a_termination_names_one_of_the_five_reasons,
         rbac::a_unit_member_is_refused_what_rbac_does_not_grant,
+        lifecycle::art13_nothing_is_provisioned_before_an_approval_of_the_current_generation,
+        lifecycle::art14_an_approval_provisions_exactly_the_approved_objects,
+        lifecycle::art13_a_reviewer_amendment_is_what_gets_provisioned,
+        lifecycle::art13_expert_review_return_and_rejection_follow_the_reviewers,
+        trial::art13_an_urgent_mark_alone_opens_nothing_and_emergency_open_starts_the_paperwork_clock,
+        trial::art13_an_approval_after_an_emergency_opening_must_keep_what_was_opened,
+        trial::art13_a_rejection_after_an_emergency_opening_retires_the_tenancy_wiped,
+        trial::art15_art16_a_used_trial_becomes_active_billed_from_the_trial_end,
+        trial::art15_an_unused_trial_is_reclaimed_wiped_and_the_unit_suspended,
+        trial::art14_high_end_items_wait_for_the_vendors_procurement,
+        trial::art17_an_approved_extension_grows_the_tenancy_without_a_new_trial,
+        operations::a_settled_tenancy_receives_no_writes,
+        operations::an_operator_killed_while_provisioning_ends_with_exactly_the_approved_objects,
     ]
 }
 
@@ -48,6 +64,10 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 
 fn main() -> ExitCode {
     let args = Arguments::from_args();
+    // The operator's logs, when asked for: RUST_LOG=info cargo test --test e2e
+    if std::env::var_os("RUST_LOG").is_some() {
+        govcloud::telemetry::init();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

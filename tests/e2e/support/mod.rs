@@ -2,6 +2,8 @@
 //! run (started on first use, stopped at the end), the CRDs and fixtures
 //! installed, and per-test namespaces and users.
 
+pub mod lab;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -11,7 +13,6 @@ use std::time::Duration;
 
 use govcloud::api::keys;
 use govcloud::controlplane::{ControlPlane, Options, User};
-use govcloud::manifests::{self, Applier};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{DeleteParams, ObjectMeta, PostParams};
 use kube::{Api, Client};
@@ -53,24 +54,7 @@ impl Env {
             plane.dir().display()
         );
         let admin = plane.admin().await?;
-        let crds = govcloud::manifests::parse("crds", &read("crds/govcloud.dev.yaml"))?;
-        let kubevirt = govcloud::manifests::parse(
-            "tests/fixtures/kubevirt-crds.yaml",
-            &read("tests/fixtures/kubevirt-crds.yaml"),
-        )?;
-        let crds: Vec<_> = crds
-            .into_iter()
-            .chain(kubevirt)
-            .map(|o| serde_json::from_value(serde_json::to_value(o)?))
-            .collect::<Result<_, serde_json::Error>>()?;
-        manifests::install_crds(&admin, &crds, FIELD_MANAGER).await?;
-        let mut applier = Applier::new(admin.clone(), FIELD_MANAGER);
-        for year in ["2025", "2026"] {
-            let path = format!("config/calendar/{year}.yaml");
-            applier
-                .apply_all(&manifests::parse(&path, &read(&path))?, None)
-                .await?;
-        }
+        govcloud::controlplane::install_basics(&admin, FIELD_MANAGER).await?;
         Ok(Self { plane, admin })
     }
 }

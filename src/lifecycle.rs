@@ -1,0 +1,651 @@
+//! A tenancy's life (Art. 14-16): provisioning until every approved resource
+//! is in place (high-end items after the vendor's procurement), the 30-day
+//! trial from delivery, then formal operation with billing, or, unused,
+//! reclaim with the unit's applications suspended; and the release of
+//! everything, wiped, when the tenancy is retired. Pure: the controller
+//! gathers what exists and applies the plan.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::api::keys;
+use crate::api::tenancy::{
+    ExtensionDelivery, InventoryItem, RetirementReason, TenancyStatus, UsageEvidence,
+};
+use crate::api::{TenancyPhase, TenancySpec};
+use crate::calendar;
+use crate::conditions::{self, Wanted};
+use crate::provisioning::{self, Desired, ProvisioningConfig};
+use crate::release::{self, Deletion, WipeConfig};
+use crate::review::Note;
+
+/// Art. 15: the trial lasts 30 calendar days from delivery.
+pub const TRIAL_DAYS: i64 = 30;
+
+pub mod condition {
+    pub const READY: &str = "Ready";
+    pub const DELIVERED: &str = "Delivered";
+    pub const USAGE_DETECTED: &str = "UsageDetected";
+    pub const RELEASED: &str = "Released";
+    pub const WIPE_FAILED: &str = "WipeFailed";
+    pub const UNIT_GROUP_KNOWN: &str = "UnitGroupKnown";
+}
+
+/// An object the operator applied, as last seen.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Seen {
+    /// Its `govcloud.dev/spec-hash`.
+    pub hash: Option<String>,
+    /// In the state the tenancy needs (quota enforced, VM created ...).
+    pub ready: bool,
+}
+
+/// A VM instance of the tenancy, as KubeVirt reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    pub name: String,
+    /// When it entered phase Running, if it did.
+    pub running_since: Option<Timestamp>,
+    /// When its guest agent connected (`AgentConnected`), if it did.
+    pub agent_since: Option<Timestamp>,
+}
+
+/// Looks up what exists in the tenancy namespace.
+pub trait Lookup {
+    /// One of the operator's objects, by kind and name.
+    fn object(&self, kind: &str, name: &str) -> Option<Seen>;
+    /// The instance of a VM, by the VM's name.
+    fn instance(&self, vm: &str) -> Option<Instance>;
+}
+
+/// What exists of the tenancy.
+pub struct Observed<'a> {
+    pub namespace_uid: Option<String>,
+    pub lookup: &'a (dyn Lookup + Sync),
+    /// Everything in the namespace, gathered only while releasing.
+    pub release: Option<release::Namespace>,
+}
+
+pub struct Input<'a> {
+    pub unit_namespace: &'a str,
+    pub name: &'a str,
+    pub generation: i64,
+    pub spec: &'a TenancySpec,
+    pub status: &'a TenancyStatus,
+    pub annotations: &'a BTreeMap<String, String>,
+    pub unit_group: Option<&'a str>,
+    pub observed: &'a Observed<'a>,
+    pub provisioning: &'a ProvisioningConfig,
+    pub wipe: &'a WipeConfig,
+    pub now: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub status: TenancyStatus,
+    pub apply: Vec<Desired>,
+    pub delete: Vec<Deletion>,
+    /// Suspend the unit's applications, for this reason (Art. 15).
+    pub suspend_unit: Option<String>,
+    pub events: Vec<Note>,
+    pub requeue_at: Option<Timestamp>,
+    /// Whether the controller must gather the whole namespace (release).
+    pub releasing: bool,
+}
+
+/// Whether the tenancy is being (or has been) released, and why.
+pub fn releasing(spec: &TenancySpec, status: &TenancyStatus, now: Timestamp) -> bool {
+    let retire_due = spec
+        .retirement
+        .as_ref()
+        .is_some_and(|r| r.effective_at.as_ref().is_none_or(|t| now >= t.0));
+    retire_due || status.phase == Some(TenancyPhase::Reclaimed)
+}
+
+struct Builder<'a, 'b> {
+    input: &'b Input<'a>,
+    plan: Plan,
+}
+
+impl Builder<'_, '_> {
+    fn cond(&mut self, w: Wanted<'_>) -> bool {
+        conditions::set(
+            &mut self.plan.status.conditions,
+            w,
+            self.input.generation,
+            self.input.now,
+        )
+    }
+
+    fn event(&mut self, warning: bool, reason: &'static str, message: impl Into<String>) {
+        self.plan.events.push(Note {
+            warning,
+            reason,
+            message: message.into(),
+        });
+    }
+
+    fn wake_at(&mut self, at: Timestamp) {
+        self.plan.requeue_at = Some(match self.plan.requeue_at {
+            Some(t) if t < at => t,
+            _ => at,
+        });
+    }
+
+    fn enter(&mut self, phase: TenancyPhase, reason: &'static str, message: String) {
+        self.plan.status.phase = Some(phase);
+        let warning = matches!(phase, TenancyPhase::Reclaimed | TenancyPhase::ForceStopped);
+        self.event(warning, reason, message);
+    }
+}
+
+fn annotation<'a>(map: &'a BTreeMap<String, String>, key: &str) -> Option<&'a str> {
+    map.get(key).map(|s| s.trim()).filter(|s| !s.is_empty())
+}
+
+pub fn plan(input: &Input<'_>) -> Plan {
+    let mut b = Builder {
+        input,
+        plan: Plan {
+            status: input.status.clone(),
+            apply: Vec::new(),
+            delete: Vec::new(),
+            suspend_unit: None,
+            events: Vec::new(),
+            requeue_at: None,
+            releasing: false,
+        },
+    };
+    let namespace = provisioning::namespace_name(&input.spec.unit, input.name);
+    b.plan.status.observed_generation = Some(input.generation);
+    b.plan.status.namespace = Some(namespace.clone());
+
+    let done = input.status.retired_at.is_some();
+    if done {
+        return b.plan;
+    }
+    if releasing(input.spec, input.status, input.now) {
+        release_step(&mut b, &namespace);
+        return b.plan;
+    }
+    if let Some(r) = &input.spec.retirement
+        && let Some(at) = &r.effective_at
+    {
+        b.wake_at(at.0);
+    }
+
+    // Provision: apply what differs from what was applied.
+    let procured = annotation(input.annotations, keys::PROCURED).is_some();
+    let tenancy = provisioning::Tenancy {
+        unit_namespace: input.unit_namespace,
+        name: input.name,
+        spec: input.spec,
+        unit_group: input.unit_group,
+        namespace_uid: input.observed.namespace_uid.as_deref(),
+        procured,
+        halted: false,
+    };
+    let desired = provisioning::desired(&tenancy, input.provisioning);
+    let vms: Vec<&str> = desired
+        .iter()
+        .filter(|d| d.kind == "VirtualMachine")
+        .map(|d| d.name.as_str())
+        .collect();
+    let mut inventory = Vec::with_capacity(desired.len());
+    for d in &desired {
+        let seen = input.observed.lookup.object(d.kind, &d.name);
+        let current = seen
+            .as_ref()
+            .is_some_and(|s| s.hash.as_deref() == Some(d.hash.as_str()));
+        if !current {
+            b.plan.apply.push(d.clone());
+        }
+        inventory.push(InventoryItem {
+            api_version: d.api_version.to_owned(),
+            kind: d.kind.to_owned(),
+            name: d.name.clone(),
+            namespace: None,
+            ready: current && seen.as_ref().is_some_and(|s| s.ready),
+        });
+    }
+    // The namespace alone is desired until it exists; the rest follows.
+    let complete = input.observed.namespace_uid.is_some() && inventory.iter().all(|i| i.ready);
+    let pending: Vec<String> = inventory
+        .iter()
+        .filter(|i| !i.ready)
+        .map(|i| format!("{} {}", i.kind, i.name))
+        .collect();
+    b.plan.status.inventory = inventory;
+    if input.unit_group.is_none() {
+        let message = format!(
+            "the unit namespace has no {} annotation: no RoleBinding for the unit's people",
+            keys::UNIT_GROUP
+        );
+        if b.cond(Wanted::new(
+            condition::UNIT_GROUP_KNOWN,
+            false,
+            "AnnotationMissing",
+            message.clone(),
+        )) {
+            b.event(true, "UnitGroupUnknown", message);
+        }
+    } else {
+        conditions::remove(&mut b.plan.status.conditions, condition::UNIT_GROUP_KNOWN);
+    }
+    let held: Vec<String> = held_items(input.spec, procured);
+
+    let now = input.now;
+    match b.plan.status.phase {
+        None => {
+            b.enter(
+                TenancyPhase::Provisioning,
+                "Provisioning",
+                format!("provisioning the approved allocation in namespace {namespace}"),
+            );
+            delivery(&mut b, complete, &pending, &held);
+        }
+        Some(TenancyPhase::Provisioning) => delivery(&mut b, complete, &pending, &held),
+        Some(TenancyPhase::Trial) => {
+            ready(&mut b, complete, &pending);
+            usage(&mut b, &vms);
+            let ends = input.status.trial_ends_at.as_ref().map(|t| t.0);
+            match ends {
+                Some(end) if now >= end => {
+                    if b.plan
+                        .status
+                        .usage
+                        .as_ref()
+                        .is_some_and(|u| u.probe_reported_at.is_some())
+                    {
+                        b.plan.status.billing_started_at = Some(Time(end));
+                        b.enter(
+                            TenancyPhase::Active,
+                            "TrialPassed",
+                            format!(
+                                "the trial ended on {} with the resources in use: formal operation, billed from {} (Art. 16)",
+                                calendar::local_date(end),
+                                end
+                            ),
+                        );
+                    } else {
+                        let reason = format!(
+                            "the trial of tenancy {} ended on {} without use (Art. 15)",
+                            input.name,
+                            calendar::local_date(end)
+                        );
+                        b.enter(
+                            TenancyPhase::Reclaimed,
+                            "TrialUnused",
+                            format!("{reason}: its resources are reclaimed and wiped, and the unit's further applications suspended"),
+                        );
+                        if input.status.unit_suspended_at.is_none() {
+                            b.plan.suspend_unit = Some(reason);
+                            b.plan.status.unit_suspended_at = Some(Time(now));
+                        }
+                        b.cond(Wanted::new(
+                            condition::READY,
+                            false,
+                            "Reclaimed",
+                            "the unused trial was reclaimed",
+                        ));
+                        b.wake_at(now);
+                    }
+                }
+                Some(end) => b.wake_at(end),
+                None => {}
+            }
+        }
+        Some(TenancyPhase::Active) => ready(&mut b, complete, &pending),
+        Some(_) => ready(&mut b, complete, &pending),
+    }
+    extensions(&mut b, complete);
+    if let Some(value) = annotation(input.annotations, keys::DELIVERY_CONFIRMED)
+        && input.status.delivery_confirmed_at.is_none()
+        && input.status.delivered_at.is_some()
+    {
+        b.plan.status.delivery_confirmed_at = Some(Time(now));
+        b.event(
+            false,
+            "DeliveryConfirmed",
+            format!("the unit confirmed delivery (Attachment 2 reply): {value}"),
+        );
+    }
+    b.plan
+}
+
+fn held_items(spec: &TenancySpec, procured: bool) -> Vec<String> {
+    if procured {
+        return Vec::new();
+    }
+    let a = &spec.allocation;
+    a.vm_groups
+        .iter()
+        .filter(|g| g.high_end)
+        .map(|g| format!("VM group {} ({} VMs)", g.name, g.count))
+        .chain(
+            a.cloud_storage
+                .iter()
+                .filter(|v| v.high_end)
+                .map(|v| format!("volume {}", v.name)),
+        )
+        .collect()
+}
+
+fn delivery(b: &mut Builder<'_, '_>, complete: bool, pending: &[String], held: &[String]) {
+    let now = b.input.now;
+    if complete && held.is_empty() {
+        let ends = calendar::add_days(now, TRIAL_DAYS);
+        b.plan.status.delivered_at = Some(Time(now));
+        b.plan.status.trial_ends_at = Some(Time(ends));
+        b.cond(Wanted::new(
+            condition::DELIVERED,
+            true,
+            "Delivered",
+            format!(
+                "every approved resource is in place; the trial runs until {}",
+                calendar::local_date(ends)
+            ),
+        ));
+        b.enter(
+            TenancyPhase::Trial,
+            "Delivered",
+            format!(
+                "resources delivered; the 30-day trial ends {} (Art. 15): deploy the system and let the monitoring probe report",
+                ends
+            ),
+        );
+        b.cond(Wanted::new(
+            condition::READY,
+            true,
+            "Delivered",
+            "every approved resource is in place",
+        ));
+        b.wake_at(ends);
+        return;
+    }
+    let (reason, message) = if !held.is_empty() && complete {
+        (
+            "AwaitingProcurement",
+            format!(
+                "high-end items wait for the vendor's procurement ({} on the tenancy, Art. 14): {}",
+                keys::PROCURED,
+                held.join(", ")
+            ),
+        )
+    } else if !held.is_empty() {
+        (
+            "AwaitingProcurement",
+            format!(
+                "provisioning {}; high-end items wait for the vendor's procurement: {}",
+                pending.join(", "),
+                held.join(", ")
+            ),
+        )
+    } else {
+        (
+            "Provisioning",
+            format!("waiting for {}", pending.join(", ")),
+        )
+    };
+    if b.cond(Wanted::new(
+        condition::DELIVERED,
+        false,
+        reason,
+        message.clone(),
+    )) && reason == "AwaitingProcurement"
+    {
+        b.event(false, "AwaitingProcurement", message.clone());
+    }
+    b.cond(Wanted::new(condition::READY, false, reason, message));
+}
+
+fn ready(b: &mut Builder<'_, '_>, complete: bool, pending: &[String]) {
+    if complete {
+        b.cond(Wanted::new(
+            condition::READY,
+            true,
+            "InPlace",
+            "every approved resource is in place",
+        ));
+    } else {
+        b.cond(Wanted::new(
+            condition::READY,
+            false,
+            "Reconciling",
+            format!("bringing back {}", pending.join(", ")),
+        ));
+    }
+}
+
+/// Art. 15: a VM reached Running and its monitoring probe (the guest agent)
+/// reported, within the trial.
+fn usage(b: &mut Builder<'_, '_>, vms: &[&str]) {
+    if b.plan
+        .status
+        .usage
+        .as_ref()
+        .is_some_and(|u| u.probe_reported_at.is_some())
+    {
+        return;
+    }
+    let ends = b.input.status.trial_ends_at.as_ref().map(|t| t.0);
+    let now = b.input.now;
+    let found = vms
+        .iter()
+        .filter_map(|vm| b.input.observed.lookup.instance(vm))
+        .find_map(|i| {
+            let running = i.running_since?;
+            let agent = i.agent_since?;
+            let within = ends.is_none_or(|end| agent <= end);
+            within.then(|| (i.name.clone(), running.min(now), agent.min(now)))
+        });
+    if let Some((vm, running, agent)) = found {
+        b.plan.status.usage = Some(UsageEvidence {
+            vm: Some(vm.clone()),
+            running_at: Some(Time(running)),
+            probe_reported_at: Some(Time(agent)),
+        });
+        b.cond(Wanted::new(
+            condition::USAGE_DETECTED,
+            true,
+            "ProbeReported",
+            format!(
+                "VM {vm} running since {running}, its monitoring probe reporting since {agent}"
+            ),
+        ));
+        b.event(
+            false,
+            "UsageDetected",
+            format!("VM {vm} is running and its monitoring probe reports"),
+        );
+    } else {
+        b.cond(Wanted::new(
+            condition::USAGE_DETECTED,
+            false,
+            "NoUsageYet",
+            "no VM has run with its monitoring probe reporting yet",
+        ));
+    }
+}
+
+/// Extensions have no trial: they are delivered (and billed) once in place.
+fn extensions(b: &mut Builder<'_, '_>, complete: bool) {
+    if !complete || b.plan.status.delivered_at.is_none() {
+        return;
+    }
+    for request in &b.input.spec.extensions {
+        if b.plan
+            .status
+            .extension_deliveries
+            .iter()
+            .any(|e| e.request == request.as_str())
+        {
+            continue;
+        }
+        b.plan.status.extension_deliveries.push(ExtensionDelivery {
+            request: request.to_string(),
+            delivered_at: Time(b.input.now),
+        });
+        b.plan.events.push(Note {
+            warning: false,
+            reason: "ExtensionDelivered",
+            message: format!("the resources of extension {request} are in place; billed from now"),
+        });
+    }
+}
+
+fn release_step(b: &mut Builder<'_, '_>, namespace: &str) {
+    let input = b.input;
+    b.plan.releasing = true;
+    let starting = !matches!(
+        b.plan.status.phase,
+        Some(TenancyPhase::Terminating | TenancyPhase::Reclaimed)
+    );
+    if starting {
+        let (reason, why) = match input.spec.retirement.as_ref().map(|r| r.reason) {
+            Some(RetirementReason::EmergencyRejected) => (
+                "EmergencyRejected",
+                "the application opened in an emergency was rejected",
+            ),
+            Some(RetirementReason::Deregistered) => (
+                "Deregistered",
+                "deregistered after rectification failed (Art. 20)",
+            ),
+            _ => ("Terminating", "termination approved (Art. 19)"),
+        };
+        b.enter(
+            TenancyPhase::Terminating,
+            reason,
+            format!("{why}: stopping VMs, wiping and deleting every volume, then the namespace"),
+        );
+    }
+    let Some(seen) = &input.observed.release else {
+        // Gathered on the next reconcile.
+        b.wake_at(input.now);
+        return;
+    };
+    // The operator's own VMs are re-applied halted, whole.
+    let tenancy = provisioning::Tenancy {
+        unit_namespace: input.unit_namespace,
+        name: input.name,
+        spec: input.spec,
+        unit_group: input.unit_group,
+        namespace_uid: input.observed.namespace_uid.as_deref(),
+        procured: true,
+        halted: true,
+    };
+    if seen.exists && !seen.terminating {
+        for d in provisioning::desired(&tenancy, input.provisioning)
+            .into_iter()
+            .filter(|d| d.kind == "VirtualMachine")
+        {
+            let vm = seen.vms.iter().find(|v| v.name == d.name && v.ours);
+            let current = input
+                .observed
+                .lookup
+                .object(d.kind, &d.name)
+                .is_some_and(|s| s.hash.as_deref() == Some(d.hash.as_str()));
+            if vm.is_some_and(|v| !v.halted) || (vm.is_some() && !current) {
+                b.plan.apply.push(d);
+            }
+        }
+    }
+    let steps = release::plan(
+        namespace,
+        input.name,
+        seen,
+        &input.status.wipe_records,
+        input.wipe,
+        input.now,
+    );
+    b.plan.apply.extend(steps.apply);
+    b.plan.delete.extend(steps.delete);
+    for record in steps.records {
+        let ok = record.result == crate::api::tenancy::WipeResult::Succeeded;
+        let message = match &record.message {
+            Some(m) => format!(
+                "{} {} ({} GiB): {}",
+                record.kind, record.name, record.size_gib, m
+            ),
+            None => format!(
+                "{} {} ({} GiB) wiped by {:?}",
+                record.kind, record.name, record.size_gib, record.method
+            ),
+        };
+        b.event(!ok, if ok { "VolumeWiped" } else { "WipeFailed" }, message);
+        b.plan.status.wipe_records.push(record);
+    }
+    if steps.failed.is_empty() {
+        conditions::remove(&mut b.plan.status.conditions, condition::WIPE_FAILED);
+    } else {
+        b.cond(Wanted::new(
+            condition::WIPE_FAILED,
+            true,
+            "WipeJobFailed",
+            format!(
+                "wiping failed for {}; those volumes are kept. Delete the failed Job to try again",
+                steps.failed.join(", ")
+            ),
+        ));
+    }
+    match steps.waiting {
+        Some(waiting) => {
+            b.cond(Wanted::new(
+                condition::RELEASED,
+                false,
+                "Releasing",
+                waiting,
+            ));
+        }
+        None => {
+            b.plan.status.retired_at = Some(Time(input.now));
+            b.plan.status.inventory.clear();
+            b.cond(Wanted::new(
+                condition::RELEASED,
+                true,
+                "Released",
+                format!(
+                    "every resource released; {} volumes wiped",
+                    b.plan
+                        .status
+                        .wipe_records
+                        .iter()
+                        .filter(|r| r.result == crate::api::tenancy::WipeResult::Succeeded)
+                        .count()
+                ),
+            ));
+            b.cond(Wanted::new(
+                condition::READY,
+                false,
+                "Released",
+                "the tenancy holds no resources",
+            ));
+            if b.plan.status.phase == Some(TenancyPhase::Terminating) {
+                b.enter(
+                    TenancyPhase::Retired,
+                    "Retired",
+                    "every resource released and wiped".into(),
+                );
+            } else {
+                b.event(
+                    false,
+                    "Released",
+                    "every resource of the reclaimed tenancy released and wiped",
+                );
+            }
+        }
+    }
+}
+
+/// Whether two statuses say the same thing (condition times aside).
+pub fn same_status(a: &TenancyStatus, b: &TenancyStatus) -> bool {
+    conditions::same(&a.conditions, &b.conditions) && {
+        let mut a = a.clone();
+        let mut b = b.clone();
+        a.conditions.clear();
+        b.conditions.clear();
+        a == b
+    }
+}

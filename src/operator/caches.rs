@@ -1,0 +1,383 @@
+//! One watch per kind the operator reads, each feeding a cache and waking the
+//! controllers an object concerns. Objects the operator creates are watched by
+//! label; those it only needs to know exist (limit ranges, network policies,
+//! role bindings, PVCs, namespaces) are watched metadata-only.
+
+use std::fmt::Debug;
+use std::future::Future;
+
+use futures::{FutureExt, Stream, StreamExt};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{LimitRange, Namespace, PersistentVolumeClaim, ResourceQuota};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+use kube::core::{DeserializeGuard, PartialObjectMeta};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::api::{CloudResourceRequest, Tenancy, WorkCalendar, keys};
+use crate::provisioning::{MANAGER, TENANCY_REF};
+
+pub type Guarded<K> = DeserializeGuard<K>;
+pub type RequestRef = ObjectRef<Guarded<CloudResourceRequest>>;
+pub type TenancyRef = ObjectRef<Guarded<Tenancy>>;
+pub type UnitRef = ObjectRef<PartialObjectMeta<Namespace>>;
+
+pub fn virtual_machines() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("kubevirt.io", "v1", "VirtualMachine"),
+        "virtualmachines",
+    )
+}
+
+pub fn virtual_machine_instances() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("kubevirt.io", "v1", "VirtualMachineInstance"),
+        "virtualmachineinstances",
+    )
+}
+
+/// Everything the controllers read, kept current by watches.
+#[derive(Clone)]
+pub struct Caches {
+    pub requests: Store<Guarded<CloudResourceRequest>>,
+    pub tenancies: Store<Guarded<Tenancy>>,
+    pub calendars: Store<WorkCalendar>,
+    /// Unit namespaces (labelled `govcloud.dev/unit`).
+    pub units: Store<PartialObjectMeta<Namespace>>,
+    /// Tenancy namespaces (labelled as managed by the operator).
+    pub namespaces: Store<PartialObjectMeta<Namespace>>,
+    pub quotas: Store<ResourceQuota>,
+    pub limit_ranges: Store<PartialObjectMeta<LimitRange>>,
+    pub network_policies: Store<PartialObjectMeta<NetworkPolicy>>,
+    pub role_bindings: Store<PartialObjectMeta<RoleBinding>>,
+    pub pvcs: Store<PartialObjectMeta<PersistentVolumeClaim>>,
+    pub vms: Store<DynamicObject>,
+    pub vmis: Store<DynamicObject>,
+    pub jobs: Store<Job>,
+}
+
+/// Where an object of a tenancy namespace points: its tenancy.
+fn tenancy_of(
+    meta: &kube::api::ObjectMeta,
+    namespaces: &Store<PartialObjectMeta<Namespace>>,
+) -> Option<TenancyRef> {
+    let reference = meta
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(TENANCY_REF))
+        .cloned()
+        .or_else(|| {
+            let ns = namespaces.get(&ObjectRef::new(meta.namespace.as_deref()?))?;
+            ns.annotations().get(TENANCY_REF).cloned()
+        })?;
+    let (ns, name) = reference.split_once('/')?;
+    Some(ObjectRef::new(name).within(ns))
+}
+
+fn managed() -> watcher::Config {
+    watcher::Config::default().labels(&format!("{}={MANAGER}", keys::MANAGED_BY))
+}
+
+/// Drives a watch into a cache, calling `wake` with every object touched.
+/// A metadata-only watch is an `Api<PartialObjectMeta<K>>`.
+fn full<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    writer: reflector::store::Writer<K>,
+    wake: impl Fn(&K) + Send + 'static,
+) -> impl Future<Output = ()> + Send
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    let kind = std::any::type_name::<K>()
+        .rsplit("::")
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    drive(
+        kind,
+        watcher(api, config)
+            .default_backoff()
+            .reflect(writer)
+            .touched_objects(),
+        wake,
+    )
+}
+
+fn meta<K>(
+    client: Client,
+    config: watcher::Config,
+    writer: reflector::store::Writer<PartialObjectMeta<K>>,
+    wake: impl Fn(&PartialObjectMeta<K>) + Send + 'static,
+) -> impl Future<Output = ()> + Send
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone + Default,
+{
+    full(
+        Api::<PartialObjectMeta<K>>::all(client),
+        config,
+        writer,
+        wake,
+    )
+}
+
+async fn drive<K>(
+    kind: String,
+    stream: impl Stream<Item = Result<K, watcher::Error>> + Send,
+    wake: impl Fn(&K),
+) {
+    futures::pin_mut!(stream);
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(obj) => wake(&obj),
+            Err(e) => tracing::warn!(kind = %kind, error = %e, "watch error; retrying"),
+        }
+    }
+}
+
+impl Caches {
+    /// Starts every watch. The returned future drives them; the caches fill as
+    /// it runs.
+    pub fn start(
+        client: Client,
+        requests_tx: UnboundedSender<RequestRef>,
+        tenancies_tx: UnboundedSender<TenancyRef>,
+        units_tx: UnboundedSender<UnitRef>,
+    ) -> (Self, impl Future<Output = ()> + Send) {
+        let (requests, requests_w) = reflector::store();
+        let (tenancies, tenancies_w) = reflector::store();
+        let (calendars, calendars_w) = reflector::store();
+        let (units, units_w) = reflector::store();
+        let (namespaces, namespaces_w) = reflector::store();
+        let (quotas, quotas_w) = reflector::store();
+        let (limit_ranges, limit_ranges_w) = reflector::store();
+        let (network_policies, network_policies_w) = reflector::store();
+        let (role_bindings, role_bindings_w) = reflector::store();
+        let (pvcs, pvcs_w) = reflector::store();
+        let vm_ar = virtual_machines();
+        let vmi_ar = virtual_machine_instances();
+        let vms_w = reflector::store::Writer::new(vm_ar.clone());
+        let vms = vms_w.as_reader();
+        let vmis_w = reflector::store::Writer::new(vmi_ar.clone());
+        let vmis = vmis_w.as_reader();
+        let (jobs, jobs_w) = reflector::store();
+        let caches = Self {
+            requests,
+            tenancies: tenancies.clone(),
+            calendars,
+            units,
+            namespaces: namespaces.clone(),
+            quotas,
+            limit_ranges,
+            network_policies,
+            role_bindings,
+            pvcs,
+            vms,
+            vmis,
+            jobs,
+        };
+
+        let wake_owner = {
+            let tx = tenancies_tx.clone();
+            let namespaces = namespaces.clone();
+            move |meta: &kube::api::ObjectMeta| {
+                if let Some(r) = tenancy_of(meta, &namespaces) {
+                    let _ = tx.send(r);
+                }
+            }
+        };
+        let c = client;
+        let mut tasks: Vec<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>> = Vec::new();
+
+        {
+            let tx = requests_tx.clone();
+            tasks.push(
+                full(
+                    Api::<Guarded<CloudResourceRequest>>::all(c.clone()),
+                    watcher::Config::default(),
+                    requests_w,
+                    move |o| {
+                        let _ = tx.send(ObjectRef::from_obj(o));
+                    },
+                )
+                .boxed(),
+            );
+        }
+        {
+            let (ttx, rtx) = (tenancies_tx.clone(), requests_tx.clone());
+            tasks.push(
+                full(
+                    Api::<Guarded<Tenancy>>::all(c.clone()),
+                    watcher::Config::default(),
+                    tenancies_w,
+                    move |o| {
+                        let _ = ttx.send(ObjectRef::from_obj(o));
+                        // The request that created it (its status names the tenancy).
+                        let name = match &o.0 {
+                            Ok(t) => t.spec.request.to_string(),
+                            Err(_) => o.name_any(),
+                        };
+                        let mut r = ObjectRef::new(&name);
+                        if let Some(ns) = o.namespace() {
+                            r = r.within(&ns);
+                        }
+                        let _ = rtx.send(r);
+                    },
+                )
+                .boxed(),
+            );
+        }
+        tasks.push(
+            full(
+                Api::<WorkCalendar>::all(c.clone()),
+                watcher::Config::default(),
+                calendars_w,
+                |_| {},
+            )
+            .boxed(),
+        );
+        {
+            let (utx, ttx, tenancies) = (units_tx.clone(), tenancies_tx.clone(), tenancies.clone());
+            tasks.push(
+                meta::<Namespace>(
+                    c.clone(),
+                    watcher::Config::default().labels(keys::UNIT),
+                    units_w,
+                    move |ns| {
+                        let _ = utx.send(ObjectRef::from_obj(ns));
+                        // Its tenancies (the unit's group binds in each).
+                        let name = ns.name_any();
+                        for t in tenancies.state() {
+                            if t.namespace().as_deref() == Some(name.as_str()) {
+                                let _ = ttx.send(ObjectRef::from_obj(&*t));
+                            }
+                        }
+                    },
+                )
+                .boxed(),
+            );
+        }
+        {
+            let w = wake_owner.clone();
+            tasks.push(
+                meta::<Namespace>(c.clone(), managed(), namespaces_w, move |o| w(&o.metadata))
+                    .boxed(),
+            );
+        }
+        {
+            let w = wake_owner.clone();
+            tasks.push(
+                full(
+                    Api::<ResourceQuota>::all(c.clone()),
+                    managed(),
+                    quotas_w,
+                    move |o| w(&o.metadata),
+                )
+                .boxed(),
+            );
+        }
+        {
+            let w = wake_owner.clone();
+            tasks.push(
+                meta::<LimitRange>(
+                    c.clone(),
+                    managed(),
+                    limit_ranges_w,
+                    move |o| w(&o.metadata),
+                )
+                .boxed(),
+            );
+        }
+        {
+            let w = wake_owner.clone();
+            tasks.push(
+                meta::<NetworkPolicy>(c.clone(), managed(), network_policies_w, move |o| {
+                    w(&o.metadata)
+                })
+                .boxed(),
+            );
+        }
+        {
+            let w = wake_owner.clone();
+            tasks.push(
+                meta::<RoleBinding>(c.clone(), managed(), role_bindings_w, move |o| {
+                    w(&o.metadata)
+                })
+                .boxed(),
+            );
+        }
+        {
+            let w = wake_owner.clone();
+            tasks.push(
+                meta::<PersistentVolumeClaim>(
+                    c.clone(),
+                    managed(),
+                    pvcs_w,
+                    move |o| w(&o.metadata),
+                )
+                .boxed(),
+            );
+        }
+        {
+            let w = wake_owner.clone();
+            tasks.push(
+                full(
+                    Api::<DynamicObject>::all_with(c.clone(), &vm_ar),
+                    managed(),
+                    vms_w,
+                    move |o| w(&o.metadata),
+                )
+                .boxed(),
+            );
+        }
+        {
+            let w = wake_owner.clone();
+            // Instances carry the template's labels, the tenancy's among them.
+            tasks.push(
+                full(
+                    Api::<DynamicObject>::all_with(c.clone(), &vmi_ar),
+                    watcher::Config::default().labels(keys::TENANCY),
+                    vmis_w,
+                    move |o| w(&o.metadata),
+                )
+                .boxed(),
+            );
+        }
+        {
+            let w = wake_owner;
+            tasks.push(
+                full(Api::<Job>::all(c.clone()), managed(), jobs_w, move |o| {
+                    w(&o.metadata)
+                })
+                .boxed(),
+            );
+        }
+        let all = futures::future::join_all(tasks).map(|_| ());
+        (caches, all)
+    }
+
+    pub async fn wait_until_ready(&self) {
+        let _ = futures::join!(
+            self.requests.wait_until_ready(),
+            self.tenancies.wait_until_ready(),
+            self.calendars.wait_until_ready(),
+            self.units.wait_until_ready(),
+            self.namespaces.wait_until_ready(),
+            self.quotas.wait_until_ready(),
+            self.limit_ranges.wait_until_ready(),
+            self.network_policies.wait_until_ready(),
+            self.role_bindings.wait_until_ready(),
+            self.pvcs.wait_until_ready(),
+            self.vms.wait_until_ready(),
+            self.vmis.wait_until_ready(),
+            self.jobs.wait_until_ready(),
+        );
+    }
+}

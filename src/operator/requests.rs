@@ -1,0 +1,275 @@
+//! The CloudResourceRequest controller: reads the request, its unit and its
+//! tenancies from the caches, asks the review planner, and carries out the
+//! plan: tenancy orders first, then the status, then events.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, ResourceExt};
+use serde_json::json;
+use tracing::{debug, info};
+
+use super::caches::{Guarded, RequestRef};
+use super::{Context, Error, MANAGER, requeue_at};
+use crate::api::tenancy::{Retirement, RetirementReason};
+use crate::api::{CloudResourceRequest, Tenancy, TenancySpec, keys};
+use crate::calendar::Calendar;
+use crate::review::{self, Order};
+
+pub fn controller(
+    ctx: Arc<Context>,
+    triggers: impl Stream<Item = RequestRef> + Send + 'static,
+    clock_moves: impl Stream<Item = ()> + Send + 'static,
+    stop: impl Future<Output = ()> + Send + Sync + 'static,
+) -> impl Future<Output = ()> {
+    Controller::for_stream(futures::stream::pending(), ctx.caches.requests.clone())
+        .reconcile_on(triggers)
+        .reconcile_all_on(clock_moves)
+        .graceful_shutdown_on(stop)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                debug!(error = %e, "request reconcile");
+            }
+        })
+}
+
+fn error_policy(obj: Arc<Guarded<CloudResourceRequest>>, error: &Error, _: Arc<Context>) -> Action {
+    tracing::warn!(request = %obj.name_any(), category = error.category(), error = %error, "reconcile failed");
+    error.action()
+}
+
+/// The calendar from the WorkCalendars in the cache.
+pub fn calendar(ctx: &Context) -> Calendar {
+    let specs: Vec<_> = ctx
+        .caches
+        .calendars
+        .state()
+        .iter()
+        .map(|c| c.spec.clone())
+        .collect();
+    match Calendar::from_specs(&specs) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "conflicting WorkCalendars; using those that agree");
+            let mut c = Calendar::new();
+            for s in &specs {
+                let _ = c.add_year(
+                    s.year,
+                    s.holidays.iter().map(|d| d.date),
+                    s.working_days.iter().map(|d| d.date),
+                );
+            }
+            c
+        }
+    }
+}
+
+fn unit(ctx: &Context, namespace: &str) -> review::Unit {
+    let Some(ns) = ctx.caches.units.get(&ObjectRef::new(namespace)) else {
+        return review::Unit::default();
+    };
+    let labels = ns.labels();
+    let annotations = ns.annotations();
+    let suspended = (labels.get(keys::SUSPENDED).map(String::as_str) == Some("true")).then(|| {
+        let since = annotations
+            .get(keys::SUSPENDED_AT)
+            .cloned()
+            .unwrap_or_default();
+        let why = annotations
+            .get(keys::SUSPENDED_REASON)
+            .cloned()
+            .unwrap_or_default();
+        format!("since {since}: {why}")
+    });
+    review::Unit {
+        id: labels.get(keys::UNIT).cloned(),
+        suspended,
+    }
+}
+
+fn tenancy(ctx: &Context, namespace: &str, name: &str) -> Option<Arc<Guarded<Tenancy>>> {
+    ctx.caches
+        .tenancies
+        .get(&ObjectRef::new(name).within(namespace))
+}
+
+async fn reconcile(
+    obj: Arc<Guarded<CloudResourceRequest>>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let request = match &obj.0 {
+        Ok(r) => r,
+        Err(invalid) => {
+            return Err(Error::Invalid(format!(
+                "{}: cannot be read: {}",
+                invalid.metadata.name.clone().unwrap_or_default(),
+                invalid.error
+            )));
+        }
+    };
+    let ns = request.namespace().unwrap_or_default();
+    let name = request.name_any();
+    let now = ctx.clock.now();
+    let unit = unit(&ctx, &ns);
+    let target = request
+        .spec
+        .extends
+        .as_ref()
+        .and_then(|t| tenancy(&ctx, &ns, t.as_str()));
+    let target = target.as_ref().and_then(|t| t.0.as_ref().ok());
+    let own = tenancy(&ctx, &ns, &name);
+    let own = own.as_ref().and_then(|t| t.0.as_ref().ok());
+    let status = request.status.clone().unwrap_or_default();
+    let calendar = calendar(&ctx);
+    let annotations: BTreeMap<String, String> = request.annotations().clone();
+    let input = review::Input {
+        name: &name,
+        generation: request.metadata.generation.unwrap_or_default(),
+        spec: &request.spec,
+        status: &status,
+        annotations: &annotations,
+        unit: &unit,
+        target: target.map(|t| review::Target {
+            spec: &t.spec,
+            phase: t.status.as_ref().and_then(|s| s.phase),
+        }),
+        own_tenancy: own.map(|t| &t.spec),
+        calendar: &calendar,
+        now,
+    };
+    let plan = review::plan(&input);
+
+    for order in &plan.orders {
+        execute(&ctx, request, &ns, order, now).await?;
+    }
+    if !review::same_status(&status, &plan.status) {
+        let api: Api<CloudResourceRequest> = Api::namespaced(ctx.client.clone(), &ns);
+        let patch = json!({
+            "apiVersion": "govcloud.dev/v1alpha1",
+            "kind": "CloudResourceRequest",
+            "status": plan.status,
+        });
+        api.patch_status(
+            &name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+        info!(request = %format!("{ns}/{name}"), phase = ?plan.status.phase, "status updated");
+    }
+    ctx.publish(request, &plan.events).await;
+    let action = requeue_at(&ctx.clock, plan.requeue_at);
+    // Extension requests waiting for their tenancy look again now and then.
+    if plan
+        .status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == review::condition::ACCEPTED && c.status == "False")
+    {
+        return Ok(Action::requeue(std::time::Duration::from_secs(30)));
+    }
+    Ok(action)
+}
+
+fn tenancy_object(ns: &str, name: &str, spec: &TenancySpec) -> serde_json::Value {
+    json!({
+        "apiVersion": "govcloud.dev/v1alpha1",
+        "kind": "Tenancy",
+        "metadata": {
+            "name": name,
+            "namespace": ns,
+            "labels": {
+                keys::MANAGED_BY: MANAGER,
+                "govcloud.dev/request": name,
+            },
+        },
+        "spec": spec,
+    })
+}
+
+async fn execute(
+    ctx: &Context,
+    request: &CloudResourceRequest,
+    ns: &str,
+    order: &Order,
+    now: jiff::Timestamp,
+) -> Result<(), Error> {
+    let api: Api<Tenancy> = Api::namespaced(ctx.client.clone(), ns);
+    match order {
+        Order::Provision(spec) => {
+            let name = spec.request.to_string();
+            api.patch(
+                &name,
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&tenancy_object(ns, &name, spec)),
+            )
+            .await?;
+            info!(tenancy = %format!("{ns}/{name}"), "tenancy provisioned from the approved request");
+        }
+        Order::Extend {
+            tenancy,
+            request: req,
+            ..
+        } => {
+            let mut current = api.get(tenancy).await?;
+            if current.spec.extensions.iter().any(|e| e.as_str() == req) {
+                return Ok(());
+            }
+            current.spec =
+                review::extend(&current.spec, req, &request.spec).map_err(Error::Invalid)?;
+            // The resourceVersion read above guards against concurrent changes.
+            api.replace(
+                tenancy,
+                &PostParams {
+                    field_manager: Some(MANAGER.into()),
+                    ..Default::default()
+                },
+                &current,
+            )
+            .await?;
+            info!(tenancy = %format!("{ns}/{tenancy}"), extension = %req, "tenancy extended");
+        }
+        Order::Regularize { tenancy, .. } => {
+            let current = api.get(tenancy).await?;
+            if current.spec.emergency.is_some() {
+                api.patch(
+                    tenancy,
+                    &PatchParams {
+                        field_manager: Some(MANAGER.into()),
+                        ..Default::default()
+                    },
+                    &Patch::Merge(json!({ "spec": { "emergency": null } })),
+                )
+                .await?;
+            }
+        }
+        Order::Retire { tenancy } => {
+            let current = api.get(tenancy).await?;
+            if current.spec.retirement.is_none() {
+                let retirement = Retirement {
+                    reason: RetirementReason::EmergencyRejected,
+                    reference: format!("CloudResourceRequest/{}", request.name_any()),
+                    decided_at: Time(now),
+                    effective_at: None,
+                };
+                api.patch(
+                    tenancy,
+                    &PatchParams {
+                        field_manager: Some(MANAGER.into()),
+                        ..Default::default()
+                    },
+                    &Patch::Merge(json!({ "spec": { "retirement": retirement } })),
+                )
+                .await?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,386 @@
+//! The Tenancy controller: observes the tenancy's objects through the caches
+//! (and, while releasing, everything in its namespace through the API), asks
+//! the lifecycle planner, and applies the plan in a crash-safe order: the
+//! unit's suspension, the objects, the status (wipe records included), and
+//! only then deletions.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use jiff::Timestamp;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim};
+use kube::api::{
+    ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
+};
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, ResourceExt};
+use serde_json::{Value, json};
+use tracing::{debug, info};
+
+use super::caches::{Guarded, TenancyRef, virtual_machine_instances, virtual_machines};
+use super::{Context, Error, MANAGER, requeue_at};
+use crate::api::{Tenancy, keys};
+use crate::lifecycle::{self, Instance, Lookup, Observed, Seen};
+use crate::provisioning::{self, Desired, SPEC_HASH};
+use crate::release::{self, Deletion, JobOutcome, WIPE_OF};
+
+pub fn controller(
+    ctx: Arc<Context>,
+    triggers: impl Stream<Item = TenancyRef> + Send + 'static,
+    clock_moves: impl Stream<Item = ()> + Send + 'static,
+    stop: impl Future<Output = ()> + Send + Sync + 'static,
+) -> impl Future<Output = ()> {
+    Controller::for_stream(futures::stream::pending(), ctx.caches.tenancies.clone())
+        .reconcile_on(triggers)
+        .reconcile_all_on(clock_moves)
+        .graceful_shutdown_on(stop)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                debug!(error = %e, "tenancy reconcile");
+            }
+        })
+}
+
+fn error_policy(obj: Arc<Guarded<Tenancy>>, error: &Error, _: Arc<Context>) -> Action {
+    tracing::warn!(tenancy = %obj.name_any(), category = error.category(), error = %error, "reconcile failed");
+    error.action()
+}
+
+fn hash_of(meta: &kube::api::ObjectMeta) -> Option<String> {
+    meta.annotations
+        .as_ref()
+        .and_then(|a| a.get(SPEC_HASH))
+        .cloned()
+}
+
+fn parse_time(v: &Value) -> Option<Timestamp> {
+    v.as_str().and_then(|s| s.parse().ok())
+}
+
+/// Reads the caches for the planner.
+struct CacheLookup<'a> {
+    ctx: &'a Context,
+    ns: &'a str,
+}
+
+impl Lookup for CacheLookup<'_> {
+    fn object(&self, kind: &str, name: &str) -> Option<Seen> {
+        let c = &self.ctx.caches;
+        fn r<K: kube::Resource<DynamicType = ()>>(n: &str, ns: &str) -> ObjectRef<K> {
+            ObjectRef::new(n).within(ns)
+        }
+        fn meta_seen<K>(o: Option<Arc<PartialObjectMeta<K>>>) -> Option<Seen> {
+            o.map(|o| Seen {
+                hash: hash_of(&o.metadata),
+                ready: o.metadata.deletion_timestamp.is_none(),
+            })
+        }
+        match kind {
+            "Namespace" => meta_seen(c.namespaces.get(&ObjectRef::new(name))),
+            "LimitRange" => meta_seen(c.limit_ranges.get(&r(name, self.ns))),
+            "NetworkPolicy" => meta_seen(c.network_policies.get(&r(name, self.ns))),
+            "RoleBinding" => meta_seen(c.role_bindings.get(&r(name, self.ns))),
+            "PersistentVolumeClaim" => meta_seen(c.pvcs.get(&r(name, self.ns))),
+            "ResourceQuota" => c.quotas.get(&r(name, self.ns)).map(|q| Seen {
+                hash: hash_of(&q.metadata),
+                // The quota controller has taken it up when status mirrors spec.
+                ready: q.spec.as_ref().and_then(|s| s.hard.as_ref())
+                    == q.status.as_ref().and_then(|s| s.hard.as_ref()),
+            }),
+            "VirtualMachine" => c
+                .vms
+                .get(&ObjectRef::new_with(name, virtual_machines()).within(self.ns))
+                .map(|vm| Seen {
+                    hash: hash_of(&vm.metadata),
+                    // KubeVirt has created the VM.
+                    ready: vm.data["status"]["created"] == json!(true),
+                }),
+            "Job" => c.jobs.get(&r(name, self.ns)).map(|j| Seen {
+                hash: hash_of(&j.metadata),
+                ready: true,
+            }),
+            _ => None,
+        }
+    }
+
+    fn instance(&self, vm: &str) -> Option<Instance> {
+        let vmi = self
+            .ctx
+            .caches
+            .vmis
+            .get(&ObjectRef::new_with(vm, virtual_machine_instances()).within(self.ns))?;
+        let status = &vmi.data["status"];
+        let created = vmi.metadata.creation_timestamp.as_ref().map(|t| t.0);
+        let running_since = (status["phase"] == "Running").then(|| {
+            status["phaseTransitionTimestamps"]
+                .as_array()
+                .and_then(|ts| ts.iter().find(|t| t["phase"] == "Running"))
+                .and_then(|t| parse_time(&t["phaseTransitionTimestamp"]))
+                .or(created)
+        });
+        let agent_since = status["conditions"].as_array().and_then(|cs| {
+            cs.iter()
+                .find(|c| c["type"] == "AgentConnected" && c["status"] == "True")
+                .map(|c| {
+                    parse_time(&c["lastTransitionTime"])
+                        .or(parse_time(&c["lastProbeTime"]))
+                        .or(created)
+                })
+        });
+        Some(Instance {
+            name: vm.to_owned(),
+            running_since: running_since.flatten(),
+            agent_since: agent_since.flatten(),
+        })
+    }
+}
+
+/// Everything in the namespace, from the API: what a release must see,
+/// including what the unit created itself.
+async fn gather(
+    ctx: &Context,
+    ns: &str,
+    meta: Option<&PartialObjectMeta<Namespace>>,
+) -> Result<release::Namespace, Error> {
+    let Some(meta) = meta else {
+        return Ok(release::Namespace::default());
+    };
+    let c = ctx.client.clone();
+    let lp = ListParams::default();
+    let vms = Api::<DynamicObject>::namespaced_with(c.clone(), ns, &virtual_machines())
+        .list(&lp)
+        .await?;
+    let vmis = Api::<DynamicObject>::namespaced_with(c.clone(), ns, &virtual_machine_instances())
+        .list(&lp)
+        .await?;
+    let pvcs = Api::<PersistentVolumeClaim>::namespaced(c.clone(), ns)
+        .list(&lp)
+        .await?;
+    let jobs = Api::<Job>::namespaced(c, ns).list(&lp).await?;
+    Ok(release::Namespace {
+        exists: true,
+        terminating: meta.metadata.deletion_timestamp.is_some(),
+        vms: vms
+            .items
+            .iter()
+            .map(|vm| release::Vm {
+                name: vm.name_any(),
+                halted: vm.data["spec"]["runStrategy"] == "Halted"
+                    || vm.data["spec"]["running"] == json!(false),
+                ours: vm.labels().get(keys::MANAGED_BY).map(String::as_str) == Some(MANAGER),
+            })
+            .collect(),
+        instances: vmis.items.iter().map(|i| i.name_any()).collect(),
+        pvcs: pvcs
+            .items
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .map(|p| {
+                let spec = p.spec.clone().unwrap_or_default();
+                let size = spec
+                    .resources
+                    .and_then(|r| r.requests)
+                    .and_then(|r| r.get("storage").cloned())
+                    .and_then(|q| release::quantity_gib(&q.0))
+                    .unwrap_or(0);
+                release::Pvc {
+                    name: p.name_any(),
+                    size_gib: size,
+                    block: spec.volume_mode.as_deref() == Some("Block"),
+                }
+            })
+            .collect(),
+        jobs: jobs
+            .items
+            .iter()
+            .filter_map(|j| {
+                let pvc = j.annotations().get(WIPE_OF)?.clone();
+                let conditions = j
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.clone())
+                    .unwrap_or_default();
+                let is = |t: &str| {
+                    conditions
+                        .iter()
+                        .any(|c| c.type_ == t && c.status == "True")
+                };
+                let outcome = if is("Complete") || is("SuccessCriteriaMet") {
+                    JobOutcome::Succeeded
+                } else if is("Failed") || is("FailureTarget") {
+                    JobOutcome::Failed
+                } else {
+                    JobOutcome::Running
+                };
+                Some(release::Job {
+                    name: j.name_any(),
+                    pvc,
+                    outcome,
+                })
+            })
+            .collect(),
+    })
+}
+
+fn plural(kind: &str) -> String {
+    match kind {
+        "NetworkPolicy" => "networkpolicies".into(),
+        k => format!("{}s", k.to_lowercase()),
+    }
+}
+
+fn resource(api_version: &str, kind: &str) -> ApiResource {
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), &plural(kind))
+}
+
+async fn apply(ctx: &Context, d: &Desired) -> Result<(), Error> {
+    let ar = resource(d.api_version, d.kind);
+    let api: Api<DynamicObject> = match &d.namespace {
+        Some(ns) => Api::namespaced_with(ctx.client.clone(), ns, &ar),
+        None => Api::all_with(ctx.client.clone(), &ar),
+    };
+    api.patch(
+        &d.name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&d.object),
+    )
+    .await?;
+    debug!(kind = d.kind, name = %d.name, "applied");
+    Ok(())
+}
+
+async fn delete(ctx: &Context, d: &Deletion) -> Result<(), Error> {
+    let ar = resource(d.api_version, d.kind);
+    let api: Api<DynamicObject> = match &d.namespace {
+        Some(ns) => Api::namespaced_with(ctx.client.clone(), ns, &ar),
+        None => Api::all_with(ctx.client.clone(), &ar),
+    };
+    match api.delete(&d.name, &DeleteParams::background()).await {
+        Ok(_) => {
+            info!(kind = d.kind, name = %d.name, "deleted");
+            Ok(())
+        }
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn suspend_unit(
+    ctx: &Context,
+    unit_ns: &str,
+    reason: &str,
+    now: Timestamp,
+) -> Result<(), Error> {
+    let api: Api<Namespace> = Api::all(ctx.client.clone());
+    let patch = json!({
+        "metadata": {
+            "labels": { keys::SUSPENDED: "true" },
+            "annotations": {
+                keys::SUSPENDED_REASON: reason,
+                keys::SUSPENDED_AT: now.to_string(),
+                keys::SUSPENSION_LIFTED: null,
+            },
+        },
+    });
+    api.patch(
+        unit_ns,
+        &PatchParams {
+            field_manager: Some(MANAGER.into()),
+            ..Default::default()
+        },
+        &Patch::Merge(&patch),
+    )
+    .await?;
+    info!(unit = %unit_ns, reason, "unit applications suspended");
+    Ok(())
+}
+
+async fn reconcile(obj: Arc<Guarded<Tenancy>>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let tenancy = match &obj.0 {
+        Ok(t) => t,
+        Err(invalid) => {
+            return Err(Error::Invalid(format!(
+                "{}: cannot be read: {}",
+                invalid.metadata.name.clone().unwrap_or_default(),
+                invalid.error
+            )));
+        }
+    };
+    let unit_ns = tenancy.namespace().unwrap_or_default();
+    let name = tenancy.name_any();
+    let now = ctx.clock.now();
+    let status = tenancy.status.clone().unwrap_or_default();
+    let ns = provisioning::namespace_name(&tenancy.spec.unit, &name);
+    let ns_meta = ctx.caches.namespaces.get(&ObjectRef::new(&ns));
+    let unit = ctx.caches.units.get(&ObjectRef::new(&unit_ns));
+    let unit_group = unit
+        .as_ref()
+        .and_then(|u| u.annotations().get(keys::UNIT_GROUP).cloned());
+    let release =
+        if lifecycle::releasing(&tenancy.spec, &status, now) && status.retired_at.is_none() {
+            Some(gather(&ctx, &ns, ns_meta.as_deref()).await?)
+        } else {
+            None
+        };
+    let lookup = CacheLookup { ctx: &ctx, ns: &ns };
+    let observed = Observed {
+        namespace_uid: ns_meta
+            .as_ref()
+            .filter(|m| m.metadata.deletion_timestamp.is_none())
+            .and_then(|m| m.uid()),
+        lookup: &lookup,
+        release,
+    };
+    let input = lifecycle::Input {
+        unit_namespace: &unit_ns,
+        name: &name,
+        generation: tenancy.metadata.generation.unwrap_or_default(),
+        spec: &tenancy.spec,
+        status: &status,
+        annotations: tenancy.annotations(),
+        unit_group: unit_group.as_deref(),
+        observed: &observed,
+        provisioning: &ctx.config.provisioning,
+        wipe: &ctx.config.wipe,
+        now,
+    };
+    let plan = lifecycle::plan(&input);
+
+    if let Some(reason) = &plan.suspend_unit {
+        suspend_unit(&ctx, &unit_ns, reason, now).await?;
+    }
+    for d in &plan.apply {
+        apply(&ctx, d).await?;
+    }
+    if !lifecycle::same_status(&status, &plan.status) {
+        let api: Api<Tenancy> = Api::namespaced(ctx.client.clone(), &unit_ns);
+        let patch = json!({
+            "apiVersion": "govcloud.dev/v1alpha1",
+            "kind": "Tenancy",
+            "status": plan.status,
+        });
+        api.patch_status(
+            &name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+        info!(tenancy = %format!("{unit_ns}/{name}"), phase = ?plan.status.phase, "status updated");
+    }
+    for d in &plan.delete {
+        delete(&ctx, d).await?;
+    }
+    ctx.publish(tenancy, &plan.events).await;
+    if plan.releasing && plan.status.retired_at.is_none() {
+        // What the unit created in the namespace is not watched: look again soon.
+        return Ok(Action::requeue(Duration::from_secs(2)));
+    }
+    Ok(requeue_at(&ctx.clock, plan.requeue_at))
+}

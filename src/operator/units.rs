@@ -1,0 +1,73 @@
+//! Unit namespaces: lifting a suspension (Art. 15) when a reviewer sets
+//! `govcloud.dev/suspension-lifted`.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Patch, PatchParams};
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{Action, Controller};
+use kube::{Api, ResourceExt};
+use serde_json::json;
+use tracing::info;
+
+use super::caches::UnitRef;
+use super::{Context, Error, MANAGER};
+use crate::api::keys;
+use crate::review::Note;
+
+pub fn controller(
+    ctx: Arc<Context>,
+    triggers: impl Stream<Item = UnitRef> + Send + 'static,
+    stop: impl Future<Output = ()> + Send + Sync + 'static,
+) -> impl Future<Output = ()> {
+    Controller::for_stream(futures::stream::pending(), ctx.caches.units.clone())
+        .reconcile_on(triggers)
+        .graceful_shutdown_on(stop)
+        .run(reconcile, |_, e: &Error, _| e.action(), ctx)
+        .for_each(|_| async {})
+}
+
+async fn reconcile(
+    ns: Arc<PartialObjectMeta<Namespace>>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let suspended = ns.labels().get(keys::SUSPENDED).map(String::as_str) == Some("true");
+    let lifted = ns.annotations().get(keys::SUSPENSION_LIFTED).cloned();
+    let (true, Some(lifted)) = (suspended, lifted) else {
+        return Ok(Action::await_change());
+    };
+    let patch = json!({
+        "metadata": {
+            "labels": { keys::SUSPENDED: null },
+            "annotations": { keys::SUSPENDED_REASON: null, keys::SUSPENDED_AT: null },
+        },
+    });
+    Api::<Namespace>::all(ctx.client.clone())
+        .patch(
+            &ns.name_any(),
+            &PatchParams {
+                field_manager: Some(MANAGER.into()),
+                ..Default::default()
+            },
+            &Patch::Merge(&patch),
+        )
+        .await?;
+    info!(unit = %ns.name_any(), "suspension lifted");
+    let namespace = Namespace {
+        metadata: ns.metadata.clone(),
+        ..Default::default()
+    };
+    ctx.publish(
+        &namespace,
+        &[Note {
+            warning: false,
+            reason: "SuspensionLifted",
+            message: format!("the unit may apply again: {lifted}"),
+        }],
+    )
+    .await;
+    Ok(Action::await_change())
+}

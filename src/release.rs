@@ -1,0 +1,515 @@
+//! Releasing a tenancy's resources with its data wiped (Art. 15 reclaim,
+//! Art. 19 termination, Art. 20 deregistration): a pure planner of the next
+//! steps from what exists in the tenancy namespace.
+//!
+//! Order, each step waiting for the one before:
+//! 1. every VM of the namespace is set to `Halted`, and its instance gone;
+//! 2. every PVC of the namespace (VM disks, cloud storage, and whatever the
+//!    unit created) is wiped: in `overwrite` mode a Job overwrites it and must
+//!    succeed; in `delete` mode the storage class's own erase is trusted;
+//! 3. a PVC is deleted only once its wipe record is in the tenancy's status;
+//!    a failed wipe stops that PVC's deletion and says so;
+//! 4. the VMs are deleted, then the namespace, last.
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::api::keys;
+use crate::api::tenancy::{WipeMethod, WipeRecord, WipeResult};
+use crate::provisioning::{self, Desired, MANAGER};
+
+/// Annotation on a wipe Job: the PVC it overwrites.
+pub const WIPE_OF: &str = "govcloud.dev/wipe-of";
+/// Annotation on a wipe Job: the PVC's size in GiB.
+pub const WIPE_SIZE: &str = "govcloud.dev/wipe-size-gib";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WipeMode {
+    /// A Job overwrites each volume before it is deleted (the default).
+    Overwrite,
+    /// Delete volumes directly, trusting the storage class to erase them.
+    Delete,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct WipeConfig {
+    pub mode: WipeMode,
+    /// Image of the overwrite Job.
+    pub image: String,
+    /// Command of the overwrite Job; the volume is mounted at `/volume`
+    /// (filesystem) or attached as `/dev/volume` (block).
+    pub command: Vec<String>,
+}
+
+impl Default for WipeConfig {
+    fn default() -> Self {
+        Self {
+            mode: WipeMode::Overwrite,
+            image: "docker.io/library/busybox:1.36".into(),
+            command: vec![
+                "sh".into(),
+                "-c".into(),
+                "set -e; if [ -b /dev/volume ]; then dd if=/dev/zero of=/dev/volume bs=4M conv=fsync || [ $? -eq 1 ]; \
+                 else find /volume -mindepth 1 -delete; dd if=/dev/zero of=/volume/.wipe bs=4M conv=fsync 2>/dev/null || true; \
+                 rm -f /volume/.wipe; sync; fi"
+                    .into(),
+            ],
+        }
+    }
+}
+
+/// A VM in the namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vm {
+    pub name: String,
+    pub halted: bool,
+    /// Whether the operator created it (else the unit did).
+    pub ours: bool,
+}
+
+/// A PVC in the namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pvc {
+    pub name: String,
+    pub size_gib: u32,
+    pub block: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobOutcome {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+/// A wipe Job in the namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub name: String,
+    pub pvc: String,
+    pub outcome: JobOutcome,
+}
+
+/// What exists in the tenancy namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Namespace {
+    pub exists: bool,
+    pub terminating: bool,
+    pub vms: Vec<Vm>,
+    /// Names of the VM instances still present.
+    pub instances: Vec<String>,
+    pub pvcs: Vec<Pvc>,
+    pub jobs: Vec<Job>,
+}
+
+/// Something to delete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deletion {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+/// The next steps of a release.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Steps {
+    pub apply: Vec<Desired>,
+    pub delete: Vec<Deletion>,
+    /// Records to add to the status (before anything is deleted).
+    pub records: Vec<WipeRecord>,
+    /// Human summary of what is being waited for; `None` when done.
+    pub waiting: Option<String>,
+    /// A wipe failed: the volumes concerned.
+    pub failed: Vec<String>,
+}
+
+/// A Job name for wiping `pvc`: `wipe-<pvc>`, kept within 63 characters.
+pub fn job_name(pvc: &str) -> String {
+    let name = format!("wipe-{pvc}");
+    if name.len() <= 63 {
+        name
+    } else {
+        format!(
+            "{}-{}",
+            name[..54].trim_end_matches('-'),
+            &provisioning::hash(pvc.as_bytes())[..8]
+        )
+    }
+}
+
+/// The Job that overwrites `pvc`.
+pub fn wipe_job(namespace: &str, tenancy: &str, pvc: &Pvc, cfg: &WipeConfig) -> Desired {
+    let mut container = json!({
+        "name": "wipe",
+        "image": cfg.image,
+        "command": cfg.command,
+        "securityContext": { "allowPrivilegeEscalation": false },
+    });
+    if pvc.block {
+        container["volumeDevices"] = json!([{ "name": "volume", "devicePath": "/dev/volume" }]);
+    } else {
+        container["volumeMounts"] = json!([{ "name": "volume", "mountPath": "/volume" }]);
+    }
+    let object = json!({
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": job_name(&pvc.name),
+            "namespace": namespace,
+            "labels": { keys::MANAGED_BY: MANAGER, keys::TENANCY: tenancy },
+            "annotations": { WIPE_OF: pvc.name, WIPE_SIZE: pvc.size_gib.to_string() },
+        },
+        "spec": {
+            "backoffLimit": 2,
+            "template": {
+                "metadata": { "labels": { keys::MANAGED_BY: MANAGER, keys::TENANCY: tenancy } },
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [container],
+                    "volumes": [{ "name": "volume", "persistentVolumeClaim": { "claimName": pvc.name } }],
+                },
+            },
+        },
+    });
+    Desired {
+        api_version: "batch/v1",
+        kind: "Job",
+        name: job_name(&pvc.name),
+        namespace: Some(namespace.to_owned()),
+        hash: provisioning::hash(object.to_string().as_bytes()),
+        object,
+    }
+}
+
+/// The patch that halts a VM the unit created (the operator's own VMs are
+/// re-applied whole with `runStrategy: Halted`).
+pub fn halt(namespace: &str, vm: &str) -> Desired {
+    let object: Value = json!({
+        "apiVersion": "kubevirt.io/v1",
+        "kind": "VirtualMachine",
+        "metadata": { "name": vm, "namespace": namespace },
+        "spec": { "runStrategy": "Halted" },
+    });
+    Desired {
+        api_version: "kubevirt.io/v1",
+        kind: "VirtualMachine",
+        name: vm.to_owned(),
+        namespace: Some(namespace.to_owned()),
+        hash: provisioning::hash(object.to_string().as_bytes()),
+        object,
+    }
+}
+
+fn recorded(records: &[WipeRecord], pvc: &str, result: WipeResult) -> bool {
+    records.iter().any(|r| r.name == pvc && r.result == result)
+}
+
+/// The next steps of releasing the namespace `ns`, given what is recorded.
+/// `own_halted` holds the operator's VMs re-applied Halted, which the caller
+/// adds when they are not halted yet.
+pub fn plan(
+    ns: &str,
+    tenancy: &str,
+    seen: &Namespace,
+    records: &[WipeRecord],
+    cfg: &WipeConfig,
+    now: Timestamp,
+) -> Steps {
+    let mut steps = Steps::default();
+    if !seen.exists {
+        return steps;
+    }
+    // 1. Halt every VM and wait for the instances to go.
+    let running: Vec<&Vm> = seen.vms.iter().filter(|v| !v.halted).collect();
+    for vm in &running {
+        if !vm.ours {
+            steps.apply.push(halt(ns, &vm.name));
+        }
+    }
+    if !running.is_empty() || !seen.instances.is_empty() {
+        steps.waiting = Some(format!(
+            "stopping VMs: {}",
+            seen.instances
+                .iter()
+                .map(String::as_str)
+                .chain(running.iter().map(|v| v.name.as_str()))
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        return steps;
+    }
+
+    // 2-3. Wipe, record, then delete each volume.
+    let mut pending = Vec::new();
+    for pvc in &seen.pvcs {
+        if recorded(records, &pvc.name, WipeResult::Succeeded) {
+            steps.delete.push(Deletion {
+                api_version: "v1",
+                kind: "PersistentVolumeClaim",
+                namespace: Some(ns.to_owned()),
+                name: pvc.name.clone(),
+            });
+            pending.push(format!("{} (deleting)", pvc.name));
+            continue;
+        }
+        let record = |method, result, message: Option<String>| WipeRecord {
+            kind: "PersistentVolumeClaim".into(),
+            name: pvc.name.clone(),
+            namespace: ns.to_owned(),
+            size_gib: pvc.size_gib,
+            method,
+            at: Time(now),
+            result,
+            message,
+        };
+        match cfg.mode {
+            WipeMode::Delete => {
+                steps
+                    .records
+                    .push(record(WipeMethod::Delete, WipeResult::Succeeded, None));
+                pending.push(format!("{} (deleting)", pvc.name));
+            }
+            WipeMode::Overwrite => match seen.jobs.iter().find(|j| j.pvc == pvc.name) {
+                None => {
+                    steps.apply.push(wipe_job(ns, tenancy, pvc, cfg));
+                    pending.push(format!("{} (overwriting)", pvc.name));
+                }
+                Some(job) => match job.outcome {
+                    JobOutcome::Running => pending.push(format!("{} (overwriting)", pvc.name)),
+                    JobOutcome::Succeeded => {
+                        steps.records.push(record(
+                            WipeMethod::Overwrite,
+                            WipeResult::Succeeded,
+                            None,
+                        ));
+                        pending.push(format!("{} (deleting)", pvc.name));
+                    }
+                    JobOutcome::Failed => {
+                        if !recorded(records, &pvc.name, WipeResult::Failed) {
+                            steps.records.push(record(
+                                    WipeMethod::Overwrite,
+                                    WipeResult::Failed,
+                                    Some(format!(
+                                        "Job {} failed; the volume is kept. Delete the Job to try again",
+                                        job.name
+                                    )),
+                                ));
+                        }
+                        steps.failed.push(pvc.name.clone());
+                    }
+                },
+            },
+        }
+    }
+    if !pending.is_empty() || !steps.failed.is_empty() {
+        let mut parts = pending;
+        parts.extend(steps.failed.iter().map(|p| format!("{p} (wipe failed)")));
+        steps.waiting = Some(format!("wiping volumes: {}", parts.join(", ")));
+        return steps;
+    }
+
+    // 4. The VMs, then the namespace.
+    if !seen.vms.is_empty() {
+        for vm in &seen.vms {
+            steps.delete.push(Deletion {
+                api_version: "kubevirt.io/v1",
+                kind: "VirtualMachine",
+                namespace: Some(ns.to_owned()),
+                name: vm.name.clone(),
+            });
+        }
+        steps.waiting = Some("deleting VMs".into());
+        return steps;
+    }
+    if !seen.terminating {
+        steps.delete.push(Deletion {
+            api_version: "v1",
+            kind: "Namespace",
+            namespace: None,
+            name: ns.to_owned(),
+        });
+    }
+    steps.waiting = Some(format!("deleting namespace {ns}"));
+    steps
+}
+
+/// Parses a storage quantity into whole GiB, rounding up.
+pub fn quantity_gib(q: &str) -> Option<u32> {
+    let q = q.trim();
+    let split = q
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(q.len());
+    let (num, unit) = q.split_at(split);
+    let value: f64 = num.parse().ok()?;
+    let bytes = value
+        * match unit {
+            "" => 1.0,
+            "k" => 1e3,
+            "M" => 1e6,
+            "G" => 1e9,
+            "T" => 1e12,
+            "P" => 1e15,
+            "Ki" => 1024.0,
+            "Mi" => 1024f64.powi(2),
+            "Gi" => 1024f64.powi(3),
+            "Ti" => 1024f64.powi(4),
+            "Pi" => 1024f64.powi(5),
+            _ => return None,
+        };
+    let gib = (bytes / 1024f64.powi(3)).ceil();
+    (gib >= 0.0 && gib <= f64::from(u32::MAX)).then_some(gib as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> Timestamp {
+        "2026-03-15T02:00:00Z".parse().unwrap()
+    }
+
+    fn ns() -> Namespace {
+        Namespace {
+            exists: true,
+            terminating: false,
+            vms: vec![
+                Vm {
+                    name: "app-1".into(),
+                    halted: false,
+                    ours: true,
+                },
+                Vm {
+                    name: "mine".into(),
+                    halted: false,
+                    ours: false,
+                },
+            ],
+            instances: vec!["app-1".into()],
+            pvcs: vec![
+                Pvc {
+                    name: "app-1-system".into(),
+                    size_gib: 40,
+                    block: false,
+                },
+                Pvc {
+                    name: "scratch".into(),
+                    size_gib: 10,
+                    block: true,
+                },
+            ],
+            jobs: vec![],
+        }
+    }
+
+    #[test]
+    fn nothing_is_wiped_while_a_vm_runs() {
+        let steps = plan("t", "oa", &ns(), &[], &WipeConfig::default(), now());
+        assert!(steps.delete.is_empty());
+        assert!(steps.records.is_empty());
+        // Only the unit's own VM needs a halt patch here; the caller re-applies its own.
+        assert_eq!(steps.apply.len(), 1);
+        assert_eq!(steps.apply[0].object["spec"]["runStrategy"], "Halted");
+        assert!(steps.waiting.unwrap().contains("stopping VMs: app-1, mine"));
+    }
+
+    #[test]
+    fn every_volume_gets_an_overwrite_job_then_a_record_then_deletion() {
+        let mut seen = ns();
+        for vm in &mut seen.vms {
+            vm.halted = true;
+        }
+        seen.instances.clear();
+        let cfg = WipeConfig::default();
+        let steps = plan("t", "oa", &seen, &[], &cfg, now());
+        let jobs: Vec<&str> = steps.apply.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(jobs, ["wipe-app-1-system", "wipe-scratch"]);
+        assert!(
+            steps.apply[1].object["spec"]["template"]["spec"]["containers"][0]["volumeDevices"]
+                .is_array()
+        );
+        assert!(steps.delete.is_empty());
+
+        seen.jobs = vec![
+            Job {
+                name: "wipe-app-1-system".into(),
+                pvc: "app-1-system".into(),
+                outcome: JobOutcome::Succeeded,
+            },
+            Job {
+                name: "wipe-scratch".into(),
+                pvc: "scratch".into(),
+                outcome: JobOutcome::Failed,
+            },
+        ];
+        let steps = plan("t", "oa", &seen, &[], &cfg, now());
+        assert!(
+            steps.delete.is_empty(),
+            "nothing is deleted before its record is written"
+        );
+        assert_eq!(steps.records.len(), 2);
+        assert_eq!(
+            (steps.records[0].result, steps.records[0].size_gib),
+            (WipeResult::Succeeded, 40)
+        );
+        assert_eq!(steps.records[1].result, WipeResult::Failed);
+        assert_eq!(steps.failed, ["scratch"]);
+
+        let records = steps.records;
+        let steps = plan("t", "oa", &seen, &records, &cfg, now());
+        let deleted: Vec<&str> = steps.delete.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(deleted, ["app-1-system"], "the failed volume is kept");
+        assert!(steps.records.is_empty(), "the failure is recorded once");
+        assert!(steps.waiting.unwrap().contains("scratch (wipe failed)"));
+    }
+
+    #[test]
+    fn delete_mode_records_then_deletes_without_jobs() {
+        let mut seen = ns();
+        seen.vms.clear();
+        seen.instances.clear();
+        let cfg = WipeConfig {
+            mode: WipeMode::Delete,
+            ..WipeConfig::default()
+        };
+        let steps = plan("t", "oa", &seen, &[], &cfg, now());
+        assert!(steps.apply.is_empty());
+        assert_eq!(steps.records.len(), 2);
+        assert_eq!(steps.records[0].method, WipeMethod::Delete);
+        let steps = plan("t", "oa", &seen, &steps.records, &cfg, now());
+        assert_eq!(steps.delete.len(), 2);
+    }
+
+    #[test]
+    fn the_namespace_goes_last() {
+        let mut seen = ns();
+        seen.instances.clear();
+        for vm in &mut seen.vms {
+            vm.halted = true;
+        }
+        seen.pvcs.clear();
+        let steps = plan("t", "oa", &seen, &[], &WipeConfig::default(), now());
+        assert!(steps.delete.iter().all(|d| d.kind == "VirtualMachine"));
+        seen.vms.clear();
+        let steps = plan("t", "oa", &seen, &[], &WipeConfig::default(), now());
+        assert_eq!(steps.delete[0].kind, "Namespace");
+        seen.exists = false;
+        let steps = plan("t", "oa", &seen, &[], &WipeConfig::default(), now());
+        assert_eq!(steps, Steps::default());
+    }
+
+    #[test]
+    fn quantities_round_up_to_whole_gib() {
+        assert_eq!(quantity_gib("40Gi"), Some(40));
+        assert_eq!(quantity_gib("1Ti"), Some(1024));
+        assert_eq!(quantity_gib("500Mi"), Some(1));
+        assert_eq!(quantity_gib("10G"), Some(10));
+        assert_eq!(quantity_gib("lots"), None);
+    }
+}

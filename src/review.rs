@@ -1,0 +1,832 @@
+//! The review of an application (Art. 11-14), as a pure function: from the
+//! request, the decision annotations, the unit and the clock, the status the
+//! request should have and what should happen to tenancies.
+//!
+//! Rules:
+//! * a request is taken into review as soon as it is filed in a unit
+//!   namespace whose applications are not suspended (Art. 15);
+//! * a decision counts only when `decided-generation` equals the request's
+//!   generation and `decided-by` names the reviewer; anything else is reported
+//!   in a condition and changes nothing;
+//! * `expert-review` holds the request until an expert opinion is recorded;
+//!   `reject` and `return` need an opinion saying why or what to supplement;
+//! * `emergency-open` applies only to a request the unit marked urgent, and
+//!   starts the 10-working-day paperwork clock (Art. 13 ¶2);
+//! * approval provisions exactly the approved generation; a spec edited
+//!   afterwards is not provisioned until approved again.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::api::common::ReviewRecord;
+use crate::api::keys;
+use crate::api::request::{CloudResourceRequestSpec, CloudResourceRequestStatus};
+use crate::api::tenancy::{EmergencyOpening, TenancyPhase};
+use crate::api::{Decision, RequestPhase, Resources, TenancySpec};
+use crate::calendar::Calendar;
+use crate::conditions::{self, Wanted};
+
+/// Working days a unit has to complete the paperwork of an emergency opening.
+pub const PAPERWORK_WORKING_DAYS: u32 = 10;
+
+pub mod condition {
+    /// The request is filed where it can be reviewed.
+    pub const ACCEPTED: &str = "Accepted";
+    /// The review's outcome so far.
+    pub const APPROVED: &str = "Approved";
+    /// Whether the decision annotations can be acted on.
+    pub const DECISION_VALID: &str = "DecisionValid";
+    /// The approved generation is the current one.
+    pub const SPEC_APPROVED: &str = "SpecApproved";
+    /// Art. 13 ¶2: the paperwork of an emergency opening is late.
+    pub const PAPERWORK_OVERDUE: &str = "PaperworkOverdue";
+    /// A deadline was counted without a WorkCalendar for its year.
+    pub const CALENDAR_COMPLETE: &str = "CalendarComplete";
+}
+
+/// A note for a Kubernetes event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    pub warning: bool,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl Note {
+    fn normal(reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            warning: false,
+            reason,
+            message: message.into(),
+        }
+    }
+
+    fn warning(reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            warning: true,
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// The decision annotations of a request, as a reviewer wrote them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub decision: Decision,
+    pub generation: i64,
+    pub by: String,
+    pub opinion: Option<String>,
+    pub expert_opinion: Option<String>,
+}
+
+/// Reads the decision annotations. `Ok(None)`: no decision written.
+pub fn read_decision(annotations: &BTreeMap<String, String>) -> Result<Option<Written>, String> {
+    let Some(raw) = annotations.get(keys::DECISION) else {
+        return Ok(None);
+    };
+    let decision = Decision::parse(raw.trim()).ok_or_else(|| {
+        format!(
+            "{} must be approve, reject, return, expert-review or emergency-open, not {raw:?}",
+            keys::DECISION
+        )
+    })?;
+    let generation = annotations
+        .get(keys::DECIDED_GENERATION)
+        .and_then(|g| g.trim().parse::<i64>().ok())
+        .ok_or_else(|| {
+            format!(
+                "set {} to the metadata.generation you decided on",
+                keys::DECIDED_GENERATION
+            )
+        })?;
+    let by = annotations
+        .get(keys::DECIDED_BY)
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| format!("name the reviewer in {}", keys::DECIDED_BY))?;
+    let text = |key: &str| {
+        annotations
+            .get(key)
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+    };
+    Ok(Some(Written {
+        decision,
+        generation,
+        by,
+        opinion: text(keys::OPINION),
+        expert_opinion: text(keys::EXPERT_OPINION),
+    }))
+}
+
+/// The unit namespace a request is filed in.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Unit {
+    /// The `govcloud.dev/unit` label; `None` outside a unit namespace.
+    pub id: Option<String>,
+    /// Why and since when the unit's applications are suspended (Art. 15).
+    pub suspended: Option<String>,
+}
+
+/// The tenancy an extension request adds to, as it stands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target<'a> {
+    pub spec: &'a TenancySpec,
+    pub phase: Option<TenancyPhase>,
+}
+
+pub struct Input<'a> {
+    pub name: &'a str,
+    pub generation: i64,
+    pub spec: &'a CloudResourceRequestSpec,
+    pub status: &'a CloudResourceRequestStatus,
+    pub annotations: &'a BTreeMap<String, String>,
+    pub unit: &'a Unit,
+    /// For `spec.extends`: the tenancy, if it exists.
+    pub target: Option<Target<'a>>,
+    /// The tenancy this request created, if any (for re-approval).
+    pub own_tenancy: Option<&'a TenancySpec>,
+    pub calendar: &'a Calendar,
+    pub now: Timestamp,
+}
+
+/// What should happen to a tenancy because of this reconcile.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Order {
+    /// Create the request's tenancy with this spec (or replace its spec on
+    /// the re-approval of an unchanged tenancy).
+    Provision(Box<TenancySpec>),
+    /// Add an approved extension to the tenancy `tenancy`: its spec becomes
+    /// `spec` unless `request` is already among its extensions.
+    Extend {
+        tenancy: String,
+        request: String,
+        spec: Box<TenancySpec>,
+    },
+    /// The emergency opening's paperwork is complete: clear `spec.emergency`.
+    Regularize {
+        tenancy: String,
+        request_generation: i64,
+    },
+    /// The request opened in an emergency was rejected: retire its tenancy.
+    Retire { tenancy: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub status: CloudResourceRequestStatus,
+    pub events: Vec<Note>,
+    pub orders: Vec<Order>,
+    /// When to look again even if nothing changes (a deadline).
+    pub requeue_at: Option<Timestamp>,
+}
+
+fn time(t: Timestamp) -> Time {
+    Time(t)
+}
+
+/// The tenancy spec an approval of this request provisions.
+pub fn tenancy_spec(input: &Input<'_>, unit_id: &str) -> TenancySpec {
+    let spec = input.spec;
+    TenancySpec {
+        unit: unit_id.to_owned(),
+        unit_name: spec.unit.name.clone(),
+        system_name: spec.system.name.clone(),
+        purpose: spec.system.purpose.clone(),
+        request: input.name.into(),
+        request_generation: input.generation,
+        service_types: spec.service_types.clone(),
+        allocation: spec.resources.clone(),
+        compliance: spec.compliance.clone(),
+        extensions: Vec::new(),
+        emergency: None,
+        retirement: None,
+    }
+}
+
+/// The allocation of `target` grown by an extension request: new VM groups
+/// and volumes, more backup storage, public IPs and bandwidth, and the new
+/// service types. Names must not collide with what the tenancy has.
+pub fn extend(
+    target: &TenancySpec,
+    name: &str,
+    add: &CloudResourceRequestSpec,
+) -> Result<TenancySpec, String> {
+    let mut spec = target.clone();
+    let have = &target.allocation;
+    for g in &add.resources.vm_groups {
+        if have.vm_groups.iter().any(|h| h.name == g.name) {
+            return Err(format!(
+                "VM group {} already exists in tenancy {}; name the new group differently",
+                g.name, target.request
+            ));
+        }
+    }
+    for v in &add.resources.cloud_storage {
+        if have.cloud_storage.iter().any(|h| h.name == v.name) {
+            return Err(format!(
+                "volume {} already exists in tenancy {}; name the new volume differently",
+                v.name, target.request
+            ));
+        }
+    }
+    let a: &mut Resources = &mut spec.allocation;
+    a.vm_groups.extend(add.resources.vm_groups.iter().cloned());
+    a.cloud_storage
+        .extend(add.resources.cloud_storage.iter().cloned());
+    a.backup_storage_gib = a
+        .backup_storage_gib
+        .saturating_add(add.resources.backup_storage_gib);
+    a.public_ips = a.public_ips.saturating_add(add.resources.public_ips);
+    a.bandwidth_mbps = a
+        .bandwidth_mbps
+        .saturating_add(add.resources.bandwidth_mbps);
+    for t in &add.service_types {
+        if !spec.service_types.contains(t) {
+            spec.service_types.push(*t);
+        }
+    }
+    spec.service_types.sort();
+    spec.extensions.push(name.into());
+    Ok(spec)
+}
+
+fn describe(r: &Resources) -> String {
+    let vcpu: u32 = r.vm_groups.iter().map(|g| g.count * g.vcpu).sum();
+    let mem: u32 = r.vm_groups.iter().map(|g| g.count * g.memory_gib).sum();
+    let storage: u32 = r.cloud_storage.iter().map(|v| v.size_gib).sum();
+    format!(
+        "{} VMs ({vcpu} vCPU, {mem} GiB), {storage} GiB storage, {} GiB backup, {} public IPs, {} Mbps",
+        r.vm_count(),
+        r.backup_storage_gib,
+        r.public_ips,
+        r.bandwidth_mbps
+    )
+}
+
+struct Builder<'a, 'b> {
+    input: &'b Input<'a>,
+    status: CloudResourceRequestStatus,
+    events: Vec<Note>,
+    orders: Vec<Order>,
+    requeue_at: Option<Timestamp>,
+}
+
+impl Builder<'_, '_> {
+    fn cond(&mut self, w: Wanted<'_>) -> bool {
+        conditions::set(
+            &mut self.status.conditions,
+            w,
+            self.input.generation,
+            self.input.now,
+        )
+    }
+
+    fn phase(&self) -> Option<RequestPhase> {
+        self.status.phase
+    }
+
+    fn enter(&mut self, phase: RequestPhase, reason: &'static str, message: String) {
+        self.status.phase = Some(phase);
+        let (approved, why) = match phase {
+            RequestPhase::Approved => (true, "Approved"),
+            RequestPhase::Rejected => (false, "Rejected"),
+            RequestPhase::Returned => (false, "Returned"),
+            RequestPhase::ExpertReview => (false, "ExpertReview"),
+            RequestPhase::EmergencyOpened => (false, "EmergencyOpened"),
+            RequestPhase::UnderReview | RequestPhase::Submitted => (false, "UnderReview"),
+        };
+        self.cond(Wanted::new(
+            condition::APPROVED,
+            approved,
+            why,
+            message.clone(),
+        ));
+        let warning = matches!(phase, RequestPhase::Rejected | RequestPhase::Returned);
+        self.events.push(if warning {
+            Note::warning(reason, message)
+        } else {
+            Note::normal(reason, message)
+        });
+    }
+
+    fn record(&mut self, w: &Written) {
+        self.status.reviews.push(ReviewRecord {
+            decision: w.decision,
+            reviewer: w.by.clone(),
+            generation: w.generation,
+            decided_at: time(self.input.now),
+            opinion: w.opinion.clone(),
+            expert_opinion: w.expert_opinion.clone(),
+        });
+    }
+
+    fn already_applied(&self, w: &Written) -> bool {
+        self.status
+            .reviews
+            .iter()
+            .any(|r| r.decision == w.decision && r.generation == w.generation && r.reviewer == w.by)
+    }
+
+    fn refuse(&mut self, reason: &'static str, message: String) {
+        if self.cond(Wanted::new(
+            condition::DECISION_VALID,
+            false,
+            reason,
+            message.clone(),
+        )) {
+            self.events.push(Note::warning(reason, message));
+        }
+    }
+
+    fn deadline_note(&mut self, assumed: &std::collections::BTreeSet<i32>) {
+        if assumed.is_empty() {
+            return;
+        }
+        let years: Vec<String> = assumed.iter().map(i32::to_string).collect();
+        let message = format!(
+            "no WorkCalendar for {}: counted Monday to Friday; apply the State Council's notice as a WorkCalendar",
+            years.join(", ")
+        );
+        if self.cond(Wanted::new(
+            condition::CALENDAR_COMPLETE,
+            false,
+            "YearNotLoaded",
+            message.clone(),
+        )) {
+            self.events.push(Note::warning("YearNotLoaded", message));
+        }
+    }
+}
+
+/// Decides what the request's status should be and what to do.
+pub fn plan(input: &Input<'_>) -> Plan {
+    let mut b = Builder {
+        input,
+        status: input.status.clone(),
+        events: Vec::new(),
+        orders: Vec::new(),
+        requeue_at: None,
+    };
+    b.status.observed_generation = Some(input.generation);
+
+    // Filing: where, and whether the unit may apply.
+    let Some(unit_id) = input.unit.id.clone() else {
+        b.status.phase.get_or_insert(RequestPhase::Submitted);
+        b.cond(Wanted::new(
+            condition::ACCEPTED,
+            false,
+            "NotAUnitNamespace",
+            format!(
+                "file requests in a unit's namespace (labelled {})",
+                keys::UNIT
+            ),
+        ));
+        return finish(b);
+    };
+    if b.phase().is_none() {
+        b.status.submitted_at = Some(time(input.now));
+        if let Some(why) = &input.unit.suspended {
+            let message = format!(
+                "the unit's applications are suspended ({why}); a reviewer lifts the suspension with {} on the unit namespace, then file again",
+                keys::SUSPENSION_LIFTED
+            );
+            b.cond(Wanted::new(
+                condition::ACCEPTED,
+                false,
+                "UnitSuspended",
+                message.clone(),
+            ));
+            b.enter(RequestPhase::Rejected, "UnitSuspended", message);
+            return finish(b);
+        }
+    }
+    if b.phase() == Some(RequestPhase::Rejected) {
+        // Final, whether refused on filing or by a reviewer.
+        return finish(b);
+    }
+    if let Some(extends) = &input.spec.extends {
+        match &input.target {
+            None => {
+                b.status.phase.get_or_insert(RequestPhase::Submitted);
+                b.cond(Wanted::new(
+                    condition::ACCEPTED,
+                    false,
+                    "UnknownTenancy",
+                    format!("spec.extends names {extends}, which is no tenancy in this namespace"),
+                ));
+                return finish(b);
+            }
+            Some(t) if !matches!(t.phase, Some(TenancyPhase::Trial | TenancyPhase::Active)) => {
+                b.status.phase.get_or_insert(RequestPhase::Submitted);
+                b.cond(Wanted::new(
+                    condition::ACCEPTED,
+                    false,
+                    "TenancyNotInService",
+                    format!(
+                        "tenancy {extends} is {}; only a tenancy in trial or active service can be extended",
+                        t.phase.map(|p| format!("{p:?}")).unwrap_or_else(|| "not yet provisioned".into())
+                    ),
+                ));
+                return finish(b);
+            }
+            Some(_) => {}
+        }
+    }
+    b.cond(Wanted::new(
+        condition::ACCEPTED,
+        true,
+        "Filed",
+        "filed in a unit namespace",
+    ));
+
+    // Into review: on filing, and when a returned request has been edited.
+    let last_return = input
+        .status
+        .reviews
+        .iter()
+        .rev()
+        .find(|r| r.decision == Decision::Return)
+        .map(|r| r.generation);
+    match b.phase() {
+        None | Some(RequestPhase::Submitted) => {
+            b.status.requested = Some(input.spec.resources.clone());
+            b.enter(
+                RequestPhase::UnderReview,
+                "UnderReview",
+                format!("under review: {}", describe(&input.spec.resources)),
+            );
+        }
+        Some(RequestPhase::Returned) if last_return.is_some_and(|g| input.generation > g) => {
+            b.status.requested = Some(input.spec.resources.clone());
+            b.enter(
+                RequestPhase::UnderReview,
+                "Resubmitted",
+                format!(
+                    "resubmitted at generation {}: {}",
+                    input.generation,
+                    describe(&input.spec.resources)
+                ),
+            );
+        }
+        _ => {}
+    }
+
+    apply_decision(&mut b, &unit_id);
+    paperwork(&mut b);
+
+    // Approved, then edited.
+    if let (Some(RequestPhase::Approved), Some(approved)) =
+        (b.phase(), b.status.approved_generation)
+    {
+        if input.generation != approved {
+            b.cond(Wanted::new(
+                condition::SPEC_APPROVED,
+                false,
+                "SpecChangedAfterApproval",
+                format!(
+                    "generation {approved} is approved and provisioned; generation {} is not, until a reviewer approves it",
+                    input.generation
+                ),
+            ));
+        } else {
+            b.cond(Wanted::new(
+                condition::SPEC_APPROVED,
+                true,
+                "Approved",
+                format!("generation {approved} is approved"),
+            ));
+        }
+    }
+    finish(b)
+}
+
+fn finish(b: Builder<'_, '_>) -> Plan {
+    Plan {
+        status: b.status,
+        events: b.events,
+        orders: b.orders,
+        requeue_at: b.requeue_at,
+    }
+}
+
+fn apply_decision(b: &mut Builder<'_, '_>, unit_id: &str) {
+    let input = b.input;
+    let written = match read_decision(input.annotations) {
+        Ok(Some(w)) => w,
+        Ok(None) => {
+            conditions::remove(&mut b.status.conditions, condition::DECISION_VALID);
+            return;
+        }
+        Err(message) => {
+            b.refuse("InvalidDecision", message);
+            return;
+        }
+    };
+    if b.already_applied(&written) {
+        b.cond(Wanted::new(
+            condition::DECISION_VALID,
+            true,
+            "Applied",
+            format!(
+                "{} of generation {} by {}",
+                written.decision.as_str(),
+                written.generation,
+                written.by
+            ),
+        ));
+        // Expert review waits for the opinion; nothing else to do.
+        return;
+    }
+    if written.generation != input.generation {
+        b.refuse(
+            "StaleDecision",
+            format!(
+                "the decision names generation {} but the request is at generation {}; review the current generation and decide again",
+                written.generation, input.generation
+            ),
+        );
+        return;
+    }
+    let phase = b.phase();
+    use Decision::{Approve, EmergencyOpen, Reject, Return};
+    use RequestPhase::{Approved, EmergencyOpened, Rejected, Returned, UnderReview};
+    match (written.decision, phase) {
+        (EmergencyOpen, Some(UnderReview)) => {
+            if input.spec.emergency.is_none() {
+                b.refuse(
+                    "NotUrgent",
+                    "emergency-open applies only to a request the unit marked urgent (spec.emergency.reason); review it normally".into(),
+                );
+                return;
+            }
+            if input.spec.extends.is_some() {
+                b.refuse(
+                    "NotUrgent",
+                    "an extension of a running tenancy is not opened in an emergency; review it normally".into(),
+                );
+                return;
+            }
+            let due = input.calendar.deadline(input.now, PAPERWORK_WORKING_DAYS);
+            b.deadline_note(&due.assumed_years);
+            b.record(&written);
+            b.status.opened_at = Some(time(input.now));
+            b.status.paperwork_due_at = Some(time(due.at));
+            b.status.approved = Some(input.spec.resources.clone());
+            b.status.approved_generation = Some(input.generation);
+            b.status.tenancy = Some(input.name.to_owned());
+            let mut spec = tenancy_spec(input, unit_id);
+            spec.emergency = Some(EmergencyOpening {
+                opened_at: time(input.now),
+                paperwork_due_at: time(due.at),
+            });
+            b.orders.push(Order::Provision(Box::new(spec)));
+            b.enter(
+                EmergencyOpened,
+                "EmergencyOpened",
+                format!(
+                    "opened in an emergency by {}; the full application is due by {} (Art. 13)",
+                    written.by, due.day
+                ),
+            );
+        }
+        (Decision::ExpertReview, Some(UnderReview)) => {
+            b.record(&written);
+            b.enter(
+                RequestPhase::ExpertReview,
+                "ExpertReviewRequested",
+                format!(
+                    "sent to expert review by {}; approval waits for {}",
+                    written.by,
+                    keys::EXPERT_OPINION
+                ),
+            );
+        }
+        (Approve, Some(UnderReview | RequestPhase::ExpertReview | EmergencyOpened)) => {
+            if phase == Some(RequestPhase::ExpertReview) && written.expert_opinion.is_none() {
+                b.refuse(
+                    "AwaitingExpertOpinion",
+                    format!(
+                        "the request is in expert review: record the expert opinion in {} before approving (Art. 13)",
+                        keys::EXPERT_OPINION
+                    ),
+                );
+                return;
+            }
+            let missing = input.spec.documents.missing();
+            if !missing.is_empty() {
+                b.refuse(
+                    "MaterialsMissing",
+                    format!(
+                        "the materials of Art. 12 are incomplete: spec.documents lacks {}",
+                        missing.join(", ")
+                    ),
+                );
+                return;
+            }
+            if let Some(extends) = &input.spec.extends {
+                let Some(target) = &input.target else { return };
+                match extend(target.spec, input.name, input.spec) {
+                    Ok(spec) => b.orders.push(Order::Extend {
+                        tenancy: extends.to_string(),
+                        request: input.name.to_owned(),
+                        spec: Box::new(spec),
+                    }),
+                    Err(message) => {
+                        b.refuse("ExtensionConflict", message);
+                        return;
+                    }
+                }
+                b.status.tenancy = Some(extends.to_string());
+            } else if phase == Some(EmergencyOpened) {
+                if input.status.approved.as_ref() != Some(&input.spec.resources) {
+                    b.refuse(
+                        "ChangedSinceOpening",
+                        "the resources differ from those opened in the emergency: restore them and approve, then change them with a ChangeRequest (Art. 17)".into(),
+                    );
+                    return;
+                }
+                b.orders.push(Order::Regularize {
+                    tenancy: input.name.to_owned(),
+                    request_generation: input.generation,
+                });
+                b.cond(Wanted::new(
+                    condition::PAPERWORK_OVERDUE,
+                    false,
+                    "PaperworkCompleted",
+                    "the full application was approved",
+                ));
+            } else {
+                b.orders
+                    .push(Order::Provision(Box::new(tenancy_spec(input, unit_id))));
+                b.status.tenancy = Some(input.name.to_owned());
+            }
+            b.record(&written);
+            b.status.approved = Some(input.spec.resources.clone());
+            b.status.approved_generation = Some(input.generation);
+            let amended = b.status.requested.as_ref() != Some(&input.spec.resources);
+            b.enter(
+                Approved,
+                "Approved",
+                format!(
+                    "generation {} approved by {}{}: {}",
+                    input.generation,
+                    written.by,
+                    if amended { " as amended in review" } else { "" },
+                    describe(&input.spec.resources)
+                ),
+            );
+        }
+        (Approve, Some(Approved)) => {
+            // Re-approval of a spec edited after approval.
+            match input.own_tenancy {
+                Some(t) if t.extensions.is_empty() && t.retirement.is_none() => {
+                    let mut spec = tenancy_spec(input, unit_id);
+                    spec.emergency = t.emergency.clone();
+                    b.orders.push(Order::Provision(Box::new(spec)));
+                    b.record(&written);
+                    b.status.approved = Some(input.spec.resources.clone());
+                    b.status.approved_generation = Some(input.generation);
+                    b.events.push(Note::normal(
+                        "Reapproved",
+                        format!(
+                            "generation {} approved by {}: {}",
+                            input.generation,
+                            written.by,
+                            describe(&input.spec.resources)
+                        ),
+                    ));
+                }
+                _ => {
+                    b.refuse(
+                        "FileAChangeRequest",
+                        "the tenancy has changed since its approval; change it with a ChangeRequest (Art. 17)".into(),
+                    );
+                    return;
+                }
+            }
+        }
+        (Reject | Return, _) if written.opinion.is_none() => {
+            b.refuse(
+                "OpinionMissing",
+                format!(
+                    "a {} needs the review opinion in {}: why, or what to supplement",
+                    written.decision.as_str(),
+                    keys::OPINION
+                ),
+            );
+            return;
+        }
+        (Reject, Some(UnderReview | RequestPhase::ExpertReview | EmergencyOpened)) => {
+            b.record(&written);
+            if phase == Some(EmergencyOpened) {
+                b.orders.push(Order::Retire {
+                    tenancy: input.name.to_owned(),
+                });
+                b.cond(Wanted::new(
+                    condition::PAPERWORK_OVERDUE,
+                    false,
+                    "Rejected",
+                    "the application was rejected; the tenancy opened in the emergency is retired",
+                ));
+            }
+            b.enter(
+                Rejected,
+                "Rejected",
+                format!(
+                    "rejected by {}: {}",
+                    written.by,
+                    written.opinion.as_deref().unwrap_or_default()
+                ),
+            );
+        }
+        (Return, Some(UnderReview | RequestPhase::ExpertReview)) => {
+            b.record(&written);
+            b.enter(
+                Returned,
+                "Returned",
+                format!(
+                    "returned by {} to supplement: {}",
+                    written.by,
+                    written.opinion.as_deref().unwrap_or_default()
+                ),
+            );
+        }
+        (decision, phase) => {
+            b.refuse(
+                "NotApplicable",
+                format!(
+                    "{} does not apply to a request that is {}",
+                    decision.as_str(),
+                    phase
+                        .map(|p| format!("{p:?}"))
+                        .unwrap_or_else(|| "new".into())
+                ),
+            );
+            return;
+        }
+    }
+    b.cond(Wanted::new(
+        condition::DECISION_VALID,
+        true,
+        "Applied",
+        format!(
+            "{} of generation {} by {}",
+            written.decision.as_str(),
+            written.generation,
+            written.by
+        ),
+    ));
+}
+
+/// Art. 13 ¶2: the paperwork deadline of an emergency opening.
+fn paperwork(b: &mut Builder<'_, '_>) {
+    if b.phase() != Some(RequestPhase::EmergencyOpened) {
+        return;
+    }
+    let Some(due) = b.status.paperwork_due_at.as_ref().map(|t| t.0) else {
+        return;
+    };
+    if b.input.now > due {
+        let message = format!(
+            "the full application was due by {} (10 working days after the emergency opening, Art. 13); it is not yet approved",
+            crate::calendar::local_date(due)
+        );
+        if b.cond(Wanted::new(
+            condition::PAPERWORK_OVERDUE,
+            true,
+            "Overdue",
+            message.clone(),
+        )) {
+            b.events.push(Note::warning("PaperworkOverdue", message));
+        }
+    } else {
+        b.cond(Wanted::new(
+            condition::PAPERWORK_OVERDUE,
+            false,
+            "WithinDeadline",
+            format!(
+                "the full application is due by {}",
+                crate::calendar::local_date(due)
+            ),
+        ));
+        b.requeue_at = Some(
+            due.saturating_add(jiff::SignedDuration::from_secs(1))
+                .unwrap_or(due),
+        );
+    }
+}
+
+/// Whether two statuses say the same thing (condition times aside).
+pub fn same_status(a: &CloudResourceRequestStatus, b: &CloudResourceRequestStatus) -> bool {
+    conditions::same(&a.conditions, &b.conditions) && {
+        let mut a = a.clone();
+        let mut b = b.clone();
+        a.conditions.clear();
+        b.conditions.clear();
+        a == b
+    }
+}

@@ -1,0 +1,404 @@
+//! A private cluster for one lifecycle test: its own control plane, the
+//! operator running in-process on a development clock the test moves, and
+//! helpers that play KubeVirt's and the Job controller's parts.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use govcloud::api::{CloudResourceRequest, Tenancy, TenancyPhase, keys};
+use govcloud::clock::Clock;
+use govcloud::config::Config;
+use govcloud::controlplane::{ControlPlane, Options};
+use govcloud::manifests;
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Event, Namespace};
+use kube::api::{
+    ApiResource, DynamicObject, GroupVersionKind, ListParams, ObjectMeta, Patch, PatchParams,
+    PostParams,
+};
+use kube::{Api, Client, ResourceExt};
+use serde_json::{Value, json};
+
+use super::{Error, Unit, eventually, read};
+
+pub const WAIT: Duration = Duration::from_secs(30);
+pub const REVIEWER: &str = "wang.reviewer";
+
+pub fn vms() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("kubevirt.io", "v1", "VirtualMachine"),
+        "virtualmachines",
+    )
+}
+
+pub fn vmis() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("kubevirt.io", "v1", "VirtualMachineInstance"),
+        "virtualmachineinstances",
+    )
+}
+
+pub struct Lab {
+    pub plane: ControlPlane,
+    pub admin: Client,
+    pub clock: Clock,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    operator: Option<tokio::task::JoinHandle<()>>,
+    units: u32,
+}
+
+impl Lab {
+    /// A cluster whose clock starts at `start`, with the operator running.
+    pub async fn start(start: &str) -> Self {
+        Self::start_with(start, Config::default()).await
+    }
+
+    pub async fn start_with(start: &str, config: Config) -> Self {
+        let mut lab = Self::cluster(start).await;
+        lab.run_operator(config);
+        lab
+    }
+
+    /// A cluster without an operator.
+    pub async fn cluster(start: &str) -> Self {
+        let plane = ControlPlane::start(Options {
+            keep_dir: std::env::var_os("GOVCLOUD_KEEP_CONTROL_PLANE").is_some(),
+            ..Options::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("private control plane: {e}"));
+        let admin = plane.admin().await.unwrap_or_else(|e| panic!("{e}"));
+        govcloud::controlplane::install_basics(&admin, super::FIELD_MANAGER)
+            .await
+            .unwrap_or_else(|e| panic!("installing CRDs: {e}"));
+        let clock = Clock::manual(
+            start
+                .parse()
+                .unwrap_or_else(|e| panic!("start {start}: {e}")),
+        );
+        Self {
+            plane,
+            admin,
+            clock,
+            stop: None,
+            operator: None,
+            units: 0,
+        }
+    }
+
+    pub fn run_operator(&mut self, config: Config) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.stop = Some(tx);
+        self.operator = Some(tokio::spawn(govcloud::operator::run(
+            self.admin.clone(),
+            config,
+            self.clock.clone(),
+            async {
+                let _ = rx.await;
+            },
+        )));
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    pub fn advance_days(&self, days: i64) {
+        self.clock.advance(SignedDuration::from_hours(24 * days));
+    }
+
+    pub fn set_clock(&self, to: &str) {
+        self.clock
+            .set(to.parse().unwrap_or_else(|e| panic!("{to}: {e}")));
+    }
+
+    /// A unit namespace as the platform team creates it.
+    pub async fn unit(&mut self, id: &str) -> Unit {
+        self.units += 1;
+        let namespace = format!("unit-{id}");
+        let group = format!("govcloud:unit:{id}");
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                name: Some(namespace.clone()),
+                labels: Some(BTreeMap::from([(keys::UNIT.into(), id.into())])),
+                annotations: Some(BTreeMap::from([
+                    (keys::UNIT_GROUP.into(), group.clone()),
+                    (keys::UNIT_NAME.into(), format!("单位{id}")),
+                ])),
+                ..ObjectMeta::default()
+            },
+            ..Namespace::default()
+        };
+        Api::<Namespace>::all(self.admin.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .unwrap_or_else(|e| panic!("unit namespace: {e}"));
+        Unit {
+            id: id.into(),
+            namespace,
+            group,
+        }
+    }
+
+    pub fn requests(&self, ns: &str) -> Api<CloudResourceRequest> {
+        Api::namespaced(self.admin.clone(), ns)
+    }
+
+    pub fn tenancies(&self, ns: &str) -> Api<Tenancy> {
+        Api::namespaced(self.admin.clone(), ns)
+    }
+
+    pub fn dynamic(&self, ns: &str, ar: &ApiResource) -> Api<DynamicObject> {
+        Api::namespaced_with(self.admin.clone(), ns, ar)
+    }
+
+    /// Files a sample request in `unit`'s namespace, edited by `edit`.
+    pub async fn file(
+        &self,
+        unit: &Unit,
+        sample: &str,
+        name: &str,
+        edit: impl FnOnce(&mut Value),
+    ) -> CloudResourceRequest {
+        let objs = manifests::parse(sample, &read(sample)).unwrap_or_else(|e| panic!("{e}"));
+        let mut v = serde_json::to_value(&objs[0]).unwrap_or_default();
+        v["metadata"] = json!({ "name": name, "namespace": unit.namespace });
+        edit(&mut v);
+        let obj: CloudResourceRequest = serde_json::from_value(v).unwrap_or_else(|e| panic!("{e}"));
+        self.requests(&unit.namespace)
+            .create(&PostParams::default(), &obj)
+            .await
+            .unwrap_or_else(|e| panic!("filing {name}: {e}"))
+    }
+
+    /// Sets the decision annotations as the plugin does.
+    pub async fn decide(
+        &self,
+        ns: &str,
+        name: &str,
+        decision: &str,
+        generation: i64,
+        opinion: Option<&str>,
+    ) {
+        let mut annotations = json!({
+            keys::DECISION: decision,
+            keys::DECIDED_GENERATION: generation.to_string(),
+            keys::DECIDED_BY: REVIEWER,
+        });
+        if let Some(o) = opinion {
+            annotations[keys::OPINION] = json!(o);
+        }
+        self.requests(ns)
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "metadata": { "annotations": annotations } })),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("deciding {name}: {e}"));
+    }
+
+    pub async fn annotate<K>(&self, api: &Api<K>, name: &str, key: &str, value: Option<&str>)
+    where
+        K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        api.patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "annotations": { key: value } } })),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("annotating {name}: {e}"));
+    }
+
+    pub async fn request_where(
+        &self,
+        ns: &str,
+        name: &str,
+        what: &str,
+        check: impl Fn(&CloudResourceRequest) -> bool,
+    ) -> CloudResourceRequest {
+        let api = self.requests(ns);
+        eventually(what, WAIT, || {
+            let api = api.clone();
+            let check = &check;
+            async move { api.get(name).await.ok().filter(|r| check(r)) }
+        })
+        .await
+    }
+
+    pub async fn tenancy_where(
+        &self,
+        ns: &str,
+        name: &str,
+        what: &str,
+        check: impl Fn(&Tenancy) -> bool,
+    ) -> Tenancy {
+        let api = self.tenancies(ns);
+        eventually(what, WAIT, || {
+            let api = api.clone();
+            let check = &check;
+            async move { api.get(name).await.ok().filter(|t| check(t)) }
+        })
+        .await
+    }
+
+    pub async fn tenancy_in(&self, ns: &str, name: &str, phase: TenancyPhase) -> Tenancy {
+        self.tenancy_where(ns, name, &format!("tenancy {name} {phase:?}"), |t| {
+            t.status.as_ref().and_then(|s| s.phase) == Some(phase)
+        })
+        .await
+    }
+
+    /// Plays KubeVirt: every VM in `ns` is created (its instance exists).
+    pub async fn kubevirt_creates_vms(&self, ns: &str) -> Result<usize, Error> {
+        let api = self.dynamic(ns, &vms());
+        let mut n = 0;
+        for vm in api.list(&ListParams::default()).await?.items {
+            if vm.data["status"]["created"] != json!(true) {
+                api.patch_status(
+                    &vm.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(
+                        json!({ "status": { "created": true, "printableStatus": "Starting" } }),
+                    ),
+                )
+                .await?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Plays KubeVirt: the VM's instance runs; with `agent`, its guest agent
+    /// (the monitoring probe) reports.
+    pub async fn kubevirt_runs(&self, ns: &str, vm: &str, agent: bool) -> Result<(), Error> {
+        let vm_obj = self.dynamic(ns, &vms()).get(vm).await?;
+        let labels = vm_obj.data["spec"]["template"]["metadata"]["labels"].clone();
+        let api = self.dynamic(ns, &vmis());
+        let vmi: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "kubevirt.io/v1",
+            "kind": "VirtualMachineInstance",
+            "metadata": { "name": vm, "namespace": ns, "labels": labels },
+            "spec": vm_obj.data["spec"]["template"]["spec"].clone(),
+        }))?;
+        let created = match api.create(&PostParams::default(), &vmi).await {
+            Ok(o) => o,
+            Err(kube::Error::Api(s)) if s.code == 409 => api.get(vm).await?,
+            Err(e) => return Err(e.into()),
+        };
+        let now = self.now().to_string();
+        // VMIs have no status subresource in KubeVirt: the status is part of the object.
+        let mut obj = created;
+        obj.data["status"] = running_status(&now, agent);
+        api.replace(vm, &PostParams::default(), &obj).await?;
+        Ok(())
+    }
+
+    /// Plays KubeVirt: instances of VMs set to Halted go away.
+    pub async fn kubevirt_stops_halted(&self, ns: &str) -> Result<usize, Error> {
+        let vms = self.dynamic(ns, &vms());
+        let vmis = self.dynamic(ns, &vmis());
+        let mut n = 0;
+        for vmi in vmis.list(&ListParams::default()).await?.items {
+            let halted = match vms.get_opt(&vmi.name_any()).await? {
+                Some(vm) => vm.data["spec"]["runStrategy"] == "Halted",
+                None => true,
+            };
+            if halted {
+                vmis.delete(&vmi.name_any(), &Default::default()).await?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Plays the Job controller: every wipe Job in `ns` completes (or fails).
+    pub async fn jobs_finish(&self, ns: &str, succeed: bool) -> Result<usize, Error> {
+        let api: Api<Job> = Api::namespaced(self.admin.clone(), ns);
+        let mut n = 0;
+        let now = self.now().to_string();
+        for job in api.list(&ListParams::default()).await?.items {
+            if job
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| !c.is_empty())
+            {
+                continue;
+            }
+            let conditions = if succeed {
+                json!([
+                    { "type": "SuccessCriteriaMet", "status": "True", "lastTransitionTime": now },
+                    { "type": "Complete", "status": "True", "lastTransitionTime": now },
+                ])
+            } else {
+                json!([
+                    { "type": "FailureTarget", "status": "True", "lastTransitionTime": now },
+                    { "type": "Failed", "status": "True", "lastTransitionTime": now },
+                ])
+            };
+            let mut status =
+                json!({ "conditions": conditions, "startTime": now, "completionTime": now });
+            if succeed {
+                status["succeeded"] = json!(1);
+            } else {
+                status["failed"] = json!(3);
+                status.as_object_mut().map(|s| s.remove("completionTime"));
+            }
+            api.patch_status(
+                &job.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "status": status })),
+            )
+            .await?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// The events recorded about an object, oldest first: (reason, message).
+    pub async fn events(&self, ns: &str, name: &str) -> Vec<(String, String)> {
+        let api: Api<Event> = Api::namespaced(self.admin.clone(), ns);
+        let mut events: Vec<Event> = api
+            .list(&ListParams::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| e.involved_object.name.as_deref() == Some(name))
+            .collect();
+        events.sort_by_key(|e| e.metadata.creation_timestamp.clone().map(|t| t.0));
+        events
+            .into_iter()
+            .map(|e| (e.reason.unwrap_or_default(), e.message.unwrap_or_default()))
+            .collect()
+    }
+}
+
+/// A VMI status as KubeVirt reports a running instance.
+fn running_status(now: &str, agent: bool) -> Value {
+    let mut conditions =
+        vec![json!({ "type": "Ready", "status": "True", "lastTransitionTime": now })];
+    if agent {
+        conditions
+            .push(json!({ "type": "AgentConnected", "status": "True", "lastTransitionTime": now }));
+    }
+    json!({
+        "phase": "Running",
+        "phaseTransitionTimestamps": [{ "phase": "Running", "phaseTransitionTimestamp": now }],
+        "conditions": conditions,
+    })
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(op) = self.operator.take() {
+            op.abort();
+        }
+    }
+}
