@@ -1,23 +1,40 @@
 //! The main job, locally: starts a real control plane (built from the Go module
-//! proxy on first use), installs the CRDs, the KubeVirt CRDs, the calendars and
-//! the samples, runs the operator, and shows what it sees.
+//! proxy on first use), installs the CRDs, KubeVirt's CRDs, the calendars and
+//! the samples, runs the operator on a development clock, and walks the
+//! samples through their lifecycle: review, emergency opening, provisioning,
+//! trial, formal operation, reclaim with wiping, an extension.
 //!
-//!   cargo run --example demo                 # until Ctrl-C
-//!   cargo run --example demo -- --once       # set up, show, stop
-//!   cargo run --example demo -- --current-context   # use $KUBECONFIG's cluster instead
+//!   cargo run --example demo                       # then keeps running until Ctrl-C
+//!   cargo run --example demo -- --once             # walk the lifecycle, then stop
+//!   cargo run --example demo -- --current-context  # install and run against $KUBECONFIG's cluster
+//!
+//! A local control plane has no KubeVirt and no Job controller: the demo plays
+//! their parts (VMs come up, a guest agent reports, wipe Jobs finish) and says
+//! so each time.
 
+use std::future::Future;
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
+use govcloud::api::{CloudResourceRequest, RequestPhase, Tenancy, TenancyPhase, keys};
+use govcloud::clock::Clock;
 use govcloud::config::Config;
-use govcloud::controlplane::{ControlPlane, Options, User};
+use govcloud::controlplane::{ControlPlane, Options, User, standins};
 use govcloud::manifests::{self, Applier};
+use govcloud::operator::Operator;
+use govcloud::provisioning::namespace_name;
+use jiff::{SignedDuration, Timestamp};
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client};
+use serde_json::json;
 
 const FIELD_MANAGER: &str = "govcloud-demo";
+const REVIEWER: &str = "wang.reviewer";
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
-async fn install(client: &kube::Client) -> Result<(), Error> {
+async fn install(client: &Client) -> Result<(), Error> {
     govcloud::controlplane::install_basics(client, FIELD_MANAGER).await?;
     let mut applier = Applier::new(client.clone(), FIELD_MANAGER);
     let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/samples");
@@ -30,82 +47,337 @@ async fn install(client: &kube::Client) -> Result<(), Error> {
         let name = path.display().to_string();
         let objs = manifests::parse(&name, &std::fs::read_to_string(&path)?)?;
         applier.apply_all(&objs, None).await?;
-        println!("applied {name} ({} objects)", objs.len());
+        println!("  applied {}", name.rsplit('/').next().unwrap_or(&name));
     }
     Ok(())
 }
 
-async fn demo(once: bool, current_context: bool) -> Result<(), Error> {
-    let (plane, client, kubeconfig) = if current_context {
-        let client = kube::Client::try_default().await?;
-        (
-            None,
-            client,
-            std::env::var("KUBECONFIG").unwrap_or_else(|_| "~/.kube/config".into()),
+struct Demo {
+    client: Client,
+    clock: Clock,
+    kubectl: String,
+    kubeconfig: String,
+}
+
+impl Demo {
+    fn step(&self, text: &str) {
+        println!(
+            "\n== {} ({})",
+            text,
+            govcloud::calendar::local_date(self.clock.now())
+        );
+    }
+
+    fn kubectl(&self, args: &[&str]) {
+        println!("$ kubectl {}", args.join(" "));
+        match std::process::Command::new(&self.kubectl)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .output()
+        {
+            Ok(out) => print!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            Err(e) => println!("(cannot run kubectl: {e})"),
+        }
+    }
+
+    async fn until<T, F, Fut>(&self, what: &str, mut check: F) -> Result<T, Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Option<T>>,
+    {
+        for _ in 0..600 {
+            if let Some(v) = check().await {
+                return Ok(v);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(format!("timed out waiting for {what}").into())
+    }
+
+    async fn request_phase(&self, ns: &str, name: &str, phase: RequestPhase) -> Result<(), Error> {
+        let api: Api<CloudResourceRequest> = Api::namespaced(self.client.clone(), ns);
+        self.until(&format!("{name} {phase:?}"), || async {
+            let r = api.get(name).await.ok()?;
+            (r.status?.phase? == phase).then_some(())
+        })
+        .await
+    }
+
+    async fn tenancy_phase(
+        &self,
+        ns: &str,
+        name: &str,
+        phase: TenancyPhase,
+    ) -> Result<Tenancy, Error> {
+        let api: Api<Tenancy> = Api::namespaced(self.client.clone(), ns);
+        self.until(&format!("tenancy {name} {phase:?}"), || async {
+            let t = api.get(name).await.ok()?;
+            (t.status.as_ref()?.phase? == phase).then_some(t)
+        })
+        .await
+    }
+
+    /// What a reviewer's `kubectl govcloud approve` writes.
+    async fn decide(
+        &self,
+        ns: &str,
+        name: &str,
+        decision: &str,
+        opinion: &str,
+    ) -> Result<(), Error> {
+        let api: Api<CloudResourceRequest> = Api::namespaced(self.client.clone(), ns);
+        let generation = api.get(name).await?.metadata.generation.unwrap_or(1);
+        println!(
+            "  {REVIEWER} decides {decision} on {ns}/{name} (generation {generation}): {opinion}"
+        );
+        api.patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "annotations": {
+                keys::DECISION: decision,
+                keys::DECIDED_GENERATION: generation.to_string(),
+                keys::DECIDED_BY: REVIEWER,
+                keys::OPINION: opinion,
+            }}})),
         )
-    } else {
-        println!("starting a local control plane (the first run builds it: 10-25 minutes)...");
-        let plane = ControlPlane::start(Options {
-            keep_dir: true,
-            ..Options::default()
+        .await?;
+        Ok(())
+    }
+
+    /// Plays KubeVirt until the tenancy is delivered.
+    async fn deliver(&self, ns: &str, name: &str, unit: &str) -> Result<Tenancy, Error> {
+        let tns = namespace_name(unit, name);
+        println!("  (playing KubeVirt: the VMs in {tns} come up)");
+        let api: Api<Tenancy> = Api::namespaced(self.client.clone(), ns);
+        self.until("delivery", || async {
+            standins::create_vms(&self.client, &tns).await.ok();
+            let t = api.get(name).await.ok()?;
+            (t.status.as_ref()?.phase? == TenancyPhase::Trial).then_some(t)
+        })
+        .await
+    }
+
+    async fn lifecycle(&self) -> Result<(), Error> {
+        self.step("the samples are filed; the operator takes them into review");
+        self.request_phase("unit-finance", "finance-oa", RequestPhase::UnderReview)
+            .await?;
+        self.request_phase(
+            "unit-education",
+            "exam-registration",
+            RequestPhase::UnderReview,
+        )
+        .await?;
+        self.kubectl(&["get", "cloudresourcerequests", "-A"]);
+
+        self.step("a reviewer approves the finance OA system (Art. 13-14)");
+        self.decide(
+            "unit-finance",
+            "finance-oa",
+            "approve",
+            "同意按申请配置开通",
+        )
+        .await?;
+        let t = self
+            .deliver("unit-finance", "finance-oa", "finance")
+            .await?;
+        let ends = t
+            .status
+            .as_ref()
+            .and_then(|s| s.trial_ends_at.clone())
+            .map(|t| t.0);
+        println!(
+            "  delivered; the 30-day trial ends {}",
+            ends.map(govcloud::calendar::display).unwrap_or_default()
+        );
+        self.kubectl(&[
+            "get",
+            "vm,pvc,resourcequota,networkpolicy,rolebinding",
+            "-n",
+            "finance-finance-oa",
+        ]);
+
+        self.step(
+            "the exam registration system is urgent: opened before the full review (Art. 13 ¶2)",
+        );
+        self.decide(
+            "unit-education",
+            "exam-registration",
+            "emergency-open",
+            "机房故障，紧急开通",
+        )
+        .await?;
+        self.deliver("unit-education", "exam-registration", "education")
+            .await?;
+        self.kubectl(&[
+            "get",
+            "cloudresourcerequest",
+            "exam-registration",
+            "-n",
+            "unit-education",
+        ]);
+
+        self.step(
+            "the finance unit deploys its system: a VM runs and its monitoring probe reports",
+        );
+        println!("  (playing KubeVirt: app-1 running, guest agent connected)");
+        standins::run_vm(
+            &self.client,
+            "finance-finance-oa",
+            "app-1",
+            true,
+            self.clock.now(),
+        )
+        .await?;
+
+        self.clock.advance(SignedDuration::from_hours(24 * 31));
+        self.step("31 days later, on the development clock");
+        let t = self
+            .tenancy_phase("unit-finance", "finance-oa", TenancyPhase::Active)
+            .await?;
+        println!(
+            "  finance-oa: Active, billed from {} (Art. 16)",
+            t.status
+                .and_then(|s| s.billing_started_at)
+                .map(|t| govcloud::calendar::display(t.0))
+                .unwrap_or_default()
+        );
+        self.tenancy_phase(
+            "unit-education",
+            "exam-registration",
+            TenancyPhase::Reclaimed,
+        )
+        .await?;
+        println!(
+            "  exam-registration: unused in its trial, Reclaimed; the education unit is suspended (Art. 15)"
+        );
+        println!("  (playing KubeVirt and the Job controller: halted VMs stop, wipe Jobs finish)");
+        let tns = namespace_name("education", "exam-registration");
+        let api: Api<Tenancy> = Api::namespaced(self.client.clone(), "unit-education");
+        let released = self
+            .until("the release", || async {
+                standins::stop_halted(&self.client, &tns).await.ok();
+                standins::finish_jobs(&self.client, &tns, true, self.clock.now())
+                    .await
+                    .ok();
+                let t = api.get("exam-registration").await.ok()?;
+                t.status.as_ref()?.retired_at.is_some().then_some(t)
+            })
+            .await?;
+        for r in released.status.map(|s| s.wipe_records).unwrap_or_default() {
+            println!(
+                "  wiped {} {} ({} GiB) by {:?}: {:?}",
+                r.kind, r.name, r.size_gib, r.method, r.result
+            );
+        }
+        self.kubectl(&["get", "tenancies", "-A"]);
+        self.kubectl(&["get", "namespace", "unit-education", "--show-labels"]);
+
+        self.step("the finance unit's extension request (one more server) is approved (Art. 17)");
+        self.decide(
+            "unit-finance",
+            "finance-oa-expansion",
+            "approve",
+            "同意扩容",
+        )
+        .await?;
+        self.request_phase(
+            "unit-finance",
+            "finance-oa-expansion",
+            RequestPhase::Approved,
+        )
+        .await?;
+        let api: Api<Tenancy> = Api::namespaced(self.client.clone(), "unit-finance");
+        self.until("the extension", || async {
+            standins::create_vms(&self.client, "finance-finance-oa")
+                .await
+                .ok();
+            let t = api.get("finance-oa").await.ok()?;
+            (!t.status?.extension_deliveries.is_empty()).then_some(())
         })
         .await?;
-        let client = plane.admin().await?;
-        let path = plane.dir().join("admin.kubeconfig");
-        plane.write_kubeconfig(&path, &User::admin())?;
-        println!("control plane {} at {}", plane.version(), plane.server());
-        (Some(plane), client, path.display().to_string())
-    };
-    install(&client).await?;
-
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let operator = tokio::spawn(govcloud::operator::run(
-        client.clone(),
-        Config::default(),
-        govcloud::clock::Clock::system(),
-        async {
-            let _ = stop_rx.await;
-        },
-    ));
-    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-
-    let kubectl = plane
-        .as_ref()
-        .map(|p| p.bin_dir().join("kubectl").display().to_string())
-        .unwrap_or_else(|| "kubectl".into());
-    println!("\n$ kubectl --kubeconfig {kubeconfig} get govcloud -A");
-    let out = std::process::Command::new(&kubectl)
-        .args(["--kubeconfig", &kubeconfig, "get", "govcloud", "-A"])
-        .output();
-    match out {
-        Ok(out) => print!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-        Err(e) => println!("(cannot run {kubectl}: {e})"),
+        self.kubectl(&["get", "vm", "-n", "finance-finance-oa"]);
+        self.kubectl(&[
+            "get",
+            "events",
+            "-n",
+            "unit-finance",
+            "--sort-by=.lastTimestamp",
+        ]);
+        Ok(())
     }
-    println!("\nkubeconfig: {kubeconfig}");
-    println!("kubectl:    {kubectl}");
-    if once {
-        let _ = stop_tx.send(());
-        let _ = operator.await;
+}
+
+async fn demo(once: bool, current_context: bool) -> Result<(), Error> {
+    if current_context {
+        let client = Client::try_default().await?;
+        install(&client).await?;
+        println!("installed into the current context; running the operator (Ctrl-C stops it)");
+        Operator::new(client, Config::default())
+            .run(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await;
         return Ok(());
     }
-    println!("\nthe operator is running; Ctrl-C stops it and the control plane");
-    tokio::signal::ctrl_c().await?;
+
+    println!("starting a local control plane (the first run builds it: 10-25 minutes)...");
+    let plane = ControlPlane::start(Options {
+        keep_dir: !once,
+        ..Options::default()
+    })
+    .await?;
+    let client = plane.admin().await?;
+    let kubeconfig = plane.dir().join("admin.kubeconfig");
+    plane.write_kubeconfig(&kubeconfig, &User::admin())?;
+    println!("control plane {} at {}", plane.version(), plane.server());
+    install(&client).await?;
+
+    let clock = Clock::manual(Timestamp::now());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let operator = tokio::spawn(
+        Operator::new(client.clone(), Config::default())
+            .with_clock(clock.clone())
+            .run(async {
+                let _ = stop_rx.await;
+            }),
+    );
+    let demo = Demo {
+        client,
+        clock,
+        kubectl: plane.bin_dir().join("kubectl").display().to_string(),
+        kubeconfig: kubeconfig.display().to_string(),
+    };
+    let outcome = demo.lifecycle().await;
+
+    println!("\nkubeconfig: {}", demo.kubeconfig);
+    println!("kubectl:    {}", demo.kubectl);
+    println!(
+        "try:        {} --kubeconfig {} get govcloud -A",
+        demo.kubectl, demo.kubeconfig
+    );
+    if !once && outcome.is_ok() {
+        println!("\nthe operator keeps running; Ctrl-C stops it and the control plane");
+        tokio::signal::ctrl_c().await?;
+    }
     let _ = stop_tx.send(());
     let _ = operator.await;
-    if let Some(plane) = plane {
-        plane.stop();
+    plane.stop();
+    if !once {
         println!("stopped; logs and data kept in {}", plane.dir().display());
     }
-    Ok(())
+    outcome
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    govcloud::telemetry::init();
+    if std::env::var_os("RUST_LOG").is_some() {
+        govcloud::telemetry::init();
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let once = args.iter().any(|a| a == "--once");
     let current_context = args.iter().any(|a| a == "--current-context");

@@ -36,6 +36,13 @@ pub fn local_date(at: Timestamp) -> Date {
     at.to_zoned(zone().clone()).date()
 }
 
+/// An instant as people here read it: `2026-12-27 20:38:08 +08:00`.
+pub fn display(at: Timestamp) -> String {
+    at.to_zoned(zone().clone())
+        .strftime("%Y-%m-%d %H:%M:%S %:z")
+        .to_string()
+}
+
 /// The last second (23:59:59 Asia/Shanghai) of a day.
 pub fn end_of_day(day: Date) -> Timestamp {
     day.to_datetime(Time::constant(23, 59, 59, 0))

@@ -88,7 +88,14 @@ impl Clock {
         }
     }
 
+    /// Now, in whole seconds: the precision of Kubernetes timestamps, so that
+    /// what is computed and what is read back agree.
     pub fn now(&self) -> Timestamp {
+        let now = self.exact();
+        Timestamp::from_second(now.as_second()).unwrap_or(now)
+    }
+
+    fn exact(&self) -> Timestamp {
         match &self.source {
             Source::System => Timestamp::now(),
             Source::Offset(o) => Timestamp::now()

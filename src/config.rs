@@ -100,6 +100,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_documented_file_holds_exactly_the_defaults() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/operator.yaml");
+        assert_eq!(Config::load(&path).unwrap(), Config::default());
+    }
+
+    #[test]
     fn an_empty_file_means_the_defaults() {
         assert_eq!(Config::parse("c", "").unwrap(), Config::default());
     }

@@ -21,6 +21,8 @@ use crate::provisioning::{self, Desired, ProvisioningConfig};
 use crate::release::{self, Deletion, WipeConfig};
 use crate::review::Note;
 
+const NO_USAGE_YET: &str = "no VM has run with its monitoring probe reporting yet";
+
 /// Art. 15: the trial lasts 30 calendar days from delivery.
 pub const TRIAL_DAYS: i64 = 30;
 
@@ -266,7 +268,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
                             format!(
                                 "the trial ended on {} with the resources in use: formal operation, billed from {} (Art. 16)",
                                 calendar::local_date(end),
-                                end
+                                calendar::display(end)
                             ),
                         );
                     } else {
@@ -353,14 +355,17 @@ fn delivery(b: &mut Builder<'_, '_>, complete: bool, pending: &[String], held: &
             "Delivered",
             format!(
                 "resources delivered; the 30-day trial ends {} (Art. 15): deploy the system and let the monitoring probe report",
-                ends
+                calendar::display(ends)
             ),
         );
+        // The conditions the trial keeps, set now so that the next look
+        // finds nothing to write.
+        ready(b, true, &[]);
         b.cond(Wanted::new(
-            condition::READY,
-            true,
-            "Delivered",
-            "every approved resource is in place",
+            condition::USAGE_DETECTED,
+            false,
+            "NoUsageYet",
+            NO_USAGE_YET,
         ));
         b.wake_at(ends);
         return;
@@ -452,7 +457,9 @@ fn usage(b: &mut Builder<'_, '_>, vms: &[&str]) {
             true,
             "ProbeReported",
             format!(
-                "VM {vm} running since {running}, its monitoring probe reporting since {agent}"
+                "VM {vm} running since {}, its monitoring probe reporting since {}",
+                calendar::display(running),
+                calendar::display(agent)
             ),
         ));
         b.event(
@@ -465,7 +472,7 @@ fn usage(b: &mut Builder<'_, '_>, vms: &[&str]) {
             condition::USAGE_DETECTED,
             false,
             "NoUsageYet",
-            "no VM has run with its monitoring probe reporting yet",
+            NO_USAGE_YET,
         ));
     }
 }
@@ -647,5 +654,235 @@ pub fn same_status(a: &TenancyStatus, b: &TenancyStatus) -> bool {
         a.conditions.clear();
         b.conditions.clear();
         a == b
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::CloudResourceRequest;
+
+    #[derive(Default)]
+    struct Fake {
+        objects: BTreeMap<(String, String), Seen>,
+        instances: BTreeMap<String, Instance>,
+    }
+
+    impl Lookup for Fake {
+        fn object(&self, kind: &str, name: &str) -> Option<Seen> {
+            self.objects
+                .get(&(kind.to_owned(), name.to_owned()))
+                .cloned()
+        }
+        fn instance(&self, vm: &str) -> Option<Instance> {
+            self.instances.get(vm).cloned()
+        }
+    }
+
+    impl Fake {
+        /// Everything planned has been applied, and is ready when `ready`.
+        fn applied(&mut self, plan: &Plan, ready: bool) {
+            for d in &plan.apply {
+                self.objects.insert(
+                    (d.kind.to_owned(), d.name.clone()),
+                    Seen {
+                        hash: Some(d.hash.clone()),
+                        ready,
+                    },
+                );
+            }
+        }
+    }
+
+    fn spec() -> TenancySpec {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/samples/20-cloudresourcerequest-oa.yaml"
+        ))
+        .unwrap();
+        let crr: CloudResourceRequest = serde_saphyr::from_str(&text).unwrap();
+        let s = crr.spec;
+        TenancySpec {
+            unit: "finance".into(),
+            unit_name: s.unit.name.clone(),
+            system_name: s.system.name.clone(),
+            purpose: s.system.purpose.clone(),
+            request: "oa".into(),
+            request_generation: 1,
+            service_types: s.service_types.clone(),
+            allocation: s.resources.clone(),
+            compliance: s.compliance.clone(),
+            extensions: vec![],
+            emergency: None,
+            retirement: None,
+        }
+    }
+
+    struct World {
+        spec: TenancySpec,
+        status: TenancyStatus,
+        annotations: BTreeMap<String, String>,
+        fake: Fake,
+        uid: Option<String>,
+        now: Timestamp,
+    }
+
+    impl World {
+        fn new() -> Self {
+            Self {
+                spec: spec(),
+                status: TenancyStatus::default(),
+                annotations: BTreeMap::new(),
+                fake: Fake::default(),
+                uid: None,
+                now: "2026-11-27T02:00:00Z".parse().unwrap(),
+            }
+        }
+
+        fn step(&mut self) -> Plan {
+            let observed = Observed {
+                namespace_uid: self.uid.clone(),
+                lookup: &self.fake,
+                release: None,
+            };
+            let plan = plan(&Input {
+                unit_namespace: "unit-finance",
+                name: "oa",
+                generation: 1,
+                spec: &self.spec,
+                status: &self.status,
+                annotations: &self.annotations,
+                unit_group: Some("govcloud:unit:finance"),
+                observed: &observed,
+                provisioning: &ProvisioningConfig::default(),
+                wipe: &WipeConfig::default(),
+                now: self.now,
+            });
+            self.status = plan.status.clone();
+            plan
+        }
+
+        /// Applies and readies everything until the plan is quiet.
+        fn settle(&mut self) -> Plan {
+            loop {
+                let plan = self.step();
+                if plan.apply.is_empty() {
+                    return plan;
+                }
+                if plan.apply.iter().any(|d| d.kind == "Namespace") {
+                    self.uid = Some("ns-uid".into());
+                }
+                self.fake.applied(&plan, true);
+            }
+        }
+    }
+
+    #[test]
+    fn art14_delivery_comes_once_everything_is_ready_and_starts_the_trial() {
+        let mut w = World::new();
+        let first = w.step();
+        assert_eq!(first.status.phase, Some(TenancyPhase::Provisioning));
+        assert_eq!(first.apply.len(), 1, "the namespace first");
+        w.uid = Some("ns-uid".into());
+        w.fake.applied(&first, true);
+        let second = w.step();
+        assert_eq!(second.apply.len(), 13);
+        w.fake.applied(&second, false);
+        assert_eq!(
+            w.step().status.phase,
+            Some(TenancyPhase::Provisioning),
+            "not ready yet"
+        );
+        w.fake.applied(&second, true);
+        let plan = w.step();
+        assert_eq!(plan.status.phase, Some(TenancyPhase::Trial));
+        assert_eq!(
+            plan.status.trial_ends_at.as_ref().unwrap().0.to_string(),
+            "2026-12-27T02:00:00Z"
+        );
+        assert_eq!(plan.requeue_at.unwrap().to_string(), "2026-12-27T02:00:00Z");
+        // Settled: nothing to apply, the same status.
+        let again = w.step();
+        assert!(again.apply.is_empty());
+        assert!(
+            same_status(&plan.status, &again.status),
+            "{:#?}\n{:#?}",
+            plan.status.conditions,
+            again.status.conditions
+        );
+        assert!(again.events.is_empty());
+    }
+
+    #[test]
+    fn art15_without_usage_the_trial_ends_in_reclaim_and_suspension() {
+        let mut w = World::new();
+        w.settle();
+        w.now = "2026-12-27T02:00:00Z".parse().unwrap();
+        let plan = w.step();
+        assert_eq!(plan.status.phase, Some(TenancyPhase::Reclaimed));
+        assert!(
+            plan.suspend_unit
+                .as_deref()
+                .unwrap()
+                .contains("without use")
+        );
+        assert!(plan.status.unit_suspended_at.is_some());
+        assert!(releasing(&w.spec, &plan.status, w.now));
+        // Suspended once: the next step does not suspend again.
+        assert!(w.step().suspend_unit.is_none());
+    }
+
+    #[test]
+    fn art16_with_usage_the_trial_ends_in_active_billed_from_its_end() {
+        let mut w = World::new();
+        w.settle();
+        let ran: Timestamp = "2026-12-01T02:00:00Z".parse().unwrap();
+        w.fake.instances.insert(
+            "app-1".into(),
+            Instance {
+                name: "app-1".into(),
+                running_since: Some(ran),
+                agent_since: None,
+            },
+        );
+        w.now = "2026-12-02T02:00:00Z".parse().unwrap();
+        assert!(
+            w.step().status.usage.is_none(),
+            "running without the probe is not use"
+        );
+        w.fake.instances.insert(
+            "app-1".into(),
+            Instance {
+                name: "app-1".into(),
+                running_since: Some(ran),
+                agent_since: Some(w.now),
+            },
+        );
+        let plan = w.step();
+        assert_eq!(
+            plan.status.usage.as_ref().unwrap().vm.as_deref(),
+            Some("app-1")
+        );
+        w.now = "2026-12-27T02:00:01Z".parse().unwrap();
+        let plan = w.step();
+        assert_eq!(plan.status.phase, Some(TenancyPhase::Active));
+        assert_eq!(
+            plan.status.billing_started_at.unwrap().0.to_string(),
+            "2026-12-27T02:00:00Z"
+        );
+    }
+
+    #[test]
+    fn art14_high_end_items_hold_delivery_until_procured() {
+        let mut w = World::new();
+        w.spec.allocation.vm_groups[1].high_end = true;
+        let plan = w.settle();
+        assert_eq!(plan.status.phase, Some(TenancyPhase::Provisioning));
+        let delivered = conditions::get(&plan.status.conditions, condition::DELIVERED).unwrap();
+        assert_eq!(delivered.reason, "AwaitingProcurement");
+        w.annotations
+            .insert(keys::PROCURED.into(), "CG-2026-118".into());
+        let plan = w.settle();
+        assert_eq!(plan.status.phase, Some(TenancyPhase::Trial));
     }
 }

@@ -830,3 +830,230 @@ pub fn same_status(a: &CloudResourceRequestStatus, b: &CloudResourceRequestStatu
         a == b
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::CloudResourceRequest;
+    use crate::api::common::Decision;
+
+    fn spec(path: &str) -> CloudResourceRequestSpec {
+        let text =
+            std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let crr: CloudResourceRequest = serde_saphyr::from_str(&text).unwrap();
+        crr.spec
+    }
+
+    fn calendar() -> Calendar {
+        let mut cal = Calendar::new();
+        for year in ["2025", "2026"] {
+            let text = std::fs::read_to_string(format!(
+                "{}/config/calendar/{year}.yaml",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap();
+            let c: crate::api::WorkCalendar = serde_saphyr::from_str(&text).unwrap();
+            cal.add_year(
+                c.spec.year,
+                c.spec.holidays.iter().map(|d| d.date),
+                c.spec.working_days.iter().map(|d| d.date),
+            )
+            .unwrap();
+        }
+        cal
+    }
+
+    struct Case {
+        spec: CloudResourceRequestSpec,
+        generation: i64,
+        status: CloudResourceRequestStatus,
+        annotations: BTreeMap<String, String>,
+        unit: Unit,
+        now: Timestamp,
+    }
+
+    impl Case {
+        fn new(path: &str) -> Self {
+            Self {
+                spec: spec(path),
+                generation: 1,
+                status: CloudResourceRequestStatus::default(),
+                annotations: BTreeMap::new(),
+                unit: Unit {
+                    id: Some("finance".into()),
+                    suspended: None,
+                },
+                now: "2026-02-12T02:00:00Z".parse().unwrap(),
+            }
+        }
+
+        fn decide(&mut self, decision: &str, generation: i64) -> &mut Self {
+            self.annotations
+                .insert(keys::DECISION.into(), decision.into());
+            self.annotations
+                .insert(keys::DECIDED_GENERATION.into(), generation.to_string());
+            self.annotations
+                .insert(keys::DECIDED_BY.into(), "wang".into());
+            self
+        }
+
+        /// Plans, and takes the planned status as the new current one.
+        fn step(&mut self) -> Plan {
+            let cal = calendar();
+            let plan = plan(&Input {
+                name: "oa",
+                generation: self.generation,
+                spec: &self.spec,
+                status: &self.status,
+                annotations: &self.annotations,
+                unit: &self.unit,
+                target: None,
+                own_tenancy: None,
+                calendar: &cal,
+                now: self.now,
+            });
+            self.status = plan.status.clone();
+            plan
+        }
+    }
+
+    fn reason(status: &CloudResourceRequestStatus, t: &str) -> String {
+        conditions::get(&status.conditions, t)
+            .map(|c| c.reason.clone())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn art13_a_filed_request_is_under_review_and_nothing_is_ordered() {
+        let mut c = Case::new("config/samples/20-cloudresourcerequest-oa.yaml");
+        let plan = c.step();
+        assert_eq!(plan.status.phase, Some(RequestPhase::UnderReview));
+        assert!(plan.orders.is_empty());
+        assert_eq!(plan.status.requested, Some(c.spec.resources.clone()));
+        // Planning again changes nothing: a settled request is not rewritten.
+        let again = c.step();
+        assert!(same_status(&plan.status, &again.status));
+        assert!(again.events.is_empty());
+    }
+
+    #[test]
+    fn art13_an_approval_of_an_old_generation_orders_nothing() {
+        let mut c = Case::new("config/samples/20-cloudresourcerequest-oa.yaml");
+        c.step();
+        c.generation = 2;
+        c.decide("approve", 1);
+        let plan = c.step();
+        assert!(plan.orders.is_empty());
+        assert_eq!(
+            reason(&plan.status, condition::DECISION_VALID),
+            "StaleDecision"
+        );
+        c.decide("approve", 2);
+        let plan = c.step();
+        assert!(matches!(&plan.orders[..], [Order::Provision(s)] if s.request_generation == 2));
+        assert_eq!(plan.status.phase, Some(RequestPhase::Approved));
+    }
+
+    #[test]
+    fn art13_emergency_open_needs_an_urgent_request_and_sets_the_deadline() {
+        let mut c = Case::new("config/samples/20-cloudresourcerequest-oa.yaml");
+        c.step();
+        c.decide("emergency-open", 1);
+        let plan = c.step();
+        assert!(plan.orders.is_empty());
+        assert_eq!(reason(&plan.status, condition::DECISION_VALID), "NotUrgent");
+
+        let mut c = Case::new("config/samples/21-cloudresourcerequest-emergency.yaml");
+        c.step();
+        // Unmarked by a reviewer, the urgent request waits.
+        assert!(c.step().orders.is_empty());
+        c.decide("emergency-open", 1);
+        let plan = c.step();
+        assert_eq!(plan.status.phase, Some(RequestPhase::EmergencyOpened));
+        assert_eq!(
+            plan.status.paperwork_due_at.as_ref().unwrap().0.to_string(),
+            "2026-03-04T15:59:59Z"
+        );
+        let Some(Order::Provision(spec)) = plan.orders.first() else {
+            panic!("no provisioning order: {:?}", plan.orders)
+        };
+        assert!(spec.emergency.is_some());
+        assert_eq!(plan.requeue_at.unwrap().to_string(), "2026-03-04T16:00:00Z");
+
+        c.now = "2026-03-04T16:00:00Z".parse().unwrap();
+        let plan = c.step();
+        assert!(conditions::is_true(
+            &plan.status.conditions,
+            condition::PAPERWORK_OVERDUE
+        ));
+        assert!(plan.events.iter().any(|e| e.reason == "PaperworkOverdue"));
+        // The overdue mark is reported once.
+        assert!(c.step().events.is_empty());
+    }
+
+    #[test]
+    fn art13_expert_review_waits_for_the_opinion_and_rejection_keeps_it() {
+        let mut c = Case::new("config/samples/20-cloudresourcerequest-oa.yaml");
+        c.step();
+        c.decide("expert-review", 1);
+        assert_eq!(c.step().status.phase, Some(RequestPhase::ExpertReview));
+        c.decide("approve", 1);
+        let plan = c.step();
+        assert_eq!(
+            reason(&plan.status, condition::DECISION_VALID),
+            "AwaitingExpertOpinion"
+        );
+        c.decide("reject", 1);
+        assert_eq!(
+            reason(&c.step().status, condition::DECISION_VALID),
+            "OpinionMissing"
+        );
+        c.annotations
+            .insert(keys::OPINION.into(), "功能重复".into());
+        let plan = c.step();
+        assert_eq!(plan.status.phase, Some(RequestPhase::Rejected));
+        let last = plan.status.reviews.last().unwrap();
+        assert_eq!(
+            (last.decision, last.opinion.as_deref()),
+            (Decision::Reject, Some("功能重复"))
+        );
+    }
+
+    #[test]
+    fn art15_a_suspended_unit_cannot_apply() {
+        let mut c = Case::new("config/samples/20-cloudresourcerequest-oa.yaml");
+        c.unit.suspended = Some("since 2026-01-01: unused trial".into());
+        let plan = c.step();
+        assert_eq!(plan.status.phase, Some(RequestPhase::Rejected));
+        assert_eq!(reason(&plan.status, condition::ACCEPTED), "UnitSuspended");
+        // Lifting the suspension later does not revive this request.
+        c.unit.suspended = None;
+        c.decide("approve", 1);
+        assert!(c.step().orders.is_empty());
+    }
+
+    #[test]
+    fn art17_an_extension_may_not_reuse_a_name() {
+        let base = spec("config/samples/20-cloudresourcerequest-oa.yaml");
+        let target = TenancySpec {
+            unit: "finance".into(),
+            unit_name: base.unit.name.clone(),
+            system_name: base.system.name.clone(),
+            purpose: base.system.purpose.clone(),
+            request: "finance-oa".into(),
+            request_generation: 1,
+            service_types: base.service_types.clone(),
+            allocation: base.resources.clone(),
+            compliance: base.compliance.clone(),
+            extensions: vec![],
+            emergency: None,
+            retirement: None,
+        };
+        let ext = spec("config/samples/22-cloudresourcerequest-extension.yaml");
+        let grown = extend(&target, "finance-oa-expansion", &ext).unwrap();
+        assert_eq!(grown.allocation.vm_count(), 4);
+        assert_eq!(grown.extensions.len(), 1);
+        let err = extend(&grown, "again", &ext).unwrap_err();
+        assert!(err.contains("VM group app-extra already exists"), "{err}");
+    }
+}

@@ -37,6 +37,9 @@ enum Command {
         /// (e.g. "31d", "2h").
         #[arg(long, env = "GOVCLOUD_DEV_CLOCK_OFFSET")]
         dev_clock_offset: Option<String>,
+        /// Where to serve /metrics, /healthz and /readyz.
+        #[arg(long, env = "GOVCLOUD_METRICS_ADDRESS", default_value = "0.0.0.0:8080")]
+        metrics_address: std::net::SocketAddr,
     },
     /// Print the CustomResourceDefinitions as YAML.
     Crds,
@@ -100,6 +103,7 @@ async fn main() -> ExitCode {
             config,
             dev_clock_file,
             dev_clock_offset,
+            metrics_address,
         } => {
             govcloud::telemetry::init();
             let config = match load(config.as_ref()) {
@@ -133,7 +137,11 @@ async fn main() -> ExitCode {
                 },
                 (None, None) => Clock::system(),
             };
-            govcloud::operator::run(client, config, clock, shutdown_signal()).await;
+            govcloud::operator::Operator::new(client, config)
+                .with_clock(clock)
+                .serve_on(metrics_address)
+                .run(shutdown_signal())
+                .await;
             ExitCode::SUCCESS
         }
     }

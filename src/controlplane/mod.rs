@@ -10,6 +10,7 @@
 //! Everything lives in one temporary directory and dies with the process.
 
 mod pki;
+pub mod standins;
 
 use std::io::Read;
 use std::net::{Ipv4Addr, TcpListener};

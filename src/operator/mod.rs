@@ -7,7 +7,9 @@
 //! (the controllers start only once every cache has listed).
 
 mod caches;
+pub mod metrics;
 mod requests;
+mod serve;
 mod tenancies;
 mod units;
 
@@ -28,6 +30,7 @@ use crate::config::Config;
 use crate::review::Note;
 
 pub use caches::Caches;
+pub use metrics::Metrics;
 
 /// The name under which the operator writes and reports.
 pub const MANAGER: &str = crate::provisioning::MANAGER;
@@ -72,6 +75,7 @@ pub struct Context {
     pub config: Config,
     pub clock: Clock,
     pub caches: Caches,
+    pub metrics: Arc<Metrics>,
     recorder: Recorder,
 }
 
@@ -100,6 +104,44 @@ impl Context {
     }
 }
 
+impl Context {
+    /// Reports an object the operator cannot read (its schema allowed what
+    /// the operator's types do not), without stopping the watch.
+    async fn unreadable(
+        &self,
+        invalid: &kube::core::error_boundary::InvalidObject,
+        api_version: &str,
+        kind: &str,
+    ) {
+        let reference = k8s_openapi::api::core::v1::ObjectReference {
+            api_version: Some(api_version.to_owned()),
+            kind: Some(kind.to_owned()),
+            name: invalid.metadata.name.clone(),
+            namespace: invalid.metadata.namespace.clone(),
+            uid: invalid.metadata.uid.clone(),
+            resource_version: invalid.metadata.resource_version.clone(),
+            ..Default::default()
+        };
+        let event = Event {
+            type_: EventType::Warning,
+            reason: "Unreadable".into(),
+            note: Some(truncate(
+                &format!(
+                    "the operator cannot read this object and leaves it alone until it changes: {}",
+                    invalid.error
+                ),
+                1000,
+            )),
+            action: "Skip".into(),
+            secondary: None,
+        };
+        warn!(kind, name = ?invalid.metadata.name, error = %invalid.error, "unreadable object skipped");
+        if let Err(e) = self.recorder.publish(&event, &reference).await {
+            warn!(error = %e, "cannot publish an event");
+        }
+    }
+}
+
 fn truncate(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_owned();
@@ -109,6 +151,22 @@ fn truncate(s: &str, max: usize) -> String {
         end -= 1;
     }
     format!("{}…", &s[..end])
+}
+
+/// Runs one reconcile, counting it, its duration and its failure.
+async fn timed(
+    ctx: &Context,
+    controller: metrics::ControllerName,
+    reconcile: impl Future<Output = Result<Action, Error>>,
+) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
+    let result = reconcile.await;
+    ctx.metrics
+        .reconciled(controller, started.elapsed().as_secs_f64());
+    if let Err(e) = &result {
+        ctx.metrics.failed(controller, e.category());
+    }
+    result
 }
 
 /// How long until `at`, as a requeue.
@@ -123,79 +181,135 @@ fn requeue_at(clock: &Clock, at: Option<jiff::Timestamp>) -> Action {
     }
 }
 
-/// Runs the operator until `shutdown` completes.
-pub async fn run(
+/// The operator, configured; [`Operator::run`] runs it.
+pub struct Operator {
     client: Client,
     config: Config,
     clock: Clock,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) {
-    info!(
-        clock = %clock.describe(),
-        reviewers = %config.reviewer_group,
-        wipe = ?config.wipe.mode,
-        "govcloud-operator starting"
-    );
-    if clock.is_development() {
-        warn!(
-            "DEVELOPMENT CLOCK IN USE ({}): deadlines follow it, not real time",
-            clock.describe()
-        );
-    }
-    let (requests_tx, requests_rx) = mpsc::unbounded_channel();
-    let (tenancies_tx, tenancies_rx) = mpsc::unbounded_channel();
-    let (units_tx, units_rx) = mpsc::unbounded_channel();
-    let (caches, watchers) = Caches::start(client.clone(), requests_tx, tenancies_tx, units_tx);
-    let _watchers = AbortOnDrop(tokio::spawn(watchers));
-    caches.wait_until_ready().await;
-    info!("caches listed; controllers starting");
+    metrics: Arc<Metrics>,
+    serve_on: Option<std::net::SocketAddr>,
+}
 
-    let reporter = Reporter {
-        controller: MANAGER.into(),
-        instance: std::env::var("POD_NAME").ok(),
-    };
-    let ctx = Arc::new(Context {
-        recorder: Recorder::new(client.clone(), reporter),
-        client,
-        config,
-        clock: clock.clone(),
-        caches,
-    });
-    let clock_moves = || WatchStream::from_changes(clock.subscribe()).map(|_| ());
-
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = move || {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
+impl Operator {
+    pub fn new(client: Client, config: Config) -> Self {
+        Self {
+            client,
+            config,
+            clock: Clock::system(),
+            metrics: Arc::default(),
+            serve_on: None,
         }
-    };
-    let requests = requests::controller(
-        ctx.clone(),
-        UnboundedReceiverStream::new(requests_rx),
-        clock_moves(),
-        stopped(),
-    );
-    let tenancies = tenancies::controller(
-        ctx.clone(),
-        UnboundedReceiverStream::new(tenancies_rx),
-        clock_moves(),
-        stopped(),
-    );
-    let units = units::controller(
-        ctx.clone(),
-        UnboundedReceiverStream::new(units_rx),
-        stopped(),
-    );
-    let _file_clock = AbortOnDrop(tokio::spawn(clock.clone().follow_file()));
-    let controllers = futures::future::join3(requests, tenancies, units);
-    tokio::pin!(controllers);
-    tokio::select! {
-        _ = &mut controllers => warn!("controllers ended"),
-        () = shutdown => {
-            info!("shutting down");
-            let _ = stop_tx.send(true);
-            let _ = tokio::time::timeout(Duration::from_secs(10), controllers).await;
+    }
+
+    /// Where `now` comes from (a development clock for demos and tests).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Serves `/metrics`, `/healthz` and `/readyz` on this address.
+    pub fn serve_on(mut self, addr: std::net::SocketAddr) -> Self {
+        self.serve_on = Some(addr);
+        self
+    }
+
+    /// The metrics, to read while it runs.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// Runs until `shutdown` completes.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+        let Self {
+            client,
+            config,
+            clock,
+            metrics,
+            serve_on,
+        } = self;
+        info!(
+            clock = %clock.describe(),
+            reviewers = %config.reviewer_group,
+            wipe = ?config.wipe.mode,
+            "govcloud-operator starting"
+        );
+        if clock.is_development() {
+            warn!(
+                "DEVELOPMENT CLOCK IN USE ({}): deadlines follow it, not real time",
+                clock.describe()
+            );
+        }
+        let (requests_tx, requests_rx) = mpsc::unbounded_channel();
+        let (tenancies_tx, tenancies_rx) = mpsc::unbounded_channel();
+        let (units_tx, units_rx) = mpsc::unbounded_channel();
+        let (caches, watchers) = Caches::start(client.clone(), requests_tx, tenancies_tx, units_tx);
+        let _watchers = AbortOnDrop(tokio::spawn(watchers));
+        let _server = match serve_on {
+            Some(addr) => match serve::bind(addr).await {
+                Ok(listener) => Some(AbortOnDrop(tokio::spawn(serve::serve(
+                    listener,
+                    metrics.clone(),
+                    caches.clone(),
+                )))),
+                Err(e) => {
+                    tracing::error!(%addr, error = %e, "cannot serve metrics and health");
+                    None
+                }
+            },
+            None => None,
+        };
+        caches.wait_until_ready().await;
+        metrics.set_ready();
+        info!("caches listed; controllers starting");
+
+        let reporter = Reporter {
+            controller: MANAGER.into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        let ctx = Arc::new(Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            config,
+            clock: clock.clone(),
+            caches,
+            metrics,
+        });
+        let clock_moves = || WatchStream::from_changes(clock.subscribe()).map(|_| ());
+
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = move || {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        };
+        let requests = requests::controller(
+            ctx.clone(),
+            UnboundedReceiverStream::new(requests_rx),
+            clock_moves(),
+            stopped(),
+        );
+        let tenancies = tenancies::controller(
+            ctx.clone(),
+            UnboundedReceiverStream::new(tenancies_rx),
+            clock_moves(),
+            stopped(),
+        );
+        let units = units::controller(
+            ctx.clone(),
+            UnboundedReceiverStream::new(units_rx),
+            stopped(),
+        );
+        let _file_clock = AbortOnDrop(tokio::spawn(clock.clone().follow_file()));
+        let controllers = futures::future::join3(requests, tenancies, units);
+        tokio::pin!(controllers);
+        tokio::select! {
+            _ = &mut controllers => warn!("controllers ended"),
+            () = shutdown => {
+                info!("shutting down");
+                let _ = stop_tx.send(true);
+                let _ = tokio::time::timeout(Duration::from_secs(10), controllers).await;
+            }
         }
     }
 }

@@ -16,7 +16,8 @@ use serde_json::json;
 use tracing::{debug, info};
 
 use super::caches::{Guarded, RequestRef};
-use super::{Context, Error, MANAGER, requeue_at};
+use super::metrics::ControllerName;
+use super::{Context, Error, MANAGER, requeue_at, timed};
 use crate::api::tenancy::{Retirement, RetirementReason};
 use crate::api::{CloudResourceRequest, Tenancy, TenancySpec, keys};
 use crate::calendar::Calendar;
@@ -104,30 +105,40 @@ async fn reconcile(
     obj: Arc<Guarded<CloudResourceRequest>>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
+    timed(
+        &ctx,
+        ControllerName::Requests,
+        reconcile_request(&obj, &ctx),
+    )
+    .await
+}
+
+async fn reconcile_request(
+    obj: &Guarded<CloudResourceRequest>,
+    ctx: &Context,
+) -> Result<Action, Error> {
     let request = match &obj.0 {
         Ok(r) => r,
         Err(invalid) => {
-            return Err(Error::Invalid(format!(
-                "{}: cannot be read: {}",
-                invalid.metadata.name.clone().unwrap_or_default(),
-                invalid.error
-            )));
+            ctx.unreadable(invalid, "govcloud.dev/v1alpha1", "CloudResourceRequest")
+                .await;
+            return Ok(Action::await_change());
         }
     };
     let ns = request.namespace().unwrap_or_default();
     let name = request.name_any();
     let now = ctx.clock.now();
-    let unit = unit(&ctx, &ns);
+    let unit = unit(ctx, &ns);
     let target = request
         .spec
         .extends
         .as_ref()
-        .and_then(|t| tenancy(&ctx, &ns, t.as_str()));
+        .and_then(|t| tenancy(ctx, &ns, t.as_str()));
     let target = target.as_ref().and_then(|t| t.0.as_ref().ok());
-    let own = tenancy(&ctx, &ns, &name);
+    let own = tenancy(ctx, &ns, &name);
     let own = own.as_ref().and_then(|t| t.0.as_ref().ok());
     let status = request.status.clone().unwrap_or_default();
-    let calendar = calendar(&ctx);
+    let calendar = calendar(ctx);
     let annotations: BTreeMap<String, String> = request.annotations().clone();
     let input = review::Input {
         name: &name,
@@ -147,7 +158,7 @@ async fn reconcile(
     let plan = review::plan(&input);
 
     for order in &plan.orders {
-        execute(&ctx, request, &ns, order, now).await?;
+        execute(ctx, request, &ns, order, now).await?;
     }
     if !review::same_status(&status, &plan.status) {
         let api: Api<CloudResourceRequest> = Api::namespaced(ctx.client.clone(), &ns);
@@ -162,7 +173,11 @@ async fn reconcile(
             &Patch::Apply(&patch),
         )
         .await?;
+        ctx.metrics.wrote("CloudResourceRequest", "status");
         info!(request = %format!("{ns}/{name}"), phase = ?plan.status.phase, "status updated");
+    }
+    if plan.events.iter().any(|e| e.reason == "YearNotLoaded") {
+        ctx.metrics.calendar_fallback();
     }
     ctx.publish(request, &plan.events).await;
     let action = requeue_at(&ctx.clock, plan.requeue_at);
@@ -211,6 +226,7 @@ async fn execute(
                 &Patch::Apply(&tenancy_object(ns, &name, spec)),
             )
             .await?;
+            ctx.metrics.wrote("Tenancy", "apply");
             info!(tenancy = %format!("{ns}/{name}"), "tenancy provisioned from the approved request");
         }
         Order::Extend {
@@ -234,6 +250,7 @@ async fn execute(
                 &current,
             )
             .await?;
+            ctx.metrics.wrote("Tenancy", "replace");
             info!(tenancy = %format!("{ns}/{tenancy}"), extension = %req, "tenancy extended");
         }
         Order::Regularize { tenancy, .. } => {
@@ -248,6 +265,7 @@ async fn execute(
                     &Patch::Merge(json!({ "spec": { "emergency": null } })),
                 )
                 .await?;
+                ctx.metrics.wrote("Tenancy", "patch");
             }
         }
         Order::Retire { tenancy } => {
@@ -268,6 +286,7 @@ async fn execute(
                     &Patch::Merge(json!({ "spec": { "retirement": retirement } })),
                 )
                 .await?;
+                ctx.metrics.wrote("Tenancy", "patch");
             }
         }
     }

@@ -23,7 +23,8 @@ use serde_json::{Value, json};
 use tracing::{debug, info};
 
 use super::caches::{Guarded, TenancyRef, virtual_machine_instances, virtual_machines};
-use super::{Context, Error, MANAGER, requeue_at};
+use super::metrics::ControllerName;
+use super::{Context, Error, MANAGER, requeue_at, timed};
 use crate::api::{Tenancy, keys};
 use crate::lifecycle::{self, Instance, Lookup, Observed, Seen};
 use crate::provisioning::{self, Desired, SPEC_HASH};
@@ -252,6 +253,7 @@ async fn apply(ctx: &Context, d: &Desired) -> Result<(), Error> {
         &Patch::Apply(&d.object),
     )
     .await?;
+    ctx.metrics.wrote(d.kind, "apply");
     debug!(kind = d.kind, name = %d.name, "applied");
     Ok(())
 }
@@ -264,6 +266,7 @@ async fn delete(ctx: &Context, d: &Deletion) -> Result<(), Error> {
     };
     match api.delete(&d.name, &DeleteParams::background()).await {
         Ok(_) => {
+            ctx.metrics.wrote(d.kind, "delete");
             info!(kind = d.kind, name = %d.name, "deleted");
             Ok(())
         }
@@ -298,19 +301,27 @@ async fn suspend_unit(
         &Patch::Merge(&patch),
     )
     .await?;
+    ctx.metrics.wrote("Namespace", "patch");
     info!(unit = %unit_ns, reason, "unit applications suspended");
     Ok(())
 }
 
 async fn reconcile(obj: Arc<Guarded<Tenancy>>, ctx: Arc<Context>) -> Result<Action, Error> {
+    timed(
+        &ctx,
+        ControllerName::Tenancies,
+        reconcile_tenancy(&obj, &ctx),
+    )
+    .await
+}
+
+async fn reconcile_tenancy(obj: &Guarded<Tenancy>, ctx: &Context) -> Result<Action, Error> {
     let tenancy = match &obj.0 {
         Ok(t) => t,
         Err(invalid) => {
-            return Err(Error::Invalid(format!(
-                "{}: cannot be read: {}",
-                invalid.metadata.name.clone().unwrap_or_default(),
-                invalid.error
-            )));
+            ctx.unreadable(invalid, "govcloud.dev/v1alpha1", "Tenancy")
+                .await;
+            return Ok(Action::await_change());
         }
     };
     let unit_ns = tenancy.namespace().unwrap_or_default();
@@ -325,11 +336,11 @@ async fn reconcile(obj: Arc<Guarded<Tenancy>>, ctx: Arc<Context>) -> Result<Acti
         .and_then(|u| u.annotations().get(keys::UNIT_GROUP).cloned());
     let release =
         if lifecycle::releasing(&tenancy.spec, &status, now) && status.retired_at.is_none() {
-            Some(gather(&ctx, &ns, ns_meta.as_deref()).await?)
+            Some(gather(ctx, &ns, ns_meta.as_deref()).await?)
         } else {
             None
         };
-    let lookup = CacheLookup { ctx: &ctx, ns: &ns };
+    let lookup = CacheLookup { ctx, ns: &ns };
     let observed = Observed {
         namespace_uid: ns_meta
             .as_ref()
@@ -354,10 +365,10 @@ async fn reconcile(obj: Arc<Guarded<Tenancy>>, ctx: Arc<Context>) -> Result<Acti
     let plan = lifecycle::plan(&input);
 
     if let Some(reason) = &plan.suspend_unit {
-        suspend_unit(&ctx, &unit_ns, reason, now).await?;
+        suspend_unit(ctx, &unit_ns, reason, now).await?;
     }
     for d in &plan.apply {
-        apply(&ctx, d).await?;
+        apply(ctx, d).await?;
     }
     if !lifecycle::same_status(&status, &plan.status) {
         let api: Api<Tenancy> = Api::namespaced(ctx.client.clone(), &unit_ns);
@@ -372,10 +383,11 @@ async fn reconcile(obj: Arc<Guarded<Tenancy>>, ctx: Arc<Context>) -> Result<Acti
             &Patch::Apply(&patch),
         )
         .await?;
+        ctx.metrics.wrote("Tenancy", "status");
         info!(tenancy = %format!("{unit_ns}/{name}"), phase = ?plan.status.phase, "status updated");
     }
     for d in &plan.delete {
-        delete(&ctx, d).await?;
+        delete(ctx, d).await?;
     }
     ctx.publish(tenancy, &plan.events).await;
     if plan.releasing && plan.status.retired_at.is_none() {

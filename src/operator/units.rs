@@ -14,7 +14,8 @@ use serde_json::json;
 use tracing::info;
 
 use super::caches::UnitRef;
-use super::{Context, Error, MANAGER};
+use super::metrics::ControllerName;
+use super::{Context, Error, MANAGER, timed};
 use crate::api::keys;
 use crate::review::Note;
 
@@ -34,6 +35,10 @@ async fn reconcile(
     ns: Arc<PartialObjectMeta<Namespace>>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
+    timed(&ctx, ControllerName::Units, lift(&ns, &ctx)).await
+}
+
+async fn lift(ns: &PartialObjectMeta<Namespace>, ctx: &Context) -> Result<Action, Error> {
     let suspended = ns.labels().get(keys::SUSPENDED).map(String::as_str) == Some("true");
     let lifted = ns.annotations().get(keys::SUSPENSION_LIFTED).cloned();
     let (true, Some(lifted)) = (suspended, lifted) else {
@@ -55,6 +60,7 @@ async fn reconcile(
             &Patch::Merge(&patch),
         )
         .await?;
+    ctx.metrics.wrote("Namespace", "patch");
     info!(unit = %ns.name_any(), "suspension lifted");
     let namespace = Namespace {
         metadata: ns.metadata.clone(),

@@ -45,12 +45,13 @@ fn all() -> Vec<(&'static str, TestFn)> {
         trial::art13_an_urgent_mark_alone_opens_nothing_and_emergency_open_starts_the_paperwork_clock,
         trial::art13_an_approval_after_an_emergency_opening_must_keep_what_was_opened,
         trial::art13_a_rejection_after_an_emergency_opening_retires_the_tenancy_wiped,
-        trial::art15_art16_a_used_trial_becomes_active_billed_from_the_trial_end,
+        trial::art16_a_used_trial_becomes_active_billed_from_the_trial_end,
         trial::art15_an_unused_trial_is_reclaimed_wiped_and_the_unit_suspended,
         trial::art14_high_end_items_wait_for_the_vendors_procurement,
         trial::art17_an_approved_extension_grows_the_tenancy_without_a_new_trial,
         operations::a_settled_tenancy_receives_no_writes,
         operations::an_operator_killed_while_provisioning_ends_with_exactly_the_approved_objects,
+        operations::an_unreadable_object_does_not_stop_the_others,
     ]
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use govcloud::api::TenancyPhase;
 use govcloud::api::request::RequestPhase;
 use govcloud::controlplane::User;
+use govcloud::operator::metrics::ControllerName;
 use govcloud::provisioning::namespace_name;
 use jiff::SignedDuration;
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, ResourceQuota};
@@ -155,6 +156,8 @@ pub async fn a_settled_tenancy_receives_no_writes(_: Ctx) -> TestResult {
     .await;
     // Every controller looks at everything again, five times (each clock move
     // wakes them all), over a simulated five hours.
+    let reconciles = lab.metrics.reconciles(ControllerName::Tenancies);
+    let sent = lab.metrics.writes();
     for _ in 0..5 {
         lab.clock.advance(SignedDuration::from_hours(1));
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -172,8 +175,11 @@ pub async fn a_settled_tenancy_receives_no_writes(_: Ctx) -> TestResult {
         changed.is_empty(),
         "the apiserver served writes: {changed:?}"
     );
+    let looked = lab.metrics.reconciles(ControllerName::Tenancies) - reconciles;
+    assert!(looked >= 5, "the tenancy was reconciled {looked} times");
+    assert_eq!(lab.metrics.writes(), sent, "the operator sent writes");
     eprintln!(
-        "  settled: {} objects, 0 writes over 5 reconciles of everything",
+        "  settled: {} objects, {looked} tenancy reconciles, 0 writes",
         after.0.len()
     );
     Ok(())
@@ -310,5 +316,55 @@ pub async fn an_operator_killed_while_provisioning_ends_with_exactly_the_approve
     assert_eq!(status.inventory.len(), 14);
     assert!(status.inventory.iter().all(|i| i.ready));
     eprintln!("  {kills} kills while provisioning; delivered with exactly the 14 approved objects");
+    Ok(())
+}
+
+pub async fn an_unreadable_object_does_not_stop_the_others(_: Ctx) -> TestResult {
+    let mut lab = Lab::cluster("2026-11-27T02:00:00Z").await;
+    // Loosen the schema as an older CRD version might have: vcpu unbounded.
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(lab.admin.clone());
+    let path = "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/resources/properties/vmGroups/items/properties/vcpu/maximum";
+    crds.patch(
+        "cloudresourcerequests.govcloud.dev",
+        &Default::default(),
+        &kube::api::Patch::<()>::Json(serde_json::from_value(
+            serde_json::json!([{ "op": "remove", "path": path }]),
+        )?),
+    )
+    .await?;
+    let unit = lab.unit("finance").await;
+    let ns = unit.namespace.clone();
+    // Past the range of the operator's types; the apiserver's caches take a moment.
+    eventually("the loosened schema", WAIT, || async {
+        let objs = govcloud::manifests::parse(OA, &crate::support::read(OA)).ok()?;
+        let mut bad = serde_json::to_value(&objs[0]).ok()?;
+        bad["metadata"] = serde_json::json!({ "name": "bad", "namespace": ns });
+        bad["spec"]["resources"]["vmGroups"][0]["vcpu"] = serde_json::json!(10_000_000_000u64);
+        let api: Api<kube::api::DynamicObject> = Api::namespaced_with(
+            lab.admin.clone(),
+            &ns,
+            &kube::api::ApiResource::erase::<govcloud::api::CloudResourceRequest>(&()),
+        );
+        api.create(&Default::default(), &serde_json::from_value(bad).ok()?)
+            .await
+            .ok()
+    })
+    .await;
+    lab.file(&unit, OA, "good", |_| {}).await;
+    lab.run_operator(govcloud::config::Config::default());
+    lab.request_where(&ns, "good", "the readable request to be reviewed", |r| {
+        phase(r) == Some(RequestPhase::UnderReview)
+    })
+    .await;
+    let events = eventually("the unreadable request to be reported", WAIT, || async {
+        let e = lab.events(&ns, "bad").await;
+        e.iter().any(|(r, _)| r == "Unreadable").then_some(e)
+    })
+    .await;
+    assert!(
+        events[0].1.contains("leaves it alone until it changes"),
+        "{events:?}"
+    );
     Ok(())
 }

@@ -279,9 +279,7 @@ pub async fn art13_a_rejection_after_an_emergency_opening_retires_the_tenancy_wi
     Ok(())
 }
 
-pub async fn art15_art16_a_used_trial_becomes_active_billed_from_the_trial_end(
-    _: Ctx,
-) -> TestResult {
+pub async fn art16_a_used_trial_becomes_active_billed_from_the_trial_end(_: Ctx) -> TestResult {
     let mut lab = Lab::start("2026-11-27T02:00:00Z").await;
     let unit = lab.unit("finance").await;
     let ns = &unit.namespace;

@@ -8,16 +8,14 @@ use std::time::Duration;
 use govcloud::api::{CloudResourceRequest, Tenancy, TenancyPhase, keys};
 use govcloud::clock::Clock;
 use govcloud::config::Config;
-use govcloud::controlplane::{ControlPlane, Options};
+use govcloud::controlplane::{ControlPlane, Options, standins};
 use govcloud::manifests;
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, Namespace};
 use kube::api::{
-    ApiResource, DynamicObject, GroupVersionKind, ListParams, ObjectMeta, Patch, PatchParams,
-    PostParams,
+    ApiResource, DynamicObject, ListParams, ObjectMeta, Patch, PatchParams, PostParams,
 };
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, Client};
 use serde_json::{Value, json};
 
 use super::{Error, Unit, eventually, read};
@@ -25,24 +23,14 @@ use super::{Error, Unit, eventually, read};
 pub const WAIT: Duration = Duration::from_secs(30);
 pub const REVIEWER: &str = "wang.reviewer";
 
-pub fn vms() -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("kubevirt.io", "v1", "VirtualMachine"),
-        "virtualmachines",
-    )
-}
-
-pub fn vmis() -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("kubevirt.io", "v1", "VirtualMachineInstance"),
-        "virtualmachineinstances",
-    )
-}
+pub use govcloud::controlplane::standins::vms;
 
 pub struct Lab {
     pub plane: ControlPlane,
     pub admin: Client,
     pub clock: Clock,
+    /// The in-process operator's metrics.
+    pub metrics: std::sync::Arc<govcloud::operator::Metrics>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     operator: Option<tokio::task::JoinHandle<()>>,
     units: u32,
@@ -81,6 +69,7 @@ impl Lab {
             plane,
             admin,
             clock,
+            metrics: Default::default(),
             stop: None,
             operator: None,
             units: 0,
@@ -90,14 +79,12 @@ impl Lab {
     pub fn run_operator(&mut self, config: Config) {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.stop = Some(tx);
-        self.operator = Some(tokio::spawn(govcloud::operator::run(
-            self.admin.clone(),
-            config,
-            self.clock.clone(),
-            async {
-                let _ = rx.await;
-            },
-        )));
+        let operator = govcloud::operator::Operator::new(self.admin.clone(), config)
+            .with_clock(self.clock.clone());
+        self.metrics = operator.metrics();
+        self.operator = Some(tokio::spawn(operator.run(async {
+            let _ = rx.await;
+        })));
     }
 
     pub fn now(&self) -> Timestamp {
@@ -251,111 +238,25 @@ impl Lab {
         .await
     }
 
-    /// Plays KubeVirt: every VM in `ns` is created (its instance exists).
+    /// Plays KubeVirt: every VM in `ns` is created.
     pub async fn kubevirt_creates_vms(&self, ns: &str) -> Result<usize, Error> {
-        let api = self.dynamic(ns, &vms());
-        let mut n = 0;
-        for vm in api.list(&ListParams::default()).await?.items {
-            if vm.data["status"]["created"] != json!(true) {
-                api.patch_status(
-                    &vm.name_any(),
-                    &PatchParams::default(),
-                    &Patch::Merge(
-                        json!({ "status": { "created": true, "printableStatus": "Starting" } }),
-                    ),
-                )
-                .await?;
-                n += 1;
-            }
-        }
-        Ok(n)
+        Ok(standins::create_vms(&self.admin, ns).await?)
     }
 
-    /// Plays KubeVirt: the VM's instance runs; with `agent`, its guest agent
-    /// (the monitoring probe) reports.
+    /// Plays KubeVirt: the VM's instance runs now; with `agent`, its guest
+    /// agent (the monitoring probe) reports.
     pub async fn kubevirt_runs(&self, ns: &str, vm: &str, agent: bool) -> Result<(), Error> {
-        let vm_obj = self.dynamic(ns, &vms()).get(vm).await?;
-        let labels = vm_obj.data["spec"]["template"]["metadata"]["labels"].clone();
-        let api = self.dynamic(ns, &vmis());
-        let vmi: DynamicObject = serde_json::from_value(json!({
-            "apiVersion": "kubevirt.io/v1",
-            "kind": "VirtualMachineInstance",
-            "metadata": { "name": vm, "namespace": ns, "labels": labels },
-            "spec": vm_obj.data["spec"]["template"]["spec"].clone(),
-        }))?;
-        let created = match api.create(&PostParams::default(), &vmi).await {
-            Ok(o) => o,
-            Err(kube::Error::Api(s)) if s.code == 409 => api.get(vm).await?,
-            Err(e) => return Err(e.into()),
-        };
-        let now = self.now().to_string();
-        // VMIs have no status subresource in KubeVirt: the status is part of the object.
-        let mut obj = created;
-        obj.data["status"] = running_status(&now, agent);
-        api.replace(vm, &PostParams::default(), &obj).await?;
-        Ok(())
+        Ok(standins::run_vm(&self.admin, ns, vm, agent, self.now()).await?)
     }
 
     /// Plays KubeVirt: instances of VMs set to Halted go away.
     pub async fn kubevirt_stops_halted(&self, ns: &str) -> Result<usize, Error> {
-        let vms = self.dynamic(ns, &vms());
-        let vmis = self.dynamic(ns, &vmis());
-        let mut n = 0;
-        for vmi in vmis.list(&ListParams::default()).await?.items {
-            let halted = match vms.get_opt(&vmi.name_any()).await? {
-                Some(vm) => vm.data["spec"]["runStrategy"] == "Halted",
-                None => true,
-            };
-            if halted {
-                vmis.delete(&vmi.name_any(), &Default::default()).await?;
-                n += 1;
-            }
-        }
-        Ok(n)
+        Ok(standins::stop_halted(&self.admin, ns).await?)
     }
 
     /// Plays the Job controller: every wipe Job in `ns` completes (or fails).
     pub async fn jobs_finish(&self, ns: &str, succeed: bool) -> Result<usize, Error> {
-        let api: Api<Job> = Api::namespaced(self.admin.clone(), ns);
-        let mut n = 0;
-        let now = self.now().to_string();
-        for job in api.list(&ListParams::default()).await?.items {
-            if job
-                .status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|c| !c.is_empty())
-            {
-                continue;
-            }
-            let conditions = if succeed {
-                json!([
-                    { "type": "SuccessCriteriaMet", "status": "True", "lastTransitionTime": now },
-                    { "type": "Complete", "status": "True", "lastTransitionTime": now },
-                ])
-            } else {
-                json!([
-                    { "type": "FailureTarget", "status": "True", "lastTransitionTime": now },
-                    { "type": "Failed", "status": "True", "lastTransitionTime": now },
-                ])
-            };
-            let mut status =
-                json!({ "conditions": conditions, "startTime": now, "completionTime": now });
-            if succeed {
-                status["succeeded"] = json!(1);
-            } else {
-                status["failed"] = json!(3);
-                status.as_object_mut().map(|s| s.remove("completionTime"));
-            }
-            api.patch_status(
-                &job.name_any(),
-                &PatchParams::default(),
-                &Patch::Merge(json!({ "status": status })),
-            )
-            .await?;
-            n += 1;
-        }
-        Ok(n)
+        Ok(standins::finish_jobs(&self.admin, ns, succeed, self.now()).await?)
     }
 
     /// The events recorded about an object, oldest first: (reason, message).
@@ -375,21 +276,6 @@ impl Lab {
             .map(|e| (e.reason.unwrap_or_default(), e.message.unwrap_or_default()))
             .collect()
     }
-}
-
-/// A VMI status as KubeVirt reports a running instance.
-fn running_status(now: &str, agent: bool) -> Value {
-    let mut conditions =
-        vec![json!({ "type": "Ready", "status": "True", "lastTransitionTime": now })];
-    if agent {
-        conditions
-            .push(json!({ "type": "AgentConnected", "status": "True", "lastTransitionTime": now }));
-    }
-    json!({
-        "phase": "Running",
-        "phaseTransitionTimestamps": [{ "phase": "Running", "phaseTransitionTimestamp": now }],
-        "conditions": conditions,
-    })
 }
 
 impl Drop for Lab {

@@ -1,0 +1,162 @@
+//! The operator's metrics, labelled by controller, error category, kind and
+//! phase only, so their number stays small whatever the number of tenancies.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum ControllerName {
+    Requests,
+    Tenancies,
+    Units,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ControllerLabels {
+    pub controller: ControllerName,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    pub controller: ControllerName,
+    pub category: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WriteLabels {
+    pub kind: String,
+    pub verb: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    pub kind: &'static str,
+    pub phase: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    reconciles: Family<ControllerLabels, Counter>,
+    errors: Family<ErrorLabels, Counter>,
+    duration: Family<ControllerLabels, Histogram>,
+    writes: Family<WriteLabels, Counter>,
+    pub(super) phases: Family<PhaseLabels, Gauge>,
+    calendar_fallbacks: Counter,
+    writes_total: AtomicU64,
+    ready: AtomicBool,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("govcloud");
+        let reconciles = Family::<ControllerLabels, Counter>::default();
+        let errors = Family::<ErrorLabels, Counter>::default();
+        let duration = Family::<ControllerLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0])
+        });
+        let writes = Family::<WriteLabels, Counter>::default();
+        let phases = Family::<PhaseLabels, Gauge>::default();
+        let calendar_fallbacks = Counter::default();
+        registry.register("reconciles", "Reconciles run", reconciles.clone());
+        registry.register(
+            "reconcile_errors",
+            "Reconciles that failed, by error category",
+            errors.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time per reconcile",
+            duration.clone(),
+        );
+        registry.register(
+            "writes",
+            "Writes sent to the apiserver, by kind and verb",
+            writes.clone(),
+        );
+        registry.register(
+            "objects",
+            "Requests, tenancies and change requests by phase",
+            phases.clone(),
+        );
+        registry.register(
+            "calendar_fallbacks",
+            "Deadlines counted Monday to Friday for want of a WorkCalendar",
+            calendar_fallbacks.clone(),
+        );
+        Self {
+            registry,
+            reconciles,
+            errors,
+            duration,
+            writes,
+            phases,
+            calendar_fallbacks,
+            writes_total: AtomicU64::new(0),
+            ready: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Metrics {
+    pub fn reconciled(&self, controller: ControllerName, seconds: f64) {
+        let labels = ControllerLabels { controller };
+        self.reconciles.get_or_create(&labels).inc();
+        self.duration.get_or_create(&labels).observe(seconds);
+    }
+
+    pub fn failed(&self, controller: ControllerName, category: &'static str) {
+        self.errors
+            .get_or_create(&ErrorLabels {
+                controller,
+                category,
+            })
+            .inc();
+    }
+
+    pub fn wrote(&self, kind: &str, verb: &'static str) {
+        self.writes_total.fetch_add(1, Ordering::Relaxed);
+        self.writes
+            .get_or_create(&WriteLabels {
+                kind: kind.to_owned(),
+                verb,
+            })
+            .inc();
+    }
+
+    pub fn calendar_fallback(&self) {
+        self.calendar_fallbacks.inc();
+    }
+
+    /// Reconciles run so far by one controller.
+    pub fn reconciles(&self, controller: ControllerName) -> u64 {
+        self.reconciles
+            .get_or_create(&ControllerLabels { controller })
+            .get()
+    }
+
+    /// Writes sent so far, all kinds.
+    pub fn writes(&self) -> u64 {
+        self.writes_total.load(Ordering::Relaxed)
+    }
+
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::Release);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
