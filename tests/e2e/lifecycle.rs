@@ -138,6 +138,49 @@ pub async fn art13_nothing_is_provisioned_before_an_approval_of_the_current_gene
     let t = lab.tenancy_in(ns, "oa", TenancyPhase::Provisioning).await;
     assert_eq!(t.spec.allocation.public_ips, 2);
     assert_eq!(t.spec.request_generation, 2);
+
+    // Edited after approval: not provisioned until approved again.
+    lab.requests(ns)
+        .patch(
+            "oa",
+            &Default::default(),
+            &kube::api::Patch::Merge(json!({ "spec": { "resources": { "publicIPs": 3 } } })),
+        )
+        .await?;
+    let r = lab
+        .request_where(ns, "oa", "the edit to be flagged", |r| {
+            r.status
+                .as_ref()
+                .and_then(|s| condition(&s.conditions, "SpecApproved"))
+                .is_some_and(|c| c.status == "False")
+        })
+        .await;
+    let flagged = condition(&r.status.as_ref().unwrap().conditions, "SpecApproved").unwrap();
+    assert_eq!(flagged.reason, "SpecChangedAfterApproval");
+    assert!(
+        flagged
+            .message
+            .contains("generation 2 is approved and provisioned; generation 3 is not"),
+        "{}",
+        flagged.message
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_eq!(
+        lab.tenancies(ns)
+            .get("oa")
+            .await?
+            .spec
+            .allocation
+            .public_ips,
+        2
+    );
+    lab.decide(ns, "oa", "approve", 3, None).await;
+    let t = lab
+        .tenancy_where(ns, "oa", "the re-approved allocation", |t| {
+            t.spec.allocation.public_ips == 3
+        })
+        .await;
+    assert_eq!(t.spec.request_generation, 3);
     Ok(())
 }
 
