@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod calendar;
+pub mod change;
 pub mod clock;
 pub mod conditions;
 pub mod config;

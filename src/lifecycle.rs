@@ -33,6 +33,10 @@ pub mod condition {
     pub const RELEASED: &str = "Released";
     pub const WIPE_FAILED: &str = "WipeFailed";
     pub const UNIT_GROUP_KNOWN: &str = "UnitGroupKnown";
+    /// The apiserver refused an object the tenancy needs.
+    pub const APPLY_FAILED: &str = "ApplyFailed";
+    /// Deletion was requested while the tenancy still holds resources.
+    pub const DELETION_HELD: &str = "DeletionHeld";
 }
 
 /// An object the operator applied, as last seen.
@@ -66,8 +70,15 @@ pub trait Lookup {
 pub struct Observed<'a> {
     pub namespace_uid: Option<String>,
     pub lookup: &'a (dyn Lookup + Sync),
-    /// Everything in the namespace, gathered only while releasing.
-    pub release: Option<release::Namespace>,
+    /// Everything in the namespace, gathered only while releasing or
+    /// removing items.
+    pub view: Option<release::Namespace>,
+}
+
+/// Whether the controller should gather the whole namespace for this reconcile.
+pub fn needs_view(spec: &TenancySpec, status: &TenancyStatus, now: Timestamp) -> bool {
+    status.retired_at.is_none()
+        && (releasing(spec, status, now) || status.inventory.iter().any(|i| i.removing))
 }
 
 pub struct Input<'a> {
@@ -81,8 +92,16 @@ pub struct Input<'a> {
     pub observed: &'a Observed<'a>,
     pub provisioning: &'a ProvisioningConfig,
     pub wipe: &'a WipeConfig,
+    /// Deletion was requested (a deletion timestamp is set).
+    pub deleting: bool,
+    /// The tenancy carries the operator's finalizer.
+    pub finalized: bool,
     pub now: Timestamp,
 }
+
+/// The finalizer that keeps a tenancy, and so its resources, until they are
+/// released by a decision the measures require.
+pub const FINALIZER: &str = "govcloud.dev/release";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
@@ -93,8 +112,13 @@ pub struct Plan {
     pub suspend_unit: Option<String>,
     pub events: Vec<Note>,
     pub requeue_at: Option<Timestamp>,
-    /// Whether the controller must gather the whole namespace (release).
-    pub releasing: bool,
+    /// VMs of the tenancy namespace to set to `Halted`.
+    pub halt: Vec<String>,
+    /// Whether the controller must gather the whole namespace (a release or
+    /// a reduction is under way).
+    pub needs_view: bool,
+    /// Add (`true`) or remove (`false`) the finalizer.
+    pub finalizer: Option<bool>,
 }
 
 /// Whether the tenancy is being (or has been) released, and why.
@@ -126,6 +150,7 @@ impl Builder<'_, '_> {
             warning,
             reason,
             message: message.into(),
+            related: None,
         });
     }
 
@@ -157,7 +182,9 @@ pub fn plan(input: &Input<'_>) -> Plan {
             suspend_unit: None,
             events: Vec::new(),
             requeue_at: None,
-            releasing: false,
+            halt: Vec::new(),
+            needs_view: false,
+            finalizer: None,
         },
     };
     let namespace = provisioning::namespace_name(&input.spec.unit, input.name);
@@ -165,6 +192,23 @@ pub fn plan(input: &Input<'_>) -> Plan {
     b.plan.status.namespace = Some(namespace.clone());
 
     let done = input.status.retired_at.is_some();
+    if !input.deleting && !input.finalized {
+        b.plan.finalizer = Some(true);
+    }
+    if input.deleting && done && input.finalized {
+        b.plan.finalizer = Some(false);
+    }
+    if input.deleting && !done {
+        let message = "deleting this tenancy waits until its resources are released by an approved termination, a deregistration or an unused trial; nothing is removed until then".to_owned();
+        if b.cond(Wanted::new(
+            condition::DELETION_HELD,
+            true,
+            "ResourcesHeld",
+            message.clone(),
+        )) {
+            b.event(true, "DeletionHeld", message);
+        }
+    }
     if done {
         return b.plan;
     }
@@ -188,6 +232,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
         namespace_uid: input.observed.namespace_uid.as_deref(),
         procured,
         halted: false,
+        storage_in_removal: storage_in_removal(input),
     };
     let desired = provisioning::desired(&tenancy, input.provisioning);
     let vms: Vec<&str> = desired
@@ -210,8 +255,11 @@ pub fn plan(input: &Input<'_>) -> Plan {
             name: d.name.clone(),
             namespace: None,
             ready: current && seen.as_ref().is_some_and(|s| s.ready),
+            removing: false,
+            cause: None,
         });
     }
+    let removing = removals(&mut b, &namespace, &inventory);
     // The namespace alone is desired until it exists; the rest follows.
     let complete = input.observed.namespace_uid.is_some() && inventory.iter().all(|i| i.ready);
     let pending: Vec<String> = inventory
@@ -220,6 +268,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
         .map(|i| format!("{} {}", i.kind, i.name))
         .collect();
     b.plan.status.inventory = inventory;
+    b.plan.status.inventory.extend(removing);
     if input.unit_group.is_none() {
         let message = format!(
             "the unit namespace has no {} annotation: no RoleBinding for the unit's people",
@@ -315,6 +364,27 @@ pub fn plan(input: &Input<'_>) -> Plan {
         );
     }
     b.plan
+}
+
+/// Storage of the operator's volumes that the allocation no longer has but
+/// that still exist (being wiped), by class.
+fn storage_in_removal(input: &Input<'_>) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    let Some(view) = &input.observed.view else {
+        return out;
+    };
+    let keep = provisioning::pvc_names(input.spec);
+    for pvc in &view.pvcs {
+        let ours = input
+            .status
+            .inventory
+            .iter()
+            .any(|i| i.kind == "PersistentVolumeClaim" && i.name == pvc.name);
+        if ours && !keep.contains(&pvc.name) {
+            *out.entry(pvc.class.clone()).or_default() += u64::from(pvc.size_gib);
+        }
+    }
+    out
 }
 
 fn held_items(spec: &TenancySpec, procured: bool) -> Vec<String> {
@@ -499,13 +569,13 @@ fn extensions(b: &mut Builder<'_, '_>, complete: bool) {
             warning: false,
             reason: "ExtensionDelivered",
             message: format!("the resources of extension {request} are in place; billed from now"),
+            related: None,
         });
     }
 }
 
 fn release_step(b: &mut Builder<'_, '_>, namespace: &str) {
     let input = b.input;
-    b.plan.releasing = true;
     let starting = !matches!(
         b.plan.status.phase,
         Some(TenancyPhase::Terminating | TenancyPhase::Reclaimed)
@@ -528,74 +598,41 @@ fn release_step(b: &mut Builder<'_, '_>, namespace: &str) {
             format!("{why}: stopping VMs, wiping and deleting every volume, then the namespace"),
         );
     }
-    let Some(seen) = &input.observed.release else {
+    if b.plan.status.billing_started_at.is_some() && b.plan.status.billing_ended_at.is_none() {
+        let ends = input
+            .spec
+            .retirement
+            .as_ref()
+            .and_then(|r| r.effective_at.as_ref())
+            .map_or(input.now, |t| t.0);
+        b.plan.status.billing_ended_at = Some(Time(ends));
+    }
+    b.plan.needs_view = true;
+    let Some(seen) = &input.observed.view else {
         // Gathered on the next reconcile.
         b.wake_at(input.now);
         return;
     };
-    // The operator's own VMs are re-applied halted, whole.
-    let tenancy = provisioning::Tenancy {
-        unit_namespace: input.unit_namespace,
-        name: input.name,
-        spec: input.spec,
-        unit_group: input.unit_group,
-        namespace_uid: input.observed.namespace_uid.as_deref(),
-        procured: true,
-        halted: true,
-    };
-    if seen.exists && !seen.terminating {
-        for d in provisioning::desired(&tenancy, input.provisioning)
-            .into_iter()
-            .filter(|d| d.kind == "VirtualMachine")
-        {
-            let vm = seen.vms.iter().find(|v| v.name == d.name && v.ours);
-            let current = input
-                .observed
-                .lookup
-                .object(d.kind, &d.name)
-                .is_some_and(|s| s.hash.as_deref() == Some(d.hash.as_str()));
-            if vm.is_some_and(|v| !v.halted) || (vm.is_some() && !current) {
-                b.plan.apply.push(d);
-            }
-        }
-    }
-    let steps = release::plan(
+    let cause = input
+        .spec
+        .retirement
+        .as_ref()
+        .map_or_else(|| "Reclaim".to_owned(), |r| r.reference.clone());
+    let steps = release::plan(&release::Input {
         namespace,
-        input.name,
+        tenancy: input.name,
         seen,
-        &input.status.wipe_records,
-        input.wipe,
-        input.now,
-    );
-    b.plan.apply.extend(steps.apply);
-    b.plan.delete.extend(steps.delete);
-    for record in steps.records {
-        let ok = record.result == crate::api::tenancy::WipeResult::Succeeded;
-        let message = match &record.message {
-            Some(m) => format!(
-                "{} {} ({} GiB): {}",
-                record.kind, record.name, record.size_gib, m
-            ),
-            None => format!(
-                "{} {} ({} GiB) wiped by {:?}",
-                record.kind, record.name, record.size_gib, record.method
-            ),
-        };
-        b.event(!ok, if ok { "VolumeWiped" } else { "WipeFailed" }, message);
-        b.plan.status.wipe_records.push(record);
-    }
+        records: &input.status.wipe_records,
+        wipe: input.wipe,
+        scope: release::Scope::Namespace,
+        cause: &cause,
+        now: input.now,
+    });
+    take_steps(b, steps.apply, steps.halt, steps.delete, steps.records);
     if steps.failed.is_empty() {
         conditions::remove(&mut b.plan.status.conditions, condition::WIPE_FAILED);
     } else {
-        b.cond(Wanted::new(
-            condition::WIPE_FAILED,
-            true,
-            "WipeJobFailed",
-            format!(
-                "wiping failed for {}; those volumes are kept. Delete the failed Job to try again",
-                steps.failed.join(", ")
-            ),
-        ));
+        wipe_failed(b, &steps.failed);
     }
     match steps.waiting {
         Some(waiting) => {
@@ -646,6 +683,191 @@ fn release_step(b: &mut Builder<'_, '_>, namespace: &str) {
     }
 }
 
+/// Hands a release's steps to the plan, with an event per wipe record.
+fn take_steps(
+    b: &mut Builder<'_, '_>,
+    apply: Vec<Desired>,
+    halt: Vec<String>,
+    delete: Vec<Deletion>,
+    records: Vec<crate::api::tenancy::WipeRecord>,
+) {
+    b.plan.apply.extend(apply);
+    b.plan.halt.extend(halt);
+    b.plan.delete.extend(delete);
+    for record in records {
+        let ok = record.result == crate::api::tenancy::WipeResult::Succeeded;
+        let message = match &record.message {
+            Some(m) => format!(
+                "{} {} ({} GiB): {}",
+                record.kind, record.name, record.size_gib, m
+            ),
+            None => format!(
+                "{} {} ({} GiB) wiped by {:?}",
+                record.kind, record.name, record.size_gib, record.method
+            ),
+        };
+        b.plan.events.push(Note {
+            warning: !ok,
+            reason: if ok { "VolumeWiped" } else { "WipeFailed" },
+            message,
+            related: Some(crate::review::Related {
+                api_version: "v1",
+                kind: "PersistentVolumeClaim",
+                namespace: record.namespace.clone(),
+                name: record.name.clone(),
+            }),
+        });
+        b.plan.status.wipe_records.push(record);
+    }
+}
+
+fn wipe_failed(b: &mut Builder<'_, '_>, volumes: &[String]) {
+    b.cond(Wanted::new(
+        condition::WIPE_FAILED,
+        true,
+        "WipeJobFailed",
+        format!(
+            "wiping failed for {}; those volumes are kept. Delete the failed Job to try again",
+            volumes.join(", ")
+        ),
+    ));
+}
+
+/// Items the allocation no longer has (a reduction): VMs and volumes leave
+/// only after their volumes are wiped. Returns the inventory entries of what
+/// is still being removed.
+fn removals(
+    b: &mut Builder<'_, '_>,
+    namespace: &str,
+    desired: &[InventoryItem],
+) -> Vec<InventoryItem> {
+    let input = b.input;
+    let latest = input
+        .spec
+        .changes
+        .last()
+        .map_or_else(|| "Reduction".to_owned(), |c| format!("ChangeRequest/{c}"));
+    let mut removing: Vec<InventoryItem> = input
+        .status
+        .inventory
+        .iter()
+        .filter(|i| matches!(i.kind.as_str(), "VirtualMachine" | "PersistentVolumeClaim"))
+        .filter(|i| i.removing || !desired.iter().any(|d| d.kind == i.kind && d.name == i.name))
+        .map(|i| InventoryItem {
+            ready: false,
+            removing: true,
+            cause: Some(i.cause.clone().unwrap_or_else(|| latest.clone())),
+            ..i.clone()
+        })
+        .collect();
+    if removing.is_empty() {
+        conditions::remove(&mut b.plan.status.conditions, condition::WIPE_FAILED);
+        return removing;
+    }
+    b.plan.needs_view = true;
+    let Some(view) = &input.observed.view else {
+        b.wake_at(input.now);
+        return removing;
+    };
+    let named = |kind: &str, name: &str| removing.iter().any(|i| i.kind == kind && i.name == name);
+    let subset = release::Namespace {
+        exists: view.exists,
+        terminating: view.terminating,
+        vms: view
+            .vms
+            .iter()
+            .filter(|v| named("VirtualMachine", &v.name))
+            .cloned()
+            .collect(),
+        instances: view
+            .instances
+            .iter()
+            .filter(|i| named("VirtualMachine", i))
+            .cloned()
+            .collect(),
+        pvcs: view
+            .pvcs
+            .iter()
+            .filter(|p| named("PersistentVolumeClaim", &p.name))
+            .cloned()
+            .collect(),
+        jobs: view
+            .jobs
+            .iter()
+            .filter(|j| named("PersistentVolumeClaim", &j.pvc))
+            .cloned()
+            .collect(),
+    };
+    let mut failed = Vec::new();
+    let causes: std::collections::BTreeSet<String> =
+        removing.iter().filter_map(|i| i.cause.clone()).collect();
+    for cause in &causes {
+        let of_cause = |kind: &str, name: &str| {
+            removing
+                .iter()
+                .any(|i| i.kind == kind && i.name == name && i.cause.as_ref() == Some(cause))
+        };
+        let seen = release::Namespace {
+            vms: subset
+                .vms
+                .iter()
+                .filter(|v| of_cause("VirtualMachine", &v.name))
+                .cloned()
+                .collect(),
+            instances: subset
+                .instances
+                .iter()
+                .filter(|i| of_cause("VirtualMachine", i))
+                .cloned()
+                .collect(),
+            pvcs: subset
+                .pvcs
+                .iter()
+                .filter(|p| of_cause("PersistentVolumeClaim", &p.name))
+                .cloned()
+                .collect(),
+            jobs: subset
+                .jobs
+                .iter()
+                .filter(|j| of_cause("PersistentVolumeClaim", &j.pvc))
+                .cloned()
+                .collect(),
+            ..subset.clone()
+        };
+        let steps = release::plan(&release::Input {
+            namespace,
+            tenancy: input.name,
+            seen: &seen,
+            records: &input.status.wipe_records,
+            wipe: input.wipe,
+            scope: release::Scope::Items,
+            cause,
+            now: input.now,
+        });
+        failed.extend(steps.failed.iter().cloned());
+        take_steps(b, steps.apply, steps.halt, steps.delete, steps.records);
+    }
+    if failed.is_empty() {
+        conditions::remove(&mut b.plan.status.conditions, condition::WIPE_FAILED);
+    } else {
+        wipe_failed(b, &failed);
+    }
+    // What is gone is done.
+    removing.retain(|i| match i.kind.as_str() {
+        "VirtualMachine" => subset.vms.iter().any(|v| v.name == i.name),
+        _ => subset.pvcs.iter().any(|p| p.name == i.name),
+    });
+    if !removing.is_empty() {
+        b.wake_at(
+            input
+                .now
+                .saturating_add(jiff::SignedDuration::from_secs(2))
+                .unwrap_or(input.now),
+        );
+    }
+    removing
+}
+
 /// Whether two statuses say the same thing (condition times aside).
 pub fn same_status(a: &TenancyStatus, b: &TenancyStatus) -> bool {
     conditions::same(&a.conditions, &b.conditions) && {
@@ -658,14 +880,14 @@ pub fn same_status(a: &TenancyStatus, b: &TenancyStatus) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+mod tests_support {
     use super::*;
     use crate::api::CloudResourceRequest;
 
     #[derive(Default)]
-    struct Fake {
-        objects: BTreeMap<(String, String), Seen>,
-        instances: BTreeMap<String, Instance>,
+    pub struct Fake {
+        pub objects: BTreeMap<(String, String), Seen>,
+        pub instances: BTreeMap<String, Instance>,
     }
 
     impl Lookup for Fake {
@@ -681,7 +903,7 @@ mod tests {
 
     impl Fake {
         /// Everything planned has been applied, and is ready when `ready`.
-        fn applied(&mut self, plan: &Plan, ready: bool) {
+        pub fn applied(&mut self, plan: &Plan, ready: bool) {
             for d in &plan.apply {
                 self.objects.insert(
                     (d.kind.to_owned(), d.name.clone()),
@@ -694,7 +916,7 @@ mod tests {
         }
     }
 
-    fn spec() -> TenancySpec {
+    pub fn spec() -> TenancySpec {
         let text = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/config/samples/20-cloudresourcerequest-oa.yaml"
@@ -713,37 +935,40 @@ mod tests {
             allocation: s.resources.clone(),
             compliance: s.compliance.clone(),
             extensions: vec![],
+            changes: vec![],
             emergency: None,
             retirement: None,
         }
     }
 
-    struct World {
-        spec: TenancySpec,
-        status: TenancyStatus,
-        annotations: BTreeMap<String, String>,
-        fake: Fake,
-        uid: Option<String>,
-        now: Timestamp,
+    pub struct World {
+        pub spec: TenancySpec,
+        pub status: TenancyStatus,
+        pub annotations: BTreeMap<String, String>,
+        pub fake: Fake,
+        pub uid: Option<String>,
+        pub view: Option<release::Namespace>,
+        pub now: Timestamp,
     }
 
     impl World {
-        fn new() -> Self {
+        pub fn new() -> Self {
             Self {
                 spec: spec(),
                 status: TenancyStatus::default(),
                 annotations: BTreeMap::new(),
                 fake: Fake::default(),
                 uid: None,
+                view: None,
                 now: "2026-11-27T02:00:00Z".parse().unwrap(),
             }
         }
 
-        fn step(&mut self) -> Plan {
+        pub fn step(&mut self) -> Plan {
             let observed = Observed {
                 namespace_uid: self.uid.clone(),
                 lookup: &self.fake,
-                release: None,
+                view: self.view.clone(),
             };
             let plan = plan(&Input {
                 unit_namespace: "unit-finance",
@@ -756,6 +981,8 @@ mod tests {
                 observed: &observed,
                 provisioning: &ProvisioningConfig::default(),
                 wipe: &WipeConfig::default(),
+                deleting: false,
+                finalized: true,
                 now: self.now,
             });
             self.status = plan.status.clone();
@@ -763,7 +990,7 @@ mod tests {
         }
 
         /// Applies and readies everything until the plan is quiet.
-        fn settle(&mut self) -> Plan {
+        pub fn settle(&mut self) -> Plan {
             loop {
                 let plan = self.step();
                 if plan.apply.is_empty() {
@@ -776,6 +1003,12 @@ mod tests {
             }
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::*;
+    use super::*;
 
     #[test]
     fn art14_delivery_comes_once_everything_is_ready_and_starts_the_trial() {
@@ -884,5 +1117,76 @@ mod tests {
             .insert(keys::PROCURED.into(), "CG-2026-118".into());
         let plan = w.settle();
         assert_eq!(plan.status.phase, Some(TenancyPhase::Trial));
+    }
+}
+
+#[cfg(test)]
+mod reduction_tests {
+    use super::tests_support::*;
+    use super::*;
+
+    #[test]
+    fn art17_a_reduction_wipes_what_it_removes_and_the_quota_keeps_room_meanwhile() {
+        let mut w = World::new();
+        w.settle();
+        w.now = "2026-12-28T02:00:00Z".parse().unwrap();
+        w.status.phase = Some(TenancyPhase::Active);
+        // Approved change: one application server less, the volume doubled.
+        w.spec.allocation.vm_groups[0].count = 1;
+        w.spec.allocation.cloud_storage[0].size_gib = 2048;
+        w.spec.changes.push("resize".into());
+        let plan = w.step();
+        let removing: Vec<&str> = plan
+            .status
+            .inventory
+            .iter()
+            .filter(|i| i.removing)
+            .map(|i| i.name.as_str())
+            .collect();
+        assert_eq!(removing, ["app-2-system", "app-2"]);
+        assert!(plan.needs_view);
+        assert!(
+            plan.status
+                .inventory
+                .iter()
+                .all(|i| !i.removing || i.cause.as_deref() == Some("ChangeRequest/resize"))
+        );
+        // With the namespace in view: app-2 is halted, and the quota keeps its disk's 40 GiB.
+        w.view = Some(release::Namespace {
+            exists: true,
+            terminating: false,
+            vms: vec![
+                release::Vm {
+                    name: "app-1".into(),
+                    halted: false,
+                    ours: true,
+                },
+                release::Vm {
+                    name: "app-2".into(),
+                    halted: false,
+                    ours: true,
+                },
+            ],
+            instances: vec![],
+            pvcs: vec![release::Pvc {
+                name: "app-2-system".into(),
+                size_gib: 40,
+                block: false,
+                class: "standard".into(),
+            }],
+            jobs: vec![],
+        });
+        let plan = w.step();
+        assert_eq!(plan.halt, ["app-2"]);
+        let quota = plan
+            .apply
+            .iter()
+            .find(|d| d.kind == "ResourceQuota")
+            .expect("the quota follows");
+        // Disks 40 + 40 + 500, the volume 2048, and app-2's disk still there.
+        assert_eq!(
+            quota.object["spec"]["hard"]["standard.storageclass.storage.k8s.io/requests.storage"],
+            "2668Gi"
+        );
     }
 }

@@ -123,6 +123,24 @@ pub fn volume_pvc(volume: &str) -> String {
     format!("vol-{volume}")
 }
 
+/// The names of every PVC an allocation has (VM disks and volumes).
+pub fn pvc_names(spec: &TenancySpec) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for g in &spec.allocation.vm_groups {
+        for n in 1..=g.count {
+            let vm = vm_name(g.name.as_str(), n);
+            names.insert(system_disk(&vm));
+            if g.data_disk_gib > 0 {
+                names.insert(data_disk(&vm));
+            }
+        }
+    }
+    for v in &spec.allocation.cloud_storage {
+        names.insert(volume_pvc(v.name.as_str()));
+    }
+    names
+}
+
 /// What the controller knows about a tenancy when building its objects.
 pub struct Tenancy<'a> {
     pub unit_namespace: &'a str,
@@ -136,6 +154,9 @@ pub struct Tenancy<'a> {
     pub procured: bool,
     /// VMs to run Halted instead of Always (force-stop, isolation, release).
     pub halted: bool,
+    /// Storage (GiB by class) of volumes being wiped and removed: the quota
+    /// keeps room for them until they are gone.
+    pub storage_in_removal: std::collections::BTreeMap<String, u64>,
 }
 
 impl Tenancy<'_> {
@@ -394,6 +415,9 @@ fn quota(t: &Tenancy<'_>, cfg: &ProvisioningConfig) -> Desired {
     *per_class
         .entry(cfg.backup_storage_class.clone())
         .or_default() += u64::from(alloc.backup_storage_gib);
+    for (class, size) in &t.storage_in_removal {
+        *per_class.entry(class.clone()).or_default() += size;
+    }
     let total: u64 = per_class.values().sum();
     let mut hard = serde_json::Map::new();
     let cpu = if millicpu.is_multiple_of(1000) {
@@ -458,6 +482,7 @@ mod tests {
             allocation: s.resources.clone(),
             compliance: s.compliance.clone(),
             extensions: vec![],
+            changes: vec![],
             emergency: None,
             retirement: None,
         }
@@ -472,6 +497,7 @@ mod tests {
             namespace_uid: uid,
             procured: false,
             halted: false,
+            storage_in_removal: Default::default(),
         }
     }
 

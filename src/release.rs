@@ -14,7 +14,7 @@
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::api::keys;
 use crate::api::tenancy::{WipeMethod, WipeRecord, WipeResult};
@@ -77,6 +77,7 @@ pub struct Pvc {
     pub name: String,
     pub size_gib: u32,
     pub block: bool,
+    pub class: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,10 +116,26 @@ pub struct Deletion {
     pub name: String,
 }
 
+/// The field manager of halt patches: apart from the operator's own, so that
+/// a patch naming only `runStrategy` removes none of the fields the operator
+/// applied.
+pub const HALT_MANAGER: &str = "govcloud-operator-halt";
+
+/// What is released: everything, the namespace last (a retirement), or only
+/// some items of a tenancy that goes on (a reduction).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Namespace,
+    Items,
+}
+
 /// The next steps of a release.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Steps {
+    /// Wipe Jobs to create.
     pub apply: Vec<Desired>,
+    /// VMs to set to `Halted` (by [`HALT_MANAGER`]).
+    pub halt: Vec<String>,
     pub delete: Vec<Deletion>,
     /// Records to add to the status (before anything is deleted).
     pub records: Vec<WipeRecord>,
@@ -186,40 +203,38 @@ pub fn wipe_job(namespace: &str, tenancy: &str, pvc: &Pvc, cfg: &WipeConfig) -> 
     }
 }
 
-/// The patch that halts a VM the unit created (the operator's own VMs are
-/// re-applied whole with `runStrategy: Halted`).
-pub fn halt(namespace: &str, vm: &str) -> Desired {
-    let object: Value = json!({
-        "apiVersion": "kubevirt.io/v1",
-        "kind": "VirtualMachine",
-        "metadata": { "name": vm, "namespace": namespace },
-        "spec": { "runStrategy": "Halted" },
-    });
-    Desired {
-        api_version: "kubevirt.io/v1",
-        kind: "VirtualMachine",
-        name: vm.to_owned(),
-        namespace: Some(namespace.to_owned()),
-        hash: provisioning::hash(object.to_string().as_bytes()),
-        object,
-    }
-}
-
 fn recorded(records: &[WipeRecord], pvc: &str, result: WipeResult) -> bool {
     records.iter().any(|r| r.name == pvc && r.result == result)
 }
 
-/// The next steps of releasing the namespace `ns`, given what is recorded.
-/// `own_halted` holds the operator's VMs re-applied Halted, which the caller
-/// adds when they are not halted yet.
-pub fn plan(
-    ns: &str,
-    tenancy: &str,
-    seen: &Namespace,
-    records: &[WipeRecord],
-    cfg: &WipeConfig,
-    now: Timestamp,
-) -> Steps {
+/// What a release step is planned from.
+#[derive(Clone, Copy)]
+pub struct Input<'a> {
+    pub namespace: &'a str,
+    pub tenancy: &'a str,
+    /// What exists; with [`Scope::Items`], only the items to remove.
+    pub seen: &'a Namespace,
+    /// The wipe records already in the tenancy's status.
+    pub records: &'a [WipeRecord],
+    pub wipe: &'a WipeConfig,
+    pub scope: Scope,
+    /// Put on the records: what the volumes are wiped for.
+    pub cause: &'a str,
+    pub now: Timestamp,
+}
+
+/// The next steps of a release, given what exists and what is recorded.
+pub fn plan(input: &Input<'_>) -> Steps {
+    let Input {
+        namespace: ns,
+        tenancy,
+        seen,
+        records,
+        wipe: cfg,
+        scope,
+        cause,
+        now,
+    } = *input;
     let mut steps = Steps::default();
     if !seen.exists {
         return steps;
@@ -227,9 +242,7 @@ pub fn plan(
     // 1. Halt every VM and wait for the instances to go.
     let running: Vec<&Vm> = seen.vms.iter().filter(|v| !v.halted).collect();
     for vm in &running {
-        if !vm.ours {
-            steps.apply.push(halt(ns, &vm.name));
-        }
+        steps.halt.push(vm.name.clone());
     }
     if !running.is_empty() || !seen.instances.is_empty() {
         steps.waiting = Some(format!(
@@ -268,6 +281,7 @@ pub fn plan(
             at: Time(now),
             result,
             message,
+            cause: Some(cause.to_owned()),
         };
         match cfg.mode {
             WipeMode::Delete => {
@@ -326,6 +340,9 @@ pub fn plan(
             });
         }
         steps.waiting = Some("deleting VMs".into());
+        return steps;
+    }
+    if scope == Scope::Items {
         return steps;
     }
     if !seen.terminating {
@@ -397,11 +414,13 @@ mod tests {
                     name: "app-1-system".into(),
                     size_gib: 40,
                     block: false,
+                    class: "standard".into(),
                 },
                 Pvc {
                     name: "scratch".into(),
                     size_gib: 10,
                     block: true,
+                    class: "standard".into(),
                 },
             ],
             jobs: vec![],
@@ -410,12 +429,19 @@ mod tests {
 
     #[test]
     fn nothing_is_wiped_while_a_vm_runs() {
-        let steps = plan("t", "oa", &ns(), &[], &WipeConfig::default(), now());
+        let steps = plan(&Input {
+            namespace: "t",
+            tenancy: "oa",
+            seen: &ns(),
+            records: &[],
+            wipe: &WipeConfig::default(),
+            scope: Scope::Namespace,
+            cause: "Reclaim",
+            now: now(),
+        });
         assert!(steps.delete.is_empty());
         assert!(steps.records.is_empty());
-        // Only the unit's own VM needs a halt patch here; the caller re-applies its own.
-        assert_eq!(steps.apply.len(), 1);
-        assert_eq!(steps.apply[0].object["spec"]["runStrategy"], "Halted");
+        assert_eq!(steps.halt, ["app-1", "mine"]);
         assert!(steps.waiting.unwrap().contains("stopping VMs: app-1, mine"));
     }
 
@@ -427,7 +453,16 @@ mod tests {
         }
         seen.instances.clear();
         let cfg = WipeConfig::default();
-        let steps = plan("t", "oa", &seen, &[], &cfg, now());
+        let steps = plan(&Input {
+            namespace: "t",
+            tenancy: "oa",
+            seen: &seen,
+            records: &[],
+            wipe: &cfg,
+            scope: Scope::Namespace,
+            cause: "Reclaim",
+            now: now(),
+        });
         let jobs: Vec<&str> = steps.apply.iter().map(|d| d.name.as_str()).collect();
         assert_eq!(jobs, ["wipe-app-1-system", "wipe-scratch"]);
         assert!(
@@ -448,7 +483,16 @@ mod tests {
                 outcome: JobOutcome::Failed,
             },
         ];
-        let steps = plan("t", "oa", &seen, &[], &cfg, now());
+        let steps = plan(&Input {
+            namespace: "t",
+            tenancy: "oa",
+            seen: &seen,
+            records: &[],
+            wipe: &cfg,
+            scope: Scope::Namespace,
+            cause: "Reclaim",
+            now: now(),
+        });
         assert!(
             steps.delete.is_empty(),
             "nothing is deleted before its record is written"
@@ -462,7 +506,16 @@ mod tests {
         assert_eq!(steps.failed, ["scratch"]);
 
         let records = steps.records;
-        let steps = plan("t", "oa", &seen, &records, &cfg, now());
+        let steps = plan(&Input {
+            namespace: "t",
+            tenancy: "oa",
+            seen: &seen,
+            records: &records,
+            wipe: &cfg,
+            scope: Scope::Namespace,
+            cause: "Reclaim",
+            now: now(),
+        });
         let deleted: Vec<&str> = steps.delete.iter().map(|d| d.name.as_str()).collect();
         assert_eq!(deleted, ["app-1-system"], "the failed volume is kept");
         assert!(steps.records.is_empty(), "the failure is recorded once");
@@ -478,11 +531,29 @@ mod tests {
             mode: WipeMode::Delete,
             ..WipeConfig::default()
         };
-        let steps = plan("t", "oa", &seen, &[], &cfg, now());
+        let steps = plan(&Input {
+            namespace: "t",
+            tenancy: "oa",
+            seen: &seen,
+            records: &[],
+            wipe: &cfg,
+            scope: Scope::Namespace,
+            cause: "Reclaim",
+            now: now(),
+        });
         assert!(steps.apply.is_empty());
         assert_eq!(steps.records.len(), 2);
         assert_eq!(steps.records[0].method, WipeMethod::Delete);
-        let steps = plan("t", "oa", &seen, &steps.records, &cfg, now());
+        let steps = plan(&Input {
+            namespace: "t",
+            tenancy: "oa",
+            seen: &seen,
+            records: &steps.records,
+            wipe: &cfg,
+            scope: Scope::Namespace,
+            cause: "Reclaim",
+            now: now(),
+        });
         assert_eq!(steps.delete.len(), 2);
     }
 
@@ -494,13 +565,54 @@ mod tests {
             vm.halted = true;
         }
         seen.pvcs.clear();
-        let steps = plan("t", "oa", &seen, &[], &WipeConfig::default(), now());
+        let steps = plan(&Input {
+            namespace: "t",
+            tenancy: "oa",
+            seen: &seen,
+            records: &[],
+            wipe: &WipeConfig::default(),
+            scope: Scope::Namespace,
+            cause: "Reclaim",
+            now: now(),
+        });
         assert!(steps.delete.iter().all(|d| d.kind == "VirtualMachine"));
         seen.vms.clear();
-        let steps = plan("t", "oa", &seen, &[], &WipeConfig::default(), now());
+        let steps = plan(&Input {
+            namespace: "t",
+            tenancy: "oa",
+            seen: &seen,
+            records: &[],
+            wipe: &WipeConfig::default(),
+            scope: Scope::Namespace,
+            cause: "Reclaim",
+            now: now(),
+        });
         assert_eq!(steps.delete[0].kind, "Namespace");
+        let items = plan(&Input {
+            namespace: "t",
+            tenancy: "oa",
+            seen: &seen,
+            records: &[],
+            wipe: &WipeConfig::default(),
+            scope: Scope::Items,
+            cause: "ChangeRequest/x",
+            now: now(),
+        });
+        assert!(
+            items.delete.is_empty() && items.waiting.is_none(),
+            "a reduction leaves the namespace"
+        );
         seen.exists = false;
-        let steps = plan("t", "oa", &seen, &[], &WipeConfig::default(), now());
+        let steps = plan(&Input {
+            namespace: "t",
+            tenancy: "oa",
+            seen: &seen,
+            records: &[],
+            wipe: &WipeConfig::default(),
+            scope: Scope::Namespace,
+            cause: "Reclaim",
+            now: now(),
+        });
         assert_eq!(steps, Steps::default());
     }
 

@@ -52,6 +52,17 @@ pub struct Note {
     pub warning: bool,
     pub reason: &'static str,
     pub message: String,
+    /// Another object the event is about, e.g. the volume wiped.
+    pub related: Option<Related>,
+}
+
+/// An object an event relates to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Related {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub namespace: String,
+    pub name: String,
 }
 
 impl Note {
@@ -60,6 +71,7 @@ impl Note {
             warning: false,
             reason,
             message: message.into(),
+            related: None,
         }
     }
 
@@ -68,6 +80,7 @@ impl Note {
             warning: true,
             reason,
             message: message.into(),
+            related: None,
         }
     }
 }
@@ -202,6 +215,7 @@ pub fn tenancy_spec(input: &Input<'_>, unit_id: &str) -> TenancySpec {
         allocation: spec.resources.clone(),
         compliance: spec.compliance.clone(),
         extensions: Vec::new(),
+        changes: Vec::new(),
         emergency: None,
         retirement: None,
     }
@@ -1046,6 +1060,7 @@ mod tests {
             allocation: base.resources.clone(),
             compliance: base.compliance.clone(),
             extensions: vec![],
+            changes: vec![],
             emergency: None,
             retirement: None,
         };

@@ -165,8 +165,18 @@ pub struct ChangeRequestStatus {
     pub review_due_at: Option<Time>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reviews: Vec<ReviewRecord>,
+    /// When the change took effect on the tenancy (a termination: when its
+    /// resources were all released).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied_at: Option<Time>,
+    /// The tenancy's allocation once this change was applied on top of
+    /// whatever was approved before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied: Option<Resources>,
+    /// VMs and volumes this change removes; their volumes are wiped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removes: Vec<String>,
+    /// The wiping of what this change removed or released.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub wipe_records: Vec<WipeRecord>,
 }

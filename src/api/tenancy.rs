@@ -85,6 +85,10 @@ pub struct TenancySpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 200))]
     pub extensions: Vec<ObjectName>,
+    /// Approved ChangeRequests applied to this allocation, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 500))]
+    pub changes: Vec<ObjectName>,
     /// Set while the tenancy runs on an emergency opening (Art. 13 ¶2), until
     /// the full application is approved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -151,6 +155,12 @@ pub struct InventoryItem {
     pub namespace: Option<String>,
     /// Whether the object is in the state the tenancy needs.
     pub ready: bool,
+    /// Being removed (a reduction): its volumes are wiped, then it is deleted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub removing: bool,
+    /// What removes it, e.g. `ChangeRequest/finance-oa-shrink`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
 }
 
 /// A service that is not a Kubernetes object (database, e-seal, SMS ...): the
@@ -206,6 +216,10 @@ pub struct WipeRecord {
     pub result: WipeResult,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// What the volume was wiped for: a ChangeRequest, the emergency
+    /// request rejected, a deregistration, or `Reclaim`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
@@ -236,6 +250,10 @@ pub struct TenancyStatus {
     /// When formal operation and billing started (Art. 16).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub billing_started_at: Option<Time>,
+    /// When billing stopped: the effective date of a termination, or the
+    /// start of a release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billing_ended_at: Option<Time>,
     /// When the unit confirmed delivery (the reply of Attachment 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery_confirmed_at: Option<Time>,

@@ -626,8 +626,9 @@ fn wait_tcp_blocking(process: &mut Process, port: u16) -> Result<(), Error> {
 }
 
 /// Installs what every local cluster of this repository starts with: the
-/// govcloud.dev CRDs (`crds/`), KubeVirt's VM and VMI CRDs
-/// (`tests/fixtures/`), and the shipped WorkCalendars (`config/calendar/`).
+/// govcloud.dev CRDs (from the types, which `crds/` must equal), KubeVirt's VM
+/// and VMI CRDs and expandable storage classes (`tests/fixtures/`), and the
+/// shipped WorkCalendars (`config/calendar/`).
 pub async fn install_basics(
     client: &Client,
     field_manager: &str,
@@ -642,29 +643,25 @@ pub async fn install_basics(
         })?;
         Ok((full.display().to_string(), text))
     };
-    let mut crds = Vec::new();
-    for path in [
-        "crds/govcloud.dev.yaml",
-        "tests/fixtures/kubevirt-crds.yaml",
-    ] {
-        let (name, text) = read(path)?;
-        for obj in manifests::parse(&name, &text)? {
-            let value = serde_json::to_value(obj).map_err(|e| manifests::Error::Parse {
+    let mut crds = crate::api::crds();
+    let (name, text) = read("tests/fixtures/kubevirt-crds.yaml")?;
+    for obj in manifests::parse(&name, &text)? {
+        let parsed = serde_json::to_value(obj)
+            .and_then(serde_json::from_value)
+            .map_err(|e| manifests::Error::Parse {
                 source_name: name.clone(),
                 message: e.to_string(),
             })?;
-            crds.push(
-                serde_json::from_value(value).map_err(|e| manifests::Error::Parse {
-                    source_name: name.clone(),
-                    message: e.to_string(),
-                })?,
-            );
-        }
+        crds.push(parsed);
     }
     manifests::install_crds(client, &crds, field_manager).await?;
     let mut applier = Applier::new(client.clone(), field_manager);
-    for year in ["2025", "2026"] {
-        let (name, text) = read(&format!("config/calendar/{year}.yaml"))?;
+    for path in [
+        "tests/fixtures/storageclasses.yaml",
+        "config/calendar/2025.yaml",
+        "config/calendar/2026.yaml",
+    ] {
+        let (name, text) = read(path)?;
         applier
             .apply_all(&manifests::parse(&name, &text)?, None)
             .await?;

@@ -26,8 +26,42 @@ pub fn vmis() -> ApiResource {
     )
 }
 
-/// KubeVirt's part: every VM in `ns` is created. Returns how many changed.
+/// The storage provisioner's part: every pending PVC in `ns` is bound, with
+/// the capacity it asks for (so that it can later grow, as bound claims can).
+pub async fn bind_pvcs(client: &Client, ns: &str) -> Result<usize, kube::Error> {
+    use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+    let mut n = 0;
+    for pvc in api.list(&ListParams::default()).await?.items {
+        let bound = pvc.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound");
+        if bound || pvc.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let requested = pvc
+            .spec
+            .as_ref()
+            .and_then(|s| s.resources.as_ref())
+            .and_then(|r| r.requests.as_ref())
+            .and_then(|r| r.get("storage").cloned());
+        api.patch_status(
+            &pvc.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "status": {
+                "phase": "Bound",
+                "accessModes": ["ReadWriteOnce"],
+                "capacity": { "storage": requested },
+            }})),
+        )
+        .await?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// KubeVirt's part: every VM in `ns` is created, its disks bound. Returns
+/// how many VMs changed.
 pub async fn create_vms(client: &Client, ns: &str) -> Result<usize, kube::Error> {
+    bind_pvcs(client, ns).await?;
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &vms());
     let mut n = 0;
     for vm in api.list(&ListParams::default()).await?.items {

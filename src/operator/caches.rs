@@ -19,12 +19,13 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::api::{CloudResourceRequest, Tenancy, WorkCalendar, keys};
+use crate::api::{ChangeRequest, CloudResourceRequest, Tenancy, WorkCalendar, keys};
 use crate::provisioning::{MANAGER, TENANCY_REF};
 
 pub type Guarded<K> = DeserializeGuard<K>;
 pub type RequestRef = ObjectRef<Guarded<CloudResourceRequest>>;
 pub type TenancyRef = ObjectRef<Guarded<Tenancy>>;
+pub type ChangeRef = ObjectRef<Guarded<ChangeRequest>>;
 pub type UnitRef = ObjectRef<PartialObjectMeta<Namespace>>;
 
 pub fn virtual_machines() -> ApiResource {
@@ -46,6 +47,7 @@ pub fn virtual_machine_instances() -> ApiResource {
 pub struct Caches {
     pub requests: Store<Guarded<CloudResourceRequest>>,
     pub tenancies: Store<Guarded<Tenancy>>,
+    pub changes: Store<Guarded<ChangeRequest>>,
     pub calendars: Store<WorkCalendar>,
     /// Unit namespaces (labelled `govcloud.dev/unit`).
     pub units: Store<PartialObjectMeta<Namespace>>,
@@ -149,10 +151,12 @@ impl Caches {
         client: Client,
         requests_tx: UnboundedSender<RequestRef>,
         tenancies_tx: UnboundedSender<TenancyRef>,
+        changes_tx: UnboundedSender<ChangeRef>,
         units_tx: UnboundedSender<UnitRef>,
     ) -> (Self, impl Future<Output = ()> + Send) {
         let (requests, requests_w) = reflector::store();
         let (tenancies, tenancies_w) = reflector::store();
+        let (changes, changes_w) = reflector::store();
         let (calendars, calendars_w) = reflector::store();
         let (units, units_w) = reflector::store();
         let (namespaces, namespaces_w) = reflector::store();
@@ -171,6 +175,7 @@ impl Caches {
         let caches = Self {
             requests,
             tenancies: tenancies.clone(),
+            changes: changes.clone(),
             calendars,
             units,
             namespaces: namespaces.clone(),
@@ -211,7 +216,12 @@ impl Caches {
             );
         }
         {
-            let (ttx, rtx) = (tenancies_tx.clone(), requests_tx.clone());
+            let (ttx, rtx, ctx) = (
+                tenancies_tx.clone(),
+                requests_tx.clone(),
+                changes_tx.clone(),
+            );
+            let changes = changes.clone();
             tasks.push(
                 full(
                     Api::<Guarded<Tenancy>>::all(c.clone()),
@@ -219,6 +229,16 @@ impl Caches {
                     tenancies_w,
                     move |o| {
                         let _ = ttx.send(ObjectRef::from_obj(o));
+                        // Its changes: they follow what it becomes.
+                        let (ns, name) = (o.namespace(), o.name_any());
+                        for ch in changes.state() {
+                            if let Ok(c) = &ch.0
+                                && c.namespace() == ns
+                                && c.spec.tenancy.as_str() == name
+                            {
+                                let _ = ctx.send(ObjectRef::from_obj(&*ch));
+                            }
+                        }
                         // The request that created it (its status names the tenancy).
                         let name = match &o.0 {
                             Ok(t) => t.spec.request.to_string(),
@@ -229,6 +249,20 @@ impl Caches {
                             r = r.within(&ns);
                         }
                         let _ = rtx.send(r);
+                    },
+                )
+                .boxed(),
+            );
+        }
+        {
+            let tx = changes_tx.clone();
+            tasks.push(
+                full(
+                    Api::<Guarded<ChangeRequest>>::all(c.clone()),
+                    watcher::Config::default(),
+                    changes_w,
+                    move |o| {
+                        let _ = tx.send(ObjectRef::from_obj(o));
                     },
                 )
                 .boxed(),
@@ -367,6 +401,7 @@ impl Caches {
         let _ = futures::join!(
             self.requests.wait_until_ready(),
             self.tenancies.wait_until_ready(),
+            self.changes.wait_until_ready(),
             self.calendars.wait_until_ready(),
             self.units.wait_until_ready(),
             self.namespaces.wait_until_ready(),

@@ -14,6 +14,7 @@ use prometheus_client::registry::Registry;
 pub enum ControllerName {
     Requests,
     Tenancies,
+    Changes,
     Units,
 }
 

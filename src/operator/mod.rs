@@ -7,6 +7,7 @@
 //! (the controllers start only once every cache has listed).
 
 mod caches;
+mod changes;
 pub mod metrics;
 mod requests;
 mod serve;
@@ -95,7 +96,15 @@ impl Context {
                 reason: note.reason.into(),
                 note: Some(truncate(&note.message, 1000)),
                 action: note.reason.into(),
-                secondary: None,
+                secondary: note.related.as_ref().map(|r| {
+                    k8s_openapi::api::core::v1::ObjectReference {
+                        api_version: Some(r.api_version.to_owned()),
+                        kind: Some(r.kind.to_owned()),
+                        namespace: Some(r.namespace.clone()),
+                        name: Some(r.name.clone()),
+                        ..Default::default()
+                    }
+                }),
             };
             if let Err(e) = self.recorder.publish(&event, &reference).await {
                 warn!(error = %e, reason = note.reason, "cannot publish an event");
@@ -151,6 +160,49 @@ fn truncate(s: &str, max: usize) -> String {
         end -= 1;
     }
     format!("{}…", &s[..end])
+}
+
+/// Runs a controller over a cache that the watches fill, woken by `triggers`
+/// (objects that changed), by `clock_moves` (everything: a deadline may have
+/// passed) and by its own requeues; it stops when `stop` resolves.
+fn drive<K, Fut>(
+    store: kube::runtime::reflector::Store<K>,
+    triggers: impl futures::Stream<Item = kube::runtime::reflector::ObjectRef<K>> + Send + 'static,
+    clock_moves: impl futures::Stream<Item = ()> + Send + 'static,
+    stop: impl Future<Output = ()> + Send + Sync + 'static,
+    reconcile: impl FnMut(Arc<K>, Arc<Context>) -> Fut,
+    ctx: Arc<Context>,
+) -> impl Future<Output = ()>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+    Fut: futures::TryFuture<Ok = Action, Error = Error> + Send + 'static,
+{
+    kube::runtime::Controller::for_stream(futures::stream::pending(), store)
+        .reconcile_on(triggers)
+        .reconcile_all_on(clock_moves)
+        .graceful_shutdown_on(stop)
+        .run(reconcile, error_policy::<K>, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(kind = %K::kind(&()), error = %e, "reconcile");
+            }
+        })
+}
+
+fn error_policy<K: Resource<DynamicType = ()>>(
+    obj: Arc<K>,
+    error: &Error,
+    _: Arc<Context>,
+) -> Action {
+    let name = obj.meta().name.clone().unwrap_or_default();
+    warn!(kind = %K::kind(&()), %name, category = error.category(), error = %error, "reconcile failed");
+    error.action()
 }
 
 /// Runs one reconcile, counting it, its duration and its failure.
@@ -242,7 +294,14 @@ impl Operator {
         let (requests_tx, requests_rx) = mpsc::unbounded_channel();
         let (tenancies_tx, tenancies_rx) = mpsc::unbounded_channel();
         let (units_tx, units_rx) = mpsc::unbounded_channel();
-        let (caches, watchers) = Caches::start(client.clone(), requests_tx, tenancies_tx, units_tx);
+        let (changes_tx, changes_rx) = mpsc::unbounded_channel();
+        let (caches, watchers) = Caches::start(
+            client.clone(),
+            requests_tx,
+            tenancies_tx,
+            changes_tx,
+            units_tx,
+        );
         let _watchers = AbortOnDrop(tokio::spawn(watchers));
         let _server = match serve_on {
             Some(addr) => match serve::bind(addr).await {
@@ -300,8 +359,14 @@ impl Operator {
             UnboundedReceiverStream::new(units_rx),
             stopped(),
         );
+        let changes = changes::controller(
+            ctx.clone(),
+            UnboundedReceiverStream::new(changes_rx),
+            clock_moves(),
+            stopped(),
+        );
         let _file_clock = AbortOnDrop(tokio::spawn(clock.clone().follow_file()));
-        let controllers = futures::future::join3(requests, tenancies, units);
+        let controllers = futures::future::join4(requests, tenancies, units, changes);
         tokio::pin!(controllers);
         tokio::select! {
             _ = &mut controllers => warn!("controllers ended"),

@@ -6,18 +6,18 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams, PostParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 use serde_json::json;
-use tracing::{debug, info};
+use tracing::info;
 
 use super::caches::{Guarded, RequestRef};
 use super::metrics::ControllerName;
-use super::{Context, Error, MANAGER, requeue_at, timed};
+use super::{Context, Error, MANAGER, drive, requeue_at, timed};
 use crate::api::tenancy::{Retirement, RetirementReason};
 use crate::api::{CloudResourceRequest, Tenancy, TenancySpec, keys};
 use crate::calendar::Calendar;
@@ -29,21 +29,14 @@ pub fn controller(
     clock_moves: impl Stream<Item = ()> + Send + 'static,
     stop: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> impl Future<Output = ()> {
-    Controller::for_stream(futures::stream::pending(), ctx.caches.requests.clone())
-        .reconcile_on(triggers)
-        .reconcile_all_on(clock_moves)
-        .graceful_shutdown_on(stop)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                debug!(error = %e, "request reconcile");
-            }
-        })
-}
-
-fn error_policy(obj: Arc<Guarded<CloudResourceRequest>>, error: &Error, _: Arc<Context>) -> Action {
-    tracing::warn!(request = %obj.name_any(), category = error.category(), error = %error, "reconcile failed");
-    error.action()
+    drive(
+        ctx.caches.requests.clone(),
+        triggers,
+        clock_moves,
+        stop,
+        reconcile,
+        ctx,
+    )
 }
 
 /// The calendar from the WorkCalendars in the cache.
@@ -204,6 +197,7 @@ fn tenancy_object(ns: &str, name: &str, spec: &TenancySpec) -> serde_json::Value
                 keys::MANAGED_BY: MANAGER,
                 "govcloud.dev/request": name,
             },
+            "finalizers": [crate::lifecycle::FINALIZER],
         },
         "spec": spec,
     })

@@ -8,7 +8,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim};
@@ -16,7 +16,7 @@ use kube::api::{
     ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
 };
 use kube::core::PartialObjectMeta;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
@@ -24,8 +24,9 @@ use tracing::{debug, info};
 
 use super::caches::{Guarded, TenancyRef, virtual_machine_instances, virtual_machines};
 use super::metrics::ControllerName;
-use super::{Context, Error, MANAGER, requeue_at, timed};
+use super::{Context, Error, MANAGER, drive, requeue_at, timed};
 use crate::api::{Tenancy, keys};
+use crate::conditions::{self, Wanted};
 use crate::lifecycle::{self, Instance, Lookup, Observed, Seen};
 use crate::provisioning::{self, Desired, SPEC_HASH};
 use crate::release::{self, Deletion, JobOutcome, WIPE_OF};
@@ -36,21 +37,14 @@ pub fn controller(
     clock_moves: impl Stream<Item = ()> + Send + 'static,
     stop: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> impl Future<Output = ()> {
-    Controller::for_stream(futures::stream::pending(), ctx.caches.tenancies.clone())
-        .reconcile_on(triggers)
-        .reconcile_all_on(clock_moves)
-        .graceful_shutdown_on(stop)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                debug!(error = %e, "tenancy reconcile");
-            }
-        })
-}
-
-fn error_policy(obj: Arc<Guarded<Tenancy>>, error: &Error, _: Arc<Context>) -> Action {
-    tracing::warn!(tenancy = %obj.name_any(), category = error.category(), error = %error, "reconcile failed");
-    error.action()
+    drive(
+        ctx.caches.tenancies.clone(),
+        triggers,
+        clock_moves,
+        stop,
+        reconcile,
+        ctx,
+    )
 }
 
 fn hash_of(meta: &kube::api::ObjectMeta) -> Option<String> {
@@ -194,6 +188,7 @@ async fn gather(
                     name: p.name_any(),
                     size_gib: size,
                     block: spec.volume_mode.as_deref() == Some("Block"),
+                    class: spec.storage_class_name.clone().unwrap_or_default(),
                 }
             })
             .collect(),
@@ -275,6 +270,61 @@ async fn delete(ctx: &Context, d: &Deletion) -> Result<(), Error> {
     }
 }
 
+/// Adds or removes the operator's finalizer, guarded by the resourceVersion
+/// read.
+async fn finalizer(ctx: &Context, tenancy: &Tenancy, add: bool) -> Result<(), Error> {
+    let mut finalizers: Vec<String> = tenancy
+        .finalizers()
+        .iter()
+        .filter(|f| f.as_str() != lifecycle::FINALIZER)
+        .cloned()
+        .collect();
+    if add {
+        finalizers.push(lifecycle::FINALIZER.to_owned());
+    }
+    let api: Api<Tenancy> =
+        Api::namespaced(ctx.client.clone(), &tenancy.namespace().unwrap_or_default());
+    api.patch(
+        &tenancy.name_any(),
+        &PatchParams {
+            field_manager: Some(MANAGER.into()),
+            ..Default::default()
+        },
+        &Patch::Merge(json!({ "metadata": {
+            "finalizers": finalizers,
+            "resourceVersion": tenancy.resource_version(),
+        }})),
+    )
+    .await?;
+    ctx.metrics.wrote("Tenancy", "patch");
+    Ok(())
+}
+
+/// Sets a VM to `Halted`, owned by the halt manager; a VM already gone is fine.
+async fn halt(ctx: &Context, ns: &str, vm: &str) -> Result<(), Error> {
+    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), ns, &virtual_machines());
+    let params = PatchParams {
+        field_manager: Some(release::HALT_MANAGER.into()),
+        ..Default::default()
+    };
+    match api
+        .patch(
+            vm,
+            &params,
+            &Patch::Merge(json!({ "spec": { "runStrategy": "Halted" } })),
+        )
+        .await
+    {
+        Ok(_) => {
+            ctx.metrics.wrote("VirtualMachine", "patch");
+            info!(vm = %format!("{ns}/{vm}"), "halted");
+            Ok(())
+        }
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 async fn suspend_unit(
     ctx: &Context,
     unit_ns: &str,
@@ -334,12 +384,11 @@ async fn reconcile_tenancy(obj: &Guarded<Tenancy>, ctx: &Context) -> Result<Acti
     let unit_group = unit
         .as_ref()
         .and_then(|u| u.annotations().get(keys::UNIT_GROUP).cloned());
-    let release =
-        if lifecycle::releasing(&tenancy.spec, &status, now) && status.retired_at.is_none() {
-            Some(gather(ctx, &ns, ns_meta.as_deref()).await?)
-        } else {
-            None
-        };
+    let view = if lifecycle::needs_view(&tenancy.spec, &status, now) {
+        Some(gather(ctx, &ns, ns_meta.as_deref()).await?)
+    } else {
+        None
+    };
     let lookup = CacheLookup { ctx, ns: &ns };
     let observed = Observed {
         namespace_uid: ns_meta
@@ -347,7 +396,7 @@ async fn reconcile_tenancy(obj: &Guarded<Tenancy>, ctx: &Context) -> Result<Acti
             .filter(|m| m.metadata.deletion_timestamp.is_none())
             .and_then(|m| m.uid()),
         lookup: &lookup,
-        release,
+        view,
     };
     let input = lifecycle::Input {
         unit_namespace: &unit_ns,
@@ -360,15 +409,60 @@ async fn reconcile_tenancy(obj: &Guarded<Tenancy>, ctx: &Context) -> Result<Acti
         observed: &observed,
         provisioning: &ctx.config.provisioning,
         wipe: &ctx.config.wipe,
+        deleting: tenancy.metadata.deletion_timestamp.is_some(),
+        finalized: tenancy
+            .finalizers()
+            .iter()
+            .any(|f| f == lifecycle::FINALIZER),
         now,
     };
-    let plan = lifecycle::plan(&input);
+    let mut plan = lifecycle::plan(&input);
 
     if let Some(reason) = &plan.suspend_unit {
         suspend_unit(ctx, &unit_ns, reason, now).await?;
     }
+    if let Some(add) = plan.finalizer {
+        finalizer(ctx, tenancy, add).await?;
+    }
+    // An object the apiserver refuses (422) is reported, not retried blindly:
+    // the others still apply, and the status says what was refused.
+    let mut refused = Vec::new();
     for d in &plan.apply {
-        apply(ctx, d).await?;
+        match apply(ctx, d).await {
+            // Invalid, or over the quota (which may not yet show a change).
+            Err(Error::Kube(kube::Error::Api(s))) if s.code == 422 || s.code == 403 => {
+                refused.push(format!("{} {}: {}", d.kind, d.name, s.message));
+            }
+            other => other?,
+        }
+    }
+    if !plan.apply.is_empty() {
+        let generation = tenancy.metadata.generation.unwrap_or_default();
+        if refused.is_empty() {
+            conditions::remove(
+                &mut plan.status.conditions,
+                lifecycle::condition::APPLY_FAILED,
+            );
+        } else {
+            let message = format!("the apiserver refused {}", refused.join("; "));
+            let wanted = Wanted::new(
+                lifecycle::condition::APPLY_FAILED,
+                true,
+                "Refused",
+                message.clone(),
+            );
+            if conditions::set(&mut plan.status.conditions, wanted, generation, now) {
+                plan.events.push(crate::review::Note {
+                    warning: true,
+                    reason: "ApplyFailed",
+                    message,
+                    related: None,
+                });
+            }
+        }
+    }
+    for vm in &plan.halt {
+        halt(ctx, &ns, vm).await?;
     }
     if !lifecycle::same_status(&status, &plan.status) {
         let api: Api<Tenancy> = Api::namespaced(ctx.client.clone(), &unit_ns);
@@ -390,7 +484,7 @@ async fn reconcile_tenancy(obj: &Guarded<Tenancy>, ctx: &Context) -> Result<Acti
         delete(ctx, d).await?;
     }
     ctx.publish(tenancy, &plan.events).await;
-    if plan.releasing && plan.status.retired_at.is_none() {
+    if !refused.is_empty() || (plan.needs_view && plan.status.retired_at.is_none()) {
         // What the unit created in the namespace is not watched: look again soon.
         return Ok(Action::requeue(Duration::from_secs(2)));
     }

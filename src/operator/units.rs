@@ -4,18 +4,18 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Patch, PatchParams};
 use kube::core::PartialObjectMeta;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 use tracing::info;
 
 use super::caches::UnitRef;
 use super::metrics::ControllerName;
-use super::{Context, Error, MANAGER, timed};
+use super::{Context, Error, MANAGER, drive, timed};
 use crate::api::keys;
 use crate::review::Note;
 
@@ -24,11 +24,14 @@ pub fn controller(
     triggers: impl Stream<Item = UnitRef> + Send + 'static,
     stop: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> impl Future<Output = ()> {
-    Controller::for_stream(futures::stream::pending(), ctx.caches.units.clone())
-        .reconcile_on(triggers)
-        .graceful_shutdown_on(stop)
-        .run(reconcile, |_, e: &Error, _| e.action(), ctx)
-        .for_each(|_| async {})
+    drive(
+        ctx.caches.units.clone(),
+        triggers,
+        futures::stream::pending(),
+        stop,
+        reconcile,
+        ctx,
+    )
 }
 
 async fn reconcile(
@@ -72,6 +75,7 @@ async fn lift(ns: &PartialObjectMeta<Namespace>, ctx: &Context) -> Result<Action
             warning: false,
             reason: "SuspensionLifted",
             message: format!("the unit may apply again: {lifted}"),
+            related: None,
         }],
     )
     .await;

@@ -5,6 +5,7 @@
 //! `cargo test --test e2e -- <filter>` runs a subset; `--list` lists them.
 
 mod api;
+mod changes;
 mod lifecycle;
 mod operations;
 mod rbac;
@@ -52,6 +53,13 @@ fn all() -> Vec<(&'static str, TestFn)> {
         operations::a_settled_tenancy_receives_no_writes,
         operations::an_operator_killed_while_provisioning_ends_with_exactly_the_approved_objects,
         operations::an_unreadable_object_does_not_stop_the_others,
+        changes::art17_a_change_filed_on_2025_09_26_is_due_by_the_end_of_2025_10_16,
+        changes::art17_a_change_that_adds_or_shrinks_is_refused_with_what_to_do,
+        changes::art17_an_approved_change_resizes_reduces_and_wipes_what_it_removes,
+        changes::changes_of_one_tenancy_apply_in_order_of_approval,
+        changes::art19_a_termination_five_working_days_out_is_refused_with_the_earliest_date,
+        changes::art19_an_approved_termination_releases_everything_wiped_at_its_effective_date,
+        changes::a_tenancy_deleted_by_hand_keeps_everything_until_released,
     ]
 }
 

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use govcloud::api::{CloudResourceRequest, Tenancy, TenancyPhase, keys};
+use govcloud::api::{CloudResourceRequest, RequestPhase, Tenancy, TenancyPhase, keys};
 use govcloud::clock::Clock;
 use govcloud::config::Config;
 use govcloud::controlplane::{ControlPlane, Options, standins};
@@ -257,6 +257,74 @@ impl Lab {
     /// Plays the Job controller: every wipe Job in `ns` completes (or fails).
     pub async fn jobs_finish(&self, ns: &str, succeed: bool) -> Result<usize, Error> {
         Ok(standins::finish_jobs(&self.admin, ns, succeed, self.now()).await?)
+    }
+
+    /// Approves the current generation of a request, and waits for it.
+    pub async fn approve(&self, ns: &str, name: &str) {
+        let requests = self.requests(ns);
+        let filed = eventually("the request to be under review", WAIT, || async {
+            let r = requests.get(name).await.ok()?;
+            (r.status.as_ref()?.phase? == RequestPhase::UnderReview).then_some(r)
+        })
+        .await;
+        self.decide(
+            ns,
+            name,
+            "approve",
+            filed.metadata.generation.unwrap_or(1),
+            None,
+        )
+        .await;
+        self.request_where(ns, name, "Approved", |r| {
+            r.status.as_ref().and_then(|s| s.phase) == Some(RequestPhase::Approved)
+        })
+        .await;
+    }
+
+    /// Plays KubeVirt until the tenancy is delivered (in its trial).
+    pub async fn deliver(&self, ns: &str, name: &str, unit_id: &str) -> Tenancy {
+        let tns = govcloud::provisioning::namespace_name(unit_id, name);
+        let tenancies = self.tenancies(ns);
+        eventually("delivery", WAIT, || async {
+            self.kubevirt_creates_vms(&tns).await.ok();
+            let t = tenancies.get(name).await.ok()?;
+            (t.status.as_ref()?.phase? == TenancyPhase::Trial).then_some(t)
+        })
+        .await
+    }
+
+    /// A tenancy in formal operation: the sample filed as `name`, approved,
+    /// delivered, used (VM app-1 with its probe), and 31 days on.
+    pub async fn active(&mut self, unit_id: &str, name: &str) -> (Unit, String) {
+        let unit = self.unit(unit_id).await;
+        self.file(
+            &unit,
+            "config/samples/20-cloudresourcerequest-oa.yaml",
+            name,
+            |_| {},
+        )
+        .await;
+        self.approve(&unit.namespace, name).await;
+        self.deliver(&unit.namespace, name, unit_id).await;
+        let tns = govcloud::provisioning::namespace_name(unit_id, name);
+        self.kubevirt_runs(&tns, "app-1", true)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        self.tenancy_where(&unit.namespace, name, "usage", |t| {
+            t.status.as_ref().is_some_and(|s| s.usage.is_some())
+        })
+        .await;
+        self.advance_days(31);
+        self.tenancy_in(&unit.namespace, name, TenancyPhase::Active)
+            .await;
+        (unit, tns)
+    }
+
+    /// One round of KubeVirt's and the Job controller's parts in a release:
+    /// halted VMs stop, wipe Jobs complete.
+    pub async fn play_release(&self, tns: &str) {
+        self.kubevirt_stops_halted(tns).await.ok();
+        self.jobs_finish(tns, true).await.ok();
     }
 
     /// The events recorded about an object, oldest first: (reason, message).

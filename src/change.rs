@@ -1,0 +1,915 @@
+//! Changes and terminations (Art. 17, 19), as a pure function of the
+//! ChangeRequest, its tenancy, the other changes of that tenancy, the
+//! calendar and the clock.
+//!
+//! Rules:
+//! * a change is reviewed within 10 working days of its submission; past that
+//!   without a decision, `ReviewOverdue` (Art. 17);
+//! * a Modify resizes what the tenancy has and may reduce anything; more VMs,
+//!   more public IPs, new VM groups or volumes, or backup storage where there
+//!   was none (a new service type) are the full application process: "file a
+//!   CloudResourceRequest with `extends`" (Art. 17, last sentence); volumes
+//!   grow but never shrink, since a volume cannot shrink without moving data;
+//! * the change a Modify makes is what its `after` differs from the
+//!   configuration at its submission; applied on the tenancy as it is at
+//!   approval, so a later approval builds on what an earlier one left;
+//!   changes of one tenancy are applied in the order of their approval;
+//! * a termination takes effect no earlier than 10 working days after its
+//!   submission (Art. 19); approved, the tenancy is released at the start of
+//!   the effective date, its volumes wiped, and billing stops then.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::api::change::{ChangeAction, ChangePhase, ChangeRequestSpec, ChangeRequestStatus};
+use crate::api::common::{ReviewRecord, StorageVolume, VmGroup};
+use crate::api::tenancy::TenancyStatus;
+use crate::api::{Decision, Resources, TenancyPhase, TenancySpec, keys};
+use crate::calendar::{self, Calendar};
+use crate::conditions::{self, Wanted};
+use crate::provisioning;
+use crate::review::{Note, read_decision};
+
+/// Working days for the review of a change (Art. 17) and the notice of a
+/// termination (Art. 19).
+pub const WORKING_DAYS: u32 = 10;
+
+pub mod condition {
+    pub const ACCEPTED: &str = "Accepted";
+    pub const APPROVED: &str = "Approved";
+    pub const DECISION_VALID: &str = "DecisionValid";
+    pub const REVIEW_OVERDUE: &str = "ReviewOverdue";
+    pub const APPLIED: &str = "Applied";
+}
+
+/// The tenancy a change concerns.
+#[derive(Clone, Copy)]
+pub struct Target<'a> {
+    pub spec: &'a TenancySpec,
+    pub status: &'a TenancyStatus,
+}
+
+pub struct Input<'a> {
+    pub name: &'a str,
+    pub generation: i64,
+    pub spec: &'a ChangeRequestSpec,
+    pub status: &'a ChangeRequestStatus,
+    pub annotations: &'a BTreeMap<String, String>,
+    /// `None`: no such tenancy in the namespace.
+    pub tenancy: Option<Target<'a>>,
+    /// Other changes of the same tenancy approved before this one and not yet
+    /// applied: this one waits for them.
+    pub waiting_for: Vec<String>,
+    pub calendar: &'a Calendar,
+    pub now: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Order {
+    /// Set the tenancy's allocation to `allocation` and record the change,
+    /// unless the change is already recorded.
+    Modify {
+        tenancy: String,
+        change: String,
+        /// The allocation the change was merged onto: if the tenancy no
+        /// longer has it, the plan is stale and must be made again.
+        base: Box<Resources>,
+        allocation: Box<Resources>,
+    },
+    /// Retire the tenancy from `effective_at`.
+    Terminate {
+        tenancy: String,
+        change: String,
+        effective_at: Timestamp,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub status: ChangeRequestStatus,
+    pub orders: Vec<Order>,
+    pub events: Vec<Note>,
+    pub requeue_at: Option<Timestamp>,
+}
+
+fn extend_message(tenancy: &str, what: String) -> String {
+    format!(
+        "{what} adds to the tenancy: file a CloudResourceRequest with `extends: {tenancy}` (Art. 17)"
+    )
+}
+
+/// Whether `after` only resizes or reduces what `before` has.
+pub fn check_modify(tenancy: &str, before: &Resources, after: &Resources) -> Result<(), String> {
+    for g in &after.vm_groups {
+        let Some(old) = before.vm_groups.iter().find(|o| o.name == g.name) else {
+            return Err(extend_message(tenancy, format!("VM group {}", g.name)));
+        };
+        if g.count > old.count {
+            return Err(extend_message(
+                tenancy,
+                format!("{} more VMs in group {}", g.count - old.count, g.name),
+            ));
+        }
+        if g.image != old.image || g.architecture != old.architecture {
+            return Err(format!(
+                "VM group {} would change its image or architecture: that is a new system, not a resize; file a CloudResourceRequest",
+                g.name
+            ));
+        }
+        if g.high_end != old.high_end {
+            return Err(format!(
+                "VM group {} would change its high-end mark; high-end items are procured separately (Art. 14): file a CloudResourceRequest",
+                g.name
+            ));
+        }
+        for (disk, new, was) in [
+            ("system disk", g.system_disk_gib, old.system_disk_gib),
+            ("data disk", g.data_disk_gib, old.data_disk_gib),
+        ] {
+            if new < was {
+                return Err(format!(
+                    "the {disk} of VM group {} would shrink from {was} GiB to {new} GiB: a volume cannot shrink without moving its data, and nothing is done by deleting data; keep it at {was} GiB or larger",
+                    g.name
+                ));
+            }
+            if was == 0 && new > 0 {
+                return Err(extend_message(
+                    tenancy,
+                    format!("a data disk for VM group {}", g.name),
+                ));
+            }
+        }
+    }
+    for v in &after.cloud_storage {
+        let Some(old) = before.cloud_storage.iter().find(|o| o.name == v.name) else {
+            return Err(extend_message(tenancy, format!("volume {}", v.name)));
+        };
+        if v.size_gib < old.size_gib {
+            return Err(format!(
+                "volume {} would shrink from {} GiB to {} GiB: a volume cannot shrink without moving its data, and nothing is done by deleting data; keep it at {} GiB or larger",
+                v.name, old.size_gib, v.size_gib, old.size_gib
+            ));
+        }
+        if v.class != old.class || v.high_end != old.high_end {
+            return Err(format!(
+                "volume {} would change its storage class or high-end mark: file a CloudResourceRequest for a new volume",
+                v.name
+            ));
+        }
+    }
+    if after.public_ips > before.public_ips {
+        return Err(extend_message(
+            tenancy,
+            format!("{} more public IPs", after.public_ips - before.public_ips),
+        ));
+    }
+    if before.backup_storage_gib == 0 && after.backup_storage_gib > 0 {
+        return Err(extend_message(
+            tenancy,
+            "backup storage (the CloudBackup service)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// What the change asks for, applied on `current`: every field `after`
+/// changed relative to `before` takes `after`'s value; everything else stays
+/// as `current` has it.
+pub fn merge(
+    before: &Resources,
+    after: &Resources,
+    current: &Resources,
+) -> Result<Resources, String> {
+    let mut out = current.clone();
+    let mut groups: Vec<VmGroup> = Vec::new();
+    for cur in &current.vm_groups {
+        let old = before.vm_groups.iter().find(|g| g.name == cur.name);
+        let new = after.vm_groups.iter().find(|g| g.name == cur.name);
+        match (old, new) {
+            // Removed by this change.
+            (Some(_), None) => {}
+            (Some(old), Some(new)) => {
+                let mut g = cur.clone();
+                if new.count != old.count {
+                    g.count = new.count.min(cur.count);
+                }
+                if new.vcpu != old.vcpu {
+                    g.vcpu = new.vcpu;
+                }
+                if new.memory_gib != old.memory_gib {
+                    g.memory_gib = new.memory_gib;
+                }
+                if new.system_disk_gib != old.system_disk_gib {
+                    g.system_disk_gib = new.system_disk_gib.max(cur.system_disk_gib);
+                }
+                if new.data_disk_gib != old.data_disk_gib {
+                    g.data_disk_gib = new.data_disk_gib.max(cur.data_disk_gib);
+                }
+                groups.push(g);
+            }
+            // Added since this change was filed (an extension): untouched.
+            (None, _) => groups.push(cur.clone()),
+        }
+    }
+    for old in &before.vm_groups {
+        if after.vm_groups.iter().any(|g| g.name == old.name)
+            && !current.vm_groups.iter().any(|g| g.name == old.name)
+        {
+            return Err(format!(
+                "VM group {} no longer exists: a change approved earlier removed it; file a new ChangeRequest from the tenancy as it is",
+                old.name
+            ));
+        }
+    }
+    out.vm_groups = groups;
+    let mut volumes: Vec<StorageVolume> = Vec::new();
+    for cur in &current.cloud_storage {
+        let old = before.cloud_storage.iter().find(|v| v.name == cur.name);
+        let new = after.cloud_storage.iter().find(|v| v.name == cur.name);
+        match (old, new) {
+            (Some(_), None) => {}
+            (Some(old), Some(new)) => {
+                let mut v = cur.clone();
+                if new.size_gib != old.size_gib {
+                    v.size_gib = new.size_gib.max(cur.size_gib);
+                }
+                volumes.push(v);
+            }
+            (None, _) => volumes.push(cur.clone()),
+        }
+    }
+    out.cloud_storage = volumes;
+    if after.backup_storage_gib != before.backup_storage_gib {
+        out.backup_storage_gib = after.backup_storage_gib;
+    }
+    if after.public_ips != before.public_ips {
+        out.public_ips = after.public_ips.min(current.public_ips);
+    }
+    if after.bandwidth_mbps != before.bandwidth_mbps {
+        out.bandwidth_mbps = after.bandwidth_mbps;
+    }
+    Ok(out)
+}
+
+/// The VMs and volumes `after` no longer has (by their object names).
+pub fn removed(before: &Resources, after: &Resources) -> Vec<String> {
+    let mut out = Vec::new();
+    for g in &before.vm_groups {
+        let keep = after
+            .vm_groups
+            .iter()
+            .find(|a| a.name == g.name)
+            .map_or(0, |a| a.count);
+        for n in keep + 1..=g.count {
+            out.push(provisioning::vm_name(g.name.as_str(), n));
+        }
+    }
+    for v in &before.cloud_storage {
+        if !after.cloud_storage.iter().any(|a| a.name == v.name) {
+            out.push(provisioning::volume_pvc(v.name.as_str()));
+        }
+    }
+    out
+}
+
+/// The earliest effective date of a termination filed at `submitted`.
+pub fn earliest_effective(calendar: &Calendar, submitted: Timestamp) -> jiff::civil::Date {
+    calendar
+        .add_working_days(calendar::local_date(submitted), WORKING_DAYS)
+        .date
+}
+
+struct Builder<'a, 'b> {
+    input: &'b Input<'a>,
+    plan: Plan,
+}
+
+impl Builder<'_, '_> {
+    fn cond(&mut self, w: Wanted<'_>) -> bool {
+        conditions::set(
+            &mut self.plan.status.conditions,
+            w,
+            self.input.generation,
+            self.input.now,
+        )
+    }
+
+    fn note(&mut self, warning: bool, reason: &'static str, message: String) {
+        self.plan.events.push(Note {
+            warning,
+            reason,
+            message,
+            related: None,
+        });
+    }
+
+    fn reject(&mut self, reason: &'static str, message: String) {
+        self.plan.status.phase = Some(ChangePhase::Rejected);
+        self.cond(Wanted::new(
+            condition::ACCEPTED,
+            false,
+            reason,
+            message.clone(),
+        ));
+        self.cond(Wanted::new(
+            condition::APPROVED,
+            false,
+            "Rejected",
+            message.clone(),
+        ));
+        self.note(true, reason, message);
+    }
+
+    fn refuse(&mut self, reason: &'static str, message: String) {
+        if self.cond(Wanted::new(
+            condition::DECISION_VALID,
+            false,
+            reason,
+            message.clone(),
+        )) {
+            self.note(true, reason, message);
+        }
+    }
+
+    fn wake_at(&mut self, at: Timestamp) {
+        self.plan.requeue_at = Some(self.plan.requeue_at.map_or(at, |t| t.min(at)));
+    }
+}
+
+/// Whether the tenancy's phase admits this action.
+fn admits(action: ChangeAction, phase: Option<TenancyPhase>) -> Result<(), String> {
+    use TenancyPhase::*;
+    match (action, phase) {
+        (ChangeAction::Modify, Some(Active | Rectifying)) => Ok(()),
+        (ChangeAction::Modify, Some(Trial)) => Err(
+            "the tenancy is in its trial; changes apply during formal operation (Art. 17), once the trial has ended".into(),
+        ),
+        (ChangeAction::Terminate, Some(Provisioning | Trial | Active | Rectifying | ForceStopped)) => Ok(()),
+        (_, Some(p @ (Terminating | Retired | Reclaimed))) => Err(format!("the tenancy is {p:?}: it holds nothing to change")),
+        (_, p) => Err(format!(
+            "the tenancy is {}: it cannot be changed now",
+            p.map(|p| format!("{p:?}")).unwrap_or_else(|| "not yet provisioned".into())
+        )),
+    }
+}
+
+pub fn plan(input: &Input<'_>) -> Plan {
+    let mut b = Builder {
+        input,
+        plan: Plan {
+            status: input.status.clone(),
+            orders: Vec::new(),
+            events: Vec::new(),
+            requeue_at: None,
+        },
+    };
+    b.plan.status.observed_generation = Some(input.generation);
+    let tenancy_name = input.spec.tenancy.to_string();
+
+    match b.plan.status.phase {
+        Some(ChangePhase::Rejected) => return b.plan,
+        Some(ChangePhase::Applied) => {
+            // What it removed is wiped after it applied: follow the records.
+            if let Some(target) = input.tenancy {
+                b.plan.status.wipe_records = records_of(target, input.name);
+            }
+            return b.plan;
+        }
+        _ => {}
+    }
+
+    // Filing: what the form says the operator knows, and whether it may go on.
+    let Some(target) = input.tenancy else {
+        b.plan.status.submitted_at.get_or_insert(Time(input.now));
+        b.reject(
+            "UnknownTenancy",
+            format!("there is no tenancy {tenancy_name} in this namespace"),
+        );
+        return b.plan;
+    };
+    if b.plan.status.phase.is_none() {
+        let due = input.calendar.deadline(input.now, WORKING_DAYS);
+        b.plan.status.submitted_at = Some(Time(input.now));
+        b.plan.status.review_due_at = Some(Time(due.at));
+        b.plan.status.before = Some(target.spec.allocation.clone());
+        b.plan.status.unit_name = Some(target.spec.unit_name.clone());
+        b.plan.status.system_name = Some(target.spec.system_name.clone());
+        b.plan.status.purpose = Some(target.spec.purpose.clone());
+    }
+    let submitted = b
+        .plan
+        .status
+        .submitted_at
+        .as_ref()
+        .map_or(input.now, |t| t.0);
+    let before = b.plan.status.before.clone().unwrap_or_default();
+
+    // Whether it can go on, before approval (re-checked on every edit).
+    if b.plan
+        .status
+        .phase
+        .is_none_or(|p| p == ChangePhase::Submitted || p == ChangePhase::UnderReview)
+    {
+        if let Err(why) = admits(input.spec.action, target.status.phase) {
+            b.reject("WrongPhase", why);
+            return b.plan;
+        }
+        let valid = match input.spec.action {
+            ChangeAction::Modify => {
+                let after = input.spec.after.clone().unwrap_or_default();
+                check_modify(&tenancy_name, &before, &after)
+            }
+            ChangeAction::Terminate => {
+                let earliest = earliest_effective(input.calendar, submitted);
+                match input.spec.effective_date {
+                    Some(d) if d < earliest => Err(format!(
+                        "a termination takes effect at least 10 working days after it is filed (Art. 19): the earliest effective date is {earliest}"
+                    )),
+                    _ => Ok(()),
+                }
+            }
+        };
+        if let Err(why) = valid {
+            let reason = if why.contains("extends") {
+                "FileAnExtension"
+            } else {
+                "NotAllowed"
+            };
+            b.reject(reason, why);
+            return b.plan;
+        }
+        b.cond(Wanted::new(
+            condition::ACCEPTED,
+            true,
+            "Filed",
+            "filed against a tenancy that can take it",
+        ));
+        if b.plan.status.phase.is_none() {
+            b.plan.status.phase = Some(ChangePhase::UnderReview);
+            let due = b
+                .plan
+                .status
+                .review_due_at
+                .as_ref()
+                .map_or(input.now, |t| t.0);
+            let message = format!(
+                "{:?} of tenancy {tenancy_name} under review; the review is due by {} (Art. 17)",
+                input.spec.action,
+                calendar::local_date(due)
+            );
+            b.cond(Wanted::new(
+                condition::APPROVED,
+                false,
+                "UnderReview",
+                message.clone(),
+            ));
+            b.note(false, "UnderReview", message);
+        }
+    }
+
+    decide(&mut b, &tenancy_name);
+    overdue(&mut b);
+    apply(&mut b, target, &tenancy_name);
+    b.plan
+}
+
+fn decide(b: &mut Builder<'_, '_>, tenancy: &str) {
+    let input = b.input;
+    if b.plan.status.phase != Some(ChangePhase::UnderReview) {
+        return;
+    }
+    let written = match read_decision(input.annotations) {
+        Ok(Some(w)) => w,
+        Ok(None) => return,
+        Err(message) => return b.refuse("InvalidDecision", message),
+    };
+    if written.generation != input.generation {
+        return b.refuse(
+            "StaleDecision",
+            format!(
+                "the decision names generation {} but the change is at generation {}; decide again",
+                written.generation, input.generation
+            ),
+        );
+    }
+    let record = ReviewRecord {
+        decision: written.decision,
+        reviewer: written.by.clone(),
+        generation: written.generation,
+        decided_at: Time(input.now),
+        opinion: written.opinion.clone(),
+        expert_opinion: written.expert_opinion.clone(),
+    };
+    match written.decision {
+        Decision::Approve => {
+            b.plan.status.reviews.push(record);
+            b.plan.status.phase = Some(ChangePhase::Approved);
+            let message = format!(
+                "approved by {} (generation {})",
+                written.by, written.generation
+            );
+            b.cond(Wanted::new(
+                condition::APPROVED,
+                true,
+                "Approved",
+                message.clone(),
+            ));
+            b.cond(Wanted::new(
+                condition::DECISION_VALID,
+                true,
+                "Applied",
+                message.clone(),
+            ));
+            b.note(
+                false,
+                "Approved",
+                format!("{:?} of tenancy {tenancy} {message}", input.spec.action),
+            );
+        }
+        Decision::Reject => {
+            let Some(opinion) = written.opinion.clone() else {
+                return b.refuse(
+                    "OpinionMissing",
+                    format!("a rejection needs the review opinion in {}", keys::OPINION),
+                );
+            };
+            b.plan.status.reviews.push(record);
+            b.plan.status.phase = Some(ChangePhase::Rejected);
+            let message = format!("rejected by {}: {opinion}", written.by);
+            b.cond(Wanted::new(
+                condition::APPROVED,
+                false,
+                "Rejected",
+                message.clone(),
+            ));
+            b.cond(Wanted::new(
+                condition::DECISION_VALID,
+                true,
+                "Applied",
+                message.clone(),
+            ));
+            b.note(true, "Rejected", message);
+        }
+        other => b.refuse(
+            "NotApplicable",
+            format!(
+                "a ChangeRequest is approved or rejected; {} does not apply",
+                other.as_str()
+            ),
+        ),
+    }
+}
+
+/// Art. 17: the review is due 10 working days after submission.
+fn overdue(b: &mut Builder<'_, '_>) {
+    if b.plan.status.phase != Some(ChangePhase::UnderReview) {
+        conditions::remove(&mut b.plan.status.conditions, condition::REVIEW_OVERDUE);
+        return;
+    }
+    let Some(due) = b.plan.status.review_due_at.as_ref().map(|t| t.0) else {
+        return;
+    };
+    if b.input.now > due {
+        let message = format!(
+            "the review was due by {} (10 working days after submission, Art. 17)",
+            calendar::local_date(due)
+        );
+        if b.cond(Wanted::new(
+            condition::REVIEW_OVERDUE,
+            true,
+            "Overdue",
+            message.clone(),
+        )) {
+            b.note(true, "ReviewOverdue", message);
+        }
+    } else {
+        b.cond(Wanted::new(
+            condition::REVIEW_OVERDUE,
+            false,
+            "WithinDeadline",
+            format!("the review is due by {}", calendar::local_date(due)),
+        ));
+        b.wake_at(
+            due.saturating_add(jiff::SignedDuration::from_secs(1))
+                .unwrap_or(due),
+        );
+    }
+}
+
+/// An approved change takes effect: a Modify at once (after any change
+/// approved before it), a termination at its effective date.
+fn apply(b: &mut Builder<'_, '_>, target: Target<'_>, tenancy: &str) {
+    let input = b.input;
+    if b.plan.status.phase != Some(ChangePhase::Approved) {
+        return;
+    }
+    let change = format!("ChangeRequest/{}", input.name);
+    match input.spec.action {
+        ChangeAction::Modify => {
+            if target.spec.changes.iter().any(|c| c.as_str() == input.name) {
+                // Applied (by an earlier reconcile that did not get to write).
+                applied(b, target.spec.allocation.clone(), tenancy);
+                return;
+            }
+            if !input.waiting_for.is_empty() {
+                b.cond(Wanted::new(
+                    condition::APPLIED,
+                    false,
+                    "WaitingForEarlierChanges",
+                    format!(
+                        "applied after {}, approved earlier",
+                        input.waiting_for.join(", ")
+                    ),
+                ));
+                return;
+            }
+            if let Err(why) = admits(ChangeAction::Modify, target.status.phase) {
+                b.cond(Wanted::new(condition::APPLIED, false, "WrongPhase", why));
+                return;
+            }
+            let before = b.plan.status.before.clone().unwrap_or_default();
+            let after = input.spec.after.clone().unwrap_or_default();
+            let merged = merge(&before, &after, &target.spec.allocation)
+                .and_then(|m| check_modify(tenancy, &target.spec.allocation, &m).map(|()| m));
+            match merged {
+                Ok(allocation) => {
+                    b.plan.status.removes = removed(&target.spec.allocation, &allocation);
+                    b.plan.orders.push(Order::Modify {
+                        tenancy: tenancy.to_owned(),
+                        change: input.name.to_owned(),
+                        base: Box::new(target.spec.allocation.clone()),
+                        allocation: Box::new(allocation.clone()),
+                    });
+                    applied(b, allocation, tenancy);
+                }
+                Err(why) => {
+                    if b.cond(Wanted::new(
+                        condition::APPLIED,
+                        false,
+                        "Conflict",
+                        why.clone(),
+                    )) {
+                        b.note(true, "Conflict", why);
+                    }
+                }
+            }
+        }
+        ChangeAction::Terminate => {
+            let effective = input
+                .spec
+                .effective_date
+                .map_or(input.now, calendar::start_of_day);
+            if target.spec.retirement.is_none() {
+                b.plan.orders.push(Order::Terminate {
+                    tenancy: tenancy.to_owned(),
+                    change: change.clone(),
+                    effective_at: effective,
+                });
+                b.note(
+                    false,
+                    "TerminationScheduled",
+                    format!(
+                        "tenancy {tenancy} is released from {}: VMs stopped, every volume wiped and deleted (Art. 19)",
+                        calendar::display(effective)
+                    ),
+                );
+            }
+            b.plan.status.wipe_records = records_of(target, input.name);
+            match target.status.retired_at.as_ref() {
+                Some(at) if target.status.phase == Some(TenancyPhase::Retired) => {
+                    b.plan.status.phase = Some(ChangePhase::Applied);
+                    b.plan.status.applied_at = Some(at.clone());
+                    let message = format!(
+                        "tenancy {tenancy} retired; {} volumes wiped",
+                        b.plan.status.wipe_records.len()
+                    );
+                    b.cond(Wanted::new(
+                        condition::APPLIED,
+                        true,
+                        "Retired",
+                        message.clone(),
+                    ));
+                    b.note(false, "Applied", message);
+                }
+                _ => {
+                    let message = if input.now < effective {
+                        format!("takes effect {}", calendar::display(effective))
+                    } else {
+                        "releasing the tenancy's resources".to_owned()
+                    };
+                    b.cond(Wanted::new(condition::APPLIED, false, "Scheduled", message));
+                    if input.now < effective {
+                        b.wake_at(effective);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The tenancy's wipe records caused by the change `name`.
+fn records_of(target: Target<'_>, name: &str) -> Vec<crate::api::tenancy::WipeRecord> {
+    let cause = format!("ChangeRequest/{name}");
+    target
+        .status
+        .wipe_records
+        .iter()
+        .filter(|r| r.cause.as_deref() == Some(cause.as_str()))
+        .cloned()
+        .collect()
+}
+
+fn applied(b: &mut Builder<'_, '_>, allocation: Resources, tenancy: &str) {
+    b.plan.status.phase = Some(ChangePhase::Applied);
+    b.plan.status.applied_at = Some(Time(b.input.now));
+    b.plan.status.applied = Some(allocation);
+    let removes = &b.plan.status.removes;
+    let message = if removes.is_empty() {
+        format!("tenancy {tenancy} changed")
+    } else {
+        format!(
+            "tenancy {tenancy} changed; removing {} (wiped first)",
+            removes.join(", ")
+        )
+    };
+    b.cond(Wanted::new(
+        condition::APPLIED,
+        true,
+        "Applied",
+        message.clone(),
+    ));
+    b.note(false, "Applied", message);
+}
+
+/// Whether two statuses say the same thing (condition times aside).
+pub fn same_status(a: &ChangeRequestStatus, b: &ChangeRequestStatus) -> bool {
+    conditions::same(&a.conditions, &b.conditions) && {
+        let mut a = a.clone();
+        let mut b = b.clone();
+        a.conditions.clear();
+        b.conditions.clear();
+        a == b
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::CloudResourceRequest;
+    use jiff::civil::date;
+
+    fn resources() -> Resources {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/samples/20-cloudresourcerequest-oa.yaml"
+        ))
+        .unwrap();
+        let crr: CloudResourceRequest = serde_saphyr::from_str(&text).unwrap();
+        crr.spec.resources
+    }
+
+    fn calendar() -> Calendar {
+        let mut cal = Calendar::new();
+        for year in ["2025", "2026"] {
+            let text = std::fs::read_to_string(format!(
+                "{}/config/calendar/{year}.yaml",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap();
+            let c: crate::api::WorkCalendar = serde_saphyr::from_str(&text).unwrap();
+            cal.add_year(
+                c.spec.year,
+                c.spec.holidays.iter().map(|d| d.date),
+                c.spec.working_days.iter().map(|d| d.date),
+            )
+            .unwrap();
+        }
+        cal
+    }
+
+    #[test]
+    fn art17_resizing_and_reducing_are_changes() {
+        let before = resources();
+        let mut after = before.clone();
+        after.vm_groups[0].count = 1;
+        after.vm_groups[1].memory_gib = 32;
+        after.vm_groups[1].vcpu = 4;
+        after.cloud_storage[0].size_gib = 2048;
+        after.public_ips = 0;
+        after.bandwidth_mbps = 100;
+        after.backup_storage_gib = 0;
+        assert_eq!(check_modify("oa", &before, &after), Ok(()));
+        assert_eq!(removed(&before, &after), ["app-2"]);
+        after.cloud_storage.clear();
+        assert_eq!(removed(&before, &after), ["app-2", "vol-files"]);
+    }
+
+    #[test]
+    fn art17_anything_added_is_an_extension() {
+        let before = resources();
+        type Edit = Box<dyn Fn(&mut Resources)>;
+        let cases: Vec<(&str, Edit)> = vec![
+            ("more VMs", Box::new(|r| r.vm_groups[0].count = 3)),
+            (
+                "a new VM group",
+                Box::new(|r| {
+                    let mut g = r.vm_groups[0].clone();
+                    g.name = "cache".into();
+                    r.vm_groups.push(g);
+                }),
+            ),
+            (
+                "a new volume",
+                Box::new(|r| {
+                    let mut v = r.cloud_storage[0].clone();
+                    v.name = "archive".into();
+                    r.cloud_storage.push(v);
+                }),
+            ),
+            ("more public IPs", Box::new(|r| r.public_ips = 2)),
+            (
+                "a data disk where there was none",
+                Box::new(|r| r.vm_groups[0].data_disk_gib = 100),
+            ),
+        ];
+        for (what, edit) in cases {
+            let mut after = before.clone();
+            edit(&mut after);
+            let err = check_modify("finance-oa", &before, &after).expect_err(what);
+            assert!(
+                err.contains("file a CloudResourceRequest with `extends: finance-oa`"),
+                "{what}: {err}"
+            );
+        }
+        let mut none = before.clone();
+        none.backup_storage_gib = 0;
+        let err = check_modify("oa", &none, &before).unwrap_err();
+        assert!(err.contains("CloudBackup"), "{err}");
+    }
+
+    #[test]
+    fn art17_no_volume_shrinks() {
+        let before = resources();
+        let mut after = before.clone();
+        after.vm_groups[1].data_disk_gib = 200;
+        let err = check_modify("oa", &before, &after).unwrap_err();
+        assert!(
+            err.contains("would shrink from 500 GiB to 200 GiB"),
+            "{err}"
+        );
+        assert!(err.contains("nothing is done by deleting data"), "{err}");
+        let mut after = before.clone();
+        after.cloud_storage[0].size_gib = 10;
+        assert!(
+            check_modify("oa", &before, &after)
+                .unwrap_err()
+                .contains("volume files would shrink")
+        );
+    }
+
+    #[test]
+    fn later_approvals_build_on_earlier_ones() {
+        let base = resources();
+        // Two changes filed against the same configuration.
+        let mut memory = base.clone();
+        memory.vm_groups[1].memory_gib = 32;
+        let mut bandwidth = base.clone();
+        bandwidth.bandwidth_mbps = 50;
+        // Memory approved first, bandwidth second: both hold.
+        let first = merge(&base, &memory, &base).unwrap();
+        let second = merge(&base, &bandwidth, &first).unwrap();
+        assert_eq!(
+            (second.vm_groups[1].memory_gib, second.bandwidth_mbps),
+            (32, 50)
+        );
+        // The other order gives the same result: the changes do not touch the same field.
+        let other = merge(&base, &memory, &merge(&base, &bandwidth, &base).unwrap()).unwrap();
+        assert_eq!(other, second);
+        // Both set the bandwidth: the later approval's value stands.
+        let mut thirty = base.clone();
+        thirty.bandwidth_mbps = 30;
+        let mut forty = base.clone();
+        forty.bandwidth_mbps = 40;
+        let d_then_c = merge(&base, &thirty, &merge(&base, &forty, &base).unwrap()).unwrap();
+        assert_eq!(d_then_c.bandwidth_mbps, 30);
+        // A group an earlier change removed cannot be resized by a later one.
+        let mut drop_db = base.clone();
+        drop_db.vm_groups.remove(1);
+        let without_db = merge(&base, &drop_db, &base).unwrap();
+        let err = merge(&base, &memory, &without_db).unwrap_err();
+        assert!(err.contains("VM group db no longer exists"), "{err}");
+    }
+
+    #[test]
+    fn art19_the_earliest_effective_date_is_ten_working_days_out() {
+        let cal = calendar();
+        let filed: Timestamp = "2025-09-26T02:00:00Z".parse().unwrap();
+        assert_eq!(earliest_effective(&cal, filed), date(2025, 10, 16));
+        assert_eq!(
+            cal.deadline(filed, WORKING_DAYS).at.to_string(),
+            "2025-10-16T15:59:59Z"
+        );
+    }
+}
