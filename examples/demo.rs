@@ -17,7 +17,9 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use govcloud::api::{CloudResourceRequest, RequestPhase, Tenancy, TenancyPhase, keys};
+use govcloud::api::{
+    ChangePhase, ChangeRequest, CloudResourceRequest, RequestPhase, Tenancy, TenancyPhase, keys,
+};
 use govcloud::clock::Clock;
 use govcloud::config::Config;
 use govcloud::controlplane::{ControlPlane, Options, User, standins};
@@ -45,11 +47,33 @@ async fn install(client: &Client) -> Result<(), Error> {
     files.sort();
     for path in files {
         let name = path.display().to_string();
+        if name.contains("changerequest") {
+            // Filed later, once their tenancies exist.
+            continue;
+        }
         let objs = manifests::parse(&name, &std::fs::read_to_string(&path)?)?;
         applier.apply_all(&objs, None).await?;
         println!("  applied {}", name.rsplit('/').next().unwrap_or(&name));
     }
     Ok(())
+}
+
+fn sample(path: &str) -> Result<kube::api::DynamicObject, Error> {
+    let full = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    let mut objs = manifests::parse(path, &std::fs::read_to_string(full)?)?;
+    objs.pop()
+        .ok_or_else(|| format!("{path} holds no object").into())
+}
+
+fn calendar() -> Result<govcloud::calendar::Calendar, Error> {
+    let mut specs = Vec::new();
+    for year in ["2025", "2026"] {
+        let object = sample(&format!("config/calendar/{year}.yaml"))?;
+        let cal: govcloud::api::WorkCalendar =
+            serde_json::from_value(serde_json::to_value(object)?)?;
+        specs.push(cal.spec);
+    }
+    Ok(govcloud::calendar::Calendar::from_specs(&specs)?)
 }
 
 struct Demo {
@@ -277,6 +301,30 @@ impl Demo {
         self.kubectl(&["get", "tenancies", "-A"]);
         self.kubectl(&["get", "namespace", "unit-education", "--show-labels"]);
 
+        self.step("the finance unit asks for more database memory and less backup (Art. 17)");
+        let modify = sample("config/samples/30-changerequest-modify.yaml")?;
+        Applier::new(self.client.clone(), FIELD_MANAGER)
+            .apply(&modify, None)
+            .await?;
+        self.change_phase(
+            "unit-finance",
+            "finance-oa-resize-db",
+            ChangePhase::UnderReview,
+        )
+        .await?;
+        self.decide_change("unit-finance", "finance-oa-resize-db", "同意变更")
+            .await?;
+        self.change_phase("unit-finance", "finance-oa-resize-db", ChangePhase::Applied)
+            .await?;
+        self.kubectl(&["get", "changerequest", "-n", "unit-finance"]);
+        self.kubectl(&[
+            "get",
+            "resourcequota",
+            "govcloud-allocation",
+            "-n",
+            "finance-finance-oa",
+        ]);
+
         self.step("the finance unit's extension request (one more server) is approved (Art. 17)");
         self.decide(
             "unit-finance",
@@ -301,6 +349,51 @@ impl Demo {
         })
         .await?;
         self.kubectl(&["get", "vm", "-n", "finance-finance-oa"]);
+
+        self.step("the finance unit stops using the cloud (Art. 19)");
+        let earliest = govcloud::change::earliest_effective(&calendar()?, self.clock.now());
+        let mut stop = sample("config/samples/31-changerequest-terminate.yaml")?;
+        stop.metadata.name = Some("finance-oa-stop".into());
+        stop.metadata.namespace = Some("unit-finance".into());
+        stop.data["spec"]["tenancy"] = json!("finance-oa");
+        stop.data["spec"]["effectiveDate"] = json!(earliest.to_string());
+        println!("  filed with the earliest effective date, {earliest} (10 working days out)");
+        Applier::new(self.client.clone(), FIELD_MANAGER)
+            .apply(&stop, None)
+            .await?;
+        self.change_phase("unit-finance", "finance-oa-stop", ChangePhase::UnderReview)
+            .await?;
+        self.decide_change("unit-finance", "finance-oa-stop", "同意注销")
+            .await?;
+        self.change_phase("unit-finance", "finance-oa-stop", ChangePhase::Approved)
+            .await?;
+        self.clock.set(govcloud::calendar::start_of_day(earliest));
+        println!(
+            "  (the development clock moves to {earliest}; playing KubeVirt and the Job controller)"
+        );
+        let api: Api<Tenancy> = Api::namespaced(self.client.clone(), "unit-finance");
+        let retired = self
+            .until("the termination", || async {
+                standins::stop_halted(&self.client, "finance-finance-oa")
+                    .await
+                    .ok();
+                standins::finish_jobs(&self.client, "finance-finance-oa", true, self.clock.now())
+                    .await
+                    .ok();
+                let t = api.get("finance-oa").await.ok()?;
+                (t.status.as_ref()?.phase? == TenancyPhase::Retired).then_some(t)
+            })
+            .await?;
+        let status = retired.status.unwrap_or_default();
+        println!(
+            "  finance-oa: Retired; billing ended {}; {} volumes wiped",
+            status
+                .billing_ended_at
+                .map(|t| govcloud::calendar::display(t.0))
+                .unwrap_or_default(),
+            status.wipe_records.len()
+        );
+        self.kubectl(&["get", "govcloud", "-A"]);
         self.kubectl(&[
             "get",
             "events",
@@ -308,6 +401,33 @@ impl Demo {
             "unit-finance",
             "--sort-by=.lastTimestamp",
         ]);
+        Ok(())
+    }
+
+    async fn change_phase(&self, ns: &str, name: &str, phase: ChangePhase) -> Result<(), Error> {
+        let api: Api<ChangeRequest> = Api::namespaced(self.client.clone(), ns);
+        self.until(&format!("{name} {phase:?}"), || async {
+            let c = api.get(name).await.ok()?;
+            (c.status?.phase? == phase).then_some(())
+        })
+        .await
+    }
+
+    async fn decide_change(&self, ns: &str, name: &str, opinion: &str) -> Result<(), Error> {
+        let api: Api<ChangeRequest> = Api::namespaced(self.client.clone(), ns);
+        let generation = api.get(name).await?.metadata.generation.unwrap_or(1);
+        println!("  {REVIEWER} approves {ns}/{name} (generation {generation}): {opinion}");
+        api.patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "annotations": {
+                keys::DECISION: "approve",
+                keys::DECIDED_GENERATION: generation.to_string(),
+                keys::DECIDED_BY: REVIEWER,
+                keys::OPINION: opinion,
+            }}})),
+        )
+        .await?;
         Ok(())
     }
 }

@@ -42,6 +42,7 @@ pub mod condition {
     pub const DECISION_VALID: &str = "DecisionValid";
     pub const REVIEW_OVERDUE: &str = "ReviewOverdue";
     pub const APPLIED: &str = "Applied";
+    pub const CALENDAR_COMPLETE: &str = "CalendarComplete";
 }
 
 /// The tenancy a change concerns.
@@ -338,6 +339,27 @@ impl Builder<'_, '_> {
     }
 }
 
+/// A deadline counted without the State Council's notice for its year is
+/// flagged, never silently guessed.
+fn calendar_note(b: &mut Builder<'_, '_>, assumed: &std::collections::BTreeSet<i32>) {
+    if assumed.is_empty() {
+        return;
+    }
+    let years: Vec<String> = assumed.iter().map(i32::to_string).collect();
+    let message = format!(
+        "no WorkCalendar for {}: counted Monday to Friday; apply the State Council's notice as a WorkCalendar",
+        years.join(", ")
+    );
+    if b.cond(Wanted::new(
+        condition::CALENDAR_COMPLETE,
+        false,
+        "YearNotLoaded",
+        message.clone(),
+    )) {
+        b.note(true, "YearNotLoaded", message);
+    }
+}
+
 /// Whether the tenancy's phase admits this action.
 fn admits(action: ChangeAction, phase: Option<TenancyPhase>) -> Result<(), String> {
     use TenancyPhase::*;
@@ -391,6 +413,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
     };
     if b.plan.status.phase.is_none() {
         let due = input.calendar.deadline(input.now, WORKING_DAYS);
+        calendar_note(&mut b, &due.assumed_years);
         b.plan.status.submitted_at = Some(Time(input.now));
         b.plan.status.review_due_at = Some(Time(due.at));
         b.plan.status.before = Some(target.spec.allocation.clone());
@@ -422,7 +445,11 @@ pub fn plan(input: &Input<'_>) -> Plan {
                 check_modify(&tenancy_name, &before, &after)
             }
             ChangeAction::Terminate => {
-                let earliest = earliest_effective(input.calendar, submitted);
+                let counted = input
+                    .calendar
+                    .add_working_days(calendar::local_date(submitted), WORKING_DAYS);
+                calendar_note(&mut b, &counted.assumed_years);
+                let earliest = counted.date;
                 match input.spec.effective_date {
                     Some(d) if d < earliest => Err(format!(
                         "a termination takes effect at least 10 working days after it is filed (Art. 19): the earliest effective date is {earliest}"
@@ -455,7 +482,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
                 .as_ref()
                 .map_or(input.now, |t| t.0);
             let message = format!(
-                "{:?} of tenancy {tenancy_name} under review; the review is due by {} (Art. 17)",
+                "{:?} of tenancy {tenancy_name} under review; the review is due by {} (Art. 17, 19)",
                 input.spec.action,
                 calendar::local_date(due)
             );
@@ -911,5 +938,77 @@ mod tests {
             cal.deadline(filed, WORKING_DAYS).at.to_string(),
             "2025-10-16T15:59:59Z"
         );
+    }
+}
+
+#[cfg(test)]
+mod plan_tests {
+    use super::*;
+    use crate::api::ChangeRequest;
+    use crate::api::tenancy::TenancyStatus;
+
+    fn spec_of(path: &str) -> ChangeRequestSpec {
+        let text =
+            std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let c: ChangeRequest = serde_saphyr::from_str(&text).unwrap();
+        c.spec
+    }
+
+    fn tenancy() -> TenancySpec {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/samples/20-cloudresourcerequest-oa.yaml"
+        ))
+        .unwrap();
+        let crr: crate::api::CloudResourceRequest = serde_saphyr::from_str(&text).unwrap();
+        TenancySpec {
+            unit: "finance".into(),
+            unit_name: crr.spec.unit.name.clone(),
+            system_name: crr.spec.system.name.clone(),
+            purpose: crr.spec.system.purpose.clone(),
+            request: "finance-oa".into(),
+            request_generation: 1,
+            service_types: crr.spec.service_types.clone(),
+            allocation: crr.spec.resources.clone(),
+            compliance: crr.spec.compliance.clone(),
+            extensions: vec![],
+            changes: vec![],
+            emergency: None,
+            retirement: None,
+        }
+    }
+
+    #[test]
+    fn a_year_without_calendar_is_flagged_not_guessed() {
+        let spec = spec_of("config/samples/31-changerequest-terminate.yaml");
+        let t = tenancy();
+        let status = TenancyStatus {
+            phase: Some(TenancyPhase::Active),
+            ..Default::default()
+        };
+        let cal = Calendar::new();
+        let plan = plan(&Input {
+            name: "stop",
+            generation: 1,
+            spec: &spec,
+            status: &ChangeRequestStatus::default(),
+            annotations: &BTreeMap::new(),
+            tenancy: Some(Target {
+                spec: &t,
+                status: &status,
+            }),
+            waiting_for: vec![],
+            calendar: &cal,
+            now: "2026-12-28T02:00:00Z".parse().unwrap(),
+        });
+        let c = conditions::get(&plan.status.conditions, condition::CALENDAR_COMPLETE).unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "YearNotLoaded")
+        );
+        assert!(c.message.contains("2027"), "{}", c.message);
+        assert!(plan.events.iter().any(|e| e.reason == "YearNotLoaded"));
+        // The sample's 2027-01-15 is past the (assumed) earliest date: under review.
+        assert_eq!(plan.status.phase, Some(ChangePhase::UnderReview));
     }
 }

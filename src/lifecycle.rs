@@ -259,6 +259,16 @@ pub fn plan(input: &Input<'_>) -> Plan {
             cause: None,
         });
     }
+    // The envelope first: VMs and volumes wait until the quota the allocation
+    // needs is in force, so that they are never refused for want of it.
+    let quota_in_force = inventory
+        .iter()
+        .any(|i| i.kind == "ResourceQuota" && i.ready);
+    if !quota_in_force {
+        b.plan
+            .apply
+            .retain(|d| !matches!(d.kind, "VirtualMachine" | "PersistentVolumeClaim"));
+    }
     let removing = removals(&mut b, &namespace, &inventory);
     // The namespace alone is desired until it exists; the rest follows.
     let complete = input.observed.namespace_uid.is_some() && inventory.iter().all(|i| i.ready);
@@ -1018,15 +1028,35 @@ mod tests {
         assert_eq!(first.apply.len(), 1, "the namespace first");
         w.uid = Some("ns-uid".into());
         w.fake.applied(&first, true);
+        // The envelope: quota, limit range, policies, the unit's binding.
         let second = w.step();
-        assert_eq!(second.apply.len(), 13);
+        let kinds: Vec<&str> = second.apply.iter().map(|d| d.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                "ResourceQuota",
+                "LimitRange",
+                "NetworkPolicy",
+                "NetworkPolicy",
+                "RoleBinding"
+            ]
+        );
         w.fake.applied(&second, false);
+        assert!(
+            w.step().apply.iter().all(|d| d.kind != "VirtualMachine"),
+            "VMs wait for the quota in force"
+        );
+        w.fake.applied(&second, true);
+        // Then what fills it: 3 VMs and 5 volumes.
+        let third = w.step();
+        assert_eq!(third.apply.len(), 8);
+        w.fake.applied(&third, false);
         assert_eq!(
             w.step().status.phase,
             Some(TenancyPhase::Provisioning),
             "not ready yet"
         );
-        w.fake.applied(&second, true);
+        w.fake.applied(&third, true);
         let plan = w.step();
         assert_eq!(plan.status.phase, Some(TenancyPhase::Trial));
         assert_eq!(

@@ -136,6 +136,9 @@ async fn reconcile_change(obj: &Guarded<ChangeRequest>, ctx: &Context) -> Result
         ctx.metrics.wrote("ChangeRequest", "status");
         info!(change = %format!("{ns}/{name}"), phase = ?plan.status.phase, "status updated");
     }
+    if plan.events.iter().any(|e| e.reason == "YearNotLoaded") {
+        ctx.metrics.calendar_fallback();
+    }
     ctx.publish(change, &plan.events).await;
     Ok(requeue_at(&ctx.clock, plan.requeue_at))
 }

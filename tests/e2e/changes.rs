@@ -338,11 +338,13 @@ pub async fn art17_an_approved_change_resizes_reduces_and_wipes_what_it_removes(
         quota.spec.unwrap().hard.unwrap()["requests.memory"].0,
         "41Gi"
     );
-    let db = lab.dynamic(&tns, &vms()).get("db-1").await?;
-    assert_eq!(
-        db.data["spec"]["template"]["spec"]["domain"]["memory"]["guest"],
-        "32Gi"
-    );
+    // The VMs follow once the quota is in force.
+    let db = eventually("db-1 to be resized", WAIT, || async {
+        let db = lab.dynamic(&tns, &vms()).get("db-1").await.ok()?;
+        (db.data["spec"]["template"]["spec"]["domain"]["memory"]["guest"] == "32Gi").then_some(db)
+    })
+    .await;
+
     assert_eq!(
         db.data["spec"]["template"]["metadata"]["annotations"]["kubernetes.io/egress-bandwidth"],
         "50M"
