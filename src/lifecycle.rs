@@ -701,6 +701,42 @@ fn take_steps(
     delete: Vec<Deletion>,
     records: Vec<crate::api::tenancy::WipeRecord>,
 ) {
+    let namespace = provisioning::namespace_name(&b.input.spec.unit, b.input.name);
+    let related = |api_version: &'static str, kind: &'static str, ns: &str, name: &str| {
+        Some(crate::review::Related {
+            api_version,
+            kind,
+            namespace: ns.to_owned(),
+            name: name.to_owned(),
+        })
+    };
+    // An event per step, about the object it concerns.
+    for vm in &halt {
+        b.plan.events.push(Note {
+            warning: false,
+            reason: "Halting",
+            message: format!("VM {vm} set to Halted before its volumes are wiped"),
+            related: related("kubevirt.io/v1", "VirtualMachine", &namespace, vm),
+        });
+    }
+    for d in &delete {
+        let (reason, api_version, kind) = match d.kind {
+            "PersistentVolumeClaim" => ("VolumeDeleted", "v1", "PersistentVolumeClaim"),
+            "VirtualMachine" => ("VMDeleted", "kubevirt.io/v1", "VirtualMachine"),
+            _ => ("NamespaceDeleted", "v1", "Namespace"),
+        };
+        b.plan.events.push(Note {
+            warning: false,
+            reason,
+            message: format!("{} {} deleted", d.kind, d.name),
+            related: related(
+                api_version,
+                kind,
+                d.namespace.as_deref().unwrap_or_default(),
+                &d.name,
+            ),
+        });
+    }
     b.plan.apply.extend(apply);
     b.plan.halt.extend(halt);
     b.plan.delete.extend(delete);

@@ -143,19 +143,8 @@ impl Process {
         let err = out.try_clone().map_err(io("duplicating a log handle"))?;
         let mut cmd = Command::new(bin);
         cmd.args(args).stdin(Stdio::null()).stdout(out).stderr(err);
-        // SAFETY: prctl is async-signal-safe and the closure allocates nothing.
-        // The child is killed when the thread that started it ends; children
-        // are started from one thread that lives as long as the process, so a
-        // test run that crashes or is killed leaves no control plane behind.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        spawn(cmd).map_err(io(format!("starting {}", bin.display())))
+        // A test run that crashes or is killed leaves no control plane behind.
+        spawn_tied(cmd).map_err(io(format!("starting {}", bin.display())))
     }
 
     fn tail(&self) -> String {
@@ -219,6 +208,22 @@ impl Processes {
     }
 }
 
+/// Starts a process that dies with this one (PR_SET_PDEATHSIG), from the
+/// spawner thread that lives as long as the process: for the operator binary
+/// that a test runs, as for the control plane.
+pub fn spawn_tied(mut cmd: Command) -> std::io::Result<Child> {
+    // SAFETY: prctl is async-signal-safe and the closure allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    spawn(cmd)
+}
+
 type SpawnRequest = (Command, std::sync::mpsc::Sender<std::io::Result<Child>>);
 
 /// Starts `cmd` from the process-long spawner thread.
@@ -280,7 +285,7 @@ pub struct Options {
 /// A running control plane. Dropping it stops the processes.
 pub struct ControlPlane {
     dir: PathBuf,
-    _tmp: Option<tempfile::TempDir>,
+    remove_dir: bool,
     pki: Pki,
     bin: PathBuf,
     server: String,
@@ -296,17 +301,31 @@ impl ControlPlane {
     /// controller-manager, and waits until they serve.
     pub async fn start(options: Options) -> Result<Self, Error> {
         let bin = binaries()?;
-        let tmp = tempfile::Builder::new()
+        // Free ports are found by binding and releasing them; another process
+        // may take one in between. A start that fails that way is retried.
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(&bin, &options).await {
+                Err(Error::Exited {
+                    process, log, tail, ..
+                }) if attempt < 3 => {
+                    tracing::warn!(process, log, %tail, "a control-plane process exited while starting; retrying");
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn start_once(bin: &Path, options: &Options) -> Result<Self, Error> {
+        let bin = bin.to_path_buf();
+        // The directory outlives a failed start, for its logs; a control plane
+        // that started removes it when dropped, unless asked to keep it.
+        let dir = tempfile::Builder::new()
             .prefix("govcloud-control-plane-")
             .tempdir()
-            .map_err(io("creating the working directory"))?;
-        let dir = tmp.path().to_path_buf();
-        let tmp = if options.keep_dir {
-            let _ = tmp.keep();
-            None
-        } else {
-            Some(tmp)
-        };
+            .map_err(io("creating the working directory"))?
+            .keep();
 
         let pki = Pki::generate()?;
         let write = |name: &str, text: &str| -> Result<String, Error> {
@@ -363,7 +382,7 @@ impl ControlPlane {
             "--profiling=false".into(),
             "--v=1".into(),
         ];
-        apiserver_args.extend(options.apiserver_args);
+        apiserver_args.extend(options.apiserver_args.iter().cloned());
         let apiserver = Process::spawn(
             "kube-apiserver",
             bin.join("kube-apiserver"),
@@ -373,7 +392,7 @@ impl ControlPlane {
 
         let mut plane = Self {
             dir: dir.clone(),
-            _tmp: tmp,
+            remove_dir: !options.keep_dir,
             pki,
             bin: bin.clone(),
             server: format!("https://127.0.0.1:{api_port}"),
@@ -573,9 +592,20 @@ impl ControlPlane {
     }
 }
 
+impl ControlPlane {
+    /// Stops the processes and removes the working directory (unless asked
+    /// to keep it). Dropping the control plane does the same.
+    pub fn shutdown(&self) {
+        self.stop();
+        if self.remove_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
 impl Drop for ControlPlane {
     fn drop(&mut self) {
-        self.stop();
+        self.shutdown();
     }
 }
 

@@ -692,3 +692,125 @@ pub async fn a_tenancy_deleted_by_hand_keeps_everything_until_released(_: Ctx) -
     .await;
     Ok(())
 }
+
+pub async fn art19_a_failed_wipe_keeps_the_volume_and_says_so(_: Ctx) -> TestResult {
+    let mut lab = Lab::start("2026-06-01T02:00:00Z").await;
+    let (unit, tns) = lab.active("finance", "oa").await;
+    let ns = &unit.namespace;
+    file_change(&lab, ns, TERMINATE, "stop", "oa", |v| {
+        v["spec"]["effectiveDate"] = json!("2026-07-16")
+    })
+    .await;
+    change_in(&lab, ns, "stop", ChangePhase::UnderReview).await;
+    decide_change(&lab, ns, "stop", "approve", None).await;
+    lab.set_clock("2026-07-16T02:00:00Z");
+    lab.tenancy_in(ns, "oa", TenancyPhase::Terminating).await;
+    // The overwrite Jobs fail (playing the Job controller).
+    let t = eventually(
+        "the failure to be reported",
+        Duration::from_secs(60),
+        || async {
+            lab.kubevirt_stops_halted(&tns).await.ok();
+            lab.jobs_finish(&tns, false).await.ok();
+            let t = lab.tenancies(ns).get("oa").await.ok()?;
+            t.status
+                .as_ref()?
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "WipeFailed" && c.status == "True")
+                .then_some(t)
+        },
+    )
+    .await;
+    let failed = t
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "WipeFailed")
+        .unwrap()
+        .message
+        .clone();
+    assert!(failed.contains("those volumes are kept"), "{failed}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let pvcs = Api::<PersistentVolumeClaim>::namespaced(lab.admin.clone(), &tns)
+        .list(&ListParams::default())
+        .await?
+        .items;
+    assert_eq!(pvcs.len(), 5, "no volume whose wipe failed is deleted");
+    assert!(pvcs.iter().all(|p| p.metadata.deletion_timestamp.is_none()));
+    assert!(
+        Api::<Namespace>::all(lab.admin.clone())
+            .get_opt(&tns)
+            .await?
+            .is_some()
+    );
+    let t = lab.tenancies(ns).get("oa").await?;
+    let failures: Vec<_> = t
+        .status
+        .unwrap()
+        .wipe_records
+        .into_iter()
+        .filter(|r| r.result == WipeResult::Failed)
+        .collect();
+    assert_eq!(failures.len(), 5);
+
+    // The vendor deletes the failed Jobs to try again; this time they succeed.
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(lab.admin.clone(), &tns);
+    jobs.delete_collection(&DeleteParams::default(), &ListParams::default())
+        .await?;
+    eventually(
+        "the release after the retry",
+        Duration::from_secs(60),
+        || async {
+            lab.play_release(&tns).await;
+            let t = lab.tenancies(ns).get("oa").await.ok()?;
+            (t.status.as_ref()?.phase? == TenancyPhase::Retired).then_some(())
+        },
+    )
+    .await;
+    Ok(())
+}
+
+pub async fn art19_delete_mode_trusts_the_storage_to_erase(_: Ctx) -> TestResult {
+    let config = govcloud::config::Config {
+        wipe: govcloud::release::WipeConfig {
+            mode: govcloud::release::WipeMode::Delete,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut lab = Lab::start_with("2026-06-01T02:00:00Z", config).await;
+    let (unit, tns) = lab.active("finance", "oa").await;
+    let ns = &unit.namespace;
+    file_change(&lab, ns, TERMINATE, "stop", "oa", |v| {
+        v["spec"]["effectiveDate"] = json!("2026-07-16")
+    })
+    .await;
+    change_in(&lab, ns, "stop", ChangePhase::UnderReview).await;
+    decide_change(&lab, ns, "stop", "approve", None).await;
+    lab.set_clock("2026-07-16T02:00:00Z");
+    let t = eventually("the release", Duration::from_secs(60), || async {
+        lab.kubevirt_stops_halted(&tns).await.ok();
+        let t = lab.tenancies(ns).get("oa").await.ok()?;
+        (t.status.as_ref()?.phase? == TenancyPhase::Retired).then_some(t)
+    })
+    .await;
+    let records = t.status.unwrap().wipe_records;
+    assert_eq!(records.len(), 5);
+    assert!(
+        records
+            .iter()
+            .all(|r| r.method == WipeMethod::Delete && r.result == WipeResult::Succeeded)
+    );
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(lab.admin.clone(), &tns);
+    assert!(
+        jobs.list(&ListParams::default())
+            .await
+            .map(|l| l.items.is_empty())
+            .unwrap_or(true),
+        "no overwrite Job in delete mode"
+    );
+    Ok(())
+}

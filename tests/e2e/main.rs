@@ -60,6 +60,8 @@ fn all() -> Vec<(&'static str, TestFn)> {
         changes::art19_a_termination_five_working_days_out_is_refused_with_the_earliest_date,
         changes::art19_an_approved_termination_releases_everything_wiped_at_its_effective_date,
         changes::a_tenancy_deleted_by_hand_keeps_everything_until_released,
+        changes::art19_a_failed_wipe_keeps_the_volume_and_says_so,
+        changes::art19_delete_mode_trusts_the_storage_to_erase,
     ]
 }
 

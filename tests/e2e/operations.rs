@@ -217,14 +217,19 @@ pub async fn an_operator_killed_while_provisioning_ends_with_exactly_the_approve
             .create(true)
             .append(true)
             .open(&log)?;
-        Command::new(env!("CARGO_BIN_EXE_govcloud-operator"))
-            .args(["run", "--dev-clock-file"])
-            .arg(&clock_file)
-            .env("KUBECONFIG", &kubeconfig)
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .stdin(Stdio::null())
-            .spawn()
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_govcloud-operator"));
+        cmd.args([
+            "run",
+            "--metrics-address",
+            "127.0.0.1:0",
+            "--dev-clock-file",
+        ])
+        .arg(&clock_file)
+        .env("KUBECONFIG", &kubeconfig)
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .stdin(Stdio::null());
+        govcloud::controlplane::spawn_tied(cmd)
     };
     let seed = std::env::var("GOVCLOUD_CRASH_SEED")
         .ok()

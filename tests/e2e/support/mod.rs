@@ -75,7 +75,7 @@ pub async fn env() -> &'static Env {
 pub fn shutdown() {
     // OnceCell in a static cannot be taken; stopping the processes is enough.
     if let Some(env) = ENV.get() {
-        env.plane.stop();
+        env.plane.shutdown();
     }
 }
 
