@@ -5,8 +5,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::prometheus::PrometheusConfig;
 use crate::provisioning::ProvisioningConfig;
 use crate::release::{WipeConfig, WipeMode};
+use crate::rightsizing::Thresholds;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
@@ -23,6 +25,42 @@ pub struct Config {
     pub provisioning: ProvisioningConfig,
     /// How volumes are wiped before deletion (Art. 19).
     pub wipe: WipeConfig,
+    /// Where utilisation comes from (Art. 18).
+    pub prometheus: PrometheusConfig,
+    /// The rightsizing rules' thresholds and windows (Art. 18).
+    pub rightsizing: Thresholds,
+    /// The isolation (Art. 25) and rectification (Art. 20) settings.
+    pub oversight: OversightConfig,
+}
+
+/// How VMs are stopped by isolation (Art. 25), and the compliance deadlines
+/// (Art. 12 ¶2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct OversightConfig {
+    /// `halt` (runStrategy Halted) or `pause` (KubeVirt's pause subresource).
+    pub isolation_vms: IsolationVms,
+    /// MLPS filing and evaluation, cryptography assessment, software testing.
+    pub security_deadline: jiff::civil::Date,
+    /// Domestic IT (Xinchuang) adaptation.
+    pub xinchuang_deadline: jiff::civil::Date,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IsolationVms {
+    Halt,
+    Pause,
+}
+
+impl Default for OversightConfig {
+    fn default() -> Self {
+        Self {
+            isolation_vms: IsolationVms::Halt,
+            security_deadline: jiff::civil::date(2025, 12, 31),
+            xinchuang_deadline: jiff::civil::date(2026, 12, 31),
+        }
+    }
 }
 
 impl Default for Config {
@@ -34,6 +72,9 @@ impl Default for Config {
             catalog: "default".into(),
             provisioning: ProvisioningConfig::default(),
             wipe: WipeConfig::default(),
+            prometheus: PrometheusConfig::default(),
+            rightsizing: Thresholds::default(),
+            oversight: OversightConfig::default(),
         }
     }
 }
@@ -103,6 +144,29 @@ mod tests {
     fn the_documented_file_holds_exactly_the_defaults() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/operator.yaml");
         assert_eq!(Config::load(&path).unwrap(), Config::default());
+        // And it writes every key out, so that it documents them all.
+        fn keys(v: &serde_json::Value, at: &str, out: &mut Vec<String>) {
+            if let serde_json::Value::Object(m) = v {
+                for (k, v) in m {
+                    out.push(format!("{at}{k}"));
+                    keys(v, &format!("{at}{k}."), out);
+                }
+            }
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let written: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+        let (mut want, mut have) = (Vec::new(), Vec::new());
+        keys(
+            &serde_json::to_value(Config::default()).unwrap(),
+            "",
+            &mut want,
+        );
+        keys(&written, "", &mut have);
+        let missing: Vec<&String> = want.iter().filter(|k| !have.contains(k)).collect();
+        assert!(
+            missing.is_empty(),
+            "config/operator.yaml leaves out {missing:?}"
+        );
     }
 
     #[test]

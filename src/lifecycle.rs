@@ -21,6 +21,11 @@ use crate::provisioning::{self, Desired, ProvisioningConfig};
 use crate::release::{self, Deletion, WipeConfig};
 use crate::review::Note;
 
+mod oversight;
+pub use oversight::{
+    compliance_gaps, condition as oversight_condition, rectification_due, trigger_text,
+};
+
 const NO_USAGE_YET: &str = "no VM has run with its monitoring probe reporting yet";
 
 /// Art. 15: the trial lasts 30 calendar days from delivery.
@@ -76,9 +81,20 @@ pub struct Observed<'a> {
 }
 
 /// Whether the controller should gather the whole namespace for this reconcile.
-pub fn needs_view(spec: &TenancySpec, status: &TenancyStatus, now: Timestamp) -> bool {
+pub fn needs_view(
+    spec: &TenancySpec,
+    status: &TenancyStatus,
+    annotations: &BTreeMap<String, String>,
+    now: Timestamp,
+) -> bool {
+    let held = status.held.is_some()
+        || status.isolation.is_some()
+        || annotation(annotations, keys::ISOLATE).is_some()
+        || status.rectification.as_ref().is_some_and(|c| {
+            c.closed_at.is_none() && (c.force_stopped_at.is_some() || now >= c.due_at.0)
+        });
     status.retired_at.is_none()
-        && (releasing(spec, status, now) || status.inventory.iter().any(|i| i.removing))
+        && (releasing(spec, status, now) || status.inventory.iter().any(|i| i.removing) || held)
 }
 
 pub struct Input<'a> {
@@ -92,6 +108,7 @@ pub struct Input<'a> {
     pub observed: &'a Observed<'a>,
     pub provisioning: &'a ProvisioningConfig,
     pub wipe: &'a WipeConfig,
+    pub oversight: &'a crate::config::OversightConfig,
     /// Deletion was requested (a deletion timestamp is set).
     pub deleting: bool,
     /// The tenancy carries the operator's finalizer.
@@ -114,11 +131,24 @@ pub struct Plan {
     pub requeue_at: Option<Timestamp>,
     /// VMs of the tenancy namespace to set to `Halted`.
     pub halt: Vec<String>,
-    /// Whether the controller must gather the whole namespace (a release or
-    /// a reduction is under way).
+    /// Whether the controller must gather the whole namespace (a release, a
+    /// reduction or a hold is under way).
     pub needs_view: bool,
+    /// Whether to look again soon: the plan waits on objects the operator
+    /// does not watch (the unit's own VMs, policies, wipe Jobs).
+    pub poll: bool,
     /// Add (`true`) or remove (`false`) the finalizer.
     pub finalizer: Option<bool>,
+    /// VMs whose `runStrategy` / `running` to set (by the halt manager): a
+    /// hold stopping them, or its lifting putting them back.
+    pub run_states: Vec<crate::api::tenancy::HeldVm>,
+    /// VM instances to pause and unpause (a hold in `pause` mode).
+    pub pause: Vec<String>,
+    pub unpause: Vec<String>,
+    /// The unit's NetworkPolicies to put back (a hold lifted).
+    pub restore_policies: Vec<crate::api::tenancy::StashedPolicy>,
+    /// Retire the tenancy: set `spec.retirement` (a deregistration).
+    pub retire: Option<crate::api::tenancy::Retirement>,
 }
 
 /// Whether the tenancy is being (or has been) released, and why.
@@ -133,6 +163,8 @@ pub fn releasing(spec: &TenancySpec, status: &TenancyStatus, now: Timestamp) -> 
 struct Builder<'a, 'b> {
     input: &'b Input<'a>,
     plan: Plan,
+    /// A hold is enforced: `Ready` says so rather than what is in place.
+    held: bool,
 }
 
 impl Builder<'_, '_> {
@@ -184,8 +216,15 @@ pub fn plan(input: &Input<'_>) -> Plan {
             requeue_at: None,
             halt: Vec::new(),
             needs_view: false,
+            poll: false,
             finalizer: None,
+            run_states: Vec::new(),
+            pause: Vec::new(),
+            unpause: Vec::new(),
+            restore_policies: Vec::new(),
+            retire: None,
         },
+        held: false,
     };
     let namespace = provisioning::namespace_name(&input.spec.unit, input.name);
     b.plan.status.observed_generation = Some(input.generation);
@@ -222,6 +261,13 @@ pub fn plan(input: &Input<'_>) -> Plan {
         b.wake_at(at.0);
     }
 
+    // Oversight first: a hold changes what is desired.
+    oversight::isolation(&mut b);
+    oversight::rectification(&mut b);
+    oversight::deregistration(&mut b);
+    let hold = oversight::hold(&mut b);
+    b.held = hold.enforce;
+
     // Provision: apply what differs from what was applied.
     let procured = annotation(input.annotations, keys::PROCURED).is_some();
     let tenancy = provisioning::Tenancy {
@@ -232,6 +278,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
         namespace_uid: input.observed.namespace_uid.as_deref(),
         procured,
         halted: false,
+        isolated: hold.enforce,
         storage_in_removal: storage_in_removal(input),
     };
     let desired = provisioning::desired(&tenancy, input.provisioning);
@@ -362,6 +409,14 @@ pub fn plan(input: &Input<'_>) -> Plan {
         Some(_) => ready(&mut b, complete, &pending),
     }
     extensions(&mut b, complete);
+    oversight::enforce(&mut b, hold);
+    if b.plan
+        .status
+        .phase
+        .is_some_and(|p| p != TenancyPhase::Provisioning)
+    {
+        oversight::compliance(&mut b);
+    }
     if let Some(value) = annotation(input.annotations, keys::DELIVERY_CONFIRMED)
         && input.status.delivery_confirmed_at.is_none()
         && input.status.delivered_at.is_some()
@@ -487,6 +542,9 @@ fn delivery(b: &mut Builder<'_, '_>, complete: bool, pending: &[String], held: &
 }
 
 fn ready(b: &mut Builder<'_, '_>, complete: bool, pending: &[String]) {
+    if b.held {
+        return;
+    }
     if complete {
         b.cond(Wanted::new(
             condition::READY,
@@ -618,6 +676,7 @@ fn release_step(b: &mut Builder<'_, '_>, namespace: &str) {
         b.plan.status.billing_ended_at = Some(Time(ends));
     }
     b.plan.needs_view = true;
+    b.plan.poll = true;
     let Some(seen) = &input.observed.view else {
         // Gathered on the next reconcile.
         b.wake_at(input.now);
@@ -811,6 +870,7 @@ fn removals(
         return removing;
     }
     b.plan.needs_view = true;
+    b.plan.poll = true;
     let Some(view) = &input.observed.view else {
         b.wake_at(input.now);
         return removing;
@@ -831,6 +891,8 @@ fn removals(
             .filter(|i| named("VirtualMachine", i))
             .cloned()
             .collect(),
+        paused: vec![],
+        network_policies: vec![],
         pvcs: view
             .pvcs
             .iter()
@@ -926,7 +988,7 @@ pub fn same_status(a: &TenancyStatus, b: &TenancyStatus) -> bool {
 }
 
 #[cfg(test)]
-mod tests_support {
+pub(crate) mod tests_support {
     use super::*;
     use crate::api::CloudResourceRequest;
 
@@ -994,6 +1056,7 @@ mod tests_support {
         pub fake: Fake,
         pub uid: Option<String>,
         pub view: Option<release::Namespace>,
+        pub oversight: crate::config::OversightConfig,
         pub now: Timestamp,
     }
 
@@ -1006,6 +1069,7 @@ mod tests_support {
                 fake: Fake::default(),
                 uid: None,
                 view: None,
+                oversight: Default::default(),
                 now: "2026-11-27T02:00:00Z".parse().unwrap(),
             }
         }
@@ -1027,6 +1091,7 @@ mod tests_support {
                 observed: &observed,
                 provisioning: &ProvisioningConfig::default(),
                 wipe: &WipeConfig::default(),
+                oversight: &self.oversight,
                 deleting: false,
                 finalized: true,
                 now: self.now,
@@ -1226,14 +1291,18 @@ mod reduction_tests {
                     name: "app-1".into(),
                     halted: false,
                     ours: true,
+                    ..release::Vm::default()
                 },
                 release::Vm {
                     name: "app-2".into(),
                     halted: false,
                     ours: true,
+                    ..release::Vm::default()
                 },
             ],
             instances: vec![],
+            paused: vec![],
+            network_policies: vec![],
             pvcs: vec![release::Pvc {
                 name: "app-2-system".into(),
                 size_gib: 40,

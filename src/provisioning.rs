@@ -21,6 +21,13 @@ pub const TENANCY_UNIT: &str = "govcloud.dev/tenancy-unit";
 /// Label on VMs and their instances: the VM group.
 pub const VM_GROUP: &str = "govcloud.dev/vm-group";
 
+/// The unit's RoleBinding in the tenancy namespace, and its stand-in while
+/// the tenancy is isolated.
+pub const UNIT_BINDING: &str = "govcloud-unit";
+pub const UNIT_BINDING_ISOLATED: &str = "govcloud-unit-isolated";
+/// The policy that opens the namespace to itself (lifted while isolated).
+pub const ALLOW_POLICY: &str = "govcloud-allow-within-namespace";
+
 /// How allocations become objects; part of the operator's configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
@@ -31,6 +38,9 @@ pub struct ProvisioningConfig {
     pub backup_storage_class: String,
     /// The ClusterRole bound to the unit's group in the tenancy namespace.
     pub tenant_cluster_role: String,
+    /// The ClusterRole bound instead while the tenancy is isolated or
+    /// force-stopped (Art. 20, 25): enough to look, not to undo it.
+    pub isolated_cluster_role: String,
     /// Per-VM allowance in the quota for KubeVirt's own overhead.
     pub vm_overhead_millicpu: u32,
     pub vm_overhead_memory_mib: u32,
@@ -52,6 +62,7 @@ impl Default for ProvisioningConfig {
             vm_disk_storage_class: "standard".into(),
             backup_storage_class: "backup".into(),
             tenant_cluster_role: "edit".into(),
+            isolated_cluster_role: "view".into(),
             vm_overhead_millicpu: 200,
             vm_overhead_memory_mib: 512,
             default_cpu: "1".into(),
@@ -152,8 +163,12 @@ pub struct Tenancy<'a> {
     pub namespace_uid: Option<&'a str>,
     /// Whether the vendor acknowledged procurement of high-end items.
     pub procured: bool,
-    /// VMs to run Halted instead of Always (force-stop, isolation, release).
+    /// VMs to run Halted instead of Always (force-stop, isolation).
     pub halted: bool,
+    /// Cut off (force-stop, isolation): no allow-within-namespace policy, so
+    /// the default-deny policy alone holds, and the unit's group bound to the
+    /// isolated role instead of its own.
+    pub isolated: bool,
     /// Storage (GiB by class) of volumes being wiped and removed: the quota
     /// keeps room for them until they are gone.
     pub storage_in_removal: std::collections::BTreeMap<String, u64>,
@@ -248,33 +263,41 @@ pub fn desired(t: &Tenancy<'_>, cfg: &ProvisioningConfig) -> Vec<Desired> {
             "spec": { "podSelector": {}, "policyTypes": ["Ingress", "Egress"] },
         }),
     ));
-    out.push(finish(
-        "networking.k8s.io/v1",
-        "NetworkPolicy",
-        json!({
-            "metadata": t.metadata("govcloud-allow-within-namespace", true),
-            "spec": {
-                "podSelector": {},
-                "policyTypes": ["Ingress", "Egress"],
-                "ingress": [{ "from": [{ "podSelector": {} }] }],
-                "egress": [
-                    { "to": [{ "podSelector": {} }] },
-                    { "to": [{ "namespaceSelector": {} }],
-                      "ports": [{ "protocol": "UDP", "port": 53 }, { "protocol": "TCP", "port": 53 }] },
-                ],
-            },
-        }),
-    ));
+    if !t.isolated {
+        out.push(finish(
+            "networking.k8s.io/v1",
+            "NetworkPolicy",
+            json!({
+                "metadata": t.metadata(ALLOW_POLICY, true),
+                "spec": {
+                    "podSelector": {},
+                    "policyTypes": ["Ingress", "Egress"],
+                    "ingress": [{ "from": [{ "podSelector": {} }] }],
+                    "egress": [
+                        { "to": [{ "podSelector": {} }] },
+                        { "to": [{ "namespaceSelector": {} }],
+                          "ports": [{ "protocol": "UDP", "port": 53 }, { "protocol": "TCP", "port": 53 }] },
+                    ],
+                },
+            }),
+        ));
+    }
     if let Some(group) = t.unit_group {
+        // A RoleBinding's role cannot change: isolation binds under another name.
+        let (binding, role) = if t.isolated {
+            (UNIT_BINDING_ISOLATED, &cfg.isolated_cluster_role)
+        } else {
+            (UNIT_BINDING, &cfg.tenant_cluster_role)
+        };
         out.push(finish(
             "rbac.authorization.k8s.io/v1",
             "RoleBinding",
             json!({
-                "metadata": t.metadata("govcloud-unit", true),
+                "metadata": t.metadata(binding, true),
                 "roleRef": {
                     "apiGroup": "rbac.authorization.k8s.io",
                     "kind": "ClusterRole",
-                    "name": cfg.tenant_cluster_role,
+                    "name": role,
                 },
                 "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group }],
             }),
@@ -497,6 +520,7 @@ mod tests {
             namespace_uid: uid,
             procured: false,
             halted: false,
+            isolated: false,
             storage_in_removal: Default::default(),
         }
     }

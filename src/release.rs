@@ -63,12 +63,25 @@ impl Default for WipeConfig {
 }
 
 /// A VM in the namespace.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Vm {
     pub name: String,
     pub halted: bool,
     /// Whether the operator created it (else the unit did).
     pub ours: bool,
+    /// Its `spec.runStrategy` and `spec.running`, as they are.
+    pub run_strategy: Option<String>,
+    pub running: Option<bool>,
+}
+
+/// A NetworkPolicy in the namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub name: String,
+    /// Whether the operator created it.
+    pub ours: bool,
+    /// Labels, annotations and spec as JSON, to put it back as it was.
+    pub manifest: String,
 }
 
 /// A PVC in the namespace.
@@ -103,6 +116,9 @@ pub struct Namespace {
     pub vms: Vec<Vm>,
     /// Names of the VM instances still present.
     pub instances: Vec<String>,
+    /// Names of the instances that are paused.
+    pub paused: Vec<String>,
+    pub network_policies: Vec<Policy>,
     pub pvcs: Vec<Pvc>,
     pub jobs: Vec<Job>,
 }
@@ -401,14 +417,18 @@ mod tests {
                     name: "app-1".into(),
                     halted: false,
                     ours: true,
+                    ..Vm::default()
                 },
                 Vm {
                     name: "mine".into(),
                     halted: false,
                     ours: false,
+                    ..Vm::default()
                 },
             ],
             instances: vec!["app-1".into()],
+            paused: vec![],
+            network_policies: vec![],
             pvcs: vec![
                 Pvc {
                     name: "app-1-system".into(),

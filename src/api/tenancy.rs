@@ -265,12 +265,179 @@ pub struct TenancyStatus {
     /// tenancy's trial went unused (Art. 15).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit_suspended_at: Option<Time>,
+    /// Utilisation from Prometheus and the figures of Art. 18 (written by the
+    /// utilisation evaluator).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub utilisation: Option<Utilisation>,
+    /// Rightsizing recommendations of Art. 18 (written by the evaluator).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recommendations: Vec<crate::rightsizing::Recommendation>,
+    /// A rectification case proposed by the evaluator (Art. 20 (1)), for a
+    /// reviewer to confirm by opening it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rectification_proposal: Option<RectificationProposal>,
+    /// The rectification case (Art. 20), if one was opened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rectification: Option<Rectification>,
+    /// Isolation by the vendor or a reviewer (Art. 25), while in force.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<Isolation>,
+    /// What a force-stop or isolation holds, to restore when it is lifted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<Held>,
+    /// Compliance evidence missing past its deadline (Art. 12 ¶2, 24).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub compliance_gaps: Vec<String>,
     /// One record per volume wiped (or failing to be), oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub wipe_records: Vec<WipeRecord>,
     /// When every resource was released (Reclaimed or Retired).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retired_at: Option<Time>,
+}
+
+/// The utilisation summary and when it was computed.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Utilisation {
+    pub evaluated_at: Time,
+    #[serde(flatten)]
+    pub summary: crate::rightsizing::Summary,
+    /// Rules that could not be evaluated, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub insufficient: Vec<crate::rightsizing::Insufficient>,
+}
+
+/// The five cases of Art. 20.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum RectificationTrigger {
+    /// (一) still low usage within 3 months after a scale-down.
+    LowUsageAfterScaleDown,
+    /// (二) not meeting the security and cryptography rules.
+    SecurityNonCompliance,
+    /// (三) information-security vulnerabilities.
+    Vulnerabilities,
+    /// (四) used other than applied for.
+    MisuseOfResources,
+    /// (五) other breaches.
+    Other,
+}
+
+impl RectificationTrigger {
+    /// From the code a reviewer writes in `govcloud.dev/rectification`: 1-5.
+    pub fn from_code(code: &str) -> Option<Self> {
+        match code.trim() {
+            "1" => Some(Self::LowUsageAfterScaleDown),
+            "2" => Some(Self::SecurityNonCompliance),
+            "3" => Some(Self::Vulnerabilities),
+            "4" => Some(Self::MisuseOfResources),
+            "5" => Some(Self::Other),
+            _ => None,
+        }
+    }
+
+    pub fn code(self) -> u8 {
+        match self {
+            Self::LowUsageAfterScaleDown => 1,
+            Self::SecurityNonCompliance => 2,
+            Self::Vulnerabilities => 3,
+            Self::MisuseOfResources => 4,
+            Self::Other => 5,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RectificationProposal {
+    pub trigger: RectificationTrigger,
+    pub proposed_at: Time,
+    pub reason: String,
+}
+
+/// A rectification case (Art. 20): one calendar month to rectify.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Rectification {
+    pub trigger: RectificationTrigger,
+    pub opened_at: Time,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opened_by: Option<String>,
+    /// The end of the same day of the next month (Art. 20: one month).
+    pub due_at: Time,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_at: Option<Time>,
+    /// Why the case was closed: the reviewer's note.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_note: Option<String>,
+    /// Who closed it (`govcloud.dev/decided-by`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_by: Option<String>,
+    /// When it was force-stopped for being overdue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub force_stopped_at: Option<Time>,
+}
+
+/// Isolation (Art. 25): who, why and since when.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Isolation {
+    /// The reason given in `govcloud.dev/isolate`.
+    pub reason: String,
+    /// Who isolated it (`govcloud.dev/decided-by`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    pub since: Time,
+}
+
+/// What a force-stop or an isolation took away, recorded before anything was
+/// stopped, so that lifting it restores exactly this.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Held {
+    pub since: Time,
+    /// How `halt` or `pause` (from the operator's configuration when it began).
+    pub mode: HoldMode,
+    /// Every VM of the namespace and how it ran.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vms: Vec<HeldVm>,
+    /// The unit's own NetworkPolicies, removed while held (a deny-all policy
+    /// cannot override another policy's allow rules).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub network_policies: Vec<StashedPolicy>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum HoldMode {
+    /// VMs set to `runStrategy: Halted`.
+    Halt,
+    /// VM instances paused through KubeVirt's `pause` subresource.
+    Pause,
+}
+
+/// A VM of the held namespace, and how it ran before.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldVm {
+    pub name: String,
+    /// Its `spec.runStrategy`, if it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_strategy: Option<String>,
+    /// Its `spec.running`, if it used that instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running: Option<bool>,
+    /// Whether its instance was already paused.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
+}
+
+/// A NetworkPolicy of the unit, kept while it is removed.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StashedPolicy {
+    pub name: String,
+    /// The policy as JSON: `metadata.labels`, `metadata.annotations` and `spec`.
+    pub manifest: String,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]

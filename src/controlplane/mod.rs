@@ -5,11 +5,14 @@
 //! The apiserver runs with RBAC; people are client certificates signed by a CA
 //! made for each run (CN = user, O = group), the admin being in
 //! `system:masters`. The controller-manager runs the namespace, garbage
-//! collector, resource quota and service account controllers, so namespaces
-//! finish deleting, owner references cascade and quotas get their status.
+//! collector, resource quota, service account and cluster-role aggregation
+//! controllers, so namespaces finish deleting, owner references cascade,
+//! quotas get their status and the built-in `edit` and `view` roles their
+//! rules.
 //! Everything lives in one temporary directory and dies with the process.
 
 mod pki;
+pub mod prometheus;
 pub mod standins;
 
 use std::io::Read;
@@ -416,7 +419,7 @@ impl ControlPlane {
             bin.join("kube-controller-manager"),
             vec![
                 format!("--kubeconfig={}", kcm_kubeconfig.display()),
-                "--controllers=namespace-controller,garbage-collector-controller,resourcequota-controller,serviceaccount-controller,persistentvolumeclaim-protection-controller".into(),
+                "--controllers=namespace-controller,garbage-collector-controller,resourcequota-controller,serviceaccount-controller,persistentvolumeclaim-protection-controller,clusterrole-aggregation-controller".into(),
                 format!("--service-account-private-key-file={sa_key}"),
                 format!("--root-ca-file={ca}"),
                 "--leader-elect=false".into(),

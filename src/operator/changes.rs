@@ -196,16 +196,8 @@ async fn execute(ctx: &Context, ns: &str, order: &Order, now: Timestamp) -> Resu
                     decided_at: Time(now),
                     effective_at: Some(Time(*effective_at)),
                 };
-                api.patch(
-                    tenancy,
-                    &PatchParams {
-                        field_manager: Some(MANAGER.into()),
-                        ..Default::default()
-                    },
-                    &Patch::Merge(json!({ "spec": { "retirement": retirement } })),
-                )
-                .await?;
-                ctx.metrics.wrote("Tenancy", "patch");
+                ctx.patch_tenancy_spec(ns, tenancy, json!({ "retirement": retirement }))
+                    .await?;
                 info!(tenancy = %format!("{ns}/{tenancy}"), %change, "termination scheduled");
             }
         }

@@ -49,6 +49,9 @@ pub struct Metrics {
     writes: Family<WriteLabels, Counter>,
     pub(super) phases: Family<PhaseLabels, Gauge>,
     calendar_fallbacks: Counter,
+    prometheus_queries: Counter,
+    evaluations: Counter,
+    evaluation_seconds: Histogram,
     writes_total: AtomicU64,
     ready: AtomicBool,
 }
@@ -64,6 +67,24 @@ impl Default for Metrics {
         let writes = Family::<WriteLabels, Counter>::default();
         let phases = Family::<PhaseLabels, Gauge>::default();
         let calendar_fallbacks = Counter::default();
+        let prometheus_queries = Counter::default();
+        let evaluations = Counter::default();
+        let evaluation_seconds = Histogram::new([0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]);
+        registry.register(
+            "utilisation_evaluations",
+            "Evaluations of every tenancy's utilisation (Art. 18)",
+            evaluations.clone(),
+        );
+        registry.register(
+            "utilisation_evaluation_duration_seconds",
+            "Time per evaluation, queries and status writes included",
+            evaluation_seconds.clone(),
+        );
+        registry.register(
+            "prometheus_queries",
+            "Range queries sent to Prometheus by the utilisation evaluator",
+            prometheus_queries.clone(),
+        );
         registry.register("reconciles", "Reconciles run", reconciles.clone());
         registry.register(
             "reconcile_errors",
@@ -98,6 +119,9 @@ impl Default for Metrics {
             writes,
             phases,
             calendar_fallbacks,
+            prometheus_queries,
+            evaluations,
+            evaluation_seconds,
             writes_total: AtomicU64::new(0),
             ready: AtomicBool::new(false),
         }
@@ -128,6 +152,27 @@ impl Metrics {
                 verb,
             })
             .inc();
+    }
+
+    /// One evaluation's queries, counted with the evaluation itself so that
+    /// the two counters never disagree.
+    pub fn evaluation_queried(&self, queries: u64) {
+        self.prometheus_queries.inc_by(queries);
+        self.evaluations.inc();
+    }
+
+    pub fn evaluation_took(&self, seconds: f64) {
+        self.evaluation_seconds.observe(seconds);
+    }
+
+    /// Evaluations that reached Prometheus so far.
+    pub fn evaluations(&self) -> u64 {
+        self.evaluations.get()
+    }
+
+    /// Range queries sent to Prometheus so far.
+    pub fn prometheus_queries_sent(&self) -> u64 {
+        self.prometheus_queries.get()
     }
 
     pub fn calendar_fallback(&self) {

@@ -13,6 +13,7 @@ mod requests;
 mod serve;
 mod tenancies;
 mod units;
+pub mod utilisation;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -81,6 +82,29 @@ pub struct Context {
 }
 
 impl Context {
+    /// Merges `spec` into a tenancy's spec, as the operator's own field
+    /// manager (a retirement, a regularised emergency).
+    async fn patch_tenancy_spec(
+        &self,
+        ns: &str,
+        name: &str,
+        spec: serde_json::Value,
+    ) -> Result<(), kube::Error> {
+        let api: kube::Api<crate::api::Tenancy> = kube::Api::namespaced(self.client.clone(), ns);
+        let params = kube::api::PatchParams {
+            field_manager: Some(MANAGER.into()),
+            ..Default::default()
+        };
+        api.patch(
+            name,
+            &params,
+            &kube::api::Patch::Merge(serde_json::json!({ "spec": spec })),
+        )
+        .await?;
+        self.metrics.wrote("Tenancy", "patch");
+        Ok(())
+    }
+
     async fn publish<K>(&self, obj: &K, notes: &[Note])
     where
         K: Resource<DynamicType = ()>,
@@ -366,6 +390,7 @@ impl Operator {
             stopped(),
         );
         let _file_clock = AbortOnDrop(tokio::spawn(clock.clone().follow_file()));
+        let _utilisation = AbortOnDrop(tokio::spawn(utilisation::run(ctx.clone())));
         let controllers = futures::future::join4(requests, tenancies, units, changes);
         tokio::pin!(controllers);
         tokio::select! {

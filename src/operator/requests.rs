@@ -250,16 +250,8 @@ async fn execute(
         Order::Regularize { tenancy, .. } => {
             let current = api.get(tenancy).await?;
             if current.spec.emergency.is_some() {
-                api.patch(
-                    tenancy,
-                    &PatchParams {
-                        field_manager: Some(MANAGER.into()),
-                        ..Default::default()
-                    },
-                    &Patch::Merge(json!({ "spec": { "emergency": null } })),
-                )
-                .await?;
-                ctx.metrics.wrote("Tenancy", "patch");
+                ctx.patch_tenancy_spec(ns, tenancy, json!({ "emergency": null }))
+                    .await?;
             }
         }
         Order::Retire { tenancy } => {

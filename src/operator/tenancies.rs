@@ -12,8 +12,10 @@ use futures::Stream;
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{
     ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
+    PostParams,
 };
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
@@ -25,6 +27,7 @@ use tracing::{debug, info};
 use super::caches::{Guarded, TenancyRef, virtual_machine_instances, virtual_machines};
 use super::metrics::ControllerName;
 use super::{Context, Error, MANAGER, drive, requeue_at, timed};
+use crate::api::tenancy::{HeldVm, StashedPolicy};
 use crate::api::{Tenancy, keys};
 use crate::conditions::{self, Wanted};
 use crate::lifecycle::{self, Instance, Lookup, Observed, Seen};
@@ -157,7 +160,8 @@ async fn gather(
     let pvcs = Api::<PersistentVolumeClaim>::namespaced(c.clone(), ns)
         .list(&lp)
         .await?;
-    let jobs = Api::<Job>::namespaced(c, ns).list(&lp).await?;
+    let jobs = Api::<Job>::namespaced(c.clone(), ns).list(&lp).await?;
+    let policies = Api::<NetworkPolicy>::namespaced(c, ns).list(&lp).await?;
     Ok(release::Namespace {
         exists: true,
         terminating: meta.metadata.deletion_timestamp.is_some(),
@@ -169,9 +173,36 @@ async fn gather(
                 halted: vm.data["spec"]["runStrategy"] == "Halted"
                     || vm.data["spec"]["running"] == json!(false),
                 ours: vm.labels().get(keys::MANAGED_BY).map(String::as_str) == Some(MANAGER),
+                run_strategy: vm.data["spec"]["runStrategy"].as_str().map(str::to_owned),
+                running: vm.data["spec"]["running"].as_bool(),
             })
             .collect(),
         instances: vmis.items.iter().map(|i| i.name_any()).collect(),
+        paused: vmis
+            .items
+            .iter()
+            .filter(|i| {
+                i.data["status"]["conditions"].as_array().is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c["type"] == "Paused" && c["status"] == "True")
+                })
+            })
+            .map(|i| i.name_any())
+            .collect(),
+        network_policies: policies
+            .items
+            .iter()
+            .map(|p| release::Policy {
+                name: p.name_any(),
+                ours: p.labels().get(keys::MANAGED_BY).map(String::as_str) == Some(MANAGER),
+                manifest: json!({
+                    "labels": p.metadata.labels,
+                    "annotations": p.metadata.annotations,
+                    "spec": p.spec,
+                })
+                .to_string(),
+            })
+            .collect(),
         pvcs: pvcs
             .items
             .iter()
@@ -325,6 +356,79 @@ async fn halt(ctx: &Context, ns: &str, vm: &str) -> Result<(), Error> {
     }
 }
 
+/// Sets how a VM runs (a hold, or its lifting), by the halt manager.
+async fn run_state(ctx: &Context, ns: &str, vm: &HeldVm) -> Result<(), Error> {
+    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), ns, &virtual_machines());
+    let params = PatchParams {
+        field_manager: Some(release::HALT_MANAGER.into()),
+        ..Default::default()
+    };
+    let patch = json!({ "spec": { "runStrategy": vm.run_strategy, "running": vm.running } });
+    match api.patch(&vm.name, &params, &Patch::Merge(patch)).await {
+        Ok(_) => {
+            ctx.metrics.wrote("VirtualMachine", "patch");
+            info!(vm = %format!("{ns}/{}", vm.name), run_strategy = ?vm.run_strategy, running = ?vm.running, "run state set");
+            Ok(())
+        }
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Puts back a NetworkPolicy of the unit's that a hold removed.
+async fn restore_policy(ctx: &Context, ns: &str, policy: &StashedPolicy) -> Result<(), Error> {
+    let saved: Value = serde_json::from_str(&policy.manifest)
+        .map_err(|e| Error::Invalid(format!("stashed policy {}: {e}", policy.name)))?;
+    let object: NetworkPolicy = serde_json::from_value(json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {
+            "name": policy.name,
+            "namespace": ns,
+            "labels": saved["labels"],
+            "annotations": saved["annotations"],
+        },
+        "spec": saved["spec"],
+    }))
+    .map_err(|e| Error::Invalid(format!("stashed policy {}: {e}", policy.name)))?;
+    let params = PostParams {
+        field_manager: Some(release::HALT_MANAGER.into()),
+        ..Default::default()
+    };
+    match Api::<NetworkPolicy>::namespaced(ctx.client.clone(), ns)
+        .create(&params, &object)
+        .await
+    {
+        Ok(_) => {
+            ctx.metrics.wrote("NetworkPolicy", "create");
+            info!(policy = %format!("{ns}/{}", policy.name), "network policy restored");
+            Ok(())
+        }
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Pauses or unpauses a VM instance through KubeVirt's subresource API.
+async fn pause_instance(
+    ctx: &Context,
+    ns: &str,
+    vmi: &str,
+    pause: bool,
+) -> Result<(), kube::Error> {
+    let verb = if pause { "pause" } else { "unpause" };
+    let request = http::Request::put(format!(
+        "/apis/subresources.kubevirt.io/v1/namespaces/{ns}/virtualmachineinstances/{vmi}/{verb}"
+    ))
+    .header(http::header::CONTENT_TYPE, "application/json")
+    .body(b"{}".to_vec())
+    .map_err(kube::Error::HttpError)?;
+    ctx.client.request_text(request).await?;
+    ctx.metrics.wrote("VirtualMachineInstance", verb);
+    info!(vmi = %format!("{ns}/{vmi}"), verb, "done");
+    Ok(())
+}
+
 async fn suspend_unit(
     ctx: &Context,
     unit_ns: &str,
@@ -384,7 +488,7 @@ async fn reconcile_tenancy(obj: &Guarded<Tenancy>, ctx: &Context) -> Result<Acti
     let unit_group = unit
         .as_ref()
         .and_then(|u| u.annotations().get(keys::UNIT_GROUP).cloned());
-    let view = if lifecycle::needs_view(&tenancy.spec, &status, now) {
+    let view = if lifecycle::needs_view(&tenancy.spec, &status, tenancy.annotations(), now) {
         Some(gather(ctx, &ns, ns_meta.as_deref()).await?)
     } else {
         None
@@ -409,6 +513,7 @@ async fn reconcile_tenancy(obj: &Guarded<Tenancy>, ctx: &Context) -> Result<Acti
         observed: &observed,
         provisioning: &ctx.config.provisioning,
         wipe: &ctx.config.wipe,
+        oversight: &ctx.config.oversight,
         deleting: tenancy.metadata.deletion_timestamp.is_some(),
         finalized: tenancy
             .finalizers()
@@ -461,15 +566,74 @@ async fn reconcile_tenancy(obj: &Guarded<Tenancy>, ctx: &Context) -> Result<Acti
             }
         }
     }
+    for policy in &plan.restore_policies {
+        restore_policy(ctx, &ns, policy).await?;
+    }
+    for vm in &plan.run_states {
+        run_state(ctx, &ns, vm).await?;
+    }
     for vm in &plan.halt {
         halt(ctx, &ns, vm).await?;
     }
+    // Pausing needs KubeVirt's subresource API; when it cannot be reached the
+    // network stays cut and the status says what is still running.
+    let mut unpaused = Vec::new();
+    for (vm, pause) in plan
+        .pause
+        .iter()
+        .map(|v| (v, true))
+        .chain(plan.unpause.iter().map(|v| (v, false)))
+    {
+        if let Err(e) = pause_instance(ctx, &ns, vm, pause).await {
+            unpaused.push(format!(
+                "{} {vm}: {e}",
+                if pause { "pausing" } else { "unpausing" }
+            ));
+        }
+    }
+    if unpaused.is_empty() {
+        conditions::remove(
+            &mut plan.status.conditions,
+            lifecycle::oversight_condition::HOLD_INCOMPLETE,
+        );
+    } else {
+        let message = format!("KubeVirt did not carry out {}", unpaused.join("; "));
+        let wanted = Wanted::new(
+            lifecycle::oversight_condition::HOLD_INCOMPLETE,
+            true,
+            "PauseFailed",
+            message.clone(),
+        );
+        if conditions::set(
+            &mut plan.status.conditions,
+            wanted,
+            tenancy.metadata.generation.unwrap_or_default(),
+            now,
+        ) {
+            plan.events.push(crate::review::Note {
+                warning: true,
+                reason: "HoldIncomplete",
+                message,
+                related: None,
+            });
+        }
+    }
+    if let Some(retirement) = &plan.retire
+        && tenancy.spec.retirement.is_none()
+    {
+        ctx.patch_tenancy_spec(&unit_ns, &name, json!({ "retirement": retirement }))
+            .await?;
+        info!(tenancy = %format!("{unit_ns}/{name}"), "deregistered: retiring");
+    }
     if !lifecycle::same_status(&status, &plan.status) {
         let api: Api<Tenancy> = Api::namespaced(ctx.client.clone(), &unit_ns);
+        // What the utilisation evaluator owns is neither written nor removed here.
+        let mut own = plan.status.clone();
+        super::utilisation::strip(&mut own);
         let patch = json!({
             "apiVersion": "govcloud.dev/v1alpha1",
             "kind": "Tenancy",
-            "status": plan.status,
+            "status": own,
         });
         api.patch_status(
             &name,
@@ -484,7 +648,10 @@ async fn reconcile_tenancy(obj: &Guarded<Tenancy>, ctx: &Context) -> Result<Acti
         delete(ctx, d).await?;
     }
     ctx.publish(tenancy, &plan.events).await;
-    if !refused.is_empty() || (plan.needs_view && plan.status.retired_at.is_none()) {
+    if !unpaused.is_empty() {
+        return Ok(Action::requeue(Duration::from_secs(30)));
+    }
+    if !refused.is_empty() || (plan.poll && plan.status.retired_at.is_none()) {
         // What the unit created in the namespace is not watched: look again soon.
         return Ok(Action::requeue(Duration::from_secs(2)));
     }

@@ -1,0 +1,360 @@
+//! A real Prometheus (Debian's package) for the tests, the demo and the
+//! benchmarks, filled with months of samples by `promtool`: one OpenMetrics
+//! file per day, each turned into blocks on its own (promtool re-reads its
+//! whole input for every 2-hour block, so one big file takes hours). Each day
+//! goes into a directory of its own and its blocks are then moved into the
+//! data directory: promtool opens every block already in its output
+//! directory, so writing months into one directory slows each day down.
+//!
+//! The samples are the raw KubeVirt metrics the operator's default queries
+//! read, generated from utilisation curves, so that the whole path (PromQL,
+//! subqueries, Beijing days) is exercised.
+
+use std::fmt::Write as _;
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use jiff::civil::Date;
+use jiff::{SignedDuration, Timestamp};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{what}: {message}")]
+    Failed { what: String, message: String },
+}
+
+fn failed(what: impl Into<String>, message: impl ToString) -> Error {
+    Error::Failed {
+        what: what.into(),
+        message: message.to_string(),
+    }
+}
+
+/// One VM's utilisation curves, as fractions (disk in bytes).
+pub struct Vm {
+    pub name: String,
+    pub vcpus: u32,
+    pub memory_bytes: f64,
+    pub disk_capacity_bytes: f64,
+    /// Utilisation at an instant; `None` for no sample (a gap).
+    pub cpu: Box<dyn Fn(Timestamp) -> Option<f64> + Send + Sync>,
+    pub memory: Box<dyn Fn(Timestamp) -> Option<f64> + Send + Sync>,
+    pub disk_used_bytes: Box<dyn Fn(Timestamp) -> Option<f64> + Send + Sync>,
+}
+
+/// The VMs of one namespace.
+pub struct Tenant {
+    pub namespace: String,
+    pub vms: Vec<Vm>,
+}
+
+/// Writes one day of samples (Beijing day `day`, every `interval`) as an
+/// OpenMetrics file. `counters` carries each VM's CPU counter from the day
+/// before (they start at zero).
+fn day_file(
+    tenants: &[Tenant],
+    day: Date,
+    counters: &mut Vec<f64>,
+    interval: SignedDuration,
+) -> String {
+    let start = crate::calendar::start_of_day(day);
+    let end = crate::calendar::start_of_day(day.tomorrow().unwrap_or(day));
+    let times: Vec<Timestamp> = {
+        let mut t = start;
+        let mut out = Vec::new();
+        while t < end {
+            out.push(t);
+            t = t.checked_add(interval).unwrap_or(end);
+        }
+        out
+    };
+    let step = interval.as_secs_f64();
+    let mut out = String::new();
+    let _ = writeln!(out, "# TYPE kubevirt_vmi_vcpu_seconds counter");
+    let mut index = 0;
+    for tenant in tenants {
+        for vm in &tenant.vms {
+            if counters.len() <= index {
+                counters.push(0.0);
+            }
+            let total = counters[index];
+            let mut end_total = total;
+            for at in &times {
+                end_total += (vm.cpu)(*at).unwrap_or(0.0) * step;
+            }
+            counters[index] = end_total;
+            index += 1;
+            for id in 0..vm.vcpus {
+                let mut running = total;
+                for at in &times {
+                    running += (vm.cpu)(*at).unwrap_or(0.0) * step;
+                    if (vm.cpu)(*at).is_some() {
+                        let _ = writeln!(
+                            out,
+                            "kubevirt_vmi_vcpu_seconds_total{{namespace=\"{}\",name=\"{}\",id=\"{id}\",state=\"running\"}} {running:.3} {}",
+                            tenant.namespace,
+                            vm.name,
+                            at.as_second()
+                        );
+                    }
+                }
+            }
+        }
+    }
+    let gauge = |out: &mut String,
+                 family: &str,
+                 labels: &str,
+                 tenants: &[Tenant],
+                 value: &dyn Fn(&Vm, Timestamp) -> Option<f64>| {
+        let _ = writeln!(out, "# TYPE {family} gauge");
+        for tenant in tenants {
+            for vm in &tenant.vms {
+                for at in &times {
+                    if let Some(v) = value(vm, *at) {
+                        let _ = writeln!(
+                            out,
+                            "{family}{{namespace=\"{}\",name=\"{}\"{labels}}} {v:.1} {}",
+                            tenant.namespace,
+                            vm.name,
+                            at.as_second()
+                        );
+                    }
+                }
+            }
+        }
+    };
+    gauge(
+        &mut out,
+        "kubevirt_vmi_memory_used_bytes",
+        "",
+        tenants,
+        &|vm, at| (vm.memory)(at).map(|u| u * vm.memory_bytes),
+    );
+    gauge(
+        &mut out,
+        "kubevirt_vmi_memory_domain_bytes",
+        "",
+        tenants,
+        &|vm, at| (vm.memory)(at).map(|_| vm.memory_bytes),
+    );
+    let disk = ",mount_point=\"/data\",disk_name=\"data\"";
+    gauge(
+        &mut out,
+        "kubevirt_vmi_filesystem_used_bytes",
+        disk,
+        tenants,
+        &|vm, at| (vm.disk_used_bytes)(at),
+    );
+    gauge(
+        &mut out,
+        "kubevirt_vmi_filesystem_capacity_bytes",
+        disk,
+        tenants,
+        &|vm, at| (vm.disk_used_bytes)(at).map(|_| vm.disk_capacity_bytes),
+    );
+    out.push_str("# EOF\n");
+    out
+}
+
+/// Fills `data` with the samples of `tenants` for the Beijing days
+/// `[first, last]`, every `interval`, two promtool processes at a time.
+/// Returns how many samples were written.
+pub fn backfill(
+    data: &Path,
+    tenants: &[Tenant],
+    first: Date,
+    last: Date,
+    interval: SignedDuration,
+) -> Result<u64, Error> {
+    let work = data.join("openmetrics");
+    std::fs::create_dir_all(&work).map_err(|e| failed(work.display().to_string(), e))?;
+    let mut day = first;
+    let mut samples = 0u64;
+    let mut running: Vec<(Child, PathBuf)> = Vec::new();
+    let mut counters = Vec::new();
+    let wait = |(mut child, file): (Child, PathBuf)| -> Result<(), Error> {
+        let status = child.wait().map_err(|e| failed("promtool", e))?;
+        if !status.success() {
+            return Err(failed(format!("promtool on {}", file.display()), status));
+        }
+        let blocks = file.with_extension("blocks");
+        for entry in
+            std::fs::read_dir(&blocks).map_err(|e| failed(blocks.display().to_string(), e))?
+        {
+            let entry = entry.map_err(|e| failed(blocks.display().to_string(), e))?;
+            let to = data.join(entry.file_name());
+            std::fs::rename(entry.path(), &to).map_err(|e| failed(to.display().to_string(), e))?;
+        }
+        let _ = std::fs::remove_dir_all(&blocks);
+        let _ = std::fs::remove_file(&file);
+        Ok(())
+    };
+    while day <= last {
+        let text = day_file(tenants, day, &mut counters, interval);
+        samples += text.lines().filter(|l| !l.starts_with('#')).count() as u64;
+        let file = work.join(format!("{day}.om"));
+        std::fs::write(&file, text).map_err(|e| failed(file.display().to_string(), e))?;
+        if running.len() >= 2 {
+            wait(running.remove(0))?;
+        }
+        let child = Command::new("promtool")
+            .args(["tsdb", "create-blocks-from", "openmetrics"])
+            .arg(&file)
+            .arg(file.with_extension("blocks"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| failed("running promtool (install Debian's prometheus package)", e))?;
+        running.push((child, file));
+        day = match day.tomorrow() {
+            Ok(d) => d,
+            Err(_) => break,
+        };
+    }
+    for r in running {
+        wait(r)?;
+    }
+    let _ = std::fs::remove_dir(&work);
+    Ok(samples)
+}
+
+/// A running Prometheus on a free loopback port.
+pub struct LocalPrometheus {
+    child: std::sync::Mutex<Child>,
+    url: String,
+    log: PathBuf,
+}
+
+impl LocalPrometheus {
+    /// Starts Prometheus on the TSDB in `data` (already backfilled), with no
+    /// scrape targets, and waits until it is ready.
+    pub async fn start(data: &Path) -> Result<Self, Error> {
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|l| l.local_addr())
+            .map_err(|e| failed("finding a free port", e))?
+            .port();
+        let config = data.join("prometheus.yml");
+        std::fs::write(
+            &config,
+            "global:\n  scrape_interval: 1m\nscrape_configs: []\n",
+        )
+        .map_err(|e| failed(config.display().to_string(), e))?;
+        let log = data.join("prometheus.log");
+        let out = std::fs::File::create(&log).map_err(|e| failed(log.display().to_string(), e))?;
+        let err = out.try_clone().map_err(|e| failed("log", e))?;
+        let mut cmd = Command::new("prometheus");
+        cmd.arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", data.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--storage.tsdb.retention.time=10y")
+            .arg("--query.max-samples=200000000")
+            .arg("--log.level=warn")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        let child = super::spawn_tied(cmd).map_err(|e| {
+            failed(
+                "starting prometheus (install Debian's prometheus package)",
+                e,
+            )
+        })?;
+        let me = Self {
+            child: std::sync::Mutex::new(child),
+            url: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        me.wait_ready().await?;
+        Ok(me)
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Waits until Prometheus has compacted the backfilled blocks in `data`
+    /// into larger ones; returns how many are left. promtool writes a block
+    /// per two hours, and a query over months of them takes fifty times as
+    /// long as over the few blocks of a Prometheus that has been running for
+    /// months. Prometheus starts compacting a minute after it starts.
+    pub async fn compacted(&self, data: &Path) -> Result<usize, Error> {
+        let initial = blocks(data);
+        if initial <= 100 {
+            return Ok(initial);
+        }
+        let started = Instant::now();
+        let (mut last, mut same) = (initial, 0);
+        loop {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let now = blocks(data);
+            same = if now == last { same + 1 } else { 0 };
+            last = now;
+            if now < initial && same >= 3 {
+                return Ok(now);
+            }
+            if started.elapsed() > Duration::from_secs(600) {
+                return Err(failed(
+                    "prometheus",
+                    format!("{now} of {initial} blocks left after 10 minutes of compaction"),
+                ));
+            }
+        }
+    }
+
+    /// Stops it (also done on drop).
+    pub fn stop(&self) {
+        if let Ok(mut child) = self.child.lock() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    async fn wait_ready(&self) -> Result<(), Error> {
+        let started = Instant::now();
+        let addr = self.url.trim_start_matches("http://").to_owned();
+        loop {
+            let exited = self
+                .child
+                .lock()
+                .ok()
+                .and_then(|mut c| c.try_wait().ok().flatten());
+            if let Some(status) = exited {
+                let tail = std::fs::read_to_string(&self.log).unwrap_or_default();
+                return Err(failed("prometheus exited", format!("{status}: {tail}")));
+            }
+            if let Ok(mut stream) = tokio::net::TcpStream::connect(&addr).await {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let _ = stream
+                    .write_all(format!("GET /-/ready HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+                    .await;
+                let mut answer = String::new();
+                let _ = stream.read_to_string(&mut answer).await;
+                if answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200") {
+                    return Ok(());
+                }
+            }
+            if started.elapsed() > Duration::from_secs(120) {
+                return Err(failed("prometheus", "not ready after 120 s"));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// The TSDB blocks in `data`.
+pub fn blocks(data: &Path) -> usize {
+    std::fs::read_dir(data)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.path().join("meta.json").exists())
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+impl Drop for LocalPrometheus {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,438 @@
+//! Utilisation from the Prometheus HTTP API: a handful of range queries for
+//! all tenancies together, their series grouped by namespace into daily peaks
+//! per Asia/Shanghai day.
+//!
+//! A daily peak is `max_over_time((<query>)[1d:<resolution>])` evaluated at the
+//! last millisecond of each Beijing day. Subquery steps are aligned to the
+//! epoch, and Beijing is a whole number of hours from UTC, so each day's
+//! steps are exactly its own: a sample at 23:59 counts for that day, one at
+//! 00:01 for the next. Prometheus' own step alignment (to UTC) never enters.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use jiff::civil::Date;
+use jiff::{SignedDuration, Timestamp, ToSpan};
+use serde::{Deserialize, Serialize};
+
+use crate::calendar;
+use crate::rightsizing::{Daily, Usage};
+
+/// Where Prometheus is and what to ask it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct PrometheusConfig {
+    /// Base URL, e.g. `http://prometheus.monitoring:9090`; unset, utilisation
+    /// is not evaluated.
+    pub url: Option<String>,
+    /// A file holding a bearer token, for a Prometheus behind authentication.
+    pub bearer_token_file: Option<PathBuf>,
+    /// The label that names a series' namespace.
+    pub namespace_label: String,
+    /// Subquery resolution for daily peaks, in seconds (the scrape interval).
+    pub resolution_seconds: u32,
+    /// Per-query timeout, in seconds.
+    pub timeout_seconds: u32,
+    /// Hours between evaluations; one also runs after each month closes.
+    pub every_hours: u32,
+    pub queries: Queries,
+}
+
+/// The PromQL of each metric, one series per namespace. The defaults read
+/// KubeVirt's VM metrics (virt-handler) and the guest agent's filesystems.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Queries {
+    /// CPU utilisation, 0..1 of the VMs' vCPUs.
+    pub cpu: String,
+    /// Memory utilisation, 0..1.
+    pub memory: String,
+    /// Data-disk bytes used.
+    pub disk_used: String,
+    /// Data-disk capacity in bytes.
+    pub disk_capacity: String,
+}
+
+impl Default for Queries {
+    fn default() -> Self {
+        Self {
+            cpu: r#"sum by (namespace) (rate(kubevirt_vmi_vcpu_seconds_total{state="running"}[5m])) / count by (namespace) (kubevirt_vmi_vcpu_seconds_total{state="running"})"#.into(),
+            memory: "sum by (namespace) (kubevirt_vmi_memory_used_bytes) / sum by (namespace) (kubevirt_vmi_memory_domain_bytes)".into(),
+            disk_used: r#"sum by (namespace) (kubevirt_vmi_filesystem_used_bytes{mount_point!~"/|/boot.*"})"#.into(),
+            disk_capacity: r#"sum by (namespace) (kubevirt_vmi_filesystem_capacity_bytes{mount_point!~"/|/boot.*"})"#.into(),
+        }
+    }
+}
+
+impl Default for PrometheusConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            bearer_token_file: None,
+            namespace_label: "namespace".into(),
+            resolution_seconds: 300,
+            timeout_seconds: 120,
+            every_hours: 24,
+            queries: Queries::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("prometheus at {url}: {message}")]
+    Unreachable { url: String, message: String },
+    #[error("prometheus rejected {query:?}: {message}")]
+    Query { query: String, message: String },
+    #[error("prometheus answered what is not a matrix: {0}")]
+    Response(String),
+}
+
+/// One series of a range query: its labels and `(time, value)` points.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub labels: BTreeMap<String, String>,
+    pub points: Vec<(Timestamp, f64)>,
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    status: String,
+    #[serde(default)]
+    data: Option<Data>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Data {
+    #[serde(rename = "resultType")]
+    result_type: String,
+    result: Vec<RawSeries>,
+}
+
+#[derive(Deserialize)]
+struct RawSeries {
+    metric: BTreeMap<String, String>,
+    #[serde(default)]
+    values: Vec<(f64, String)>,
+}
+
+/// The Beijing day a point of a daily-peak query belongs to.
+pub fn day_of(at: Timestamp) -> Date {
+    calendar::local_date(at)
+}
+
+/// The last millisecond of a Beijing day: where a daily peak is evaluated.
+pub fn day_end(day: Date) -> Timestamp {
+    calendar::end_of_day(day)
+        .checked_add(SignedDuration::from_millis(999))
+        .unwrap_or_else(|_| calendar::end_of_day(day))
+}
+
+/// The daily-peak query of `inner`.
+pub fn daily_peak(inner: &str, resolution_seconds: u32) -> String {
+    format!("max_over_time(({inner})[1d:{resolution_seconds}s])")
+}
+
+/// Groups points into daily peaks by the value of `label`, keeping the largest
+/// value per Beijing day (points are one per day; the max guards against more).
+pub fn by_label(series: &[Series], label: &str) -> BTreeMap<String, Daily> {
+    let mut out: BTreeMap<String, Daily> = BTreeMap::new();
+    for s in series {
+        let Some(key) = s.labels.get(label) else {
+            continue;
+        };
+        let daily = out.entry(key.clone()).or_default();
+        for (at, v) in &s.points {
+            if v.is_finite() {
+                let e = daily.entry(day_of(*at)).or_insert(*v);
+                *e = e.max(*v);
+            }
+        }
+    }
+    out
+}
+
+type Https = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
+
+/// A client of one Prometheus.
+#[derive(Clone)]
+pub struct Client {
+    url: String,
+    token: Option<String>,
+    timeout: Duration,
+    http: hyper_util::client::legacy::Client<Https, Full<Bytes>>,
+    queries_sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Client {
+    pub fn new(url: &str, config: &PrometheusConfig) -> Result<Self, Error> {
+        let unreachable = |message: String| Error::Unreachable {
+            url: url.to_owned(),
+            message,
+        };
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .map_err(|e| unreachable(format!("TLS roots: {e}")))?
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let token = match &config.bearer_token_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| unreachable(format!("reading {}: {e}", path.display())))?
+                    .trim()
+                    .to_owned(),
+            ),
+            None => None,
+        };
+        Ok(Self {
+            url: url.trim_end_matches('/').to_owned(),
+            token,
+            timeout: Duration::from_secs(u64::from(config.timeout_seconds)),
+            http: hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build(connector),
+            queries_sent: Default::default(),
+        })
+    }
+
+    /// Range queries sent so far.
+    pub fn queries_sent(&self) -> u64 {
+        self.queries_sent.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// `/api/v1/query_range`, by POST so that long queries fit.
+    pub async fn range(
+        &self,
+        query: &str,
+        start: Timestamp,
+        end: Timestamp,
+        step: SignedDuration,
+    ) -> Result<Vec<Series>, Error> {
+        self.queries_sent
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let body = form_urlencoded::Serializer::new(String::new())
+            .append_pair("query", query)
+            .append_pair(
+                "start",
+                &format!("{:.3}", start.as_millisecond() as f64 / 1000.0),
+            )
+            .append_pair(
+                "end",
+                &format!("{:.3}", end.as_millisecond() as f64 / 1000.0),
+            )
+            .append_pair("step", &format!("{}s", step.as_secs()))
+            .finish();
+        let unreachable = |message: String| Error::Unreachable {
+            url: self.url.clone(),
+            message,
+        };
+        let mut request = hyper::Request::post(format!("{}/api/v1/query_range", self.url)).header(
+            hyper::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        );
+        if let Some(token) = &self.token {
+            request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| unreachable(e.to_string()))?;
+        let response = tokio::time::timeout(self.timeout, self.http.request(request))
+            .await
+            .map_err(|_| unreachable(format!("no answer within {:?}", self.timeout)))?
+            .map_err(|e| unreachable(e.to_string()))?;
+        let status = response.status();
+        let bytes = tokio::time::timeout(self.timeout, response.into_body().collect())
+            .await
+            .map_err(|_| unreachable("body timed out".into()))?
+            .map_err(|e| unreachable(e.to_string()))?
+            .to_bytes();
+        let envelope: Envelope = serde_json::from_slice(&bytes).map_err(|e| {
+            if status.is_success() {
+                Error::Response(e.to_string())
+            } else {
+                unreachable(format!("HTTP {status}"))
+            }
+        })?;
+        if envelope.status != "success" {
+            return Err(Error::Query {
+                query: query.to_owned(),
+                message: envelope.error.unwrap_or_else(|| format!("HTTP {status}")),
+            });
+        }
+        let data = envelope
+            .data
+            .ok_or_else(|| Error::Response("no data".into()))?;
+        if data.result_type != "matrix" {
+            return Err(Error::Response(format!("result type {}", data.result_type)));
+        }
+        Ok(data
+            .result
+            .into_iter()
+            .map(|s| Series {
+                labels: s.metric,
+                points: s
+                    .values
+                    .into_iter()
+                    .filter_map(|(t, v)| {
+                        let at = Timestamp::from_millisecond((t * 1000.0).round() as i64).ok()?;
+                        Some((at, v.parse::<f64>().ok()?))
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+
+    /// Daily peaks of `inner` for each namespace over the Beijing days
+    /// `[first, last]`: one range query, whatever the number of namespaces.
+    pub async fn daily(
+        &self,
+        inner: &str,
+        first: Date,
+        last: Date,
+        config: &PrometheusConfig,
+    ) -> Result<BTreeMap<String, Daily>, Error> {
+        let series = self
+            .range(
+                &daily_peak(inner, config.resolution_seconds),
+                day_end(first),
+                day_end(last),
+                SignedDuration::from_hours(24),
+            )
+            .await?;
+        Ok(by_label(&series, &config.namespace_label))
+    }
+}
+
+/// The four answers one evaluation needs, for every namespace at once.
+#[derive(Debug, Clone, Default)]
+pub struct Answers {
+    pub cpu: BTreeMap<String, Daily>,
+    pub memory: BTreeMap<String, Daily>,
+    pub disk_used: BTreeMap<String, Daily>,
+    pub disk_capacity: BTreeMap<String, Daily>,
+}
+
+impl Answers {
+    /// Asks the four range queries of an evaluation on `today`, together.
+    pub async fn fetch(
+        client: &Client,
+        config: &PrometheusConfig,
+        today: Date,
+        months: u32,
+        scale_up_days: u32,
+    ) -> Result<Self, Error> {
+        let ((u0, u1), (d0, d1)) = windows(today, months, scale_up_days);
+        let q = &config.queries;
+        let (cpu, memory, disk_used, disk_capacity) = futures::try_join!(
+            client.daily(&q.cpu, u0, u1, config),
+            client.daily(&q.memory, u0, u1, config),
+            client.daily(&q.disk_used, d0, d1, config),
+            client.daily(&q.disk_capacity, d0, d1, config),
+        )?;
+        Ok(Self {
+            cpu,
+            memory,
+            disk_used,
+            disk_capacity,
+        })
+    }
+
+    /// What they say about the tenancy namespace `ns`.
+    pub fn usage(&self, ns: &str) -> Usage {
+        let empty = Daily::new();
+        let used = self.disk_used.get(ns).unwrap_or(&empty);
+        let capacity = self.disk_capacity.get(ns).unwrap_or(&empty);
+        Usage {
+            cpu: self.cpu.get(ns).cloned().unwrap_or_default(),
+            memory: self.memory.get(ns).cloned().unwrap_or_default(),
+            disk: used
+                .iter()
+                .filter_map(|(d, u)| capacity.get(d).filter(|c| **c > 0.0).map(|c| (*d, u / c)))
+                .collect(),
+            disk_capacity: capacity.values().next_back().copied(),
+            disk_used: used.clone(),
+        }
+    }
+}
+
+/// The days an evaluation on `today` reads: CPU and memory back to the start
+/// of the oldest complete month (or 30 days, if longer), disks a year and a
+/// week for year-on-year growth. Ends yesterday.
+pub fn windows(today: Date, months: u32, scale_up_days: u32) -> ((Date, Date), (Date, Date)) {
+    let last = today.yesterday().unwrap_or(today);
+    let months_back = today
+        .first_of_month()
+        .checked_sub((months as i64).months())
+        .unwrap_or(today);
+    let days_back = today
+        .checked_sub((scale_up_days as i64).days())
+        .unwrap_or(today);
+    let usage_first = months_back.min(days_back);
+    let disk_first = today.checked_sub(372.days()).unwrap_or(today);
+    ((usage_first, last), (disk_first, last))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiff::civil::date;
+
+    #[test]
+    fn a_sample_at_23_59_counts_for_its_day_and_00_01_for_the_next() {
+        let at = |s: &str| s.parse::<Timestamp>().unwrap();
+        // 23:59 and 00:01 Beijing, a minute either side of midnight.
+        assert_eq!(day_of(at("2026-03-05T15:59:00Z")), date(2026, 3, 5));
+        assert_eq!(day_of(at("2026-03-05T16:01:00Z")), date(2026, 3, 6));
+        // The daily peak of 2026-03-05 is evaluated at 23:59:59.999 Beijing,
+        // whose one-day window holds the 5-minute steps 00:00 .. 23:55.
+        assert_eq!(
+            day_end(date(2026, 3, 5)).to_string(),
+            "2026-03-05T15:59:59.999Z"
+        );
+        assert_eq!(day_of(day_end(date(2026, 3, 5))), date(2026, 3, 5));
+    }
+
+    #[test]
+    fn points_group_by_namespace_and_day() {
+        let s = |ns: &str, points: &[(&str, f64)]| Series {
+            labels: BTreeMap::from([("namespace".to_owned(), ns.to_owned())]),
+            points: points
+                .iter()
+                .map(|(t, v)| (t.parse().unwrap(), *v))
+                .collect(),
+        };
+        let grouped = by_label(
+            &[
+                s(
+                    "finance-oa",
+                    &[
+                        ("2026-03-05T15:59:59.999Z", 0.4),
+                        ("2026-03-06T15:59:59.999Z", f64::NAN),
+                    ],
+                ),
+                s("education-exam", &[("2026-03-05T15:59:59.999Z", 0.9)]),
+            ],
+            "namespace",
+        );
+        assert_eq!(
+            grouped["finance-oa"],
+            Daily::from([(date(2026, 3, 5), 0.4)])
+        );
+        assert_eq!(grouped["education-exam"][&date(2026, 3, 5)], 0.9);
+    }
+
+    #[test]
+    fn windows_cover_three_complete_months_and_a_year_of_disk() {
+        let ((u0, u1), (d0, d1)) = windows(date(2026, 11, 15), 3, 30);
+        assert_eq!((u0, u1), (date(2026, 8, 1), date(2026, 11, 14)));
+        assert_eq!((d0, d1), (date(2025, 11, 8), date(2026, 11, 14)));
+        // Early in a month, 30 days reach further back than nothing.
+        let ((u0, _), _) = windows(date(2026, 3, 2), 1, 30);
+        assert_eq!(u0, date(2026, 1, 31));
+    }
+}

@@ -1,0 +1,797 @@
+//! The four rightsizing rules of Art. 18, as `regulation/MAP.md` decides them,
+//! over daily peaks per Asia/Shanghai day. Pure: the series and `today` are
+//! arguments.
+//!
+//! * 18(1): any of CPU, memory, data disk: the mean of the daily peaks of the
+//!   last 30 days above 75% -> scale up;
+//! * 18(2): CPU: in **each** of the last 3 complete months, the mean daily peak
+//!   under 15% and the largest daily peak under 50% -> scale down;
+//! * 18(3): memory: the same with 20% and 50%;
+//! * 18(4): data disk: free space beyond one year's growth above 400 GiB ->
+//!   scale down. One year's growth is used bytes now minus a year ago when that
+//!   history exists, otherwise a least-squares line over at least 30 days
+//!   extrapolated to 365 days; never negative.
+//!
+//! Days without data do not count; a window with fewer than 20 days of data
+//! gives `InsufficientData` for that rule, never a guess.
+
+use std::collections::BTreeMap;
+
+use jiff::ToSpan;
+use jiff::civil::Date;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::api::Resources;
+
+pub const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+
+/// Thresholds and windows; the defaults are the measures'.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Thresholds {
+    /// 18(1): mean of daily peaks above which to scale up.
+    pub scale_up: f64,
+    /// 18(1): the window, in days.
+    pub scale_up_days: u32,
+    /// 18(2): CPU monthly mean peak and monthly peak below which to scale down.
+    pub cpu_mean_peak: f64,
+    pub cpu_peak: f64,
+    /// 18(3): the same for memory.
+    pub memory_mean_peak: f64,
+    pub memory_peak: f64,
+    /// 18(2)/(3): how many complete months must each hold.
+    pub months: u32,
+    /// 18(4): free data disk beyond one year's growth above which to scale down.
+    #[serde(rename = "diskFreeGiB")]
+    pub disk_free_gib: f64,
+    /// Fewer days with data than this in a window: `InsufficientData`.
+    pub min_days: u32,
+    /// 18(4): the least history for a growth line, in days.
+    pub min_growth_days: u32,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self {
+            scale_up: 0.75,
+            scale_up_days: 30,
+            cpu_mean_peak: 0.15,
+            cpu_peak: 0.50,
+            memory_mean_peak: 0.20,
+            memory_peak: 0.50,
+            months: 3,
+            disk_free_gib: 400.0,
+            min_days: 20,
+            min_growth_days: 30,
+        }
+    }
+}
+
+/// Daily peaks by Asia/Shanghai day.
+pub type Daily = BTreeMap<Date, f64>;
+
+/// What Prometheus says about one tenancy.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Usage {
+    /// Daily peak of CPU utilisation (0..1 of the allocated vCPUs).
+    pub cpu: Daily,
+    /// Daily peak of memory utilisation (0..1).
+    pub memory: Daily,
+    /// Daily peak of data-disk utilisation (0..1).
+    pub disk: Daily,
+    /// Daily peak of data-disk bytes used.
+    pub disk_used: Daily,
+    /// Data-disk capacity in bytes, as last reported.
+    pub disk_capacity: Option<f64>,
+}
+
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,
+)]
+pub enum Metric {
+    Cpu,
+    Memory,
+    DataDisk,
+}
+
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,
+)]
+pub enum Direction {
+    ScaleUp,
+    ScaleDown,
+}
+
+/// One month's figures of one metric, in percent.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Month {
+    /// `2026-08`.
+    pub month: String,
+    pub days_with_data: u32,
+    pub mean_peak_percent: f64,
+    pub peak_percent: f64,
+}
+
+/// The figures of one metric, in percent.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricSummary {
+    /// Mean of the daily peaks of the last 30 days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last30_mean_peak_percent: Option<f64>,
+    pub last30_days_with_data: u32,
+    /// The last complete months, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub months: Vec<Month>,
+}
+
+/// The data disk's figures for rule 18(4), in GiB.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DiskSummary {
+    #[serde(rename = "usedGiB")]
+    pub used_gib: f64,
+    #[serde(rename = "capacityGiB")]
+    pub capacity_gib: f64,
+    #[serde(rename = "yearGrowthGiB")]
+    pub year_growth_gib: f64,
+    /// How the growth was found: `year-on-year` or `least-squares`.
+    pub growth_method: String,
+    #[serde(rename = "freeBeyondGrowthGiB")]
+    pub free_beyond_growth_gib: f64,
+}
+
+/// The utilisation summary kept in a tenancy's status.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub cpu: MetricSummary,
+    pub memory: MetricSummary,
+    pub data_disk: MetricSummary,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<DiskSummary>,
+}
+
+/// A recommendation of Art. 18.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Recommendation {
+    /// `art18-1` .. `art18-4`.
+    pub rule: String,
+    pub direction: Direction,
+    pub metric: Metric,
+    /// The figures that triggered it.
+    pub figures: String,
+    /// The size now and the size suggested.
+    pub current: String,
+    pub suggested: String,
+}
+
+/// A rule that could not be evaluated for want of data.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Insufficient {
+    pub rule: String,
+    pub metric: Metric,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Evaluation {
+    pub summary: Summary,
+    pub recommendations: Vec<Recommendation>,
+    pub insufficient: Vec<Insufficient>,
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+fn pct(x: f64) -> f64 {
+    round1(x * 100.0)
+}
+
+/// The days of `series` within `[from, to]`.
+fn window(series: &Daily, from: Date, to: Date) -> Vec<f64> {
+    series.range(from..=to).map(|(_, v)| *v).collect()
+}
+
+fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len().max(1) as f64
+}
+
+fn max(values: &[f64]) -> f64 {
+    values.iter().copied().fold(f64::MIN, f64::max)
+}
+
+/// The first day of the month `n` months before `day`'s month.
+fn month_start(day: Date, back: i32) -> Date {
+    let first = day.first_of_month();
+    first.checked_sub((back as i64).months()).unwrap_or(first)
+}
+
+fn summarise(series: &Daily, today: Date, t: &Thresholds) -> MetricSummary {
+    let yesterday = today.yesterday().unwrap_or(today);
+    let from = today
+        .checked_sub((t.scale_up_days as i64).days())
+        .unwrap_or(today);
+    let last = window(series, from, yesterday);
+    let months = (1..=t.months as i32)
+        .rev()
+        .map(|back| {
+            let start = month_start(today, back);
+            let end = start.last_of_month();
+            let days = window(series, start, end);
+            Month {
+                month: format!("{:04}-{:02}", start.year(), start.month()),
+                days_with_data: days.len() as u32,
+                mean_peak_percent: if days.is_empty() {
+                    0.0
+                } else {
+                    pct(mean(&days))
+                },
+                peak_percent: if days.is_empty() {
+                    0.0
+                } else {
+                    pct(max(&days))
+                },
+            }
+        })
+        .collect();
+    MetricSummary {
+        last30_mean_peak_percent: (!last.is_empty()).then(|| pct(mean(&last))),
+        last30_days_with_data: last.len() as u32,
+        months,
+    }
+}
+
+/// The least-squares slope of `series` in units per day.
+fn slope(series: &[(f64, f64)]) -> f64 {
+    let n = series.len() as f64;
+    let mx = series.iter().map(|p| p.0).sum::<f64>() / n;
+    let my = series.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxy: f64 = series.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    let sxx: f64 = series.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    if sxx == 0.0 { 0.0 } else { sxy / sxx }
+}
+
+/// One year's growth of `used` (bytes) up to `latest`: year-on-year when a
+/// value from 365 days before exists (within a week), otherwise a line.
+fn year_growth(used: &Daily, latest: Date, t: &Thresholds) -> Option<(f64, &'static str)> {
+    let now = *used.get(&latest)?;
+    let year_ago = latest.checked_sub(365.days()).ok()?;
+    let week_before = year_ago.checked_sub(7.days()).ok()?;
+    if let Some((_, then)) = used.range(week_before..=year_ago).next_back() {
+        return Some(((now - then).max(0.0), "year-on-year"));
+    }
+    let first = *used.keys().next()?;
+    if (latest - first).get_days() + 1 < t.min_growth_days as i32 {
+        return None;
+    }
+    let points: Vec<(f64, f64)> = used
+        .iter()
+        .map(|(d, v)| (f64::from((*d - first).get_days()), *v))
+        .collect();
+    if points.len() < t.min_growth_days as usize {
+        return None;
+    }
+    Some(((slope(&points) * 365.0).max(0.0), "least-squares"))
+}
+
+/// Sizes of a tenancy's allocation, for suggestions.
+fn totals(a: &Resources) -> (u32, u32) {
+    let vcpu = a.vm_groups.iter().map(|g| g.count * g.vcpu).sum();
+    let mem = a.vm_groups.iter().map(|g| g.count * g.memory_gib).sum();
+    (vcpu, mem)
+}
+
+/// Evaluates the four rules for one tenancy on `today` (the days counted end
+/// yesterday; complete months end before today's month).
+pub fn evaluate(usage: &Usage, allocation: &Resources, today: Date, t: &Thresholds) -> Evaluation {
+    let mut e = Evaluation {
+        summary: Summary {
+            cpu: summarise(&usage.cpu, today, t),
+            memory: summarise(&usage.memory, today, t),
+            data_disk: summarise(&usage.disk, today, t),
+            disk: None,
+        },
+        ..Evaluation::default()
+    };
+    let (vcpu, mem_gib) = totals(allocation);
+    let sizes = [
+        (Metric::Cpu, e.summary.cpu.clone(), f64::from(vcpu), "vCPU"),
+        (
+            Metric::Memory,
+            e.summary.memory.clone(),
+            f64::from(mem_gib),
+            "GiB of memory",
+        ),
+        (
+            Metric::DataDisk,
+            e.summary.data_disk.clone(),
+            usage.disk_capacity.unwrap_or(0.0) / GIB,
+            "GiB of data disk",
+        ),
+    ];
+
+    // 18(1): the last 30 days.
+    for (metric, summary, size, unit) in &sizes {
+        match summary.last30_mean_peak_percent {
+            Some(m) if summary.last30_days_with_data >= t.min_days => {
+                if m > t.scale_up * 100.0 {
+                    // Enough that the mean peak would come to about 60%.
+                    let suggested = (size * m / 60.0).ceil();
+                    e.recommendations.push(Recommendation {
+                        rule: "art18-1".into(),
+                        direction: Direction::ScaleUp,
+                        metric: *metric,
+                        figures: format!(
+                            "mean of daily peaks over the last {} days {m}% (> {}%), {} days with data",
+                            t.scale_up_days,
+                            pct(t.scale_up),
+                            summary.last30_days_with_data
+                        ),
+                        current: format!("{} {unit}", size.round()),
+                        suggested: format!("{suggested} {unit}"),
+                    });
+                }
+            }
+            _ => e.insufficient.push(Insufficient {
+                rule: "art18-1".into(),
+                metric: *metric,
+                reason: format!(
+                    "{} days with data in the last {} (at least {} needed)",
+                    summary.last30_days_with_data, t.scale_up_days, t.min_days
+                ),
+            }),
+        }
+    }
+
+    // 18(2), 18(3): each of the last complete months.
+    for (rule, metric, summary, size, unit, mean_limit, peak_limit) in [
+        (
+            "art18-2",
+            Metric::Cpu,
+            &sizes[0].1,
+            sizes[0].2,
+            sizes[0].3,
+            t.cpu_mean_peak,
+            t.cpu_peak,
+        ),
+        (
+            "art18-3",
+            Metric::Memory,
+            &sizes[1].1,
+            sizes[1].2,
+            sizes[1].3,
+            t.memory_mean_peak,
+            t.memory_peak,
+        ),
+    ] {
+        let short: Vec<&Month> = summary
+            .months
+            .iter()
+            .filter(|m| m.days_with_data < t.min_days)
+            .collect();
+        if !short.is_empty() {
+            e.insufficient.push(Insufficient {
+                rule: rule.into(),
+                metric,
+                reason: format!(
+                    "too few days with data in {} (at least {} a month needed)",
+                    short
+                        .iter()
+                        .map(|m| format!("{} ({})", m.month, m.days_with_data))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    t.min_days
+                ),
+            });
+            continue;
+        }
+        let low = summary.months.iter().all(|m| {
+            m.mean_peak_percent < mean_limit * 100.0 && m.peak_percent < peak_limit * 100.0
+        });
+        if low && !summary.months.is_empty() {
+            let highest = summary
+                .months
+                .iter()
+                .map(|m| m.peak_percent)
+                .fold(0.0, f64::max);
+            // Enough that the highest peak would stay under the peak bound.
+            let suggested = (size * highest / (peak_limit * 100.0)).ceil().max(1.0);
+            let figures = summary
+                .months
+                .iter()
+                .map(|m| {
+                    format!(
+                        "{}: mean peak {}%, peak {}%",
+                        m.month, m.mean_peak_percent, m.peak_percent
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            e.recommendations.push(Recommendation {
+                rule: rule.into(),
+                direction: Direction::ScaleDown,
+                metric,
+                figures: format!(
+                    "{figures} (each month under {}% and {}%)",
+                    pct(mean_limit),
+                    pct(peak_limit)
+                ),
+                current: format!("{} {unit}", size.round()),
+                suggested: format!("{suggested} {unit}"),
+            });
+        }
+    }
+
+    // 18(4): free space beyond a year's growth.
+    let latest = usage.disk_used.keys().next_back().copied();
+    match (latest, usage.disk_capacity) {
+        (Some(latest), Some(capacity)) => match year_growth(&usage.disk_used, latest, t) {
+            Some((growth, method)) => {
+                let used = usage.disk_used[&latest];
+                let free_beyond = capacity - used - growth;
+                e.summary.disk = Some(DiskSummary {
+                    used_gib: round1(used / GIB),
+                    capacity_gib: round1(capacity / GIB),
+                    year_growth_gib: round1(growth / GIB),
+                    growth_method: method.into(),
+                    free_beyond_growth_gib: round1(free_beyond / GIB),
+                });
+                if free_beyond > t.disk_free_gib * GIB {
+                    let suggested = ((used + growth) / GIB + t.disk_free_gib).ceil();
+                    e.recommendations.push(Recommendation {
+                        rule: "art18-4".into(),
+                        direction: Direction::ScaleDown,
+                        metric: Metric::DataDisk,
+                        figures: format!(
+                            "free {} GiB beyond one year's growth ({} GiB, {method}) > {} GiB",
+                            round1(free_beyond / GIB),
+                            round1(growth / GIB),
+                            t.disk_free_gib
+                        ),
+                        current: format!("{} GiB of data disk", round1(capacity / GIB)),
+                        suggested: format!(
+                            "{suggested} GiB of data disk (a volume shrinks only by moving its data)"
+                        ),
+                    });
+                }
+            }
+            None => e.insufficient.push(Insufficient {
+                rule: "art18-4".into(),
+                metric: Metric::DataDisk,
+                reason: format!(
+                    "neither a value from a year ago nor {} days of history for a growth line",
+                    t.min_growth_days
+                ),
+            }),
+        },
+        _ => e.insufficient.push(Insufficient {
+            rule: "art18-4".into(),
+            metric: Metric::DataDisk,
+            reason: "no data-disk usage or capacity reported".into(),
+        }),
+    }
+    e
+}
+
+/// Art. 20 (1): whether usage stayed low (a CPU or memory scale-down rule
+/// holds) in every month counted, all of which began after the last applied
+/// scale-down, and no case was opened since that scale-down.
+pub fn low_after_scale_down(
+    e: &Evaluation,
+    scaled_down: Option<jiff::Timestamp>,
+    case_opened: Option<jiff::Timestamp>,
+) -> bool {
+    let low = e.recommendations.iter().any(|r| {
+        r.direction == Direction::ScaleDown && (r.rule == "art18-2" || r.rule == "art18-3")
+    });
+    let first_month = e.summary.cpu.months.first().and_then(|m| {
+        let (y, mo) = m.month.split_once('-')?;
+        Date::new(y.parse().ok()?, mo.parse().ok()?, 1).ok()
+    });
+    match (low, scaled_down, first_month) {
+        (true, Some(at), Some(first)) => {
+            crate::calendar::start_of_day(first) > at && case_opened.is_none_or(|c| c < at)
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiff::civil::date;
+
+    fn allocation() -> Resources {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/samples/20-cloudresourcerequest-oa.yaml"
+        ))
+        .unwrap();
+        let crr: crate::api::CloudResourceRequest = serde_saphyr::from_str(&text).unwrap();
+        crr.spec.resources
+    }
+
+    /// `value(day)` for every day from `from` to `to`.
+    fn days(from: Date, to: Date, value: impl Fn(Date) -> Option<f64>) -> Daily {
+        let mut out = Daily::new();
+        let mut d = from;
+        while d <= to {
+            if let Some(v) = value(d) {
+                out.insert(d, v);
+            }
+            d = d.tomorrow().unwrap();
+        }
+        out
+    }
+
+    fn rules(e: &Evaluation) -> Vec<(&str, Metric)> {
+        e.recommendations
+            .iter()
+            .map(|r| (r.rule.as_str(), r.metric))
+            .collect()
+    }
+
+    const TODAY: Date = date(2026, 11, 15);
+
+    #[test]
+    fn art18_1_scales_up_above_75_percent_and_not_at_74_9() {
+        let t = Thresholds::default();
+        let from = date(2026, 10, 16);
+        let to = date(2026, 11, 14);
+        let at = |v: f64| Usage {
+            cpu: days(from, to, |_| Some(v)),
+            ..Usage::default()
+        };
+        let e = evaluate(&at(0.751), &allocation(), TODAY, &t);
+        assert_eq!(rules(&e), [("art18-1", Metric::Cpu)]);
+        let r = &e.recommendations[0];
+        assert_eq!(r.direction, Direction::ScaleUp);
+        assert!(
+            r.figures.contains("75.1% (> 75%), 30 days with data"),
+            "{}",
+            r.figures
+        );
+        // 16 vCPU at a 75.1% mean peak -> 21 vCPU for about 60%.
+        assert_eq!(
+            (r.current.as_str(), r.suggested.as_str()),
+            ("16 vCPU", "21 vCPU")
+        );
+        assert!(
+            evaluate(&at(0.749), &allocation(), TODAY, &t)
+                .recommendations
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn art18_1_with_a_missing_week_counts_the_days_there_are() {
+        let t = Thresholds::default();
+        let (from, to) = (date(2026, 10, 16), date(2026, 11, 14));
+        let gap = date(2026, 10, 20)..=date(2026, 10, 26);
+        let usage = Usage {
+            memory: days(from, to, |d| (!gap.contains(&d)).then_some(0.8)),
+            ..Usage::default()
+        };
+        let e = evaluate(&usage, &allocation(), TODAY, &t);
+        assert_eq!(rules(&e), [("art18-1", Metric::Memory)]);
+        assert!(e.recommendations[0].figures.contains("23 days with data"));
+        // Two missing weeks leave 16 days: too few to judge.
+        let gap = date(2026, 10, 17)..=date(2026, 10, 30);
+        let usage = Usage {
+            memory: days(from, to, |d| (!gap.contains(&d)).then_some(0.8)),
+            ..Usage::default()
+        };
+        let e = evaluate(&usage, &allocation(), TODAY, &t);
+        assert!(e.recommendations.is_empty());
+        assert!(e.insufficient.iter().any(|i| i.rule == "art18-1"
+            && i.metric == Metric::Memory
+            && i.reason.starts_with("16 days")));
+    }
+
+    #[test]
+    fn art18_2_needs_each_of_three_months_low_and_one_spike_stops_it() {
+        let t = Thresholds::default();
+        let (from, to) = (date(2026, 8, 1), date(2026, 11, 14));
+        let low = Usage {
+            cpu: days(from, to, |_| Some(0.10)),
+            ..Usage::default()
+        };
+        let e = evaluate(&low, &allocation(), TODAY, &t);
+        assert_eq!(rules(&e), [("art18-2", Metric::Cpu)]);
+        let r = &e.recommendations[0];
+        assert!(
+            r.figures.contains("2026-08: mean peak 10%, peak 10%"),
+            "{}",
+            r.figures
+        );
+        assert!(r.figures.contains("2026-10"), "{}", r.figures);
+        // 16 vCPU peaking at 10% -> 4 vCPU keep the peak under 50%.
+        assert_eq!(r.suggested, "4 vCPU");
+        // One day at 55% in September: that month's peak is over 50%.
+        let spike = Usage {
+            cpu: days(from, to, |d| {
+                Some(if d == date(2026, 9, 9) { 0.55 } else { 0.10 })
+            }),
+            ..Usage::default()
+        };
+        assert!(
+            evaluate(&spike, &allocation(), TODAY, &t)
+                .recommendations
+                .is_empty()
+        );
+        // The current month does not count: a spike in November changes nothing.
+        let now_spike = Usage {
+            cpu: days(from, to, |d| {
+                Some(if d == date(2026, 11, 3) { 0.9 } else { 0.10 })
+            }),
+            ..Usage::default()
+        };
+        assert_eq!(
+            rules(&evaluate(&now_spike, &allocation(), TODAY, &t)),
+            [("art18-2", Metric::Cpu)]
+        );
+    }
+
+    #[test]
+    fn art18_3_memory_bounds_are_20_and_50_percent() {
+        let t = Thresholds::default();
+        let (from, to) = (date(2026, 8, 1), date(2026, 11, 14));
+        let at = |v: f64| Usage {
+            memory: days(from, to, |_| Some(v)),
+            ..Usage::default()
+        };
+        assert_eq!(
+            rules(&evaluate(&at(0.199), &allocation(), TODAY, &t)),
+            [("art18-3", Metric::Memory)]
+        );
+        assert!(
+            evaluate(&at(0.20), &allocation(), TODAY, &t)
+                .recommendations
+                .is_empty()
+        );
+        // A month with too few days of data: InsufficientData, not a guess.
+        let sparse = Usage {
+            memory: days(from, to, |d| {
+                (d.month() != 9 || d.day() <= 10).then_some(0.1)
+            }),
+            ..Usage::default()
+        };
+        let e = evaluate(&sparse, &allocation(), TODAY, &t);
+        assert!(e.recommendations.is_empty());
+        let i = e.insufficient.iter().find(|i| i.rule == "art18-3").unwrap();
+        assert!(i.reason.contains("2026-09 (10)"), "{}", i.reason);
+    }
+
+    #[test]
+    fn art18_4_free_space_beyond_a_years_growth() {
+        let t = Thresholds::default();
+        let capacity = 2048.0 * GIB;
+        // 500 GiB used a year ago, 800 GiB now: 300 GiB growth, 948 GiB free beyond it.
+        let yoy = Usage {
+            disk_used: days(date(2025, 11, 1), date(2026, 11, 14), |d| {
+                let n = f64::from((d - date(2025, 11, 14)).get_days().max(0));
+                Some((500.0 + 300.0 * n / 365.0) * GIB)
+            }),
+            disk_capacity: Some(capacity),
+            ..Usage::default()
+        };
+        let e = evaluate(&yoy, &allocation(), TODAY, &t);
+        let d = e.summary.disk.as_ref().unwrap();
+        assert_eq!(
+            (d.growth_method.as_str(), d.year_growth_gib, d.used_gib),
+            ("year-on-year", 300.0, 800.0)
+        );
+        assert_eq!(d.free_beyond_growth_gib, 948.0);
+        assert_eq!(rules(&e), [("art18-4", Metric::DataDisk)]);
+        assert!(e.recommendations[0].suggested.starts_with("1500 GiB"));
+        // Only 60 days of history: a line, 1 GiB a day -> 365 GiB a year.
+        let line = Usage {
+            disk_used: days(date(2026, 9, 16), date(2026, 11, 14), |d| {
+                Some((1000.0 + f64::from((d - date(2026, 9, 16)).get_days())) * GIB)
+            }),
+            disk_capacity: Some(capacity),
+            ..Usage::default()
+        };
+        let e = evaluate(&line, &allocation(), TODAY, &t);
+        let d = e.summary.disk.as_ref().unwrap();
+        assert_eq!(
+            (d.growth_method.as_str(), d.year_growth_gib),
+            ("least-squares", 365.0)
+        );
+        // 2048 - 1059 - 365 = 624 > 400.
+        assert_eq!(d.free_beyond_growth_gib, 624.0);
+        // Shrinking usage is no negative growth.
+        let shrinking = Usage {
+            disk_used: days(date(2026, 9, 16), date(2026, 11, 14), |d| {
+                Some((1900.0 - f64::from((d - date(2026, 9, 16)).get_days())) * GIB)
+            }),
+            disk_capacity: Some(capacity),
+            ..Usage::default()
+        };
+        let d = evaluate(&shrinking, &allocation(), TODAY, &t)
+            .summary
+            .disk
+            .unwrap();
+        assert_eq!(d.year_growth_gib, 0.0);
+        // Ten days of history: not enough for a line.
+        let short = Usage {
+            disk_used: days(date(2026, 11, 5), date(2026, 11, 14), |_| Some(100.0 * GIB)),
+            disk_capacity: Some(capacity),
+            ..Usage::default()
+        };
+        let e = evaluate(&short, &allocation(), TODAY, &t);
+        assert!(e.summary.disk.is_none());
+        assert!(e.insufficient.iter().any(|i| i.rule == "art18-4"));
+    }
+
+    #[test]
+    fn no_data_is_insufficient_data_for_every_rule() {
+        let e = evaluate(
+            &Usage::default(),
+            &allocation(),
+            TODAY,
+            &Thresholds::default(),
+        );
+        assert!(e.recommendations.is_empty());
+        let mut rules: Vec<&str> = e.insufficient.iter().map(|i| i.rule.as_str()).collect();
+        rules.dedup();
+        assert_eq!(rules, ["art18-1", "art18-2", "art18-3", "art18-4"]);
+    }
+
+    #[test]
+    fn art20_low_usage_in_three_months_after_a_scale_down_proposes_a_case() {
+        let t = Thresholds::default();
+        let (from, to) = (date(2026, 7, 1), date(2026, 11, 14));
+        let low = Usage {
+            cpu: days(from, to, |_| Some(0.10)),
+            ..Usage::default()
+        };
+        let e = evaluate(&low, &allocation(), TODAY, &t);
+        let at = |s: &str| s.parse::<jiff::Timestamp>().unwrap();
+        // Scaled down on 20 July: August, September and October all came after.
+        assert!(low_after_scale_down(
+            &e,
+            Some(at("2026-07-20T02:00:00Z")),
+            None
+        ));
+        // Scaled down on 5 August: August does not count as "after"; not yet.
+        assert!(!low_after_scale_down(
+            &e,
+            Some(at("2026-08-05T02:00:00Z")),
+            None
+        ));
+        // Never scaled down: rule 18(2) recommends, but no case of Art. 20 (1).
+        assert!(!low_after_scale_down(&e, None, None));
+        // A case was opened since the scale-down: not proposed again.
+        assert!(!low_after_scale_down(
+            &e,
+            Some(at("2026-07-20T02:00:00Z")),
+            Some(at("2026-11-01T02:00:00Z"))
+        ));
+        // A case from before the scale-down does not count.
+        assert!(low_after_scale_down(
+            &e,
+            Some(at("2026-07-20T02:00:00Z")),
+            Some(at("2026-03-01T02:00:00Z"))
+        ));
+        // Usage not low (a spike in September): nothing to propose.
+        let spike = Usage {
+            cpu: days(from, to, |d| {
+                Some(if d == date(2026, 9, 9) { 0.55 } else { 0.10 })
+            }),
+            ..Usage::default()
+        };
+        let e = evaluate(&spike, &allocation(), TODAY, &t);
+        assert!(!low_after_scale_down(
+            &e,
+            Some(at("2026-07-20T02:00:00Z")),
+            None
+        ));
+    }
+}
