@@ -8,9 +8,11 @@ mod api;
 mod changes;
 mod lifecycle;
 mod operations;
+mod oversight;
 mod rbac;
 mod support;
 mod trial;
+mod utilisation;
 
 use std::process::ExitCode;
 
@@ -62,6 +64,13 @@ fn all() -> Vec<(&'static str, TestFn)> {
         changes::a_tenancy_deleted_by_hand_keeps_everything_until_released,
         changes::art19_a_failed_wipe_keeps_the_volume_and_says_so,
         changes::art19_delete_mode_trusts_the_storage_to_erase,
+        utilisation::art18_daily_peaks_follow_beijing_days_in_a_real_prometheus,
+        utilisation::art18_each_rule_recommends_on_a_tenancy_from_four_queries,
+        oversight::art20_an_overdue_rectification_force_stops_and_deregistration_retires_it_wiped,
+        oversight::art20_a_rectified_case_lifts_the_force_stop_and_restores_what_it_held,
+        oversight::art25_isolation_cuts_and_halts_at_once_and_lifting_restores_exactly,
+        oversight::art25_pausing_without_kubevirt_api_still_cuts_the_network_and_says_what_failed,
+        oversight::art12_and_art24_missing_evidence_past_its_deadline_is_overdue_until_added,
     ]
 }
 
@@ -119,5 +128,6 @@ fn main() -> ExitCode {
     }
     let conclusion = libtest_mimic::run(&args, trials);
     support::shutdown();
+    utilisation::shutdown();
     conclusion.exit_code()
 }

@@ -117,10 +117,14 @@ impl Lab {
             },
             ..Namespace::default()
         };
-        Api::<Namespace>::all(self.admin.clone())
+        match Api::<Namespace>::all(self.admin.clone())
             .create(&PostParams::default(), &ns)
             .await
-            .unwrap_or_else(|e| panic!("unit namespace: {e}"));
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => panic!("unit namespace: {e}"),
+        }
         Unit {
             id: id.into(),
             namespace,

@@ -1,0 +1,157 @@
+//! How long one utilisation evaluation (Art. 18) takes for many tenancies
+//! against a real Prometheus: backfills months of KubeVirt samples with
+//! `promtool` (kept under `~/.cache` for the next run), starts Prometheus on
+//! them, then times the four range queries of an evaluation and the rules for
+//! every tenancy, the same code the operator runs.
+//!
+//!   cargo run --release --example utilisation_bench                  # 1000 tenancies, hourly samples
+//!   cargo run --release --example utilisation_bench -- 200 15        # 200 tenancies, 15-minute samples
+//!
+//! Writing the statuses is not included: that is one server-side apply per
+//! tenancy whose figures changed, measured by the operator's own benchmarks.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use govcloud::api::Resources;
+use govcloud::controlplane::prometheus::{LocalPrometheus, Tenant, Vm, backfill, blocks};
+use govcloud::prometheus::{Answers, Client, PrometheusConfig};
+use govcloud::rightsizing::{self, GIB, Thresholds};
+use jiff::civil::{Date, date};
+use jiff::{SignedDuration, Timestamp};
+
+const FIRST: Date = date(2026, 7, 15);
+const LAST: Date = date(2026, 11, 14);
+const TODAY: Date = date(2026, 11, 15);
+
+/// A deterministic spread of tenancies: busy, idle and in between.
+fn tenants(n: usize) -> Vec<Tenant> {
+    (0..n)
+        .map(|i| {
+            let base = 0.05 + (i % 19) as f64 * 0.05;
+            let wave = move |t: Timestamp| {
+                let hour = (t.as_second() / 3600 % 24) as f64;
+                (base * (0.6 + 0.4 * (hour / 24.0 * std::f64::consts::TAU).sin().abs())).min(1.0)
+            };
+            let start = FIRST
+                .checked_add(jiff::Span::new().days((i % 7) as i64))
+                .unwrap_or(FIRST);
+            Tenant {
+                namespace: format!("unit{}-system{i}", i % 40),
+                vms: vec![Vm {
+                    name: "app-1".into(),
+                    vcpus: 2,
+                    memory_bytes: 8.0 * GIB,
+                    disk_capacity_bytes: 1024.0 * GIB,
+                    cpu: Box::new(move |t| {
+                        (govcloud::calendar::local_date(t) >= start).then(|| wave(t))
+                    }),
+                    memory: Box::new(move |t| {
+                        (govcloud::calendar::local_date(t) >= start)
+                            .then(|| (wave(t) + 0.1).min(1.0))
+                    }),
+                    disk_used_bytes: Box::new(move |t| {
+                        let day = govcloud::calendar::local_date(t);
+                        (day >= start).then(|| {
+                            (200.0 + (i % 50) as f64 * 10.0 + (day - FIRST).get_days() as f64) * GIB
+                        })
+                    }),
+                }],
+            }
+        })
+        .collect()
+}
+
+fn cache_dir(n: usize, minutes: i64) -> PathBuf {
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    home.join(".cache/govcloud-operator/bench-prometheus")
+        .join(format!("v1-{n}-tenancies-{minutes}m-{FIRST}-{LAST}"))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let n: usize = args.first().map(|a| a.parse()).transpose()?.unwrap_or(1000);
+    let minutes: i64 = args.get(1).map(|a| a.parse()).transpose()?.unwrap_or(60);
+    let interval = SignedDuration::from_mins(minutes);
+    let dir = cache_dir(n, minutes);
+    let ready = dir.join(".complete");
+    if !ready.exists() {
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        let started = Instant::now();
+        let samples = backfill(&dir, &tenants(n), FIRST, LAST, interval)?;
+        std::fs::write(&ready, "")?;
+        println!(
+            "backfill: {samples} samples ({n} tenancies, {} days, every {minutes} min) in {:.1} s",
+            (LAST - FIRST).get_days() + 1,
+            started.elapsed().as_secs_f64()
+        );
+    } else {
+        println!("backfill: reusing {}", dir.display());
+    }
+    println!("blocks on disk: {}", blocks(&dir));
+
+    let started = Instant::now();
+    let prometheus = LocalPrometheus::start(&dir).await?;
+    println!(
+        "prometheus ready in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let started = Instant::now();
+    let left = prometheus.compacted(&dir).await?;
+    println!(
+        "compacted to {left} blocks in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let mut config = PrometheusConfig {
+        url: Some(prometheus.url().into()),
+        resolution_seconds: u32::try_from(interval.as_secs())?,
+        ..PrometheusConfig::default()
+    };
+    config.queries.cpu = config
+        .queries
+        .cpu
+        .replace("[5m]", &format!("[{}m]", 2 * minutes));
+    let client = Client::new(prometheus.url(), &config)?;
+    let thresholds = Thresholds::default();
+    let allocation: Resources = serde_json::from_value(serde_json::json!({
+        "vmGroups": [{"name": "app", "count": 1, "vcpu": 2, "memoryGiB": 8, "systemDiskGiB": 40,
+                      "dataDiskGiB": 1024, "image": "kylin-server-v10-sp3", "architecture": "arm64"}]
+    }))?;
+    let namespaces: Vec<String> = tenants(n).into_iter().map(|t| t.namespace).collect();
+
+    for round in 1..=3 {
+        let started = Instant::now();
+        let answers = Answers::fetch(
+            &client,
+            &config,
+            TODAY,
+            thresholds.months,
+            thresholds.scale_up_days,
+        )
+        .await?;
+        let queried = started.elapsed();
+        let mut recommendations = 0;
+        let mut insufficient = 0;
+        for ns in &namespaces {
+            let e = rightsizing::evaluate(&answers.usage(ns), &allocation, TODAY, &thresholds);
+            recommendations += e.recommendations.len();
+            insufficient += usize::from(!e.insufficient.is_empty());
+        }
+        let total = started.elapsed();
+        println!(
+            "evaluation {round}: {} tenancies with data, {} queries in {:.2} s, rules in {:.1} ms, total {:.2} s; {recommendations} recommendations, {insufficient} with insufficient data",
+            answers.cpu.len(),
+            client.queries_sent(),
+            queried.as_secs_f64(),
+            (total - queried).as_secs_f64() * 1000.0,
+            total.as_secs_f64(),
+        );
+    }
+    prometheus.stop();
+    Ok(())
+}

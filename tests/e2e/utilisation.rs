@@ -1,0 +1,343 @@
+//! Utilisation and rightsizing (Art. 18) against a real Prometheus (Debian's
+//! package) filled by `promtool` with months of KubeVirt metrics, and the real
+//! control plane.
+
+use std::collections::BTreeSet;
+
+use govcloud::api::TenancyPhase;
+use govcloud::controlplane::prometheus::{LocalPrometheus, Tenant, Vm, backfill};
+use govcloud::prometheus::{Client, PrometheusConfig};
+use govcloud::rightsizing::{Direction, GIB, Metric};
+use jiff::civil::{Date, date};
+use jiff::{SignedDuration, Timestamp};
+
+use crate::support::lab::{Lab, WAIT};
+use crate::support::{Ctx, TestResult, eventually};
+
+const OA: &str = "config/samples/20-cloudresourcerequest-oa.yaml";
+
+fn day(at: Timestamp) -> Date {
+    govcloud::calendar::local_date(at)
+}
+
+fn vm(
+    name: &str,
+    cpu: impl Fn(Timestamp) -> Option<f64> + Send + Sync + 'static,
+    memory: impl Fn(Timestamp) -> Option<f64> + Send + Sync + 'static,
+    disk: impl Fn(Timestamp) -> Option<f64> + Send + Sync + 'static,
+) -> Vm {
+    Vm {
+        name: name.into(),
+        vcpus: 2,
+        memory_bytes: 8.0 * GIB,
+        disk_capacity_bytes: 2048.0 * GIB,
+        cpu: Box::new(cpu),
+        memory: Box::new(memory),
+        disk_used_bytes: Box::new(disk),
+    }
+}
+
+/// Three tenancies' worth of metrics, 2026-07-01 .. 2026-11-14, every 15 minutes:
+/// * `finance-busy`: CPU at 80% for the last 30 days (18(1));
+/// * `finance-idle`: CPU at 10%, memory at 15% since August, a data disk of
+///   2 TiB with 1 TiB used growing 1 GiB a day (18(2), 18(3), 18(4));
+/// * `finance-new`: ten days of data only (InsufficientData).
+///
+/// `finance-busy` also has a memory spike at 23:45 Beijing on 2026-11-05, the
+/// last 15-minute step of that day.
+fn tenants() -> Vec<Tenant> {
+    let spike = "2026-11-05T15:45:00Z".parse::<Timestamp>().unwrap();
+    vec![
+        Tenant {
+            namespace: "finance-busy".into(),
+            // A 1 TiB disk 68% full: neither above 75% nor 400 GiB free.
+            vms: vec![Vm {
+                disk_capacity_bytes: 1024.0 * GIB,
+                ..vm(
+                    "app-1",
+                    |t| {
+                        Some(if day(t) >= date(2026, 10, 15) {
+                            0.80
+                        } else {
+                            0.50
+                        })
+                    },
+                    move |t| Some(if t == spike { 0.95 } else { 0.40 }),
+                    |_| Some(700.0 * GIB),
+                )
+            }],
+        },
+        Tenant {
+            namespace: "finance-idle".into(),
+            vms: vec![vm(
+                "app-1",
+                |_| Some(0.10),
+                |_| Some(0.15),
+                |t| Some((1000.0 + f64::from((day(t) - date(2026, 7, 1)).get_days())) * GIB),
+            )],
+        },
+        Tenant {
+            namespace: "finance-new".into(),
+            vms: vec![vm(
+                "app-1",
+                |t| (day(t) >= date(2026, 11, 5)).then_some(0.5),
+                |t| (day(t) >= date(2026, 11, 5)).then_some(0.5),
+                |t| (day(t) >= date(2026, 11, 5)).then_some(10.0 * GIB),
+            )],
+        },
+    ]
+}
+
+/// The configuration the test data calls for: 15-minute samples.
+fn prometheus_config(url: &str) -> PrometheusConfig {
+    let mut config = PrometheusConfig {
+        url: Some(url.into()),
+        resolution_seconds: 900,
+        ..PrometheusConfig::default()
+    };
+    // A rate needs two samples in its window: 30 minutes for 15-minute samples.
+    config.queries.cpu = config.queries.cpu.replace("[5m]", "[30m]");
+    config
+}
+
+/// One Prometheus for every test of the run, filled once (promtool takes
+/// a while over months of samples).
+struct Shared {
+    dir: std::path::PathBuf,
+    prometheus: LocalPrometheus,
+}
+
+static SHARED: tokio::sync::OnceCell<Shared> = tokio::sync::OnceCell::const_new();
+
+async fn prometheus() -> &'static LocalPrometheus {
+    &SHARED
+        .get_or_init(|| async {
+            let dir = tempfile::Builder::new()
+                .prefix("govcloud-prometheus-")
+                .tempdir()
+                .unwrap_or_else(|e| panic!("{e}"))
+                .keep();
+            let started = std::time::Instant::now();
+            let data = dir.clone();
+            let samples = tokio::task::spawn_blocking(move || {
+                backfill(&data, &tenants(), date(2026, 7, 1), date(2026, 11, 14), SignedDuration::from_mins(15))
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|e| panic!("backfilling: {e}"));
+            let prometheus = LocalPrometheus::start(&dir).await.unwrap_or_else(|e| panic!("{e}"));
+            let blocks = prometheus.compacted(&dir).await.unwrap_or_else(|e| panic!("{e}"));
+            eprintln!(
+                "prometheus: {samples} samples over 137 days backfilled, compacted to {blocks} blocks and served in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+            Shared { dir, prometheus }
+        })
+        .await
+        .prometheus
+}
+
+/// Stops the shared Prometheus and removes its data, if a test started it.
+pub fn shutdown() {
+    if let Some(shared) = SHARED.get() {
+        shared.prometheus.stop();
+        let _ = std::fs::remove_dir_all(&shared.dir);
+    }
+}
+
+pub async fn art18_daily_peaks_follow_beijing_days_in_a_real_prometheus(_: Ctx) -> TestResult {
+    let prometheus = prometheus().await;
+    let config = prometheus_config(prometheus.url());
+    let client = Client::new(prometheus.url(), &config)?;
+    let memory = client
+        .daily(
+            &config.queries.memory,
+            date(2026, 11, 1),
+            date(2026, 11, 10),
+            &config,
+        )
+        .await?;
+    let busy = &memory["finance-busy"];
+    // The spike at 23:45 Beijing belongs to 5 November (in UTC it is 15:45 the same day,
+    // but the next step, 00:00 Beijing, is 16:00 UTC on the 5th, and belongs to the 6th).
+    assert_eq!(busy[&date(2026, 11, 5)], 0.95);
+    assert_eq!(busy[&date(2026, 11, 6)], 0.40);
+    assert_eq!(busy[&date(2026, 11, 4)], 0.40);
+    assert_eq!(busy.len(), 10);
+    let cpu = client
+        .daily(
+            &config.queries.cpu,
+            date(2026, 11, 1),
+            date(2026, 11, 3),
+            &config,
+        )
+        .await?;
+    let idle = cpu["finance-idle"][&date(2026, 11, 2)];
+    assert!((idle - 0.10).abs() < 1e-6, "{idle}");
+    assert_eq!(client.queries_sent(), 2);
+    Ok(())
+}
+
+pub async fn art18_each_rule_recommends_on_a_tenancy_from_four_queries(_: Ctx) -> TestResult {
+    let prometheus = prometheus().await;
+    let config = govcloud::config::Config {
+        prometheus: prometheus_config(prometheus.url()),
+        ..Default::default()
+    };
+    let mut lab = Lab::start_with("2026-10-14T02:00:00Z", config).await;
+    let unit = lab.unit("finance").await;
+    let ns = unit.namespace.clone();
+    for name in ["busy", "idle", "new"] {
+        lab.file(&unit, OA, name, |_| {}).await;
+        lab.approve(&ns, name).await;
+        lab.deliver(&ns, name, "finance").await;
+        // In use during the trial, so in formal operation after it.
+        let tns = govcloud::provisioning::namespace_name("finance", name);
+        lab.kubevirt_runs(&tns, "app-1", true).await?;
+        lab.tenancy_where(&ns, name, "usage", |t| {
+            t.status.as_ref().is_some_and(|s| s.usage.is_some())
+        })
+        .await;
+    }
+    // The 15th of November: the last 30 days and August to October complete.
+    let (queries, evaluations) = (
+        lab.metrics.prometheus_queries_sent(),
+        lab.metrics.evaluations(),
+    );
+    lab.set_clock("2026-11-15T02:00:00Z");
+    let evaluated = |name: &'static str| {
+        lab.tenancy_where(&ns, name, "the evaluation of 15 November", |t| {
+            t.status
+                .as_ref()
+                .and_then(|s| s.utilisation.as_ref())
+                .is_some_and(|u| u.evaluated_at.0.to_string() == "2026-11-15T02:00:00Z")
+        })
+    };
+    let busy = evaluated("busy").await;
+    let idle = evaluated("idle").await.status.unwrap();
+    let new = evaluated("new").await.status.unwrap();
+    // One evaluation may still have been under way at the start of the trial
+    // clock; however many ran, each took four queries for all three tenancies.
+    let sent = lab.metrics.prometheus_queries_sent() - queries;
+    let ran = lab.metrics.evaluations() - evaluations;
+    assert!(ran >= 1);
+    assert_eq!(
+        sent,
+        4 * ran,
+        "one evaluation of every tenancy takes four range queries"
+    );
+
+    let status = busy.status.unwrap();
+    let rules: BTreeSet<(String, Direction, Metric)> = status
+        .recommendations
+        .iter()
+        .map(|r| (r.rule.clone(), r.direction, r.metric))
+        .collect();
+    assert_eq!(
+        rules,
+        BTreeSet::from([("art18-1".into(), Direction::ScaleUp, Metric::Cpu)]),
+        "{:#?}",
+        status.utilisation
+    );
+    let r = &status.recommendations[0];
+    assert!(r.figures.contains("80% (> 75%)"), "{}", r.figures);
+    assert_eq!(
+        (r.current.as_str(), r.suggested.as_str()),
+        ("16 vCPU", "22 vCPU")
+    );
+    assert!(
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "ScaleUpRecommended" && c.status == "True")
+    );
+
+    let rules: BTreeSet<&str> = idle
+        .recommendations
+        .iter()
+        .map(|r| r.rule.as_str())
+        .collect();
+    assert_eq!(rules, BTreeSet::from(["art18-2", "art18-3", "art18-4"]));
+    let months: Vec<&str> = idle
+        .utilisation
+        .as_ref()
+        .unwrap()
+        .summary
+        .cpu
+        .months
+        .iter()
+        .map(|m| m.month.as_str())
+        .collect();
+    assert_eq!(months, ["2026-08", "2026-09", "2026-10"]);
+    let disk = idle
+        .utilisation
+        .as_ref()
+        .unwrap()
+        .summary
+        .disk
+        .clone()
+        .unwrap();
+    // 1136 GiB of 2 TiB used on 14 November, growing 1 GiB a day: 912 GiB free,
+    // 547 GiB beyond a year's growth.
+    assert_eq!(
+        (
+            disk.used_gib,
+            disk.year_growth_gib,
+            disk.growth_method.as_str()
+        ),
+        (1136.0, 365.0, "least-squares")
+    );
+    assert_eq!(disk.free_beyond_growth_gib, 547.0);
+
+    assert!(
+        new.recommendations.is_empty(),
+        "no guess on ten days of data: {:?}",
+        new.recommendations
+    );
+    let insufficient = new
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "InsufficientData")
+        .unwrap();
+    assert_eq!(insufficient.status, "True");
+    assert!(
+        insufficient.message.contains("art18-1"),
+        "{}",
+        insufficient.message
+    );
+
+    let events: Vec<String> = lab
+        .events(&ns, "busy")
+        .await
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect();
+    assert!(
+        events.contains(&"ScaleUpRecommended".to_owned()),
+        "{events:?}"
+    );
+
+    // The next day's evaluation changes figures, not the outcome: no new event.
+    lab.advance_days(1);
+    eventually("the next evaluation", WAIT, || async {
+        let t = lab.tenancies(&ns).get("busy").await.ok()?;
+        (t.status?.utilisation?.evaluated_at.0.to_string() == "2026-11-16T02:00:00Z").then_some(())
+    })
+    .await;
+    let again: Vec<String> = lab
+        .events(&ns, "busy")
+        .await
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect();
+    assert_eq!(
+        again.iter().filter(|r| *r == "ScaleUpRecommended").count(),
+        1,
+        "the recommendation is announced once: {again:?}"
+    );
+    assert_eq!(
+        lab.tenancies(&ns).get("busy").await?.status.unwrap().phase,
+        Some(TenancyPhase::Active)
+    );
+    Ok(())
+}
