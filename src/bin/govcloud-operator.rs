@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use govcloud::clock::Clock;
 use govcloud::config::Config;
+use govcloud::operator::Ended;
+use govcloud::operator::leader::LeaseConfig;
 
 #[derive(Parser)]
 #[command(
@@ -40,6 +42,18 @@ enum Command {
         /// Where to serve /metrics, /healthz and /readyz.
         #[arg(long, env = "GOVCLOUD_METRICS_ADDRESS", default_value = "0.0.0.0:8080")]
         metrics_address: std::net::SocketAddr,
+        /// Run the controllers only while holding a Lease, so that several
+        /// replicas are safe (one active, the others standing by).
+        #[arg(long, env = "GOVCLOUD_LEADER_ELECT")]
+        leader_elect: bool,
+        /// The Lease's namespace (in a pod: its own).
+        #[arg(long, env = "POD_NAMESPACE", default_value = "govcloud-system")]
+        lease_namespace: String,
+        #[arg(long, env = "GOVCLOUD_LEASE_NAME", default_value = "govcloud-operator")]
+        lease_name: String,
+        /// Seconds a lease not renewed stays valid: the longest a takeover waits.
+        #[arg(long, env = "GOVCLOUD_LEASE_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(3..=300))]
+        lease_seconds: u64,
     },
     /// Print the CustomResourceDefinitions as YAML.
     Crds,
@@ -104,6 +118,10 @@ async fn main() -> ExitCode {
             dev_clock_file,
             dev_clock_offset,
             metrics_address,
+            leader_elect,
+            lease_namespace,
+            lease_name,
+            lease_seconds,
         } => {
             govcloud::telemetry::init();
             let config = match load(config.as_ref()) {
@@ -137,12 +155,28 @@ async fn main() -> ExitCode {
                 },
                 (None, None) => Clock::system(),
             };
-            govcloud::operator::Operator::new(client, config)
+            let mut operator = govcloud::operator::Operator::new(client, config)
                 .with_clock(clock)
-                .serve_on(metrics_address)
-                .run(shutdown_signal())
-                .await;
-            ExitCode::SUCCESS
+                .serve_on(metrics_address);
+            if leader_elect {
+                let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
+                    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                        .map(|h| h.trim().to_owned())
+                        .unwrap_or_else(|_| "localhost".into());
+                    format!("{host}-{}", std::process::id())
+                });
+                let seconds = lease_seconds;
+                let mut lease = LeaseConfig::new(lease_namespace, lease_name, identity);
+                lease.duration = std::time::Duration::from_secs(seconds);
+                lease.renew_deadline = std::time::Duration::from_secs(seconds * 2 / 3);
+                lease.retry = std::time::Duration::from_secs((seconds / 7).max(1));
+                operator = operator.with_leader_election(lease);
+            }
+            match operator.run(shutdown_signal()).await {
+                Ended::Shutdown => ExitCode::SUCCESS,
+                // Exit at once: a restart stands by until the lease is free.
+                Ended::LeaseLost | Ended::ControllersEnded => ExitCode::FAILURE,
+            }
         }
     }
 }

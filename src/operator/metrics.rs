@@ -52,6 +52,7 @@ pub struct Metrics {
     prometheus_queries: Counter,
     evaluations: Counter,
     evaluation_seconds: Histogram,
+    leader: Gauge,
     writes_total: AtomicU64,
     ready: AtomicBool,
 }
@@ -69,6 +70,12 @@ impl Default for Metrics {
         let calendar_fallbacks = Counter::default();
         let prometheus_queries = Counter::default();
         let evaluations = Counter::default();
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica holds the lease and runs the controllers",
+            leader.clone(),
+        );
         let evaluation_seconds = Histogram::new([0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]);
         registry.register(
             "utilisation_evaluations",
@@ -122,6 +129,7 @@ impl Default for Metrics {
             prometheus_queries,
             evaluations,
             evaluation_seconds,
+            leader,
             writes_total: AtomicU64::new(0),
             ready: AtomicBool::new(false),
         }
@@ -163,6 +171,10 @@ impl Metrics {
 
     pub fn evaluation_took(&self, seconds: f64) {
         self.evaluation_seconds.observe(seconds);
+    }
+
+    pub fn set_leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
     }
 
     /// Evaluations that reached Prometheus so far.

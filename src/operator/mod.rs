@@ -8,6 +8,7 @@
 
 mod caches;
 mod changes;
+pub mod leader;
 pub mod metrics;
 mod requests;
 mod serve;
@@ -264,6 +265,18 @@ pub struct Operator {
     clock: Clock,
     metrics: Arc<Metrics>,
     serve_on: Option<std::net::SocketAddr>,
+    lease: Option<leader::LeaseConfig>,
+}
+
+/// Why [`Operator::run`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The shutdown future completed.
+    Shutdown,
+    /// Another replica took the lease: the controllers were stopped at once.
+    LeaseLost,
+    /// The controllers ended by themselves.
+    ControllersEnded,
 }
 
 impl Operator {
@@ -274,7 +287,15 @@ impl Operator {
             clock: Clock::system(),
             metrics: Arc::default(),
             serve_on: None,
+            lease: None,
         }
+    }
+
+    /// Runs the controllers only while this replica holds the Lease; until
+    /// then it serves health and metrics and keeps its caches warm.
+    pub fn with_leader_election(mut self, lease: leader::LeaseConfig) -> Self {
+        self.lease = Some(lease);
+        self
     }
 
     /// Where `now` comes from (a development clock for demos and tests).
@@ -294,14 +315,15 @@ impl Operator {
         self.metrics.clone()
     }
 
-    /// Runs until `shutdown` completes.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+    /// Runs until `shutdown` completes or the lease is lost.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Ended {
         let Self {
             client,
             config,
             clock,
             metrics,
             serve_on,
+            lease,
         } = self;
         info!(
             clock = %clock.describe(),
@@ -343,6 +365,15 @@ impl Operator {
         };
         caches.wait_until_ready().await;
         metrics.set_ready();
+        tokio::pin!(shutdown);
+        let mut leadership = match lease {
+            Some(cfg) => tokio::select! {
+                l = leader::acquire(client.clone(), cfg) => Some(l),
+                () = &mut shutdown => return Ended::Shutdown,
+            },
+            None => None,
+        };
+        metrics.set_leader(true);
         info!("caches listed; controllers starting");
 
         let reporter = Reporter {
@@ -355,7 +386,7 @@ impl Operator {
             config,
             clock: clock.clone(),
             caches,
-            metrics,
+            metrics: metrics.clone(),
         });
         let clock_moves = || WatchStream::from_changes(clock.subscribe()).map(|_| ());
 
@@ -393,14 +424,35 @@ impl Operator {
         let _utilisation = AbortOnDrop(tokio::spawn(utilisation::run(ctx.clone())));
         let controllers = futures::future::join4(requests, tenancies, units, changes);
         tokio::pin!(controllers);
-        tokio::select! {
-            _ = &mut controllers => warn!("controllers ended"),
-            () = shutdown => {
+        let lost = async {
+            match leadership.as_mut() {
+                Some(l) => l.lost().await,
+                None => std::future::pending().await,
+            }
+        };
+        let ended = tokio::select! {
+            _ = &mut controllers => {
+                warn!("controllers ended");
+                Ended::ControllersEnded
+            }
+            () = lost => {
+                // Dropping the controllers here cancels every write in flight.
+                tracing::error!("lost the lease: controllers stopped at once");
+                metrics.set_leader(false);
+                return Ended::LeaseLost;
+            }
+            () = &mut shutdown => {
                 info!("shutting down");
                 let _ = stop_tx.send(true);
-                let _ = tokio::time::timeout(Duration::from_secs(10), controllers).await;
+                let _ = tokio::time::timeout(Duration::from_secs(10), &mut controllers).await;
+                Ended::Shutdown
             }
+        };
+        metrics.set_leader(false);
+        if let Some(l) = leadership {
+            l.release().await;
         }
+        ended
     }
 }
 

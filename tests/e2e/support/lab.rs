@@ -82,9 +82,13 @@ impl Lab {
         let operator = govcloud::operator::Operator::new(self.admin.clone(), config)
             .with_clock(self.clock.clone());
         self.metrics = operator.metrics();
-        self.operator = Some(tokio::spawn(operator.run(async {
-            let _ = rx.await;
-        })));
+        self.operator = Some(tokio::spawn(async move {
+            operator
+                .run(async {
+                    let _ = rx.await;
+                })
+                .await;
+        }));
     }
 
     pub fn now(&self) -> Timestamp {
