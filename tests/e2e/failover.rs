@@ -8,11 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use govcloud::api::request::RequestPhase;
-use govcloud::controlplane::User;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
-use kube::api::{ObjectMeta, PostParams};
+use kube::api::PostParams;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::lab::{Lab, WAIT};
@@ -112,23 +110,9 @@ pub async fn two_replicas_have_one_writer_and_a_takeover_within_the_lease_durati
 ) -> TestResult {
     let mut lab = Lab::cluster("2026-11-27T02:00:00Z").await;
     let dir = lab.plane.dir().to_path_buf();
-    let kubeconfig = dir.join("operator.kubeconfig");
-    lab.plane.write_kubeconfig(
-        &kubeconfig,
-        &User::new("govcloud-operator", Some("system:masters")),
-    )?;
+    let kubeconfig = lab.operator_kubeconfig("govcloud-system").await;
     let clock = dir.join("now");
     std::fs::write(&clock, "2026-11-27T02:00:00Z")?;
-    let system = Namespace {
-        metadata: ObjectMeta {
-            name: Some("govcloud-system".into()),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    Api::<Namespace>::all(lab.admin.clone())
-        .create(&PostParams::default(), &system)
-        .await?;
     let leases: Api<Lease> = Api::namespaced(lab.admin.clone(), "govcloud-system");
 
     let mut a = Replica::start("replica-a", &dir, &kubeconfig, &clock);

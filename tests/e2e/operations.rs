@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use govcloud::api::TenancyPhase;
 use govcloud::api::request::RequestPhase;
-use govcloud::controlplane::User;
 use govcloud::operator::metrics::ControllerName;
 use govcloud::provisioning::namespace_name;
 use jiff::SignedDuration;
@@ -204,11 +203,8 @@ pub async fn an_operator_killed_while_provisioning_ends_with_exactly_the_approve
 ) -> TestResult {
     let lab = Lab::cluster("2026-11-27T02:00:00Z").await;
     let dir = lab.plane.dir().to_path_buf();
-    let kubeconfig = dir.join("operator.kubeconfig");
-    lab.plane.write_kubeconfig(
-        &kubeconfig,
-        &User::new("govcloud-operator", Some("system:masters")),
-    )?;
+    // The operator as the chart installs it: its ClusterRole, nothing more.
+    let kubeconfig = lab.operator_kubeconfig("govcloud-system").await;
     let clock_file = dir.join("now");
     std::fs::write(&clock_file, "2026-11-27T02:00:00Z")?;
     let log = dir.join("operator.log");

@@ -91,6 +91,82 @@ impl Lab {
         }));
     }
 
+    /// A kubeconfig for the operator's own user, bound to nothing but the
+    /// chart's ClusterRole and, in `lease_namespace`, its leader-election Role.
+    pub async fn operator_kubeconfig(&self, lease_namespace: &str) -> std::path::PathBuf {
+        use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+        let user = "system:serviceaccount:govcloud-system:govcloud-operator";
+        let apply = PatchParams::apply("govcloud-tests").force();
+        let cluster_role: ClusterRole = serde_saphyr::from_str(&read(
+            "charts/govcloud-operator/templates/clusterrole-operator.yaml",
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        Api::<ClusterRole>::all(self.admin.clone())
+            .patch("govcloud-operator", &apply, &Patch::Apply(&cluster_role))
+            .await
+            .unwrap_or_else(|e| panic!("the operator's ClusterRole: {e}"));
+        let binding: ClusterRoleBinding = serde_json::from_value(json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": { "name": "govcloud-operator" },
+            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "govcloud-operator" },
+            "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user }],
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        Api::<ClusterRoleBinding>::all(self.admin.clone())
+            .patch("govcloud-operator", &apply, &Patch::Apply(&binding))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                name: Some(lease_namespace.into()),
+                ..ObjectMeta::default()
+            },
+            ..Namespace::default()
+        };
+        match Api::<Namespace>::all(self.admin.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => panic!("{e}"),
+        }
+        let text = read("charts/govcloud-operator/templates/role-leader-election.yaml")
+            .replace("{{ .Release.Namespace }}", lease_namespace);
+        let role: Role = serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+        Api::<Role>::namespaced(self.admin.clone(), lease_namespace)
+            .patch(
+                "govcloud-operator-leader-election",
+                &apply,
+                &Patch::Apply(&role),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("the leader-election Role: {e}"));
+        let binding: RoleBinding = serde_json::from_value(json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": { "name": "govcloud-operator-leader-election", "namespace": lease_namespace },
+            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "govcloud-operator-leader-election" },
+            "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user }],
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        Api::<RoleBinding>::namespaced(self.admin.clone(), lease_namespace)
+            .patch(
+                "govcloud-operator-leader-election",
+                &apply,
+                &Patch::Apply(&binding),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let path = self.plane.dir().join("operator.kubeconfig");
+        self.plane
+            .write_kubeconfig(
+                &path,
+                &govcloud::controlplane::User::new(user, Some("system:serviceaccounts")),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        path
+    }
+
     pub fn now(&self) -> Timestamp {
         self.clock.now()
     }
