@@ -79,26 +79,27 @@ fn day_file(
             if counters.len() <= index {
                 counters.push(0.0);
             }
-            let total = counters[index];
-            let mut end_total = total;
-            for at in &times {
-                end_total += (vm.cpu)(*at).unwrap_or(0.0) * step;
-            }
-            counters[index] = end_total;
+            // Each vCPU's counter at each step (only where the VM reports).
+            let mut total = counters[index];
+            let samples: Vec<(Timestamp, f64)> = times
+                .iter()
+                .filter_map(|at| {
+                    let used = (vm.cpu)(*at);
+                    total += used.unwrap_or(0.0) * step;
+                    used.map(|_| (*at, total))
+                })
+                .collect();
+            counters[index] = total;
             index += 1;
             for id in 0..vm.vcpus {
-                let mut running = total;
-                for at in &times {
-                    running += (vm.cpu)(*at).unwrap_or(0.0) * step;
-                    if (vm.cpu)(*at).is_some() {
-                        let _ = writeln!(
-                            out,
-                            "kubevirt_vmi_vcpu_seconds_total{{namespace=\"{}\",name=\"{}\",id=\"{id}\",state=\"running\"}} {running:.3} {}",
-                            tenant.namespace,
-                            vm.name,
-                            at.as_second()
-                        );
-                    }
+                for (at, value) in &samples {
+                    let _ = writeln!(
+                        out,
+                        "kubevirt_vmi_vcpu_seconds_total{{namespace=\"{}\",name=\"{}\",id=\"{id}\",state=\"running\"}} {value:.3} {}",
+                        tenant.namespace,
+                        vm.name,
+                        at.as_second()
+                    );
                 }
             }
         }

@@ -81,6 +81,13 @@ impl Replica {
         )
     }
 
+    /// What Kubernetes does to a pod it stops.
+    fn terminate(&self) {
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+    }
+
     fn kill(&mut self) {
         unsafe {
             libc::kill(self.child.id() as libc::pid_t, libc::SIGKILL);
@@ -168,10 +175,31 @@ pub async fn two_replicas_have_one_writer_and_a_takeover_within_the_lease_durati
     .await;
     assert!(b.metric("govcloud_writes_total").await.unwrap_or_default() > 0.0);
 
+    // A leader shut down cleanly hands the lease over at once, not after it
+    // expires.
+    let mut c = Replica::start("replica-c", &dir, &kubeconfig, &clock);
+    eventually("replica-c to stand by", WAIT, || async {
+        (c.metric("govcloud_leader").await == Some(0.0)).then_some(())
+    })
+    .await;
+    b.terminate();
+    let stopped = Instant::now();
+    eventually("replica-c to take over", WAIT, || async {
+        (holder(&leases).await.as_deref() == Some("replica-c")).then_some(())
+    })
+    .await;
+    let handover = stopped.elapsed();
+    eprintln!(
+        "  handover {:.1} s after a clean shutdown",
+        handover.as_secs_f64()
+    );
+    assert!(handover < Duration::from_secs(3), "{handover:?}");
+    assert!(b.child.wait()?.success(), "a clean shutdown exits 0");
+
     // A replica whose lease is taken stops at once: its process ends.
     let mut lease = leases.get("govcloud-operator").await?;
     if let Some(spec) = lease.spec.as_mut() {
-        spec.holder_identity = Some("replica-c".into());
+        spec.holder_identity = Some("replica-d".into());
         spec.renew_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
             jiff::Timestamp::now(),
         ));
@@ -181,15 +209,15 @@ pub async fn two_replicas_have_one_writer_and_a_takeover_within_the_lease_durati
         .await?;
     let taken = Instant::now();
     let status = loop {
-        if let Some(status) = b.child.try_wait()? {
+        if let Some(status) = c.child.try_wait()? {
             break status;
         }
-        assert!(taken.elapsed() < WAIT, "replica-b still runs");
+        assert!(taken.elapsed() < WAIT, "replica-c still runs");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     eprintln!(
         "  {} stopped {:.1} s after losing the lease",
-        b.name,
+        c.name,
         taken.elapsed().as_secs_f64()
     );
     assert!(!status.success(), "{status}");
