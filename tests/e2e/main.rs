@@ -4,6 +4,7 @@
 //!
 //! `cargo test --test e2e -- <filter>` runs a subset; `--list` lists them.
 
+mod admission;
 mod api;
 mod changes;
 mod failover;
@@ -42,6 +43,7 @@ fn all() -> Vec<(&'static str, TestFn)> {
         api::art12_materials_are_required_unless_the_request_is_urgent,
         api::art19_a_termination_names_one_of_the_five_reasons,
         rbac::a_unit_member_is_refused_what_rbac_does_not_grant,
+        admission::art13_only_reviewers_decide_in_their_own_name_on_the_current_generation,
         lifecycle::art13_nothing_is_provisioned_before_an_approval_of_the_current_generation,
         lifecycle::art14_an_approval_provisions_exactly_the_approved_objects,
         lifecycle::art13_a_reviewer_amendment_is_what_gets_provisioned,
