@@ -409,8 +409,14 @@ pub async fn art17_an_approved_change_resizes_reduces_and_wipes_what_it_removes(
             "{kept} was removed"
         );
     }
-    let t = lab.tenancy_in(ns, "oa", TenancyPhase::Active).await;
-    assert!(!t.status.unwrap().inventory.iter().any(|i| i.removing));
+    // Once the deletions are seen, the inventory no longer lists anything as
+    // being removed (the status follows on the next reconcile).
+    lab.tenancy_where(ns, "oa", "Active with nothing being removed", |t| {
+        t.status.as_ref().is_some_and(|s| {
+            s.phase == Some(TenancyPhase::Active) && !s.inventory.iter().any(|i| i.removing)
+        })
+    })
+    .await;
     Ok(())
 }
 
