@@ -39,12 +39,17 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 async fn install(client: &Client) -> Result<(), Error> {
     govcloud::controlplane::install_basics(client, FIELD_MANAGER).await?;
     let mut applier = Applier::new(client.clone(), FIELD_MANAGER);
-    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/samples");
-    let mut files: Vec<_> = std::fs::read_dir(&samples)?
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<_> = std::fs::read_dir(repo.join("config/samples"))?
         .filter_map(|e| e.ok())
         .map(|e| e.path())
         .collect();
     files.sort();
+    // The chart's default prices, which the samples are billed by.
+    files.insert(
+        0,
+        repo.join("charts/govcloud-operator/files/servicecatalog.yaml"),
+    );
     for path in files {
         let name = path.display().to_string();
         if name.contains("changerequest") {
@@ -68,7 +73,9 @@ fn sample(path: &str) -> Result<kube::api::DynamicObject, Error> {
 fn calendar() -> Result<govcloud::calendar::Calendar, Error> {
     let mut specs = Vec::new();
     for year in ["2025", "2026"] {
-        let object = sample(&format!("config/calendar/{year}.yaml"))?;
+        let object = sample(&format!(
+            "charts/govcloud-operator/files/calendar/{year}.yaml"
+        ))?;
         let cal: govcloud::api::WorkCalendar =
             serde_json::from_value(serde_json::to_value(object)?)?;
         specs.push(cal.spec);

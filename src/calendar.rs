@@ -233,7 +233,7 @@ mod tests {
     use jiff::civil::date;
     use proptest::prelude::*;
 
-    /// The shipped calendars, read from `config/calendar/`.
+    /// The shipped calendars, read from `charts/govcloud-operator/files/calendar/`.
     fn shipped() -> &'static Calendar {
         static SHIPPED: OnceLock<Calendar> = OnceLock::new();
         SHIPPED.get_or_init(load_shipped)
@@ -243,7 +243,10 @@ mod tests {
         let specs: Vec<WorkCalendarSpec> = ["2025", "2026"]
             .iter()
             .map(|y| {
-                let path = format!("{}/config/calendar/{y}.yaml", env!("CARGO_MANIFEST_DIR"));
+                let path = format!(
+                    "{}/charts/govcloud-operator/files/calendar/{y}.yaml",
+                    env!("CARGO_MANIFEST_DIR")
+                );
                 let text = std::fs::read_to_string(&path).unwrap();
                 let cal: crate::api::WorkCalendar = serde_saphyr::from_str(&text).unwrap();
                 cal.spec

@@ -862,7 +862,7 @@ mod tests {
         let mut cal = Calendar::new();
         for year in ["2025", "2026"] {
             let text = std::fs::read_to_string(format!(
-                "{}/config/calendar/{year}.yaml",
+                "{}/charts/govcloud-operator/files/calendar/{year}.yaml",
                 env!("CARGO_MANIFEST_DIR")
             ))
             .unwrap();

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Builds the control-plane binaries the tests and the local demo run:
-# kube-apiserver, kube-controller-manager, kubectl (tools/kubernetes) and etcd
-# (tools/etcd), from the Go module proxy at the versions pinned in those go.mod
-# files. The binaries land in a cache outside the repository keyed by version;
-# a build whose binaries are already there is skipped.
+# Builds the binaries the tests and the local demo run: kube-apiserver,
+# kube-controller-manager, kubectl (tools/kubernetes), etcd (tools/etcd) and
+# helm (tools/helm), from the Go module proxy at the versions pinned in those
+# go.mod files. They land in a cache outside the repository keyed by version;
+# a binary already there is not built again.
 #
 # Prints the directory holding the binaries on its last line of stdout.
 #
@@ -22,20 +22,25 @@ module_version() { # <go.mod> <module path>: the version it requires
 
 k8s_version=$(module_version "$here/kubernetes/go.mod" k8s.io/kubernetes)
 etcd_version=$(module_version "$here/etcd/go.mod" go.etcd.io/etcd/server/v3)
-[ -n "$k8s_version" ] && [ -n "$etcd_version" ] || {
+helm_version=$(module_version "$here/helm/go.mod" helm.sh/helm/v4)
+[ -n "$k8s_version" ] && [ -n "$etcd_version" ] && [ -n "$helm_version" ] || {
   echo "cannot read pinned versions from tools/*/go.mod" >&2
   exit 1
 }
 
 bin_dir="$cache_root/control-plane/kubernetes-$k8s_version-etcd-$etcd_version/bin"
-wanted=(kube-apiserver kube-controller-manager kubectl etcd)
+# Helm has its own key, so that moving it does not rebuild the control plane;
+# bin/helm links to it.
+helm_dir="$cache_root/helm/$helm_version"
+wanted=(kube-apiserver kube-controller-manager kubectl etcd helm)
 
-have_all() {
-  for b in "${wanted[@]}"; do [ -x "$bin_dir/$b" ] || return 1; done
+missing() {
+  local b
+  for b in "${wanted[@]}"; do [ -x "$bin_dir/$b" ] || echo "$b"; done
 }
 
-if have_all; then
-  echo "control plane $k8s_version / etcd $etcd_version: cached" >&2
+if [ -z "$(missing)" ]; then
+  echo "control plane $k8s_version / etcd $etcd_version / helm $helm_version: cached" >&2
   echo "$bin_dir"
   exit 0
 fi
@@ -46,13 +51,9 @@ command -v go >/dev/null || {
   exit 1
 }
 
-mkdir -p "$bin_dir"
+mkdir -p "$bin_dir" "$helm_dir"
 exec 9>"$bin_dir/.build.lock"
 flock 9
-if have_all; then # another process finished the build while we waited
-  echo "$bin_dir"
-  exit 0
-fi
 
 tmp=$(mktemp -d "$bin_dir/.tmp.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
@@ -73,16 +74,33 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 done
 
 started=$(date +%s)
-echo "building etcd $etcd_version into $bin_dir" >&2
-(cd "$here/etcd" && go build -p "$jobs" -trimpath -ldflags "-s -w" \
-  -o "$tmp/etcd" go.etcd.io/etcd/server/v3)
-
-for cmd in kube-apiserver kube-controller-manager kubectl; do
-  echo "building $cmd $k8s_version" >&2
-  (cd "$here/kubernetes" && go build -p "$jobs" -trimpath -ldflags "$k8s_ldflags" \
-    -o "$tmp/$cmd" "k8s.io/kubernetes/cmd/$cmd")
+# Another process may have built some while this one waited for the lock.
+for b in $(missing); do
+  case $b in
+  etcd)
+    echo "building etcd $etcd_version" >&2
+    (cd "$here/etcd" && go build -p "$jobs" -trimpath -ldflags "-s -w" \
+      -o "$tmp/etcd" go.etcd.io/etcd/server/v3)
+    mv -f "$tmp/etcd" "$bin_dir/etcd"
+    ;;
+  helm)
+    if [ ! -x "$helm_dir/helm" ]; then
+      echo "building helm $helm_version" >&2
+      (cd "$here/helm" && go build -p "$jobs" -trimpath \
+        -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$helm_version" \
+        -o "$tmp/helm" helm.sh/helm/v4/cmd/helm)
+      mv -f "$tmp/helm" "$helm_dir/helm"
+    fi
+    ln -sfn "$helm_dir/helm" "$bin_dir/helm"
+    ;;
+  *)
+    echo "building $b $k8s_version" >&2
+    (cd "$here/kubernetes" && go build -p "$jobs" -trimpath -ldflags "$k8s_ldflags" \
+      -o "$tmp/$b" "k8s.io/kubernetes/cmd/$b")
+    mv -f "$tmp/$b" "$bin_dir/$b"
+    ;;
+  esac
 done
 
-for b in "${wanted[@]}"; do mv -f "$tmp/$b" "$bin_dir/$b"; done
-echo "control plane built in $(($(date +%s) - started)) s" >&2
+echo "built in $(($(date +%s) - started)) s" >&2
 echo "$bin_dir"

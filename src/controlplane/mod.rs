@@ -11,6 +11,7 @@
 //! rules.
 //! Everything lives in one temporary directory and dies with the process.
 
+pub mod helm;
 mod pki;
 pub mod prometheus;
 pub mod standins;
@@ -88,12 +89,17 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
     move |source| Error::Io { what, source }
 }
 
-/// The directory holding `etcd`, `kube-apiserver`, `kube-controller-manager`
-/// and `kubectl`: `$GOVCLOUD_CONTROL_PLANE_BIN` if set, otherwise the cache that
+/// The directory holding `etcd`, `kube-apiserver`, `kube-controller-manager`,
+/// `kubectl` and `helm`: `$GOVCLOUD_CONTROL_PLANE_BIN` if set, otherwise the cache that
 /// `tools/build-control-plane.sh` fills (building on the first run).
 pub fn binaries() -> Result<PathBuf, Error> {
     if let Some(dir) = std::env::var_os("GOVCLOUD_CONTROL_PLANE_BIN") {
         return Ok(PathBuf::from(dir));
+    }
+    // Built or found once per process.
+    static FOUND: OnceLock<PathBuf> = OnceLock::new();
+    if let Some(dir) = FOUND.get() {
+        return Ok(dir.clone());
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/build-control-plane.sh");
     let out = Command::new(&script)
@@ -108,7 +114,7 @@ pub fn binaries() -> Result<PathBuf, Error> {
     if dir.is_empty() {
         return Err(Error::Build("the script printed no directory".into()));
     }
-    Ok(PathBuf::from(dir))
+    Ok(FOUND.get_or_init(|| PathBuf::from(dir)).clone())
 }
 
 struct Process {
@@ -661,7 +667,7 @@ fn wait_tcp_blocking(process: &mut Process, port: u16) -> Result<(), Error> {
 /// Installs what every local cluster of this repository starts with: the
 /// govcloud.dev CRDs (from the types, which `crds/` must equal), KubeVirt's VM
 /// and VMI CRDs and expandable storage classes (`tests/fixtures/`), and the
-/// shipped WorkCalendars (`config/calendar/`).
+/// shipped WorkCalendars (`charts/govcloud-operator/files/calendar/`).
 pub async fn install_basics(
     client: &Client,
     field_manager: &str,
@@ -691,8 +697,8 @@ pub async fn install_basics(
     let mut applier = Applier::new(client.clone(), field_manager);
     for path in [
         "tests/fixtures/storageclasses.yaml",
-        "config/calendar/2025.yaml",
-        "config/calendar/2026.yaml",
+        "charts/govcloud-operator/files/calendar/2025.yaml",
+        "charts/govcloud-operator/files/calendar/2026.yaml",
     ] {
         let (name, text) = read(path)?;
         applier

@@ -344,8 +344,8 @@ const CRR: &str = "config/samples/20-cloudresourcerequest-oa.yaml";
 const URGENT: &str = "config/samples/21-cloudresourcerequest-emergency.yaml";
 const MODIFY: &str = "config/samples/30-changerequest-modify.yaml";
 const TERMINATE: &str = "config/samples/31-changerequest-terminate.yaml";
-const CALENDAR: &str = "config/calendar/2026.yaml";
-const CATALOG: &str = "config/samples/10-servicecatalog.yaml";
+const CALENDAR: &str = "charts/govcloud-operator/files/calendar/2026.yaml";
+const CATALOG: &str = "charts/govcloud-operator/files/servicecatalog.yaml";
 
 const PHONE: &str = "phone must be an 11-digit mobile number or a landline";
 const EMAIL: &str = "email must be an address such as name@example.gov.cn";

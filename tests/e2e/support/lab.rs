@@ -8,6 +8,7 @@ use std::time::Duration;
 use govcloud::api::{CloudResourceRequest, RequestPhase, Tenancy, TenancyPhase, keys};
 use govcloud::clock::Clock;
 use govcloud::config::Config;
+use govcloud::controlplane::helm::Release;
 use govcloud::controlplane::{ControlPlane, Options, standins};
 use govcloud::manifests;
 use jiff::{SignedDuration, Timestamp};
@@ -28,6 +29,9 @@ pub use govcloud::controlplane::standins::vms;
 pub struct Lab {
     pub plane: ControlPlane,
     pub admin: Client,
+    /// Who `decide` acts as, naming `REVIEWER` in `decided-by`: the admin,
+    /// unless a test installs the admission policies and sets a reviewer.
+    pub reviewer: Client,
     pub clock: Clock,
     /// The in-process operator's metrics.
     pub metrics: std::sync::Arc<govcloud::operator::Metrics>,
@@ -67,6 +71,7 @@ impl Lab {
         );
         Self {
             plane,
+            reviewer: admin.clone(),
             admin,
             clock,
             metrics: Default::default(),
@@ -77,10 +82,15 @@ impl Lab {
     }
 
     pub fn run_operator(&mut self, config: Config) {
+        self.run_operator_as(self.admin.clone(), config);
+    }
+
+    /// Runs the operator in-process with `client`'s identity.
+    pub fn run_operator_as(&mut self, client: Client, config: Config) {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.stop = Some(tx);
-        let operator = govcloud::operator::Operator::new(self.admin.clone(), config)
-            .with_clock(self.clock.clone());
+        let operator =
+            govcloud::operator::Operator::new(client, config).with_clock(self.clock.clone());
         self.metrics = operator.metrics();
         self.operator = Some(tokio::spawn(async move {
             operator
@@ -91,34 +101,22 @@ impl Lab {
         }));
     }
 
-    /// A kubeconfig for the operator's own user, bound to nothing but the
-    /// chart's ClusterRole and, in `lease_namespace`, its leader-election Role.
-    pub async fn operator_kubeconfig(&self, lease_namespace: &str) -> std::path::PathBuf {
-        use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
-        let user = "system:serviceaccount:govcloud-system:govcloud-operator";
-        let apply = PatchParams::apply("govcloud-tests").force();
-        let cluster_role: ClusterRole = serde_saphyr::from_str(&read(
-            "charts/govcloud-operator/templates/clusterrole-operator.yaml",
-        ))
-        .unwrap_or_else(|e| panic!("{e}"));
-        Api::<ClusterRole>::all(self.admin.clone())
-            .patch("govcloud-operator", &apply, &Patch::Apply(&cluster_role))
-            .await
-            .unwrap_or_else(|e| panic!("the operator's ClusterRole: {e}"));
-        let binding: ClusterRoleBinding = serde_json::from_value(json!({
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-            "metadata": { "name": "govcloud-operator" },
-            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "govcloud-operator" },
-            "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user }],
-        }))
-        .unwrap_or_else(|e| panic!("{e}"));
-        Api::<ClusterRoleBinding>::all(self.admin.clone())
-            .patch("govcloud-operator", &apply, &Patch::Apply(&binding))
-            .await
+    /// Installs what `helm template` renders for `release` (CRDs included),
+    /// in its namespace, as `helm install` would; returns the objects.
+    pub async fn install_chart(&self, release: &Release) -> Vec<DynamicObject> {
+        let yaml = release
+            .template()
+            .unwrap_or_else(|e| panic!("{e}"))
             .unwrap_or_else(|e| panic!("{e}"));
+        let objs = manifests::parse("helm template", &yaml).unwrap_or_else(|e| panic!("{e}"));
+        self.install(&release.namespace, &objs).await;
+        objs
+    }
+
+    async fn install(&self, namespace: &str, objs: &[DynamicObject]) {
         let ns = Namespace {
             metadata: ObjectMeta {
-                name: Some(lease_namespace.into()),
+                name: Some(namespace.into()),
                 ..ObjectMeta::default()
             },
             ..Namespace::default()
@@ -129,40 +127,50 @@ impl Lab {
         {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 409 => {}
-            Err(e) => panic!("{e}"),
+            Err(e) => panic!("namespace {namespace}: {e}"),
         }
-        let text = read("charts/govcloud-operator/templates/role-leader-election.yaml")
-            .replace("{{ .Release.Namespace }}", lease_namespace);
-        let role: Role = serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
-        Api::<Role>::namespaced(self.admin.clone(), lease_namespace)
-            .patch(
-                "govcloud-operator-leader-election",
-                &apply,
-                &Patch::Apply(&role),
-            )
+        manifests::Applier::new(self.admin.clone(), "helm")
+            .apply_all(objs, Some(namespace))
             .await
-            .unwrap_or_else(|e| panic!("the leader-election Role: {e}"));
-        let binding: RoleBinding = serde_json::from_value(json!({
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-            "metadata": { "name": "govcloud-operator-leader-election", "namespace": lease_namespace },
-            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "govcloud-operator-leader-election" },
-            "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user }],
-        }))
-        .unwrap_or_else(|e| panic!("{e}"));
-        Api::<RoleBinding>::namespaced(self.admin.clone(), lease_namespace)
-            .patch(
-                "govcloud-operator-leader-election",
-                &apply,
-                &Patch::Apply(&binding),
-            )
-            .await
+            .unwrap_or_else(|e| panic!("installing the chart: {e}"));
+    }
+
+    /// The operator's user as the chart's ServiceAccount in `namespace`.
+    pub fn operator_user(namespace: &str) -> govcloud::controlplane::User {
+        govcloud::controlplane::User::new(
+            format!("system:serviceaccount:{namespace}:govcloud-operator"),
+            Some("system:serviceaccounts"),
+        )
+    }
+
+    /// A kubeconfig for the operator's ServiceAccount in `namespace`, bound
+    /// to nothing but what the chart renders for it: its ClusterRole and, in
+    /// `namespace`, its leader-election Role.
+    pub async fn operator_kubeconfig(&self, namespace: &str) -> std::path::PathBuf {
+        let release = Release::new("govcloud", namespace)
+            .set("admission.enabled", "false")
+            .set("bindGroups", "false")
+            .set("defaults.workCalendars", "false")
+            .set("defaults.serviceCatalog", "false");
+        let yaml = release
+            .template()
+            .unwrap_or_else(|e| panic!("{e}"))
             .unwrap_or_else(|e| panic!("{e}"));
+        let rbac: Vec<DynamicObject> = manifests::parse("helm template", &yaml)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_iter()
+            .filter(|o| {
+                o.types.as_ref().is_some_and(|t| {
+                    t.api_version.starts_with("rbac.authorization.k8s.io/")
+                        || t.kind == "ServiceAccount"
+                })
+            })
+            .collect();
+        assert!(rbac.len() >= 5, "the chart renders the operator's RBAC");
+        self.install(namespace, &rbac).await;
         let path = self.plane.dir().join("operator.kubeconfig");
         self.plane
-            .write_kubeconfig(
-                &path,
-                &govcloud::controlplane::User::new(user, Some("system:serviceaccounts")),
-            )
+            .write_kubeconfig(&path, &Self::operator_user(namespace))
             .unwrap_or_else(|e| panic!("{e}"));
         path
     }
@@ -260,7 +268,7 @@ impl Lab {
         if let Some(o) = opinion {
             annotations[keys::OPINION] = json!(o);
         }
-        self.requests(ns)
+        Api::<CloudResourceRequest>::namespaced(self.reviewer.clone(), ns)
             .patch(
                 name,
                 &PatchParams::default(),

@@ -1,0 +1,37 @@
+{{/* The name of namespaced objects of the release. */}}
+{{- define "govcloud.fullname" -}}
+{{- default "govcloud-operator" .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "govcloud.labels" -}}
+app.kubernetes.io/name: govcloud-operator
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{- define "govcloud.selectorLabels" -}}
+app.kubernetes.io/name: govcloud-operator
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "govcloud.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "govcloud.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The user name the apiserver gives the operator's ServiceAccount. */}}
+{{- define "govcloud.operatorUser" -}}
+system:serviceaccount:{{ .Release.Namespace }}:{{ include "govcloud.serviceAccountName" . }}
+{{- end -}}
+
+{{/* The operator's configuration file: .Values.config with the groups of
+     .Values.groups, which the roles and admission policies use too. */}}
+{{- define "govcloud.config" -}}
+{{- $groups := dict "reviewerGroup" .Values.groups.reviewers "vendorGroup" .Values.groups.vendors "auditorGroup" .Values.groups.auditors -}}
+{{- toYaml (mustMergeOverwrite (deepCopy .Values.config) $groups) -}}
+{{- end -}}

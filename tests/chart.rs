@@ -1,0 +1,265 @@
+//! The Helm chart as users get it: `helm lint` and `helm template` with the
+//! Helm built beside the control plane. The e2e tests install what it renders
+//! into a real apiserver (admission.rs, failover.rs).
+
+use govcloud::config::Config;
+use govcloud::controlplane::helm::Release;
+use govcloud::release::WipeMode;
+use kube::api::DynamicObject;
+use serde_json::Value;
+
+fn release() -> Release {
+    Release::new("govcloud", "govcloud-system")
+}
+
+fn render(release: &Release) -> Vec<Value> {
+    let yaml = release
+        .template()
+        .expect("helm runs")
+        .unwrap_or_else(|e| panic!("{e}"));
+    govcloud::manifests::parse("helm template", &yaml)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .map(|o: DynamicObject| serde_json::to_value(o).expect("serialises"))
+        .collect()
+}
+
+fn refusal(release: &Release) -> String {
+    match release.template().expect("helm runs") {
+        Ok(_) => panic!("helm accepted {:?}", release.sets),
+        Err(e) => e.stderr,
+    }
+}
+
+fn find<'a>(objs: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    objs.iter().filter(|o| o["kind"] == kind).collect()
+}
+
+fn one<'a>(objs: &'a [Value], kind: &str) -> &'a Value {
+    let found = find(objs, kind);
+    assert_eq!(found.len(), 1, "one {kind}");
+    found[0]
+}
+
+#[test]
+fn helm_lint_passes_strict_with_the_defaults_and_each_switch() {
+    let variants = [
+        release(),
+        release()
+            .set("replicas", "1")
+            .set("leaderElection.enabled", "false"),
+        release().set("admission.enabled", "false"),
+        release().set("metrics.serviceMonitor.enabled", "true"),
+        release()
+            .set("serviceAccount.create", "false")
+            .set("serviceAccount.name", "existing"),
+        release()
+            .set("bindGroups", "false")
+            .set("defaults.workCalendars", "false")
+            .set("defaults.serviceCatalog", "false"),
+    ];
+    for r in variants {
+        let out = r
+            .lint()
+            .expect("helm runs")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(out.contains("0 chart(s) failed"), "{:?}: {out}", r.sets);
+    }
+}
+
+#[test]
+fn the_values_schema_refuses_misspelt_keys_and_unsafe_values_before_install() {
+    for (sets, words) in [
+        (
+            vec![("replica", "3")],
+            "additional properties 'replica' not allowed",
+        ),
+        (
+            vec![("leaderElection.enabled", "false")],
+            "'/leaderElection/enabled': value must be true",
+        ),
+        (
+            vec![("leaderElection.leaseSeconds", "1")],
+            "'/leaderElection/leaseSeconds'",
+        ),
+        (vec![("groups.reviewers", "it's")], "'/groups/reviewers'"),
+        (
+            vec![("admission.validationActions", "{Block}")],
+            "value must be one of 'Deny', 'Warn', 'Audit'",
+        ),
+        (
+            vec![("config.reviewerGroup", "x")],
+            "'/config/reviewerGroup'",
+        ),
+        (
+            vec![("image.pullPolicy", "Sometimes")],
+            "'/image/pullPolicy'",
+        ),
+    ] {
+        let mut r = release();
+        for (k, v) in &sets {
+            r = r.set(k, v);
+        }
+        let stderr = refusal(&r);
+        assert!(stderr.contains(words), "{sets:?}: {stderr}");
+    }
+}
+
+#[test]
+fn the_deployment_runs_non_root_read_only_with_probes_resources_and_leader_election() {
+    let objs = render(&release());
+    let d = one(&objs, "Deployment");
+    assert_eq!(d["metadata"]["namespace"], "govcloud-system");
+    assert_eq!(d["spec"]["replicas"], 2);
+    let pod = &d["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(pod["serviceAccountName"], "govcloud-operator");
+    let c = &pod["containers"][0];
+    assert_eq!(c["image"], "govcloud-operator:0.1.0");
+    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
+    assert_eq!(c["securityContext"]["capabilities"]["drop"][0], "ALL");
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert!(c["resources"]["requests"]["cpu"].is_string());
+    assert!(c["resources"]["requests"]["memory"].is_string());
+    let args: Vec<&str> = c["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(args[0], "run");
+    assert!(args.contains(&"--leader-elect"), "{args:?}");
+    assert!(args.contains(&"--lease-seconds=15"), "{args:?}");
+    assert!(
+        args.contains(&"--config=/etc/govcloud/operator.yaml"),
+        "{args:?}"
+    );
+    assert_eq!(c["volumeMounts"][0]["mountPath"], "/etc/govcloud");
+    assert_eq!(pod["volumes"][0]["configMap"]["name"], "govcloud-operator");
+    assert_eq!(c["env"][0]["name"], "POD_NAMESPACE");
+
+    // One replica needs no lease.
+    let objs = render(
+        &release()
+            .set("replicas", "1")
+            .set("leaderElection.enabled", "false"),
+    );
+    let args =
+        one(&objs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
+    assert!(!args.contains("--leader-elect"), "{args}");
+}
+
+#[test]
+fn the_rendered_configuration_is_what_the_operator_reads() {
+    let objs = render(
+        &release()
+            .set("groups.reviewers", "district:dcd-reviewers")
+            .set("config.wipe.mode", "delete"),
+    );
+    let text = one(&objs, "ConfigMap")["data"]["operator.yaml"]
+        .as_str()
+        .expect("operator.yaml")
+        .to_owned();
+    let config = Config::parse("operator.yaml", &text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.reviewer_group, "district:dcd-reviewers");
+    assert_eq!(config.vendor_group, "govcloud:vendors");
+    assert_eq!(config.wipe.mode, WipeMode::Delete);
+    // The policies and the reviewers' binding use the same group.
+    let policies = find(&objs, "ValidatingAdmissionPolicy");
+    assert_eq!(policies.len(), 4);
+    for p in &policies {
+        let text = p.to_string();
+        if text.contains("reviewer") {
+            assert!(
+                text.contains("district:dcd-reviewers"),
+                "{}",
+                p["metadata"]["name"]
+            );
+            assert!(
+                !text.contains("govcloud:reviewers"),
+                "{}",
+                p["metadata"]["name"]
+            );
+        }
+    }
+    let binding = find(&objs, "ClusterRoleBinding")
+        .into_iter()
+        .find(|b| b["metadata"]["name"] == "govcloud-reviewers")
+        .expect("the reviewers' binding");
+    assert_eq!(binding["subjects"][0]["name"], "district:dcd-reviewers");
+
+    // A key the operator does not know renders, and the operator refuses it
+    // at start with the key named, rather than ignoring it.
+    let objs = render(&release().set("config.wipeMode", "delete"));
+    let text = one(&objs, "ConfigMap")["data"]["operator.yaml"]
+        .as_str()
+        .expect("operator.yaml")
+        .to_owned();
+    let e = Config::parse("operator.yaml", &text).expect_err("unknown key refused");
+    assert!(e.to_string().contains("wipeMode"), "{e}");
+}
+
+#[test]
+fn the_operator_is_named_by_its_release_namespace_and_service_account() {
+    let objs = render(
+        &Release::new("gc", "platform-ops")
+            .set("serviceAccount.create", "false")
+            .set("serviceAccount.name", "gco"),
+    );
+    assert!(find(&objs, "ServiceAccount").is_empty());
+    let user = "system:serviceaccount:platform-ops:gco";
+    for p in find(&objs, "ValidatingAdmissionPolicy") {
+        let text = p.to_string();
+        if text.contains("system:serviceaccount:") {
+            assert!(text.contains(user), "{}", p["metadata"]["name"]);
+        }
+    }
+    let binding = find(&objs, "ClusterRoleBinding")
+        .into_iter()
+        .find(|b| b["metadata"]["name"] == "govcloud-operator")
+        .expect("the operator's binding");
+    assert_eq!(binding["subjects"][0]["name"], "gco");
+    assert_eq!(binding["subjects"][0]["namespace"], "platform-ops");
+    let role = one(&objs, "Role");
+    assert_eq!(role["metadata"]["namespace"], "platform-ops");
+}
+
+#[test]
+fn the_chart_ships_crds_calendars_and_prices_kept_on_uninstall() {
+    let objs = render(&release());
+    let crds: Vec<&str> = find(&objs, "CustomResourceDefinition")
+        .iter()
+        .filter_map(|c| c["metadata"]["name"].as_str())
+        .collect();
+    assert_eq!(crds.len(), 5, "{crds:?}");
+    let calendars: Vec<&str> = find(&objs, "WorkCalendar")
+        .iter()
+        .filter_map(|c| c["metadata"]["name"].as_str())
+        .collect();
+    assert_eq!(calendars, ["cn-2025", "cn-2026"]);
+    let catalog = one(&objs, "ServiceCatalog");
+    assert_eq!(catalog["metadata"]["name"], "default");
+    for o in find(&objs, "WorkCalendar")
+        .into_iter()
+        .chain(find(&objs, "ServiceCatalog"))
+    {
+        assert_eq!(
+            o["metadata"]["annotations"]["helm.sh/resource-policy"], "keep",
+            "{}",
+            o["metadata"]["name"]
+        );
+    }
+    assert!(find(&objs, "ServiceMonitor").is_empty());
+    let objs = render(&release().set("metrics.serviceMonitor.enabled", "true"));
+    let monitor = one(&objs, "ServiceMonitor");
+    let service = one(&objs, "Service");
+    for (k, v) in monitor["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .expect("labels")
+    {
+        assert_eq!(&service["metadata"]["labels"][k], v, "{k}");
+    }
+    assert_eq!(service["spec"]["ports"][0]["port"], 8080);
+}
