@@ -1,8 +1,11 @@
 //! The main job, locally: starts a real control plane (built from the Go module
-//! proxy on first use), installs the CRDs, KubeVirt's CRDs, the calendars and
-//! the samples, runs the operator on a development clock, and walks the
-//! samples through their lifecycle: review, emergency opening, provisioning,
-//! trial, formal operation, reclaim with wiping, an extension.
+//! proxy on first use), installs KubeVirt's CRDs, the chart as `helm template`
+//! renders it (CRDs, roles, admission policies, calendars, prices; the
+//! operator runs in this process instead of the Deployment) and the samples,
+//! runs the operator as the chart's ServiceAccount on a development clock, and
+//! walks the samples through their lifecycle with a reviewer deciding under
+//! the admission policies: review, emergency opening, provisioning, trial,
+//! formal operation, reclaim with wiping, a change, an extension, termination.
 //!
 //!   cargo run --example demo                       # then keeps running until Ctrl-C
 //!   cargo run --example demo -- --once             # walk the lifecycle, then stop
@@ -22,6 +25,7 @@ use govcloud::api::{
 };
 use govcloud::clock::Clock;
 use govcloud::config::Config;
+use govcloud::controlplane::helm::Release;
 use govcloud::controlplane::{ControlPlane, Options, User, standins};
 use govcloud::manifests::{self, Applier};
 use govcloud::operator::Operator;
@@ -33,11 +37,40 @@ use serde_json::json;
 
 const FIELD_MANAGER: &str = "govcloud-demo";
 const REVIEWER: &str = "wang.reviewer";
+const NAMESPACE: &str = "govcloud-system";
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
-async fn install(client: &Client) -> Result<(), Error> {
+/// Installs the chart as `helm template` renders it, but for the Deployment
+/// (the operator runs in this process); returns the operator's configuration
+/// from the chart's ConfigMap.
+async fn install_chart(client: &Client) -> Result<Config, Error> {
+    let yaml = Release::new("govcloud", NAMESPACE).template()??;
+    let objs: Vec<_> = manifests::parse("helm template", &yaml)?
+        .into_iter()
+        .filter(|o| o.types.as_ref().is_none_or(|t| t.kind != "Deployment"))
+        .collect();
+    let ns: kube::api::DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": NAMESPACE },
+    }))?;
+    let mut applier = Applier::new(client.clone(), "helm");
+    applier.apply(&ns, None).await?;
+    applier.apply_all(&objs, Some(NAMESPACE)).await?;
+    println!(
+        "  installed the chart as helm template renders it: {} objects (the operator runs here instead of its Deployment)",
+        objs.len()
+    );
+    let text = objs
+        .iter()
+        .find(|o| o.types.as_ref().is_some_and(|t| t.kind == "ConfigMap"))
+        .and_then(|o| o.data["data"]["operator.yaml"].as_str())
+        .ok_or("the chart renders no operator configuration")?;
+    Ok(Config::parse("operator.yaml", text)?)
+}
+
+async fn install(client: &Client) -> Result<Config, Error> {
     govcloud::controlplane::install_basics(client, FIELD_MANAGER).await?;
+    let config = install_chart(client).await?;
     let mut applier = Applier::new(client.clone(), FIELD_MANAGER);
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files: Vec<_> = std::fs::read_dir(repo.join("config/samples"))?
@@ -60,7 +93,7 @@ async fn install(client: &Client) -> Result<(), Error> {
         applier.apply_all(&objs, None).await?;
         println!("  applied {}", name.rsplit('/').next().unwrap_or(&name));
     }
-    Ok(())
+    Ok(config)
 }
 
 fn sample(path: &str) -> Result<kube::api::DynamicObject, Error> {
@@ -85,6 +118,9 @@ fn calendar() -> Result<govcloud::calendar::Calendar, Error> {
 
 struct Demo {
     client: Client,
+    /// A reviewer of the Digital City Department (group govcloud:reviewers):
+    /// the admission policies accept decisions from no one else.
+    reviewer: Client,
     clock: Clock,
     kubectl: String,
     kubeconfig: String,
@@ -161,7 +197,7 @@ impl Demo {
         decision: &str,
         opinion: &str,
     ) -> Result<(), Error> {
-        let api: Api<CloudResourceRequest> = Api::namespaced(self.client.clone(), ns);
+        let api: Api<CloudResourceRequest> = Api::namespaced(self.reviewer.clone(), ns);
         let generation = api.get(name).await?.metadata.generation.unwrap_or(1);
         println!(
             "  {REVIEWER} decides {decision} on {ns}/{name} (generation {generation}): {opinion}"
@@ -421,7 +457,7 @@ impl Demo {
     }
 
     async fn decide_change(&self, ns: &str, name: &str, opinion: &str) -> Result<(), Error> {
-        let api: Api<ChangeRequest> = Api::namespaced(self.client.clone(), ns);
+        let api: Api<ChangeRequest> = Api::namespaced(self.reviewer.clone(), ns);
         let generation = api.get(name).await?.metadata.generation.unwrap_or(1);
         println!("  {REVIEWER} approves {ns}/{name} (generation {generation}): {opinion}");
         api.patch(
@@ -442,9 +478,22 @@ impl Demo {
 async fn demo(once: bool, current_context: bool) -> Result<(), Error> {
     if current_context {
         let client = Client::try_default().await?;
-        install(&client).await?;
-        println!("installed into the current context; running the operator (Ctrl-C stops it)");
-        Operator::new(client, Config::default())
+        let config = install(&client).await?;
+        // The operator acts as the chart's ServiceAccount (by impersonation),
+        // which the admission policies let do its work.
+        let mut as_operator = kube::Config::infer().await?;
+        as_operator.auth_info.impersonate = Some(format!(
+            "system:serviceaccount:{NAMESPACE}:govcloud-operator"
+        ));
+        as_operator.auth_info.impersonate_groups = Some(vec![
+            "system:serviceaccounts".into(),
+            format!("system:serviceaccounts:{NAMESPACE}"),
+            "system:authenticated".into(),
+        ]);
+        println!(
+            "installed into the current context; running the operator as govcloud-system/govcloud-operator (Ctrl-C stops it)"
+        );
+        Operator::new(Client::try_from(as_operator)?, config)
             .run(async {
                 let _ = tokio::signal::ctrl_c().await;
             })
@@ -462,12 +511,21 @@ async fn demo(once: bool, current_context: bool) -> Result<(), Error> {
     let kubeconfig = plane.dir().join("admin.kubeconfig");
     plane.write_kubeconfig(&kubeconfig, &User::admin())?;
     println!("control plane {} at {}", plane.version(), plane.server());
-    install(&client).await?;
+    let config = install(&client).await?;
 
+    // The operator as the chart's ServiceAccount, bound only to its own roles.
+    let operator_user = User::new(
+        format!("system:serviceaccount:{NAMESPACE}:govcloud-operator"),
+        Some("system:serviceaccounts"),
+    );
+    let operator_client = plane.client(&operator_user).await?;
+    let reviewer = plane
+        .client(&User::new(REVIEWER, Some(config.reviewer_group.as_str())))
+        .await?;
     let clock = Clock::manual(Timestamp::now());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let operator = tokio::spawn(
-        Operator::new(client.clone(), Config::default())
+        Operator::new(operator_client, config)
             .with_clock(clock.clone())
             .run(async {
                 let _ = stop_rx.await;
@@ -475,6 +533,7 @@ async fn demo(once: bool, current_context: bool) -> Result<(), Error> {
     );
     let demo = Demo {
         client,
+        reviewer,
         clock,
         kubectl: plane.bin_dir().join("kubectl").display().to_string(),
         kubeconfig: kubeconfig.display().to_string(),

@@ -1,9 +1,9 @@
-//! Who may do what (Ch. 2, Art. 7-10, 13, 15, 17, 19, 20, 25): the chart as
+//! Who may do what (Ch. 2, Art. 7-11, 13, 15, 17, 19, 20, 25): the chart as
 //! `helm template` renders it, installed into a real apiserver, with the
 //! operator running as the chart's ServiceAccount and distinct users acting.
 
 use govcloud::api::{
-    ChangePhase, ChangeRequest, CloudResourceRequest, RequestPhase, Tenancy, keys,
+    ChangePhase, ChangeRequest, CloudResourceRequest, RequestPhase, Tenancy, TenancyPhase, keys,
 };
 use govcloud::config::Config;
 use govcloud::controlplane::User;
@@ -20,6 +20,7 @@ use crate::support::{Ctx, TestResult, eventually, read};
 const OA: &str = "config/samples/20-cloudresourcerequest-oa.yaml";
 const URGENT: &str = "config/samples/21-cloudresourcerequest-emergency.yaml";
 const MODIFY: &str = "config/samples/30-changerequest-modify.yaml";
+const TERMINATE: &str = "config/samples/31-changerequest-terminate.yaml";
 const NAMESPACE: &str = "govcloud-system";
 
 /// The matrix: what was tried, and `None` when it must succeed or the words
@@ -54,6 +55,40 @@ impl Matrix {
         );
         assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     }
+}
+
+/// A reviewer's lifting of a unit's suspension (Art. 15), tried by `client`.
+async fn lift_suspension(client: &Client, ns: &str) -> Result<(), String> {
+    let patch = json!({ "metadata": { "annotations": { keys::SUSPENSION_LIFTED: "2026-12-01" } } });
+    outcome(
+        Api::<Namespace>::all(client.clone())
+            .patch(ns, &PatchParams::default(), &Patch::Merge(patch))
+            .await,
+    )
+}
+
+/// Writing an object's status phase, which only the operator does.
+async fn write_phase<K>(client: &Client, ns: &str, name: &str, phase: &str) -> Result<(), String>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let patch = json!({ "status": { "phase": phase } });
+    outcome(
+        Api::<K>::namespaced(client.clone(), ns)
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(patch))
+            .await,
+    )
+}
+
+/// Whether the client may list what `api` points at.
+async fn listed<K>(api: Api<K>) -> Result<(), String>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    outcome(api.list(&ListParams::default()).await)
 }
 
 fn outcome<T>(r: Result<T, kube::Error>) -> Result<(), String> {
@@ -178,208 +213,865 @@ async fn change_in(lab: &Lab, ns: &str, name: &str, phase: ChangePhase) {
     })
     .await;
 }
+/// A private cluster with the chart installed as `helm template` renders it
+/// (CRDs, roles, the groups' bindings, the policies, the Deployment, the
+/// defaults), the operator running as the chart's ServiceAccount with the
+/// rendered configuration, two units and a client for each kind of user.
+struct Fixture {
+    lab: Lab,
+    m: Matrix,
+    ns: String,
+    other_ns: String,
+    tenant_a: Client,
+    tenant_b: Client,
+    reviewer: Client,
+    vendor: Client,
+    auditor: Client,
+    operator: Client,
+    admin: Client,
+}
 
-pub async fn art13_only_reviewers_decide_in_their_own_name_on_the_current_generation(
+impl Fixture {
+    async fn new() -> Self {
+        let mut lab = Lab::cluster("2026-11-27T02:00:00Z").await;
+        let objs = lab
+            .install_chart(&Release::new("govcloud", NAMESPACE))
+            .await;
+        let kinds: Vec<String> = objs
+            .iter()
+            .filter_map(|o| o.types.as_ref().map(|t| t.kind.clone()))
+            .collect();
+        for kind in ["Deployment", "ValidatingAdmissionPolicy", "ServiceCatalog"] {
+            assert!(kinds.iter().any(|k| k == kind), "{kind} in {kinds:?}");
+        }
+        let config = operator_config(&objs);
+        let a = lab.unit("finance").await;
+        let b = lab.unit("health").await;
+        let client = |user: User| {
+            let plane = &lab.plane;
+            async move { plane.client(&user).await.unwrap_or_else(|e| panic!("{e}")) }
+        };
+        let operator = client(Lab::operator_user(NAMESPACE)).await;
+        let reviewer = client(User::new(REVIEWER, Some("govcloud:reviewers"))).await;
+        let vendor = client(User::new("li.vendor", Some("govcloud:vendors"))).await;
+        let auditor = client(User::new("sun.auditor", Some("govcloud:auditors"))).await;
+        let tenant_a = client(a.member("clerk")).await;
+        let tenant_b = client(b.member("nurse")).await;
+        lab.run_operator_as(operator.clone(), config);
+        lab.reviewer = reviewer.clone();
+        // What the platform team declares with each unit.
+        let mut applier = manifests::Applier::new(lab.admin.clone(), "platform-team");
+        for unit in [&a, &b] {
+            let binding = json!({
+                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                "metadata": { "name": "govcloud-tenant", "namespace": unit.namespace },
+                "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "govcloud-tenant" },
+                "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": unit.group }],
+            });
+            let binding = serde_json::from_value(binding).unwrap_or_else(|e| panic!("{e}"));
+            applier
+                .apply(&binding, None)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        // Policies take a moment to be enforced after they are created.
+        let ns = a.namespace.clone();
+        eventually("the policies to be enforced", WAIT, || async {
+            let refused = file(
+                &tenant_a,
+                &ns,
+                "probe",
+                decision("clerk@finance", 1, "approve"),
+            )
+            .await
+            .err()?;
+            refused.contains("reviewers").then_some(())
+        })
+        .await;
+        Self {
+            admin: lab.admin.clone(),
+            lab,
+            m: Matrix::default(),
+            ns,
+            other_ns: b.namespace,
+            tenant_a,
+            tenant_b,
+            reviewer,
+            vendor,
+            auditor,
+            operator,
+        }
+    }
+
+    /// The OA sample filed by unit A's clerk as `name`, in review.
+    async fn filed(&self, name: &str) -> i64 {
+        file(&self.tenant_a, &self.ns, name, json!({}))
+            .await
+            .unwrap_or_else(|e| panic!("filing {name}: {e}"));
+        request_in(&self.lab, &self.ns, name, RequestPhase::UnderReview).await;
+        generation::<CloudResourceRequest>(&self.lab, &self.ns, name).await
+    }
+
+    /// A tenancy of unit A in formal operation; returns its namespace.
+    async fn active(&mut self, name: &str) -> String {
+        self.lab.active("finance", name).await.1
+    }
+
+    /// Unit A files the termination of `tenancy`, a reviewer approves it,
+    /// the clock reaches its effective date and the operator releases
+    /// everything (KubeVirt's and the Job controller's parts played).
+    async fn terminate(&mut self, tenancy: &str, tns: &str) -> Tenancy {
+        let ns = self.ns.clone();
+        let change = format!("{tenancy}-stop");
+        let mut stop: ChangeRequest = from_sample(TERMINATE, &ns, &change, json!({}));
+        stop.spec.tenancy = tenancy.into();
+        self.m.allowed(
+            "a tenant files its tenancy's termination",
+            outcome(
+                Api::<ChangeRequest>::namespaced(self.tenant_a.clone(), &ns)
+                    .create(&PostParams::default(), &stop)
+                    .await,
+            ),
+        );
+        change_in(&self.lab, &ns, &change, ChangePhase::UnderReview).await;
+        let g = generation::<ChangeRequest>(&self.lab, &ns, &change).await;
+        self.m.allowed(
+            "a reviewer approves the termination",
+            annotate::<ChangeRequest>(
+                &self.reviewer,
+                &ns,
+                &change,
+                decision(REVIEWER, g, "approve"),
+            )
+            .await,
+        );
+        change_in(&self.lab, &ns, &change, ChangePhase::Approved).await;
+        self.lab.set_clock("2027-01-14T16:00:00Z");
+        let lab = &self.lab;
+        let admin = &self.admin;
+        let retired = eventually("the release under the policies", WAIT, || async {
+            lab.play_release(tns).await;
+            let gone = Api::<Namespace>::all(admin.clone())
+                .get_opt(tns)
+                .await
+                .ok()?
+                .is_none();
+            let t = lab.tenancies(&ns).get(tenancy).await.ok()?;
+            (gone && t.status.as_ref()?.phase? == TenancyPhase::Retired).then_some(t)
+        })
+        .await;
+        // The change records the release once the tenancy has retired.
+        change_in(&self.lab, &ns, &change, ChangePhase::Applied).await;
+        retired
+    }
+
+    fn check(&self, article: &str) {
+        eprint!("  {article}:");
+        self.m.check();
+    }
+}
+
+/// The operator's configuration as the chart's ConfigMap holds it.
+fn operator_config(objs: &[DynamicObject]) -> Config {
+    let text = objs
+        .iter()
+        .find(|o| o.types.as_ref().is_some_and(|t| t.kind == "ConfigMap"))
+        .and_then(|o| o.data["data"]["operator.yaml"].as_str())
+        .unwrap_or_else(|| panic!("the chart renders the operator's configuration"));
+    Config::parse("operator.yaml", text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Art. 7, 13: the Digital City Department's reviewers decide, amend, return
+/// and open in an emergency, always in their own name and on the generation
+/// they reviewed; nobody else decides, the operator included.
+pub async fn art7_only_reviewers_decide_in_their_own_name_on_the_current_generation(
     _: Ctx,
 ) -> TestResult {
-    let mut lab = Lab::cluster("2026-11-27T02:00:00Z").await;
-    // What users install: `helm template` of the chart, CRDs, roles, the
-    // groups' bindings, the policies, the Deployment and the defaults.
-    let objs = lab
-        .install_chart(&Release::new("govcloud", NAMESPACE))
-        .await;
-    let kinds: Vec<String> = objs
-        .iter()
-        .filter_map(|o| o.types.as_ref().map(|t| t.kind.clone()))
-        .collect();
-    for kind in ["Deployment", "ValidatingAdmissionPolicy", "ServiceCatalog"] {
-        assert!(kinds.iter().any(|k| k == kind), "{kind} in {kinds:?}");
-    }
-    // The operator runs with the rendered configuration, as the chart's
-    // ServiceAccount: it must do its work under these policies.
-    let config = operator_config(&objs);
-    let operator = lab.plane.client(&Lab::operator_user(NAMESPACE)).await?;
-    lab.run_operator_as(operator.clone(), config);
-
-    let a = lab.unit("finance").await;
-    let b = lab.unit("health").await;
-    let mut applier = manifests::Applier::new(lab.admin.clone(), "platform-team");
-    for unit in [&a, &b] {
-        let binding = json!({
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-            "metadata": { "name": "govcloud-tenant", "namespace": unit.namespace },
-            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "govcloud-tenant" },
-            "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": unit.group }],
-        });
-        applier
-            .apply(&serde_json::from_value(binding)?, None)
-            .await?;
-    }
-    let client = |user: User| {
-        let plane = &lab.plane;
-        async move { plane.client(&user).await.unwrap_or_else(|e| panic!("{e}")) }
-    };
-    let tenant_a = client(a.member("clerk")).await;
-    let tenant_b = client(b.member("nurse")).await;
-    let reviewer = client(User::new(REVIEWER, Some("govcloud:reviewers"))).await;
-    let vendor = client(User::new("li.vendor", Some("govcloud:vendors"))).await;
-    let auditor = client(User::new("sun.auditor", Some("govcloud:auditors"))).await;
-    lab.reviewer = reviewer.clone();
-    let admin = lab.admin.clone();
-    let ns = a.namespace.as_str();
-    // Policies take a moment to be enforced after they are created.
-    eventually("the policies to be enforced", WAIT, || async {
-        let refused = file(
-            &tenant_a,
+    let mut f = Fixture::new().await;
+    let (ns, a, r) = (f.ns.clone(), f.tenant_a.clone(), f.reviewer.clone());
+    let ns = ns.as_str();
+    type Crr = CloudResourceRequest;
+    let g = f.filed("oa").await;
+    let m = &mut f.m;
+    m.refused(
+        "a tenant files a request already approved",
+        "only the Digital City Department's reviewers",
+        file(
+            &a,
             ns,
-            "probe",
+            "self-approved",
             decision("clerk@finance", 1, "approve"),
         )
-        .await
-        .err()?;
-        refused.contains("reviewers").then_some(())
-    })
-    .await;
-
-    let mut m = Matrix::default();
-    requests(
-        &lab, &mut m, ns, &tenant_a, &tenant_b, &reviewer, &vendor, &auditor, &operator,
-    )
-    .await;
-
-    // A tenancy in formal operation, with its namespace, VMs and volumes.
-    let (_, tns) = lab.active("finance", "erp").await;
-    let t = "erp";
-    m.allowed(
-        "a tenant reads its tenancy",
-        outcome(
-            Api::<Tenancy>::namespaced(tenant_a.clone(), ns)
-                .get(t)
-                .await,
-        ),
+        .await,
+    );
+    m.refused(
+        "a tenant approves its own request",
+        "may set govcloud.dev/decision, govcloud.dev/decided-generation",
+        annotate::<Crr>(&a, ns, "oa", decision("clerk@finance", g, "approve")).await,
+    );
+    m.refused(
+        "a tenant opens its request in an emergency",
+        "only the Digital City Department's reviewers",
+        annotate::<Crr>(&a, ns, "oa", decision("clerk@finance", g, "emergency-open")).await,
+    );
+    m.refused(
+        "a tenant writes a review opinion",
+        "govcloud.dev/opinion",
+        annotate::<Crr>(&a, ns, "oa", json!({ keys::OPINION: "looks fine" })).await,
+    );
+    m.refused(
+        "the operator's service account approves a request",
+        "only the Digital City Department's reviewers",
+        annotate::<Crr>(
+            &f.operator,
+            ns,
+            "oa",
+            decision(
+                &format!("system:serviceaccount:{NAMESPACE}:govcloud-operator"),
+                g,
+                "approve",
+            ),
+        )
+        .await,
+    );
+    m.refused(
+        "a reviewer approves in someone else's name",
+        &format!("must name the person deciding: set it to \"{REVIEWER}\""),
+        annotate::<Crr>(&r, ns, "oa", decision("zhao.reviewer", g, "approve")).await,
     );
     m.allowed(
-        "an auditor reads every tenancy",
-        outcome(
-            Api::<Tenancy>::all(auditor.clone())
-                .list(&ListParams::default())
-                .await,
-        ),
+        "a reviewer amends the requested resources during review",
+        merge::<Crr>(
+            &r,
+            ns,
+            "oa",
+            json!({ "spec": { "resources": { "publicIPs": 0 } } }),
+        )
+        .await,
+    );
+    m.refused(
+        "a reviewer approves the generation before the amendment",
+        &format!("the current generation, \"{}\"", g + 1),
+        annotate::<Crr>(&r, ns, "oa", decision(REVIEWER, g, "approve")).await,
+    );
+    m.refused(
+        "a reviewer approves without naming a generation",
+        "set govcloud.dev/decided-generation",
+        annotate::<Crr>(
+            &r,
+            ns,
+            "oa",
+            json!({ keys::DECISION: "approve", keys::DECIDED_BY: REVIEWER }),
+        )
+        .await,
+    );
+    m.allowed(
+        "a reviewer approves in their own name on the current generation",
+        annotate::<Crr>(&r, ns, "oa", decision(REVIEWER, g + 1, "approve")).await,
+    );
+    request_in(&f.lab, ns, "oa", RequestPhase::Approved).await;
+    let approved = Api::<Crr>::namespaced(f.admin.clone(), ns)
+        .get("oa")
+        .await?;
+    let m = &mut f.m;
+    m.allowed(
+        "the approval provisions the amended generation",
+        match approved.status.and_then(|s| s.approved) {
+            Some(res) if res.public_ips == 0 => Ok(()),
+            other => Err(format!("approved: {other:?}")),
+        },
+    );
+    m.refused(
+        "a tenant edits the decider's name afterwards",
+        "must name the person deciding",
+        annotate::<Crr>(&a, ns, "oa", json!({ keys::DECIDED_BY: "wang.reviewer.2" })).await,
+    );
+    m.refused(
+        "a reviewer edits an approved request",
+        "what was decided is not edited",
+        merge::<Crr>(
+            &r,
+            ns,
+            "oa",
+            json!({ "spec": { "resources": { "publicIPs": 4 } } }),
+        )
+        .await,
+    );
+
+    let g = f.filed("portal").await;
+    let mut ret = decision(REVIEWER, g, "return");
+    ret[keys::OPINION] = json!("请补充等保备案证明");
+    f.m.allowed(
+        "a reviewer returns a request with an opinion",
+        annotate::<Crr>(&r, ns, "portal", ret).await,
+    );
+
+    // Urgent (Art. 13 ¶2): only a reviewer opens it before the review.
+    let urgent: Crr = from_sample(URGENT, ns, "urgent", json!({}));
+    Api::<Crr>::namespaced(a.clone(), ns)
+        .create(&PostParams::default(), &urgent)
+        .await?;
+    request_in(&f.lab, ns, "urgent", RequestPhase::UnderReview).await;
+    let g = generation::<Crr>(&f.lab, ns, "urgent").await;
+    f.m.allowed(
+        "a reviewer opens an urgent request before the review",
+        annotate::<Crr>(&r, ns, "urgent", decision(REVIEWER, g, "emergency-open")).await,
+    );
+    request_in(&f.lab, ns, "urgent", RequestPhase::EmergencyOpened).await;
+
+    // Changes (Art. 17): decided by reviewers alone, too.
+    f.active("erp").await;
+    file_change(&a, ns, "resize", "erp").await?;
+    change_in(&f.lab, ns, "resize", ChangePhase::UnderReview).await;
+    let g = generation::<ChangeRequest>(&f.lab, ns, "resize").await;
+    let m = &mut f.m;
+    m.refused(
+        "a tenant approves its own change",
+        "only the Digital City Department's reviewers",
+        annotate::<ChangeRequest>(&a, ns, "resize", decision("clerk@finance", g, "approve")).await,
+    );
+    m.allowed(
+        "a reviewer amends a change under review",
+        merge::<ChangeRequest>(
+            &r,
+            ns,
+            "resize",
+            json!({ "spec": { "after": { "backupStorageGiB": 600 } } }),
+        )
+        .await,
+    );
+    m.allowed(
+        "a reviewer approves a change in their own name",
+        annotate::<ChangeRequest>(&r, ns, "resize", decision(REVIEWER, g + 1, "approve")).await,
+    );
+    change_in(&f.lab, ns, "resize", ChangePhase::Applied).await;
+    f.m.refused(
+        "a reviewer deregisters in someone else's name",
+        &format!("must name the person acting: set it to \"{REVIEWER}\""),
+        annotate::<Tenancy>(
+            &r,
+            ns,
+            "erp",
+            json!({ keys::DEREGISTER: "true", keys::DECIDED_BY: "zhao.reviewer" }),
+        )
+        .await,
+    );
+    f.m.refused(
+        "a reviewer changes a tenancy's allocation by hand",
+        "file a ChangeRequest (action Modify, Art. 17)",
+        merge::<Tenancy>(
+            &r,
+            ns,
+            "erp",
+            json!({ "spec": { "allocation": { "publicIPs": 3 } } }),
+        )
+        .await,
+    );
+    f.check("Art. 7");
+    Ok(())
+}
+
+/// Art. 8, 13, 15: a unit files, edits and withdraws its own requests, only
+/// in its namespace and only before the decision; it confirms delivery; it
+/// cannot decide, write status, or take away what protects its data.
+pub async fn art8_a_unit_acts_in_its_own_namespace_and_edits_only_before_the_decision(
+    _: Ctx,
+) -> TestResult {
+    let mut f = Fixture::new().await;
+    let (ns, a, b, r) = (
+        f.ns.clone(),
+        f.tenant_a.clone(),
+        f.tenant_b.clone(),
+        f.reviewer.clone(),
+    );
+    let ns = ns.as_str();
+    type Crr = CloudResourceRequest;
+    f.m.allowed(
+        "a tenant files a request in its unit",
+        file(&a, ns, "oa", json!({})).await,
+    );
+    request_in(&f.lab, ns, "oa", RequestPhase::UnderReview).await;
+    let g = generation::<Crr>(&f.lab, ns, "oa").await;
+    let m = &mut f.m;
+    m.refused(
+        "a tenant edits its request under review",
+        "CloudResourceRequest oa is UnderReview: only a reviewer may amend it during review",
+        merge::<Crr>(
+            &a,
+            ns,
+            "oa",
+            json!({ "spec": { "resources": { "publicIPs": 4 } } }),
+        )
+        .await,
+    );
+    m.refused(
+        "a tenant of another unit reads the request",
+        "forbidden",
+        outcome(Api::<Crr>::namespaced(b.clone(), ns).get("oa").await),
+    );
+    m.refused(
+        "a tenant of another unit lists the unit's requests",
+        "forbidden",
+        listed(Api::<Crr>::namespaced(b.clone(), ns)).await,
+    );
+    m.refused(
+        "a tenant of another unit changes the request",
+        "forbidden",
+        annotate::<Crr>(&b, ns, "oa", json!({ "note": "x" })).await,
+    );
+    m.refused(
+        "a tenant files in another unit's namespace",
+        "forbidden",
+        file(&b, ns, "intruder", json!({})).await,
+    );
+    m.refused(
+        "a tenant writes its request's status",
+        "forbidden",
+        write_phase::<Crr>(&a, ns, "oa", "Approved").await,
+    );
+    m.allowed(
+        "a tenant adds an annotation of its own",
+        annotate::<Crr>(
+            &a,
+            ns,
+            "oa",
+            json!({ "finance.example/owner": "it-office" }),
+        )
+        .await,
+    );
+    m.allowed(
+        "a reviewer approves",
+        annotate::<Crr>(&r, ns, "oa", decision(REVIEWER, g, "approve")).await,
+    );
+    request_in(&f.lab, ns, "oa", RequestPhase::Approved).await;
+    let m = &mut f.m;
+    m.refused(
+        "a tenant edits its approved request",
+        "CloudResourceRequest oa is Approved: what was decided is not edited: file a ChangeRequest",
+        merge::<Crr>(
+            &a,
+            ns,
+            "oa",
+            json!({ "spec": { "resources": { "publicIPs": 4 } } }),
+        )
+        .await,
+    );
+    m.refused(
+        "a tenant deletes its approved request",
+        "request oa is Approved: its decision and review record stay as the audit trail",
+        delete::<Crr>(&a, ns, "oa").await,
+    );
+
+    // Returned to be supplemented (Art. 13): the unit edits, then withdraws.
+    let g = f.filed("portal").await;
+    let mut ret = decision(REVIEWER, g, "return");
+    ret[keys::OPINION] = json!("请补充等保备案证明");
+    annotate::<Crr>(&r, ns, "portal", ret)
+        .await
+        .map_err(|e| e.to_string())?;
+    request_in(&f.lab, ns, "portal", RequestPhase::Returned).await;
+    f.m.allowed(
+        "a tenant supplements its returned request",
+        merge::<Crr>(
+            &a,
+            ns,
+            "portal",
+            json!({ "spec": { "resources": { "publicIPs": 0 } } }),
+        )
+        .await,
+    );
+    f.m.allowed(
+        "a tenant withdraws its request before the decision",
+        delete::<Crr>(&a, ns, "portal").await,
+    );
+
+    // Its tenancy: read, confirm delivery; not its finalizer, status, volumes.
+    let tns = f.active("erp").await;
+    let t = "erp";
+    let m = &mut f.m;
+    m.allowed(
+        "a tenant reads its tenancy",
+        outcome(Api::<Tenancy>::namespaced(a.clone(), ns).get(t).await),
     );
     m.allowed(
         "a tenant confirms delivery",
-        annotate::<Tenancy>(
-            &tenant_a,
-            ns,
-            t,
-            json!({ keys::DELIVERY_CONFIRMED: "2026-11-28" }),
-        )
-        .await,
+        annotate::<Tenancy>(&a, ns, t, json!({ keys::DELIVERY_CONFIRMED: "2026-11-28" })).await,
     );
     m.refused(
         "a reviewer confirms delivery for the unit",
         "only the unit's own people (group govcloud:unit:finance)",
-        annotate::<Tenancy>(
-            &reviewer,
-            ns,
-            t,
-            json!({ keys::DELIVERY_CONFIRMED: "2026-11-29" }),
-        )
-        .await,
+        annotate::<Tenancy>(&r, ns, t, json!({ keys::DELIVERY_CONFIRMED: "2026-11-29" })).await,
     );
     m.refused(
         "a tenant of another unit confirms delivery",
         "forbidden",
-        annotate::<Tenancy>(
-            &tenant_b,
+        annotate::<Tenancy>(&b, ns, t, json!({ keys::DELIVERY_CONFIRMED: "2026-11-29" })).await,
+    );
+    m.refused(
+        "a tenant removes its tenancy's finalizer",
+        "the finalizer keeps a tenancy's resources and data",
+        merge::<Tenancy>(&a, ns, t, json!({ "metadata": { "finalizers": null } })).await,
+    );
+    m.refused(
+        "a tenant writes its tenancy's status",
+        "forbidden",
+        write_phase::<Tenancy>(&a, ns, t, "Retired").await,
+    );
+    m.refused(
+        "a tenant deletes its Active tenancy",
+        "forbidden",
+        delete::<Tenancy>(&a, ns, t).await,
+    );
+    let pvc = Api::<PersistentVolumeClaim>::namespaced(f.admin.clone(), &tns)
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .next()
+        .and_then(|p| p.metadata.name)
+        .ok_or("the tenancy has a volume")?;
+    f.m.refused(
+        "a tenant deletes a volume of its tenancy",
+        "belongs to tenancy erp: the operator wipes and deletes it",
+        delete::<PersistentVolumeClaim>(&a, &tns, &pvc).await,
+    );
+
+    // Its changes (Art. 17): edited before review only, withdrawn before
+    // the decision.
+    f.m.allowed(
+        "a tenant files a change of its tenancy",
+        file_change(&a, ns, "resize", t).await,
+    );
+    change_in(&f.lab, ns, "resize", ChangePhase::UnderReview).await;
+    f.m.refused(
+        "a tenant edits its change under review",
+        "ChangeRequest resize is UnderReview: only a reviewer may amend it during review",
+        merge::<ChangeRequest>(
+            &a,
             ns,
-            t,
-            json!({ keys::DELIVERY_CONFIRMED: "2026-11-28" }),
+            "resize",
+            json!({ "spec": { "reason": "更多内存" } }),
         )
+        .await,
+    );
+    f.m.allowed(
+        "a tenant withdraws its change before the decision",
+        delete::<ChangeRequest>(&a, ns, "resize").await,
+    );
+
+    // A suspended unit files nothing new (Art. 15) until a reviewer lifts it.
+    Api::<Namespace>::all(f.admin.clone())
+        .patch(
+            ns,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "labels": { keys::SUSPENDED: "true" } } })),
+        )
+        .await?;
+    let other_ns = f.other_ns.clone();
+    let m = &mut f.m;
+    m.refused(
+        "a suspended unit files a request",
+        "this unit may not file new requests: it is suspended",
+        file(&a, ns, "another", json!({})).await,
+    );
+    m.allowed(
+        "another unit files while one is suspended",
+        file(&b, &other_ns, "his", json!({})).await,
+    );
+    m.refused(
+        "a suspended unit lifts its own suspension",
+        "forbidden",
+        lift_suspension(&a, ns).await,
+    );
+    m.allowed(
+        "a reviewer lifts the unit's suspension",
+        lift_suspension(&r, ns).await,
+    );
+    eventually("the unit to file again once lifted", WAIT, || async {
+        file(&a, ns, "another", json!({})).await.ok()
+    })
+    .await;
+    f.m.allowed("the unit files again once lifted", Ok(()));
+    f.check("Art. 8");
+    Ok(())
+}
+
+/// Art. 9: supervising authorities read everything the operator owns, events
+/// included, in every unit, and change nothing.
+pub async fn art9_auditors_read_everything_and_change_nothing(_: Ctx) -> TestResult {
+    let mut f = Fixture::new().await;
+    let (ns, au) = (f.ns.clone(), f.auditor.clone());
+    let ns = ns.as_str();
+    type Crr = CloudResourceRequest;
+    let g = f.filed("oa").await;
+    f.lab.decide(ns, "oa", "approve", g, None).await;
+    let tenancies: Api<Tenancy> = Api::namespaced(f.admin.clone(), ns);
+    eventually("the tenancy", WAIT, || async {
+        tenancies.get("oa").await.ok()
+    })
+    .await;
+    let tns = govcloud::provisioning::namespace_name("finance", "oa");
+    eventually("its VMs", WAIT, || async {
+        let n = f
+            .lab
+            .dynamic(&tns, &vms())
+            .list(&ListParams::default())
+            .await
+            .ok()?;
+        (!n.items.is_empty()).then_some(())
+    })
+    .await;
+    let m = &mut f.m;
+    m.allowed(
+        "an auditor lists every unit's requests",
+        listed(Api::<Crr>::all(au.clone())).await,
+    );
+    m.allowed(
+        "an auditor lists every tenancy",
+        listed(Api::<Tenancy>::all(au.clone())).await,
+    );
+    m.allowed(
+        "an auditor lists every change",
+        listed(Api::<ChangeRequest>::all(au.clone())).await,
+    );
+    m.allowed(
+        "an auditor reads a tenancy's VMs",
+        listed(Api::<DynamicObject>::namespaced_with(
+            au.clone(),
+            &tns,
+            &vms(),
+        ))
+        .await,
+    );
+    m.allowed(
+        "an auditor reads the events of a unit",
+        listed(Api::<k8s_openapi::api::core::v1::Event>::namespaced(
+            au.clone(),
+            ns,
+        ))
+        .await,
+    );
+    m.refused(
+        "an auditor annotates a request",
+        "forbidden",
+        annotate::<Crr>(&au, ns, "oa", json!({ "note": "x" })).await,
+    );
+    m.refused(
+        "an auditor files a request",
+        "forbidden",
+        file(&au, ns, "audit", json!({})).await,
+    );
+    m.refused(
+        "an auditor deletes a request",
+        "forbidden",
+        delete::<Crr>(&au, ns, "oa").await,
+    );
+    m.refused(
+        "an auditor isolates a tenancy",
+        "forbidden",
+        annotate::<Tenancy>(&au, ns, "oa", json!({ keys::ISOLATE: "audit" })).await,
+    );
+    m.refused(
+        "an auditor writes a tenancy's status",
+        "forbidden",
+        write_phase::<Tenancy>(&au, ns, "oa", "Retired").await,
+    );
+    m.refused(
+        "an auditor lifts a unit's suspension",
+        "forbidden",
+        lift_suspension(&au, ns).await,
+    );
+    f.check("Art. 9");
+    Ok(())
+}
+
+/// Art. 10, 14, 25: the cloud vendor sees every tenancy, isolates at once and
+/// lifts it, acknowledges procurement and fulfilment, and decides nothing.
+pub async fn art10_vendors_isolate_and_acknowledge_but_decide_nothing(_: Ctx) -> TestResult {
+    let mut f = Fixture::new().await;
+    let (ns, a, v) = (f.ns.clone(), f.tenant_a.clone(), f.vendor.clone());
+    let ns = ns.as_str();
+    let g = f.filed("oa").await;
+    f.m.refused(
+        "a vendor approves",
+        "cannot patch resource \"cloudresourcerequests\"",
+        annotate::<CloudResourceRequest>(&v, ns, "oa", decision("li.vendor", g, "approve")).await,
+    );
+    let tns = f.active("erp").await;
+    let t = "erp";
+    let m = &mut f.m;
+    m.allowed(
+        "a vendor lists every tenancy",
+        listed(Api::<Tenancy>::all(v.clone())).await,
+    );
+    m.allowed(
+        "a vendor reads a tenancy's VMs",
+        listed(Api::<DynamicObject>::namespaced_with(
+            v.clone(),
+            &tns,
+            &vms(),
+        ))
         .await,
     );
     m.refused(
         "a tenant isolates its tenancy",
         "only vendors (group govcloud:vendors) and reviewers",
-        annotate::<Tenancy>(&tenant_a, ns, t, json!({ keys::ISOLATE: "incident" })).await,
-    );
-    m.refused(
-        "a tenant opens a rectification case",
-        "may set govcloud.dev/rectification",
-        annotate::<Tenancy>(&tenant_a, ns, t, json!({ keys::RECTIFICATION: "art20-1" })).await,
-    );
-    m.refused(
-        "a vendor opens a rectification case",
-        "only the Digital City Department's reviewers",
-        annotate::<Tenancy>(&vendor, ns, t, json!({ keys::RECTIFICATION: "art20-1" })).await,
+        annotate::<Tenancy>(&a, ns, t, json!({ keys::ISOLATE: "incident" })).await,
     );
     m.refused(
         "a tenant marks a high-end item procured",
         "only the cloud vendor (group govcloud:vendors)",
-        annotate::<Tenancy>(&tenant_a, ns, t, json!({ keys::PROCURED: "true" })).await,
-    );
-    m.allowed(
-        "a vendor marks a service fulfilled",
-        annotate::<Tenancy>(&vendor, ns, t, json!({ keys::FULFILLED: "Database" })).await,
+        annotate::<Tenancy>(&a, ns, t, json!({ keys::PROCURED: "true" })).await,
     );
     m.refused(
-        "a reviewer deregisters in someone else's name",
-        &format!("must name the person acting: set it to \"{REVIEWER}\""),
-        annotate::<Tenancy>(
-            &reviewer,
-            ns,
-            t,
-            json!({ keys::DEREGISTER: "true", keys::DECIDED_BY: "zhao.reviewer" }),
-        )
-        .await,
+        "a tenant opens a rectification case",
+        "may set govcloud.dev/rectification",
+        annotate::<Tenancy>(&a, ns, t, json!({ keys::RECTIFICATION: "art20-1" })).await,
     );
     m.refused(
-        "a reviewer changes a tenancy's allocation",
+        "a vendor opens a rectification case",
+        "only the Digital City Department's reviewers",
+        annotate::<Tenancy>(&v, ns, t, json!({ keys::RECTIFICATION: "art20-1" })).await,
+    );
+    m.refused(
+        "a vendor deregisters a system",
+        "may set govcloud.dev/deregister",
+        annotate::<Tenancy>(&v, ns, t, json!({ keys::DEREGISTER: "true" })).await,
+    );
+    m.refused(
+        "a vendor changes a tenancy's allocation",
         "file a ChangeRequest (action Modify, Art. 17)",
         merge::<Tenancy>(
-            &reviewer,
+            &v,
             ns,
             t,
             json!({ "spec": { "allocation": { "publicIPs": 3 } } }),
         )
         .await,
     );
+    m.allowed(
+        "a vendor marks a service fulfilled",
+        annotate::<Tenancy>(&v, ns, t, json!({ keys::FULFILLED: "Database" })).await,
+    );
+    m.allowed(
+        "a vendor marks a high-end item procured",
+        annotate::<Tenancy>(&v, ns, t, json!({ keys::PROCURED: "true" })).await,
+    );
     m.refused(
-        "a tenant removes its tenancy's finalizer",
-        "the finalizer keeps a tenancy's resources and data",
-        merge::<Tenancy>(
-            &tenant_a,
+        "a vendor isolates in someone else's name",
+        "must name the person acting: set it to \"li.vendor\"",
+        annotate::<Tenancy>(
+            &v,
             ns,
             t,
-            json!({ "metadata": { "finalizers": null } }),
+            json!({ keys::ISOLATE: "incident", keys::DECIDED_BY: "zhao.vendor" }),
         )
         .await,
     );
-    m.refused(
-        "a tenant writes its tenancy's status",
-        "forbidden",
-        outcome(
-            Api::<Tenancy>::namespaced(tenant_a.clone(), ns)
-                .patch_status(
-                    t,
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({ "status": { "phase": "Retired" } })),
-                )
-                .await,
-        ),
+    m.allowed(
+        "a vendor isolates a tenancy at once (Art. 25)",
+        annotate::<Tenancy>(
+            &v,
+            ns,
+            t,
+            json!({ keys::ISOLATE: "安全事件：异常外联", keys::DECIDED_BY: "li.vendor" }),
+        )
+        .await,
     );
-    m.refused(
-        "a tenant deletes its Active tenancy",
-        "forbidden",
-        delete::<Tenancy>(&tenant_a, ns, t).await,
+    let lab = &f.lab;
+    let isolated = eventually("the isolation to hold", WAIT, || async {
+        let t = lab.tenancies(ns).get(t).await.ok()?;
+        t.status?.isolation.is_some().then_some(())
+    })
+    .await;
+    f.m.allowed("the operator holds the isolated tenancy", Ok(isolated));
+    f.m.allowed(
+        "a vendor lifts the isolation",
+        annotate::<Tenancy>(&v, ns, t, json!({ keys::ISOLATE: null })).await,
     );
+    f.check("Art. 10");
+    Ok(())
+}
+
+/// Art. 11: a system goes from application through review, opening, trial,
+/// operation and change to exit, each step taken by the user the measures
+/// name, under the chart's policies, the operator acting as its
+/// ServiceAccount; the events tell the story in order.
+pub async fn art11_a_system_goes_from_application_to_exit_by_the_users_the_measures_name(
+    _: Ctx,
+) -> TestResult {
+    let mut f = Fixture::new().await;
+    let ns = f.ns.clone();
+    let tns = f.active("erp").await;
+    file_change(&f.tenant_a, &ns, "resize", "erp").await?;
+    change_in(&f.lab, &ns, "resize", ChangePhase::UnderReview).await;
+    let g = generation::<ChangeRequest>(&f.lab, &ns, "resize").await;
+    annotate::<ChangeRequest>(&f.reviewer, &ns, "resize", decision(REVIEWER, g, "approve"))
+        .await
+        .map_err(|e| e.to_string())?;
+    change_in(&f.lab, &ns, "resize", ChangePhase::Applied).await;
+    let retired = f.terminate("erp", &tns).await;
+    assert!(!retired.status.unwrap_or_default().wipe_records.is_empty());
+    let reasons = |events: Vec<(String, String)>| -> Vec<String> {
+        let mut seen: Vec<String> = Vec::new();
+        for (reason, _) in events {
+            if seen.last() != Some(&reason) {
+                seen.push(reason);
+            }
+        }
+        seen
+    };
+    let request = reasons(f.lab.events(&ns, "erp").await);
+    for step in [
+        "UnderReview",
+        "Approved",
+        "Provisioning",
+        "Delivered",
+        "UsageDetected",
+        "TrialPassed",
+        "Terminating",
+        "NamespaceDeleted",
+        "Retired",
+    ] {
+        assert!(request.iter().any(|r| r == step), "{step} in {request:?}");
+    }
+    let order: Vec<usize> = [
+        "Approved",
+        "Delivered",
+        "TrialPassed",
+        "Terminating",
+        "Retired",
+    ]
+    .iter()
+    .map(|s| request.iter().position(|r| r == s).unwrap_or(usize::MAX))
+    .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{request:?}");
+    let change = reasons(f.lab.events(&ns, "resize").await);
+    assert!(change.iter().any(|r| r == "Applied"), "{change:?}");
+    f.check("Art. 11");
+    Ok(())
+}
+
+/// Art. 15, 19, 20: nothing is deleted without the decision the measures
+/// require, whoever asks, the cluster's admin and GitOps pruning included;
+/// the operator itself never deletes a unit; after an approved termination
+/// the operator releases and wipes everything, and the records stay.
+pub async fn art19_nothing_is_deleted_without_the_decision_the_measures_require(
+    _: Ctx,
+) -> TestResult {
+    let mut f = Fixture::new().await;
+    let (ns, admin, r) = (f.ns.clone(), f.admin.clone(), f.reviewer.clone());
+    let ns = ns.as_str();
+    let tns = f.active("erp").await;
+    let t = "erp";
+    let m = &mut f.m;
     m.refused(
         "a reviewer deletes an Active tenancy",
         "is Active and holds resources and data: end it with a ChangeRequest of action Terminate",
-        delete::<Tenancy>(&reviewer, ns, t).await,
+        delete::<Tenancy>(&r, ns, t).await,
     );
     m.refused(
-        "the platform's admin (or a GitOps prune) deletes an Active tenancy",
+        "the admin (or a GitOps prune) deletes an Active tenancy",
         "is Active and holds resources and data",
         delete::<Tenancy>(&admin, ns, t).await,
     );
@@ -392,24 +1084,12 @@ pub async fn art13_only_reviewers_decide_in_their_own_name_on_the_current_genera
                 .await,
         ),
     );
-    let pvc = Api::<PersistentVolumeClaim>::namespaced(admin.clone(), &tns)
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .next()
-        .and_then(|p| p.metadata.name)
-        .ok_or("the tenancy has a volume")?;
-    m.refused(
-        "a tenant deletes a volume of its tenancy",
-        "belongs to tenancy erp: the operator wipes and deletes it",
-        delete::<PersistentVolumeClaim>(&tenant_a, &tns, &pvc).await,
-    );
     m.refused(
         "the admin deletes a VM of a tenancy",
         "VirtualMachine app-1 belongs to tenancy erp",
         outcome(
-            lab.dynamic(&tns, &vms())
+            f.lab
+                .dynamic(&tns, &vms())
                 .delete("app-1", &DeleteParams::default())
                 .await,
         ),
@@ -427,395 +1107,34 @@ pub async fn art13_only_reviewers_decide_in_their_own_name_on_the_current_genera
         "the operator's service account deletes a unit's namespace",
         "is unit finance's",
         outcome(
-            Api::<Namespace>::all(operator.clone())
+            Api::<Namespace>::all(f.operator.clone())
                 .delete(ns, &DeleteParams::default())
                 .await,
         ),
     );
-
-    // Changes (Art. 17): edited by the unit only before review, amended by a
-    // reviewer during it, kept once decided.
+    let retired = f.terminate(t, &tns).await;
+    let m = &mut f.m;
     m.allowed(
-        "a tenant files a change of its tenancy",
-        file_change(&tenant_a, ns, "resize", t).await,
+        "the operator releases, wipes and deletes everything of the tenancy",
+        match retired.status.map(|s| s.wipe_records.len()) {
+            Some(n) if n > 0 => Ok(()),
+            other => Err(format!("wipe records: {other:?}")),
+        },
     );
-    change_in(&lab, ns, "resize", ChangePhase::UnderReview).await;
     m.refused(
-        "a tenant edits its change under review",
-        "ChangeRequest resize is UnderReview: only a reviewer may amend it during review",
-        merge::<ChangeRequest>(
-            &tenant_a,
-            ns,
-            "resize",
-            json!({ "spec": { "reason": "更多内存" } }),
-        )
-        .await,
+        "the admin deletes a retired tenancy",
+        "tenancy erp is Retired: it is the record of what was released and wiped; only a reviewer removes it",
+        delete::<Tenancy>(&admin, ns, t).await,
     );
-    m.allowed(
-        "a reviewer amends a change under review",
-        merge::<ChangeRequest>(
-            &reviewer,
-            ns,
-            "resize",
-            json!({ "spec": { "after": { "backupStorageGiB": 600 } } }),
-        )
-        .await,
-    );
-    m.allowed(
-        "a tenant withdraws its change before the decision",
-        delete::<ChangeRequest>(&tenant_a, ns, "resize").await,
-    );
-    file_change(&tenant_a, ns, "resize-2", t).await?;
-    change_in(&lab, ns, "resize-2", ChangePhase::UnderReview).await;
-    let g = generation::<ChangeRequest>(&lab, ns, "resize-2").await;
     m.refused(
-        "a tenant approves its own change",
-        "only the Digital City Department's reviewers",
-        annotate::<ChangeRequest>(
-            &tenant_a,
-            ns,
-            "resize-2",
-            decision("clerk@finance", g, "approve"),
-        )
-        .await,
+        "a tenant deletes an applied termination",
+        "change erp-stop is Applied: it records what was decided and wiped",
+        delete::<ChangeRequest>(&f.tenant_a, ns, "erp-stop").await,
     );
     m.allowed(
-        "a reviewer approves a change in their own name",
-        annotate::<ChangeRequest>(&reviewer, ns, "resize-2", decision(REVIEWER, g, "approve"))
-            .await,
+        "a reviewer removes a retired tenancy's record",
+        delete::<Tenancy>(&r, ns, t).await,
     );
-    change_in(&lab, ns, "resize-2", ChangePhase::Applied).await;
-    m.refused(
-        "the admin deletes an applied change",
-        "change resize-2 is Applied: it records what was decided and wiped",
-        delete::<ChangeRequest>(&admin, ns, "resize-2").await,
-    );
-
-    // A suspended unit files nothing new (Art. 15) until a reviewer lifts it.
-    Api::<Namespace>::all(admin.clone())
-        .patch(
-            ns,
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "metadata": { "labels": { keys::SUSPENDED: "true" } } })),
-        )
-        .await?;
-    m.refused(
-        "a suspended unit files a request",
-        "this unit may not file new requests: it is suspended",
-        file(&tenant_a, ns, "another", json!({})).await,
-    );
-    m.allowed(
-        "another unit files while one is suspended",
-        file(&tenant_b, &b.namespace, "his", json!({})).await,
-    );
-    m.allowed(
-        "a reviewer lifts the unit's suspension",
-        outcome(
-            Api::<Namespace>::all(reviewer.clone())
-                .patch(
-                    ns,
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({ "metadata": { "annotations": {
-                        keys::SUSPENSION_LIFTED: "2026-12-01",
-                    } } })),
-                )
-                .await,
-        ),
-    );
-    let refiled = eventually("the unit to file again once lifted", WAIT, || async {
-        file(&tenant_a, ns, "another", json!({})).await.ok()
-    })
-    .await;
-    m.allowed("the unit files again once lifted", Ok(refiled));
-    m.check();
-    assert!(m.cases.len() >= 40, "{} cases", m.cases.len());
+    f.check("Art. 19");
     Ok(())
-}
-
-/// The operator's configuration as the chart's ConfigMap holds it.
-fn operator_config(objs: &[DynamicObject]) -> Config {
-    let text = objs
-        .iter()
-        .find(|o| o.types.as_ref().is_some_and(|t| t.kind == "ConfigMap"))
-        .and_then(|o| o.data["data"]["operator.yaml"].as_str())
-        .unwrap_or_else(|| panic!("the chart renders the operator's configuration"));
-    Config::parse("operator.yaml", text).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// Requests (Art. 11-14): filing, deciding, amending, returning, emergency
-/// opening, withdrawal, and who can see them.
-#[allow(clippy::too_many_arguments)]
-async fn requests(
-    lab: &Lab,
-    m: &mut Matrix,
-    ns: &str,
-    tenant_a: &Client,
-    tenant_b: &Client,
-    reviewer: &Client,
-    vendor: &Client,
-    auditor: &Client,
-    operator: &Client,
-) {
-    type Crr = CloudResourceRequest;
-    m.allowed(
-        "a tenant files a request in its unit",
-        file(tenant_a, ns, "oa", json!({})).await,
-    );
-    request_in(lab, ns, "oa", RequestPhase::UnderReview).await;
-    let g = generation::<Crr>(lab, ns, "oa").await;
-    m.refused(
-        "a tenant files a request already approved",
-        "only the Digital City Department's reviewers",
-        file(
-            tenant_a,
-            ns,
-            "self-approved",
-            decision("clerk@finance", 1, "approve"),
-        )
-        .await,
-    );
-    m.refused(
-        "a tenant approves its own request",
-        "may set govcloud.dev/decision, govcloud.dev/decided-generation",
-        annotate::<Crr>(tenant_a, ns, "oa", decision("clerk@finance", g, "approve")).await,
-    );
-    m.refused(
-        "a tenant opens its request in an emergency",
-        "only the Digital City Department's reviewers",
-        annotate::<Crr>(
-            tenant_a,
-            ns,
-            "oa",
-            decision("clerk@finance", g, "emergency-open"),
-        )
-        .await,
-    );
-    m.refused(
-        "a tenant writes a review opinion",
-        "govcloud.dev/opinion",
-        annotate::<Crr>(tenant_a, ns, "oa", json!({ keys::OPINION: "looks fine" })).await,
-    );
-    m.refused(
-        "a tenant edits its request under review",
-        "CloudResourceRequest oa is UnderReview: only a reviewer may amend it during review",
-        merge::<Crr>(
-            tenant_a,
-            ns,
-            "oa",
-            json!({ "spec": { "resources": { "publicIPs": 4 } } }),
-        )
-        .await,
-    );
-    m.refused(
-        "a tenant of another unit reads the request",
-        "forbidden",
-        outcome(Api::<Crr>::namespaced(tenant_b.clone(), ns).get("oa").await),
-    );
-    m.refused(
-        "a tenant of another unit lists the unit's requests",
-        "forbidden",
-        outcome(
-            Api::<Crr>::namespaced(tenant_b.clone(), ns)
-                .list(&ListParams::default())
-                .await,
-        ),
-    );
-    m.refused(
-        "a tenant of another unit changes the request",
-        "forbidden",
-        annotate::<Crr>(tenant_b, ns, "oa", json!({ "note": "x" })).await,
-    );
-    m.refused(
-        "a tenant files in another unit's namespace",
-        "forbidden",
-        file(tenant_b, ns, "intruder", json!({})).await,
-    );
-    m.refused(
-        "a tenant writes its request's status",
-        "forbidden",
-        outcome(
-            Api::<Crr>::namespaced(tenant_a.clone(), ns)
-                .patch_status(
-                    "oa",
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({ "status": { "phase": "Approved" } })),
-                )
-                .await,
-        ),
-    );
-    m.refused(
-        "a vendor approves",
-        "cannot patch resource \"cloudresourcerequests\"",
-        annotate::<Crr>(vendor, ns, "oa", decision("li.vendor", g, "approve")).await,
-    );
-    m.allowed(
-        "an auditor lists every unit's requests",
-        outcome(
-            Api::<Crr>::all(auditor.clone())
-                .list(&ListParams::default())
-                .await,
-        ),
-    );
-    m.refused(
-        "an auditor annotates a request",
-        "forbidden",
-        annotate::<Crr>(auditor, ns, "oa", json!({ "note": "x" })).await,
-    );
-    m.refused(
-        "the operator's service account approves a request",
-        "only the Digital City Department's reviewers",
-        annotate::<Crr>(
-            operator,
-            ns,
-            "oa",
-            decision(
-                &format!("system:serviceaccount:{NAMESPACE}:govcloud-operator"),
-                g,
-                "approve",
-            ),
-        )
-        .await,
-    );
-    m.refused(
-        "a reviewer approves in someone else's name",
-        &format!("must name the person deciding: set it to \"{REVIEWER}\""),
-        annotate::<Crr>(reviewer, ns, "oa", decision("zhao.reviewer", g, "approve")).await,
-    );
-    m.allowed(
-        "a reviewer amends the requested resources during review",
-        merge::<Crr>(
-            reviewer,
-            ns,
-            "oa",
-            json!({ "spec": { "resources": { "publicIPs": 0 } } }),
-        )
-        .await,
-    );
-    m.refused(
-        "a reviewer approves the generation before the amendment",
-        &format!("the current generation, \"{}\"", g + 1),
-        annotate::<Crr>(reviewer, ns, "oa", decision(REVIEWER, g, "approve")).await,
-    );
-    m.refused(
-        "a reviewer approves without naming a generation",
-        "set govcloud.dev/decided-generation",
-        annotate::<Crr>(
-            reviewer,
-            ns,
-            "oa",
-            json!({ keys::DECISION: "approve", keys::DECIDED_BY: REVIEWER }),
-        )
-        .await,
-    );
-    m.allowed(
-        "a reviewer approves in their own name on the current generation",
-        annotate::<Crr>(reviewer, ns, "oa", decision(REVIEWER, g + 1, "approve")).await,
-    );
-    request_in(lab, ns, "oa", RequestPhase::Approved).await;
-    m.refused(
-        "a tenant edits the decider's name afterwards",
-        "must name the person deciding",
-        annotate::<Crr>(
-            tenant_a,
-            ns,
-            "oa",
-            json!({ keys::DECIDED_BY: "wang.reviewer.2" }),
-        )
-        .await,
-    );
-    m.allowed(
-        "a tenant adds an annotation of its own",
-        annotate::<Crr>(
-            tenant_a,
-            ns,
-            "oa",
-            json!({ "finance.example/owner": "it-office" }),
-        )
-        .await,
-    );
-    m.refused(
-        "a tenant edits its approved request",
-        "CloudResourceRequest oa is Approved: what was decided is not edited: file a ChangeRequest",
-        merge::<Crr>(
-            tenant_a,
-            ns,
-            "oa",
-            json!({ "spec": { "resources": { "publicIPs": 4 } } }),
-        )
-        .await,
-    );
-    m.refused(
-        "a reviewer edits an approved request",
-        "what was decided is not edited",
-        merge::<Crr>(
-            reviewer,
-            ns,
-            "oa",
-            json!({ "spec": { "resources": { "publicIPs": 4 } } }),
-        )
-        .await,
-    );
-    m.refused(
-        "a tenant deletes its approved request",
-        "request oa is Approved: its decision and review record stay as the audit trail",
-        delete::<Crr>(tenant_a, ns, "oa").await,
-    );
-
-    // Returned to be supplemented (Art. 13): the unit edits, then withdraws.
-    file(tenant_a, ns, "portal", json!({}))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    request_in(lab, ns, "portal", RequestPhase::UnderReview).await;
-    let g = generation::<Crr>(lab, ns, "portal").await;
-    let mut ret = decision(REVIEWER, g, "return");
-    ret[keys::OPINION] = json!("请补充等保备案证明");
-    m.allowed(
-        "a reviewer returns a request with an opinion",
-        annotate::<Crr>(reviewer, ns, "portal", ret).await,
-    );
-    request_in(lab, ns, "portal", RequestPhase::Returned).await;
-    m.allowed(
-        "a tenant supplements its returned request",
-        merge::<Crr>(
-            tenant_a,
-            ns,
-            "portal",
-            json!({ "spec": { "resources": { "publicIPs": 0 } } }),
-        )
-        .await,
-    );
-    m.allowed(
-        "a tenant withdraws its request before the decision",
-        delete::<Crr>(tenant_a, ns, "portal").await,
-    );
-
-    // Urgent (Art. 13 ¶2): only a reviewer opens it before the review.
-    let urgent: Crr = from_sample(URGENT, ns, "urgent", json!({}));
-    Api::<Crr>::namespaced(tenant_a.clone(), ns)
-        .create(&PostParams::default(), &urgent)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    request_in(lab, ns, "urgent", RequestPhase::UnderReview).await;
-    let g = generation::<Crr>(lab, ns, "urgent").await;
-    m.allowed(
-        "a reviewer opens an urgent request before the review",
-        annotate::<Crr>(
-            reviewer,
-            ns,
-            "urgent",
-            decision(REVIEWER, g, "emergency-open"),
-        )
-        .await,
-    );
-    request_in(lab, ns, "urgent", RequestPhase::EmergencyOpened).await;
-    let tenancy: Api<Tenancy> = Api::namespaced(lab.admin.clone(), ns);
-    eventually("the emergency tenancy", WAIT, || async {
-        tenancy.get("urgent").await.ok()
-    })
-    .await;
-    m.refused(
-        "a reviewer deletes a tenancy being provisioned",
-        "holds resources and data",
-        delete::<Tenancy>(reviewer, ns, "urgent").await,
-    );
 }
