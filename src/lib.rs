@@ -11,6 +11,7 @@
 //!   YAML, for the tests and the demo.
 
 pub mod api;
+pub mod billing;
 pub mod calendar;
 pub mod change;
 pub mod clock;
