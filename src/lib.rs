@@ -21,6 +21,7 @@ pub mod controlplane;
 pub mod lifecycle;
 pub mod manifests;
 pub mod operator;
+pub mod plugin;
 pub mod prometheus;
 pub mod provisioning;
 pub mod release;

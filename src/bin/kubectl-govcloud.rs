@@ -1,15 +1,29 @@
 //! kubectl-govcloud: the kubectl plugin for units and reviewers
 //! (`kubectl govcloud ...`).
+//!
+//! Exit codes: 0 done; 1 the cluster refused or failed (its message is
+//! printed); 2 the command line was wrong.
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+use govcloud::api::Decision;
+use govcloud::api::{ChangeRequest, CloudResourceRequest, Tenancy, WorkCalendar, keys};
+use govcloud::calendar::{Calendar, display, local_date};
+use govcloud::plugin;
+use jiff::Timestamp;
+use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, Resource};
+use serde::Serialize;
+use serde_json::json;
 
 #[derive(Parser)]
 #[command(
     name = "kubectl govcloud",
     version,
-    about = "Government cloud requests, reviews and tenancies"
+    about = "Government cloud requests, reviews and tenancies",
+    after_help = "Examples:\n  kubectl govcloud pending -A\n  kubectl govcloud show crr/finance-oa -n unit-finance\n  kubectl govcloud approve crr/finance-oa -n unit-finance --opinion 同意按申请配置开通\n  kubectl govcloud confirm finance-oa -n unit-finance"
 )]
 struct Cli {
     /// Path to the kubeconfig file.
@@ -18,8 +32,27 @@ struct Cli {
     /// The kubeconfig context to use.
     #[arg(long, global = true)]
     context: Option<String>,
+    /// The namespace (default: the context's).
+    #[arg(short = 'n', long, global = true)]
+    namespace: Option<String>,
+    /// Every namespace.
+    #[arg(short = 'A', long = "all-namespaces", global = true)]
+    all_namespaces: bool,
+    /// Output format.
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Output::Table)]
+    output: Output,
+    /// DEVELOPMENT ONLY: take "now" as this RFC 3339 instant.
+    #[arg(long, global = true, hide = true, env = "GOVCLOUD_DEV_NOW")]
+    dev_now: Option<Timestamp>,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Table,
+    Json,
+    Yaml,
 }
 
 #[derive(Subcommand)]
@@ -27,57 +60,428 @@ enum Command {
     /// Print the plugin's version and the cluster's: the apiserver and
     /// whether the govcloud.dev API is installed.
     Version,
+    /// What waits for review: overdue first, then by due date, then oldest;
+    /// deadlines in working days.
+    Pending,
+    /// One request (crr/NAME), change (chr/NAME) or tenancy (tny/NAME):
+    /// phase, conditions, deadlines.
+    Show { target: String },
+    /// Approve the request or change as it is now (its current generation).
+    Approve {
+        target: String,
+        #[arg(long)]
+        opinion: Option<String>,
+    },
+    /// Reject it; the opinion says why.
+    Reject {
+        target: String,
+        #[arg(long)]
+        opinion: String,
+    },
+    /// Return it to the unit; the opinion says what to supplement.
+    Return {
+        target: String,
+        #[arg(long)]
+        opinion: String,
+    },
+    /// Send it to expert review (Art. 13).
+    ExpertReview {
+        target: String,
+        #[arg(long)]
+        opinion: Option<String>,
+    },
+    /// Open an urgent request before the full review (Art. 13 ¶2).
+    EmergencyOpen {
+        target: String,
+        #[arg(long)]
+        opinion: Option<String>,
+    },
+    /// Confirm, as the unit, that a tenancy's resources were delivered
+    /// (the reply of Attachment 2).
+    Confirm {
+        tenancy: String,
+        /// What the unit confirms (default: today's date).
+        #[arg(long)]
+        note: Option<String>,
+    },
+}
+
+/// A failure, printed as `error: ...` with exit code 1.
+struct Failed(String);
+
+impl<E: std::fmt::Display> From<E> for Failed {
+    fn from(e: E) -> Self {
+        Failed(e.to_string())
+    }
+}
+
+fn api_message(e: kube::Error) -> Failed {
+    match e {
+        kube::Error::Api(s) => Failed(s.message),
+        e => Failed(e.to_string()),
+    }
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Version => {
-            println!("kubectl-govcloud {}", env!("CARGO_PKG_VERSION"));
-            let options = kube::config::KubeConfigOptions {
-                context: cli.context.clone(),
-                ..Default::default()
-            };
-            let config = match &cli.kubeconfig {
-                Some(path) => match kube::config::Kubeconfig::read_from(path) {
-                    Ok(kc) => kube::Config::from_custom_kubeconfig(kc, &options).await,
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        return ExitCode::FAILURE;
-                    }
-                },
-                None => kube::Config::from_kubeconfig(&options).await,
-            };
-            let client = match config
-                .map_err(|e| e.to_string())
-                .and_then(|c| kube::Client::try_from(c).map_err(|e| e.to_string()))
-            {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            match client.apiserver_version().await {
-                Ok(v) => println!("server {}", v.git_version),
-                Err(e) => {
-                    eprintln!("error: cannot reach the cluster: {e}");
-                    return ExitCode::FAILURE;
-                }
-            }
-            let installed = client
-                .list_api_group_resources("govcloud.dev/v1alpha1")
-                .await
-                .map(|l| l.resources.len())
-                .unwrap_or(0);
-            if installed > 0 {
-                println!("govcloud.dev/v1alpha1: installed ({installed} resources)");
-                ExitCode::SUCCESS
-            } else {
-                println!("govcloud.dev/v1alpha1: not installed");
-                ExitCode::FAILURE
-            }
+    let now = match cli.dev_now {
+        Some(t) => {
+            eprintln!("warning: DEVELOPMENT CLOCK: now is {t}");
+            t
+        }
+        None => Timestamp::now(),
+    };
+    match run(&cli, now).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failed(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
         }
     }
+}
+
+async fn client(cli: &Cli) -> Result<Client, Failed> {
+    let options = kube::config::KubeConfigOptions {
+        context: cli.context.clone(),
+        ..Default::default()
+    };
+    let config = match &cli.kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)?;
+            kube::Config::from_custom_kubeconfig(kc, &options).await?
+        }
+        None => kube::Config::from_kubeconfig(&options).await?,
+    };
+    Ok(Client::try_from(config)?)
+}
+
+fn namespace(cli: &Cli, client: &Client) -> String {
+    cli.namespace
+        .clone()
+        .unwrap_or_else(|| client.default_namespace().to_owned())
+}
+
+fn print<T: Serialize>(output: Output, value: &T) -> Result<(), Failed> {
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(value)?),
+        Output::Yaml => print!("{}", serde_saphyr::to_string(value)?),
+        Output::Table => unreachable!("tables are printed by each command"),
+    }
+    Ok(())
+}
+
+async fn run(cli: &Cli, now: Timestamp) -> Result<(), Failed> {
+    let client = client(cli).await?;
+    match &cli.command {
+        Command::Version => version(&client).await,
+        Command::Pending => pending(cli, &client, now).await,
+        Command::Show { target } => show(cli, &client, target, now).await,
+        Command::Approve { target, opinion } => {
+            decide(cli, &client, target, Decision::Approve, opinion.as_deref()).await
+        }
+        Command::Reject { target, opinion } => {
+            decide(cli, &client, target, Decision::Reject, Some(opinion)).await
+        }
+        Command::Return { target, opinion } => {
+            decide(cli, &client, target, Decision::Return, Some(opinion)).await
+        }
+        Command::ExpertReview { target, opinion } => {
+            decide(
+                cli,
+                &client,
+                target,
+                Decision::ExpertReview,
+                opinion.as_deref(),
+            )
+            .await
+        }
+        Command::EmergencyOpen { target, opinion } => {
+            decide(
+                cli,
+                &client,
+                target,
+                Decision::EmergencyOpen,
+                opinion.as_deref(),
+            )
+            .await
+        }
+        Command::Confirm { tenancy, note } => confirm(cli, &client, tenancy, note, now).await,
+    }
+}
+
+async fn version(client: &Client) -> Result<(), Failed> {
+    println!("kubectl-govcloud {}", env!("CARGO_PKG_VERSION"));
+    let v = client
+        .apiserver_version()
+        .await
+        .map_err(|e| Failed(format!("cannot reach the cluster: {e}")))?;
+    println!("server {}", v.git_version);
+    let installed = client
+        .list_api_group_resources("govcloud.dev/v1alpha1")
+        .await
+        .map(|l| l.resources.len())
+        .unwrap_or(0);
+    if installed == 0 {
+        return Err(Failed("govcloud.dev/v1alpha1: not installed".into()));
+    }
+    println!("govcloud.dev/v1alpha1: installed ({installed} resources)");
+    Ok(())
+}
+
+fn scoped<K>(cli: &Cli, client: &Client) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    if cli.all_namespaces {
+        Api::all(client.clone())
+    } else {
+        Api::namespaced(client.clone(), &namespace(cli, client))
+    }
+}
+
+async fn calendar(client: &Client) -> Result<Calendar, Failed> {
+    let calendars = Api::<WorkCalendar>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .map_err(api_message)?;
+    Ok(Calendar::from_specs(
+        calendars.items.iter().map(|c| &c.spec),
+    )?)
+}
+
+async fn pending(cli: &Cli, client: &Client, now: Timestamp) -> Result<(), Failed> {
+    let lp = ListParams::default();
+    let requests = scoped::<CloudResourceRequest>(cli, client)
+        .list(&lp)
+        .await
+        .map_err(api_message)?;
+    let changes = scoped::<ChangeRequest>(cli, client)
+        .list(&lp)
+        .await
+        .map_err(api_message)?;
+    let items = plugin::pending(
+        &requests.items,
+        &changes.items,
+        &calendar(client).await?,
+        now,
+    );
+    match cli.output {
+        Output::Table if items.is_empty() => eprintln!("nothing waits for review"),
+        Output::Table => print!("{}", plugin::pending_table(&items, cli.all_namespaces)),
+        output => print(output, &items)?,
+    }
+    Ok(())
+}
+
+/// What a target names: `crr/NAME`, `chr/NAME`, `tny/NAME` (or the long
+/// kind names), or a bare name (a request, else a change).
+enum Target {
+    Request(String),
+    Change(String),
+    Tenancy(String),
+    Either(String),
+}
+
+fn target(text: &str) -> Result<Target, Failed> {
+    let Some((kind, name)) = text.split_once('/') else {
+        return Ok(Target::Either(text.to_owned()));
+    };
+    let name = name.to_owned();
+    match kind.to_ascii_lowercase().as_str() {
+        "crr" | "cloudresourcerequest" | "cloudresourcerequests" => Ok(Target::Request(name)),
+        "chr" | "changerequest" | "changerequests" => Ok(Target::Change(name)),
+        "tny" | "tenancy" | "tenancies" => Ok(Target::Tenancy(name)),
+        other => Err(Failed(format!(
+            "unknown kind {other:?}: use crr/NAME, chr/NAME or tny/NAME"
+        ))),
+    }
+}
+
+async fn who_am_i(client: &Client) -> Result<String, Failed> {
+    let review = Api::<SelfSubjectReview>::all(client.clone())
+        .create(&PostParams::default(), &SelfSubjectReview::default())
+        .await
+        .map_err(api_message)?;
+    review
+        .status
+        .and_then(|s| s.user_info)
+        .and_then(|u| u.username)
+        .ok_or_else(|| Failed("the apiserver did not say who you are".into()))
+}
+
+async fn decide(
+    cli: &Cli,
+    client: &Client,
+    text: &str,
+    decision: Decision,
+    opinion: Option<&str>,
+) -> Result<(), Failed> {
+    if plugin::needs_opinion(decision) && opinion.is_none_or(|o| o.trim().is_empty()) {
+        return Err(Failed(format!(
+            "{} needs --opinion saying why",
+            decision.as_str()
+        )));
+    }
+    let ns = namespace(cli, client);
+    let user = who_am_i(client).await?;
+    let requests: Api<CloudResourceRequest> = Api::namespaced(client.clone(), &ns);
+    let changes: Api<ChangeRequest> = Api::namespaced(client.clone(), &ns);
+    let (kind, name, meta) = match target(text)? {
+        Target::Request(name) => {
+            let r = requests.get(&name).await.map_err(api_message)?;
+            ("cloudresourcerequest", name, r.metadata)
+        }
+        Target::Change(name) => {
+            let c = changes.get(&name).await.map_err(api_message)?;
+            ("changerequest", name, c.metadata)
+        }
+        Target::Either(name) => match requests.get_opt(&name).await.map_err(api_message)? {
+            Some(r) => ("cloudresourcerequest", name, r.metadata),
+            None => {
+                let c = changes.get(&name).await.map_err(api_message)?;
+                ("changerequest", name, c.metadata)
+            }
+        },
+        Target::Tenancy(_) => {
+            return Err(Failed(
+                "a tenancy is not decided on: decide its request (crr/NAME) or change (chr/NAME)"
+                    .into(),
+            ));
+        }
+    };
+    let generation = meta.generation.unwrap_or(1);
+    let patch = plugin::decision_patch(
+        decision,
+        &user,
+        generation,
+        meta.resource_version.as_deref().unwrap_or_default(),
+        opinion,
+    );
+    let pp = PatchParams::default();
+    let result = match kind {
+        "cloudresourcerequest" => requests
+            .patch(&name, &pp, &Patch::Merge(&patch))
+            .await
+            .map(|_| ()),
+        _ => changes
+            .patch(&name, &pp, &Patch::Merge(&patch))
+            .await
+            .map(|_| ()),
+    };
+    match result {
+        Ok(()) => {
+            println!(
+                "{kind}/{name} {}: generation {generation}, by {user}",
+                decision.as_str()
+            );
+            Ok(())
+        }
+        Err(kube::Error::Api(s)) if s.code == 409 => Err(Failed(format!(
+            "{kind}/{name} changed while you decided: read it again (kubectl govcloud show {kind}/{name}), then decide"
+        ))),
+        Err(e) => Err(api_message(e)),
+    }
+}
+
+async fn confirm(
+    cli: &Cli,
+    client: &Client,
+    tenancy: &str,
+    note: &Option<String>,
+    now: Timestamp,
+) -> Result<(), Failed> {
+    let name = match target(tenancy)? {
+        Target::Tenancy(n) | Target::Either(n) => n,
+        _ => return Err(Failed("confirm names a tenancy (tny/NAME)".into())),
+    };
+    let api: Api<Tenancy> = Api::namespaced(client.clone(), &namespace(cli, client));
+    let value = note.clone().unwrap_or_else(|| local_date(now).to_string());
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(
+            json!({ "metadata": { "annotations": { keys::DELIVERY_CONFIRMED: value } } }),
+        ),
+    )
+    .await
+    .map_err(api_message)?;
+    println!("tenancy/{name}: delivery confirmed ({value})");
+    Ok(())
+}
+
+async fn show(cli: &Cli, client: &Client, text: &str, now: Timestamp) -> Result<(), Failed> {
+    let ns = namespace(cli, client);
+    let requests: Api<CloudResourceRequest> = Api::namespaced(client.clone(), &ns);
+    let tenancies: Api<Tenancy> = Api::namespaced(client.clone(), &ns);
+    let changes: Api<ChangeRequest> = Api::namespaced(client.clone(), &ns);
+    let value = match target(text)? {
+        Target::Request(n) => serde_json::to_value(requests.get(&n).await.map_err(api_message)?)?,
+        Target::Change(n) => serde_json::to_value(changes.get(&n).await.map_err(api_message)?)?,
+        Target::Tenancy(n) => serde_json::to_value(tenancies.get(&n).await.map_err(api_message)?)?,
+        Target::Either(n) => match requests.get_opt(&n).await.map_err(api_message)? {
+            Some(r) => serde_json::to_value(r)?,
+            None => serde_json::to_value(tenancies.get(&n).await.map_err(api_message)?)?,
+        },
+    };
+    if cli.output != Output::Table {
+        return print(cli.output, &value);
+    }
+    let kind = value["kind"].as_str().unwrap_or_default();
+    let name = value["metadata"]["name"].as_str().unwrap_or_default();
+    let status = &value["status"];
+    let mut rows = vec![
+        vec![
+            "Name:".to_owned(),
+            format!("{}/{name}", kind.to_lowercase()),
+        ],
+        vec![
+            "Phase:".to_owned(),
+            status["phase"].as_str().unwrap_or("Submitted").to_owned(),
+        ],
+    ];
+    let when = |key: &str| {
+        status[key]
+            .as_str()
+            .and_then(|t| t.parse::<Timestamp>().ok())
+            .map(|t| {
+                let mark = if t < now { " (passed)" } else { "" };
+                format!("{}{mark}", display(t))
+            })
+    };
+    for (label, key) in [
+        ("Review due:", "reviewDueAt"),
+        ("Paperwork due:", "paperworkDueAt"),
+        ("Delivered:", "deliveredAt"),
+        ("Trial ends:", "trialEndsAt"),
+        ("Billed from:", "billingStartedAt"),
+        ("Billed until:", "billingEndedAt"),
+        ("Retired:", "retiredAt"),
+    ] {
+        if let Some(v) = when(key) {
+            rows.push(vec![label.to_owned(), v]);
+        }
+    }
+    for c in status["conditions"].as_array().into_iter().flatten() {
+        rows.push(vec![
+            format!("{}:", c["type"].as_str().unwrap_or_default()),
+            format!(
+                "{} {} {}",
+                c["status"].as_str().unwrap_or_default(),
+                c["reason"].as_str().unwrap_or_default(),
+                c["message"].as_str().unwrap_or_default()
+            ),
+        ]);
+    }
+    for r in status["recommendations"].as_array().into_iter().flatten() {
+        rows.push(vec![
+            "Recommendation:".to_owned(),
+            r.get("message")
+                .and_then(|m| m.as_str())
+                .map(str::to_owned)
+                .unwrap_or_else(|| r.to_string()),
+        ]);
+    }
+    print!("{}", plugin::table(&rows));
+    Ok(())
 }

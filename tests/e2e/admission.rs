@@ -167,7 +167,12 @@ async fn file(client: &Client, ns: &str, name: &str, annotations: Value) -> Resu
     )
 }
 
-async fn file_change(client: &Client, ns: &str, name: &str, tenancy: &str) -> Result<(), String> {
+pub(crate) async fn file_change(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    tenancy: &str,
+) -> Result<(), String> {
     let mut change: ChangeRequest = from_sample(MODIFY, ns, name, json!({}));
     change.spec.tenancy = tenancy.into();
     let api: Api<ChangeRequest> = Api::namespaced(client.clone(), ns);
@@ -198,14 +203,14 @@ where
         .unwrap_or(1)
 }
 
-async fn request_in(lab: &Lab, ns: &str, name: &str, phase: RequestPhase) {
+pub(crate) async fn request_in(lab: &Lab, ns: &str, name: &str, phase: RequestPhase) {
     lab.request_where(ns, name, &format!("{name} {phase:?}"), |r| {
         r.status.as_ref().and_then(|s| s.phase) == Some(phase)
     })
     .await;
 }
 
-async fn change_in(lab: &Lab, ns: &str, name: &str, phase: ChangePhase) {
+pub(crate) async fn change_in(lab: &Lab, ns: &str, name: &str, phase: ChangePhase) {
     let api: Api<ChangeRequest> = Api::namespaced(lab.admin.clone(), ns);
     eventually(&format!("{name} {phase:?}"), WAIT, || async {
         let c = api.get(name).await.ok()?;
@@ -217,22 +222,25 @@ async fn change_in(lab: &Lab, ns: &str, name: &str, phase: ChangePhase) {
 /// (CRDs, roles, the groups' bindings, the policies, the Deployment, the
 /// defaults), the operator running as the chart's ServiceAccount with the
 /// rendered configuration, two units and a client for each kind of user.
-struct Fixture {
-    lab: Lab,
+pub(crate) struct Fixture {
+    pub(crate) lab: Lab,
     m: Matrix,
-    ns: String,
+    pub(crate) ns: String,
     other_ns: String,
-    tenant_a: Client,
+    pub(crate) tenant_a: Client,
     tenant_b: Client,
-    reviewer: Client,
+    pub(crate) reviewer: Client,
     vendor: Client,
     auditor: Client,
     operator: Client,
-    admin: Client,
+    pub(crate) admin: Client,
+    /// Who unit A's clerk and the reviewer are, for kubeconfigs.
+    pub(crate) tenant_a_user: User,
+    pub(crate) reviewer_user: User,
 }
 
 impl Fixture {
-    async fn new() -> Self {
+    pub(crate) async fn new() -> Self {
         let mut lab = Lab::cluster("2026-11-27T02:00:00Z").await;
         let objs = lab
             .install_chart(&Release::new("govcloud", NAMESPACE))
@@ -255,8 +263,19 @@ impl Fixture {
         let reviewer = client(User::new(REVIEWER, Some("govcloud:reviewers"))).await;
         let vendor = client(User::new("li.vendor", Some("govcloud:vendors"))).await;
         let auditor = client(User::new("sun.auditor", Some("govcloud:auditors"))).await;
-        let tenant_a = client(a.member("clerk")).await;
+        let tenant_a_user = a.member("clerk");
+        let reviewer_user = User::new(REVIEWER, Some("govcloud:reviewers"));
+        let tenant_a = client(tenant_a_user.clone()).await;
         let tenant_b = client(b.member("nurse")).await;
+        // The apiserver authorizes by the RBAC it has just been given only
+        // once its own caches have it; an operator started before that
+        // would see 403s and back off.
+        eventually("the operator's RBAC to be in force", WAIT, || async {
+            let requests = Api::<CloudResourceRequest>::all(operator.clone());
+            let namespaces = Api::<Namespace>::all(operator.clone());
+            (listed(requests).await.is_ok() && listed(namespaces).await.is_ok()).then_some(())
+        })
+        .await;
         lab.run_operator_as(operator.clone(), config);
         lab.reviewer = reviewer.clone();
         // What the platform team declares with each unit.
@@ -300,11 +319,13 @@ impl Fixture {
             vendor,
             auditor,
             operator,
+            tenant_a_user,
+            reviewer_user,
         }
     }
 
     /// The OA sample filed by unit A's clerk as `name`, in review.
-    async fn filed(&self, name: &str) -> i64 {
+    pub(crate) async fn filed(&self, name: &str) -> i64 {
         file(&self.tenant_a, &self.ns, name, json!({}))
             .await
             .unwrap_or_else(|e| panic!("filing {name}: {e}"));
@@ -313,7 +334,7 @@ impl Fixture {
     }
 
     /// A tenancy of unit A in formal operation; returns its namespace.
-    async fn active(&mut self, name: &str) -> String {
+    pub(crate) async fn active(&mut self, name: &str) -> String {
         self.lab.active("finance", name).await.1
     }
 

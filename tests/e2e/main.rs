@@ -11,6 +11,7 @@ mod failover;
 mod lifecycle;
 mod operations;
 mod oversight;
+mod plugin;
 mod rbac;
 mod support;
 mod trial;
@@ -49,6 +50,8 @@ fn all() -> Vec<(&'static str, TestFn)> {
         admission::art10_vendors_isolate_and_acknowledge_but_decide_nothing,
         admission::art11_a_system_goes_from_application_to_exit_by_the_users_the_measures_name,
         admission::art19_nothing_is_deleted_without_the_decision_the_measures_require,
+        plugin::art13_the_plugin_approves_as_a_reviewer_and_is_refused_as_a_tenant,
+        plugin::art17_pending_lists_an_overdue_change_first,
         lifecycle::art13_nothing_is_provisioned_before_an_approval_of_the_current_generation,
         lifecycle::art14_an_approval_provisions_exactly_the_approved_objects,
         lifecycle::art13_a_reviewer_amendment_is_what_gets_provisioned,

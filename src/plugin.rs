@@ -1,0 +1,345 @@
+//! What the kubectl plugin (`kubectl govcloud`) computes, apart from talking
+//! to the cluster: what waits for review and by when, and the annotations a
+//! decision sets. Pure: objects, the calendar and `now` are arguments.
+
+use jiff::Timestamp;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::api::{
+    ChangeAction, ChangePhase, ChangeRequest, CloudResourceRequest, Decision, RequestPhase, keys,
+};
+use crate::calendar::{Calendar, display, local_date};
+
+/// One thing waiting for a reviewer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pending {
+    pub kind: &'static str,
+    pub namespace: String,
+    pub name: String,
+    /// The system (a request) or the change and its tenancy.
+    pub what: String,
+    pub phase: String,
+    pub filed: Option<Timestamp>,
+    /// The deadline: a change's review (Art. 17, 19), an emergency opening's
+    /// paperwork (Art. 13 ¶2); requests have none.
+    pub due: Option<Timestamp>,
+    /// Working days from today to the due day (0: due today), negative when
+    /// overdue (working days since).
+    pub working_days_left: Option<i64>,
+    pub overdue: bool,
+}
+
+/// Rejecting and returning need an opinion (what is wrong, what to
+/// supplement).
+pub fn needs_opinion(decision: Decision) -> bool {
+    matches!(decision, Decision::Reject | Decision::Return)
+}
+
+/// The merge patch that records `decision` by `user` on the object as it was
+/// read: its generation, and its resourceVersion so that the patch fails
+/// (409) if the object changed since, rather than approving something unread.
+pub fn decision_patch(
+    decision: Decision,
+    user: &str,
+    generation: i64,
+    resource_version: &str,
+    opinion: Option<&str>,
+) -> Value {
+    let mut annotations = json!({
+        keys::DECISION: decision.as_str(),
+        keys::DECIDED_GENERATION: generation.to_string(),
+        keys::DECIDED_BY: user,
+    });
+    if let Some(o) = opinion {
+        annotations[keys::OPINION] = json!(o);
+    }
+    json!({ "metadata": { "resourceVersion": resource_version, "annotations": annotations } })
+}
+
+fn working_days_left(calendar: &Calendar, now: Timestamp, due: Timestamp) -> i64 {
+    let (today, day) = (local_date(now), local_date(due));
+    if day >= today {
+        i64::from(calendar.working_days_between(today, day))
+    } else {
+        -i64::from(calendar.working_days_between(day, today))
+    }
+}
+
+/// What waits for review, overdue first (most overdue first), then by due
+/// date, then oldest filed first.
+pub fn pending(
+    requests: &[CloudResourceRequest],
+    changes: &[ChangeRequest],
+    calendar: &Calendar,
+    now: Timestamp,
+) -> Vec<Pending> {
+    let mut out = Vec::new();
+    for r in requests {
+        let status = r.status.clone().unwrap_or_default();
+        let phase = status.phase.unwrap_or(RequestPhase::Submitted);
+        let due = match phase {
+            RequestPhase::Submitted | RequestPhase::UnderReview | RequestPhase::ExpertReview => {
+                None
+            }
+            RequestPhase::EmergencyOpened => status.paperwork_due_at.map(|t| t.0),
+            _ => continue,
+        };
+        out.push(Pending {
+            kind: "CloudResourceRequest",
+            namespace: r.metadata.namespace.clone().unwrap_or_default(),
+            name: r.metadata.name.clone().unwrap_or_default(),
+            what: format!("{} / {}", r.spec.unit.name, r.spec.system.name),
+            phase: format!("{phase:?}"),
+            filed: r.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            due,
+            working_days_left: due.map(|d| working_days_left(calendar, now, d)),
+            overdue: due.is_some_and(|d| d < now),
+        });
+    }
+    for c in changes {
+        let status = c.status.clone().unwrap_or_default();
+        let phase = status.phase.unwrap_or(ChangePhase::Submitted);
+        if !matches!(phase, ChangePhase::Submitted | ChangePhase::UnderReview) {
+            continue;
+        }
+        let due = status.review_due_at.map(|t| t.0);
+        let action = match c.spec.action {
+            ChangeAction::Modify => "Modify",
+            ChangeAction::Terminate => "Terminate",
+        };
+        out.push(Pending {
+            kind: "ChangeRequest",
+            namespace: c.metadata.namespace.clone().unwrap_or_default(),
+            name: c.metadata.name.clone().unwrap_or_default(),
+            what: format!("{action} tenancy {}", c.spec.tenancy),
+            phase: format!("{phase:?}"),
+            filed: c.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            due,
+            working_days_left: due.map(|d| working_days_left(calendar, now, d)),
+            overdue: due.is_some_and(|d| d < now),
+        });
+    }
+    out.sort_by(|a, b| {
+        (
+            !a.overdue,
+            a.due.is_none(),
+            a.due,
+            a.filed,
+            &a.namespace,
+            &a.name,
+        )
+            .cmp(&(
+                !b.overdue,
+                b.due.is_none(),
+                b.due,
+                b.filed,
+                &b.namespace,
+                &b.name,
+            ))
+    });
+    out
+}
+
+/// The table `kubectl govcloud pending` prints.
+pub fn pending_table(items: &[Pending], all_namespaces: bool) -> String {
+    let mut rows = vec![{
+        let mut h = vec!["KIND", "NAME", "WHAT", "PHASE", "FILED", "DUE", "LEFT"];
+        if all_namespaces {
+            h.insert(0, "NAMESPACE");
+        }
+        h.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    }];
+    for p in items {
+        let left = match p.working_days_left {
+            None => "-".to_owned(),
+            Some(n) if p.overdue => format!("OVERDUE {} wd", -n.min(0)),
+            Some(n) => format!("{n} wd"),
+        };
+        let mut row = vec![
+            match p.kind {
+                "CloudResourceRequest" => "crr".to_owned(),
+                _ => "chr".to_owned(),
+            },
+            p.name.clone(),
+            p.what.clone(),
+            p.phase.clone(),
+            p.filed
+                .map(|t| local_date(t).to_string())
+                .unwrap_or_default(),
+            p.due.map(display).unwrap_or_else(|| "-".into()),
+            left,
+        ];
+        if all_namespaces {
+            row.insert(0, p.namespace.clone());
+        }
+        rows.push(row);
+    }
+    table(&rows)
+}
+
+/// Columns padded to their widest cell (counting characters, so that Chinese
+/// text lines up as well as a terminal allows), as kubectl prints them.
+pub fn table(rows: &[Vec<String>]) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|i| {
+            rows.iter()
+                .filter_map(|r| r.get(i))
+                .map(|c| width(c))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            line.push_str(cell);
+            if i + 1 < row.len() {
+                line.push_str(&" ".repeat(widths[i] - width(cell) + 3));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Display width: CJK characters take two columns.
+fn width(s: &str) -> usize {
+    s.chars()
+        .map(|c| if (c as u32) >= 0x1100 { 2 } else { 1 })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn calendar() -> Calendar {
+        let mut c = Calendar::new();
+        // 2025: National Day holidays 1-8 October, 28 September and
+        // 11 October worked (the State Council notice).
+        let holidays = (1..=8).map(|d| jiff::civil::date(2025, 10, d));
+        c.add_year(
+            2025,
+            holidays,
+            [
+                jiff::civil::date(2025, 9, 28),
+                jiff::civil::date(2025, 10, 11),
+            ],
+        )
+        .unwrap();
+        c
+    }
+
+    fn change(name: &str, filed: &str, due: Option<&str>, phase: ChangePhase) -> ChangeRequest {
+        serde_json::from_value(json!({
+            "apiVersion": "govcloud.dev/v1alpha1", "kind": "ChangeRequest",
+            "metadata": { "name": name, "namespace": "unit-finance", "creationTimestamp": filed },
+            "spec": {
+                "tenancy": "oa", "action": "Modify",
+                "itLead": { "name": "王建国", "phone": "13905310001", "email": "w@x.gov.cn" },
+                "technicalContact": { "name": "陈磊", "phone": "13705310003", "email": "c@x.gov.cn" },
+                "reason": "扩容",
+            },
+            "status": { "phase": phase, "reviewDueAt": due },
+        }))
+        .unwrap()
+    }
+
+    fn request(name: &str, filed: &str) -> CloudResourceRequest {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/samples/20-cloudresourcerequest-oa.yaml"
+        ))
+        .unwrap();
+        let mut r: CloudResourceRequest = serde_saphyr::from_str(&text).unwrap();
+        r.metadata.name = Some(name.into());
+        r.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            filed.parse().unwrap(),
+        ));
+        r.status = serde_json::from_value(json!({ "phase": "UnderReview" })).unwrap();
+        r
+    }
+
+    #[test]
+    fn art17_an_overdue_change_comes_first_with_working_days_counted() {
+        let now: Timestamp = "2025-10-20T02:00:00Z".parse().unwrap();
+        let items = pending(
+            &[request("oldest", "2025-09-01T02:00:00Z")],
+            &[
+                // Due the end of 2025-10-24: 4 working days after Monday the 20th.
+                change(
+                    "soon",
+                    "2025-10-10T02:00:00Z",
+                    Some("2025-10-24T15:59:59Z"),
+                    ChangePhase::UnderReview,
+                ),
+                // Filed 2025-09-26, due the end of 2025-10-16: overdue by 2
+                // working days (17 and 20 October).
+                change(
+                    "late",
+                    "2025-09-26T02:00:00Z",
+                    Some("2025-10-16T15:59:59Z"),
+                    ChangePhase::UnderReview,
+                ),
+                change(
+                    "done",
+                    "2025-09-01T02:00:00Z",
+                    Some("2025-09-15T15:59:59Z"),
+                    ChangePhase::Applied,
+                ),
+            ],
+            &calendar(),
+            now,
+        );
+        let names: Vec<&str> = items.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["late", "soon", "oldest"]);
+        assert!(items[0].overdue);
+        assert_eq!(items[0].working_days_left, Some(-2));
+        assert_eq!(items[1].working_days_left, Some(4));
+        assert_eq!(items[2].working_days_left, None);
+        let table = pending_table(&items, false);
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[0].starts_with("KIND"), "{table}");
+        assert!(
+            lines[1].starts_with("chr") && lines[1].contains("OVERDUE 2 wd"),
+            "{table}"
+        );
+        assert!(lines[2].contains("4 wd"), "{table}");
+        assert!(
+            lines[3].starts_with("crr") && lines[3].contains("UnderReview"),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn art13_a_decision_names_the_generation_read_and_the_user() {
+        let p = decision_patch(Decision::Approve, "wang.reviewer", 3, "4711", Some("同意"));
+        assert_eq!(p["metadata"]["resourceVersion"], "4711");
+        let a = &p["metadata"]["annotations"];
+        assert_eq!(a[keys::DECISION], "approve");
+        assert_eq!(a[keys::DECIDED_GENERATION], "3");
+        assert_eq!(a[keys::DECIDED_BY], "wang.reviewer");
+        assert_eq!(a[keys::OPINION], "同意");
+        let p = decision_patch(Decision::EmergencyOpen, "wang.reviewer", 1, "1", None);
+        assert_eq!(
+            p["metadata"]["annotations"][keys::DECISION],
+            "emergency-open"
+        );
+        assert!(p["metadata"]["annotations"].get(keys::OPINION).is_none());
+        assert!(needs_opinion(Decision::Reject) && !needs_opinion(Decision::Approve));
+    }
+
+    #[test]
+    fn tables_line_up_chinese_text() {
+        let t = table(&[
+            vec!["NAME".into(), "SYSTEM".into()],
+            vec!["oa".into(), "办公系统".into()],
+        ]);
+        assert_eq!(t, "NAME   SYSTEM\noa     办公系统\n");
+    }
+}

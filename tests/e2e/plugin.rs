@@ -1,0 +1,158 @@
+//! `kubectl govcloud` against the real control plane, with the chart's
+//! policies in force and the operator running as its ServiceAccount.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use govcloud::api::{ChangePhase, RequestPhase, Tenancy};
+use govcloud::controlplane::User;
+use kube::Api;
+use serde_json::Value;
+
+use crate::admission::{Fixture, change_in, file_change, request_in};
+use crate::support::lab::WAIT;
+use crate::support::{Ctx, TestResult, eventually};
+
+/// The plugin as `kubectl govcloud` runs it: exit code, stdout, stderr.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn kubeconfig(f: &Fixture, user: &User, file: &str) -> PathBuf {
+    let path = f.lab.plane.dir().join(file);
+    f.lab
+        .plane
+        .write_kubeconfig(&path, user)
+        .unwrap_or_else(|e| panic!("{e}"));
+    path
+}
+
+fn plugin(kubeconfig: &PathBuf, args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_kubectl-govcloud"))
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running the plugin: {e}"));
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+pub async fn art13_the_plugin_approves_as_a_reviewer_and_is_refused_as_a_tenant(
+    _: Ctx,
+) -> TestResult {
+    let f = Fixture::new().await;
+    let ns = f.ns.clone();
+    let tenant = kubeconfig(&f, &f.tenant_a_user, "tenant.kubeconfig");
+    let reviewer = kubeconfig(&f, &f.reviewer_user, "reviewer.kubeconfig");
+    f.filed("oa").await;
+
+    let run = plugin(&tenant, &["approve", "crr/oa", "-n", &ns]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr
+            .contains("only the Digital City Department's reviewers"),
+        "{}",
+        run.stderr
+    );
+
+    let run = plugin(&reviewer, &["reject", "crr/oa", "-n", &ns]);
+    assert_eq!(
+        run.code, 2,
+        "a reject without an opinion is a usage error: {}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("--opinion"), "{}", run.stderr);
+
+    let run = plugin(
+        &reviewer,
+        &[
+            "approve",
+            "crr/oa",
+            "-n",
+            &ns,
+            "--opinion",
+            "同意按申请配置开通",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.stdout.trim(),
+        "cloudresourcerequest/oa approve: generation 1, by wang.reviewer"
+    );
+    request_in(&f.lab, &ns, "oa", RequestPhase::Approved).await;
+    // Approved means provisioned: the tenancy is delivered.
+    f.lab.deliver(&ns, "oa", "finance").await;
+
+    let run = plugin(&tenant, &["confirm", "oa", "-n", &ns, "--note", "已收到"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let tenancies: Api<Tenancy> = Api::namespaced(f.admin.clone(), &ns);
+    eventually("the confirmation", WAIT, || async {
+        tenancies
+            .get("oa")
+            .await
+            .ok()?
+            .status?
+            .delivery_confirmed_at
+    })
+    .await;
+
+    let run = plugin(&tenant, &["show", "tny/oa", "-n", &ns, "-o", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let shown: Value = serde_json::from_str(&run.stdout)?;
+    assert_eq!(shown["kind"], "Tenancy");
+    assert_eq!(shown["status"]["phase"], "Trial");
+    let run = plugin(&tenant, &["show", "tny/oa", "-n", &ns]);
+    assert!(run.stdout.contains("Trial ends:"), "{}", run.stdout);
+
+    let run = plugin(&reviewer, &["show", "crr/missing", "-n", &ns]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("not found"), "{}", run.stderr);
+    Ok(())
+}
+
+pub async fn art17_pending_lists_an_overdue_change_first(_: Ctx) -> TestResult {
+    let mut f = Fixture::new().await;
+    let ns = f.ns.clone();
+    let reviewer = kubeconfig(&f, &f.reviewer_user, "reviewer.kubeconfig");
+    f.active("erp").await;
+    file_change(&f.tenant_a, &ns, "late", "erp").await?;
+    change_in(&f.lab, &ns, "late", ChangePhase::UnderReview).await;
+    f.lab.advance_days(20);
+    f.filed("new").await;
+    file_change(&f.tenant_a, &ns, "soon", "erp").await?;
+    change_in(&f.lab, &ns, "soon", ChangePhase::UnderReview).await;
+    let now = f.lab.now().to_string();
+
+    let run = plugin(&reviewer, &["pending", "-A", "--dev-now", &now]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let rows: Vec<&str> = run.stdout.lines().collect();
+    assert!(rows[0].starts_with("NAMESPACE"), "{}", run.stdout);
+    assert!(
+        rows[1].contains("late") && rows[1].contains("OVERDUE"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        rows[2].contains("soon") && rows[2].contains(" wd"),
+        "{}",
+        run.stdout
+    );
+    assert!(rows[3].contains("new"), "{}", run.stdout);
+
+    let run = plugin(
+        &reviewer,
+        &["pending", "-n", &ns, "-o", "json", "--dev-now", &now],
+    );
+    let items: Value = serde_json::from_str(&run.stdout)?;
+    assert_eq!(items[0]["name"], "late");
+    assert_eq!(items[0]["overdue"], true);
+    assert!(items[0]["workingDaysLeft"].as_i64().unwrap_or(0) < 0);
+    assert_eq!(items[1]["overdue"], false);
+    Ok(())
+}
