@@ -21,7 +21,9 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 use serde::Serialize;
 
-use crate::api::{PricePeriod, Resources, ServiceType};
+use crate::api::{
+    ChangeAction, ChangeRequest, CloudResourceRequest, PricePeriod, Resources, ServiceType, Tenancy,
+};
 use crate::calendar::{local_date, start_of_day};
 
 /// An amount in fen (0.01 yuan).
@@ -134,6 +136,89 @@ impl Statement {
                 .0 += l.amount.0;
         }
         out
+    }
+}
+
+/// A tenancy's billing facts from the objects that record them: the request
+/// it was created from (what was approved), its extension requests (what
+/// each added, from its delivery) and its applied Modify changes (the whole
+/// allocation from when each was applied). `requests` and `changes` may hold
+/// others; only the tenancy's are used.
+pub fn account(
+    unit: &str,
+    tenancy: &Tenancy,
+    requests: &[CloudResourceRequest],
+    changes: &[ChangeRequest],
+) -> Account {
+    let name = tenancy.metadata.name.clone().unwrap_or_default();
+    let status = tenancy.status.clone().unwrap_or_default();
+    let find = |n: &str| {
+        requests
+            .iter()
+            .find(|r| r.metadata.name.as_deref() == Some(n))
+    };
+    let origin = find(&tenancy.spec.request.0);
+    let base = Holding {
+        from: Timestamp::MIN,
+        resources: origin
+            .and_then(|r| r.status.as_ref()?.approved.clone())
+            .unwrap_or_else(|| tenancy.spec.allocation.clone()),
+        service_types: origin
+            .map(|r| r.spec.service_types.clone())
+            .unwrap_or_else(|| tenancy.spec.service_types.clone()),
+    };
+    // (when, what happened), in time order.
+    enum Step<'a> {
+        Extension(&'a CloudResourceRequest),
+        Change(&'a ChangeRequest),
+    }
+    let mut steps: Vec<(Timestamp, Step<'_>)> = Vec::new();
+    for d in &status.extension_deliveries {
+        if let Some(r) = find(&d.request) {
+            steps.push((d.delivered_at.0, Step::Extension(r)));
+        }
+    }
+    for c in changes {
+        let Some(s) = c.status.as_ref() else { continue };
+        if c.spec.tenancy.0 == name
+            && c.spec.action == ChangeAction::Modify
+            && s.applied.is_some()
+            && let Some(at) = &s.applied_at
+        {
+            steps.push((at.0, Step::Change(c)));
+        }
+    }
+    steps.sort_by_key(|(at, _)| *at);
+    let mut holdings = vec![base];
+    for (at, step) in steps {
+        let last = holdings.last().cloned().unwrap_or_else(|| unreachable!());
+        let mut next = Holding { from: at, ..last };
+        match step {
+            Step::Extension(r) => {
+                // Grown as the operator grows it.
+                let mut spec = tenancy.spec.clone();
+                spec.allocation = next.resources.clone();
+                spec.service_types = next.service_types.clone();
+                let name = r.metadata.name.clone().unwrap_or_default();
+                if let Ok(grown) = crate::review::extend(&spec, &name, &r.spec) {
+                    next.resources = grown.allocation;
+                    next.service_types = grown.service_types;
+                }
+            }
+            Step::Change(c) => {
+                if let Some(applied) = c.status.as_ref().and_then(|s| s.applied.clone()) {
+                    next.resources = applied;
+                }
+            }
+        }
+        holdings.push(next);
+    }
+    Account {
+        unit: unit.to_owned(),
+        tenancy: name,
+        billing_started_at: status.billing_started_at.map(|t| t.0),
+        billing_ended_at: status.billing_ended_at.map(|t| t.0),
+        holdings,
     }
 }
 
@@ -303,6 +388,92 @@ pub fn statement(
         lines,
         total,
     })
+}
+
+impl Statement {
+    /// As CSV: a header, one row per line, then one `total` row.
+    pub fn csv(&self) -> String {
+        let mut out = String::from(
+            "unit,tenancy,item,quantity,unit_price,price_from,first_day,last_day,days,days_in_month,amount\n",
+        );
+        for l in &self.lines {
+            out.push_str(&format!(
+                "{},{},{},{},{},{},{},{},{},{},{}\n",
+                csv_field(&l.unit),
+                csv_field(&l.tenancy),
+                l.item,
+                l.quantity,
+                l.unit_price,
+                l.price_from,
+                l.first_day,
+                l.last_day,
+                l.days,
+                l.days_in_month,
+                l.amount
+            ));
+        }
+        out.push_str(&format!("total,,,,,,,,,,{}\n", self.total));
+        out
+    }
+
+    /// As a table: the lines of each tenancy, its subtotal, then the total.
+    pub fn table(&self) -> String {
+        let mut rows = vec![
+            ["UNIT", "TENANCY", "ITEM", "QTY", "PRICE", "DAYS", "AMOUNT"]
+                .map(str::to_owned)
+                .to_vec(),
+        ];
+        let totals = self.totals();
+        let mut last: Option<(String, String)> = None;
+        let subtotal = |key: &(String, String)| {
+            vec![
+                String::new(),
+                String::new(),
+                "subtotal".to_owned(),
+                String::new(),
+                String::new(),
+                String::new(),
+                totals.get(key).copied().unwrap_or_default().to_string(),
+            ]
+        };
+        for l in &self.lines {
+            let key = (l.unit.clone(), l.tenancy.clone());
+            if let Some(prev) = last.as_ref().filter(|p| **p != key) {
+                rows.push(subtotal(prev));
+            }
+            last = Some(key);
+            rows.push(vec![
+                l.unit.clone(),
+                l.tenancy.clone(),
+                l.item.clone(),
+                l.quantity.to_string(),
+                l.unit_price.clone(),
+                format!("{}/{}", l.days, l.days_in_month),
+                l.amount.to_string(),
+            ]);
+        }
+        if let Some(prev) = &last {
+            rows.push(subtotal(prev));
+        }
+        rows.push(vec![
+            format!("TOTAL {}", &self.month.to_string()[..7]),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            self.total.to_string(),
+        ]);
+        crate::plugin::table(&rows)
+    }
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
 }
 
 /// What `account` has accrued in the month of `now`, up to the end of the
@@ -557,6 +728,34 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("storage class \"nvme\""), "{e}");
+    }
+
+    #[test]
+    fn the_csv_and_the_table_end_with_the_total_of_their_lines() {
+        let mut b = account("2026-10-31T16:00:00Z", None);
+        b.tenancy = "portal".into();
+        let s = statement(
+            &[account("2026-10-31T16:00:00Z", None), b],
+            &[period("2025-01-01", "35.00")],
+            jiff::civil::date(2026, 11, 1),
+        )
+        .unwrap();
+        let csv = s.csv();
+        let rows: Vec<&str> = csv.lines().collect();
+        assert_eq!(rows.len(), 1 + 6 + 1);
+        let sum: f64 = rows[1..7]
+            .iter()
+            .map(|r| r.rsplit(',').next().unwrap().parse::<f64>().unwrap())
+            .sum();
+        assert_eq!(rows[7], "total,,,,,,,,,,332.00");
+        assert!((sum - 332.0).abs() < 1e-9);
+        let table = s.table();
+        assert_eq!(table.matches("subtotal").count(), 2, "{table}");
+        assert!(
+            table.lines().last().unwrap().starts_with("TOTAL 2026-11"),
+            "{table}"
+        );
+        assert!(table.lines().last().unwrap().ends_with("332.00"), "{table}");
     }
 
     #[test]

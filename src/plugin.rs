@@ -179,6 +179,44 @@ pub fn pending_table(items: &[Pending], all_namespaces: bool) -> String {
     table(&rows)
 }
 
+/// One moment in an object's history: an event, or a condition changing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Moment {
+    pub at: Timestamp,
+    /// `Event` or `Condition`.
+    pub source: &'static str,
+    /// An event's reason, or `Type=Status Reason` for a condition.
+    pub what: String,
+    pub message: String,
+}
+
+/// An object's events and conditions in time order (events first at equal
+/// times, since a condition reports what an event announced).
+pub fn timeline(mut moments: Vec<Moment>) -> Vec<Moment> {
+    moments.sort_by_key(|m| (m.at, m.source != "Event"));
+    moments
+}
+
+/// The table `kubectl govcloud timeline` prints.
+pub fn timeline_table(moments: &[Moment]) -> String {
+    let mut rows = vec![vec![
+        "TIME".to_owned(),
+        "SOURCE".to_owned(),
+        "WHAT".to_owned(),
+        "MESSAGE".to_owned(),
+    ]];
+    for m in moments {
+        rows.push(vec![
+            display(m.at),
+            m.source.to_owned(),
+            m.what.clone(),
+            m.message.clone(),
+        ]);
+    }
+    table(&rows)
+}
+
 /// Columns padded to their widest cell (counting characters, so that Chinese
 /// text lines up as well as a terminal allows), as kubectl prints them.
 pub fn table(rows: &[Vec<String>]) -> String {
@@ -332,6 +370,44 @@ mod tests {
         );
         assert!(p["metadata"]["annotations"].get(keys::OPINION).is_none());
         assert!(needs_opinion(Decision::Reject) && !needs_opinion(Decision::Approve));
+    }
+
+    #[test]
+    fn a_timeline_is_in_time_order_events_before_conditions() {
+        let at = |s: &str| s.parse::<Timestamp>().unwrap();
+        let m = |t: &str, source, what: &str| Moment {
+            at: at(t),
+            source,
+            what: what.into(),
+            message: String::new(),
+        };
+        let t = timeline(vec![
+            m(
+                "2026-11-28T02:00:00Z",
+                "Condition",
+                "Delivered=True Delivered",
+            ),
+            m("2026-11-27T02:00:00Z", "Event", "UnderReview"),
+            m("2026-11-28T02:00:00Z", "Event", "Delivered"),
+            m("2026-11-27T03:00:00Z", "Event", "Approved"),
+        ]);
+        let what: Vec<&str> = t.iter().map(|m| m.what.as_str()).collect();
+        assert_eq!(
+            what,
+            [
+                "UnderReview",
+                "Approved",
+                "Delivered",
+                "Delivered=True Delivered"
+            ]
+        );
+        assert!(
+            timeline_table(&t)
+                .lines()
+                .nth(1)
+                .unwrap()
+                .starts_with("2026-11-27 10:00:00 +08:00")
+        );
     }
 
     #[test]

@@ -8,11 +8,15 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use govcloud::api::Decision;
-use govcloud::api::{ChangeRequest, CloudResourceRequest, Tenancy, WorkCalendar, keys};
+use govcloud::api::{
+    ChangeRequest, CloudResourceRequest, ServiceCatalog, Tenancy, WorkCalendar, keys,
+};
+use govcloud::billing;
 use govcloud::calendar::{Calendar, display, local_date};
 use govcloud::plugin;
 use jiff::Timestamp;
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+use k8s_openapi::api::core::v1::Event;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource};
 use serde::Serialize;
@@ -53,6 +57,8 @@ enum Output {
     Table,
     Json,
     Yaml,
+    /// Only `bill` prints CSV.
+    Csv,
 }
 
 #[derive(Subcommand)]
@@ -96,6 +102,39 @@ enum Command {
         #[arg(long)]
         opinion: Option<String>,
     },
+    /// Open a rectification case on a tenancy (Art. 20; reviewers), with the
+    /// trigger's code 1-5, or close it with --rectified.
+    Rectify {
+        tenancy: String,
+        /// 1 low use after a scale-down, 2 security non-compliance,
+        /// 3 vulnerabilities, 4 misuse of resources, 5 other.
+        #[arg(long, required_unless_present = "rectified", value_parser = clap::value_parser!(u8).range(1..=5))]
+        trigger: Option<u8>,
+        /// Close the open case: what was rectified.
+        #[arg(long, conflicts_with = "trigger")]
+        rectified: Option<String>,
+    },
+    /// Isolate a tenancy at once (Art. 25; vendors and reviewers): its
+    /// network is cut and its VMs stopped until lifted.
+    Isolate {
+        tenancy: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Lift a tenancy's isolation: what it held is restored.
+    Lift { tenancy: String },
+    /// A month's statement per unit and tenancy (Art. 6, 16): the catalog's
+    /// prices in force each day, prorated by day; -o csv for spreadsheets.
+    Bill {
+        /// The month, as 2026-11.
+        #[arg(long)]
+        month: String,
+        /// The ServiceCatalog holding the prices.
+        #[arg(long, default_value = "default")]
+        catalog: String,
+    },
+    /// An object's events and conditions in time order.
+    Timeline { target: String },
     /// Confirm, as the unit, that a tenancy's resources were delivered
     /// (the reply of Attachment 2).
     Confirm {
@@ -167,6 +206,7 @@ fn print<T: Serialize>(output: Output, value: &T) -> Result<(), Failed> {
         Output::Json => println!("{}", serde_json::to_string_pretty(value)?),
         Output::Yaml => print!("{}", serde_saphyr::to_string(value)?),
         Output::Table => unreachable!("tables are printed by each command"),
+        Output::Csv => return Err(Failed("-o csv is for bill only".into())),
     }
     Ok(())
 }
@@ -207,6 +247,40 @@ async fn run(cli: &Cli, now: Timestamp) -> Result<(), Failed> {
             .await
         }
         Command::Confirm { tenancy, note } => confirm(cli, &client, tenancy, note, now).await,
+        Command::Rectify {
+            tenancy,
+            trigger,
+            rectified,
+        } => {
+            let annotations = match (trigger, rectified) {
+                (Some(code), _) => json!({ keys::RECTIFICATION: code.to_string() }),
+                (None, Some(note)) => json!({ keys::RECTIFIED: note }),
+                (None, None) => unreachable!("clap requires one"),
+            };
+            act(cli, &client, tenancy, annotations, "rectification").await
+        }
+        Command::Isolate { tenancy, reason } => {
+            act(
+                cli,
+                &client,
+                tenancy,
+                json!({ keys::ISOLATE: reason }),
+                "isolation",
+            )
+            .await
+        }
+        Command::Lift { tenancy } => {
+            act(
+                cli,
+                &client,
+                tenancy,
+                json!({ keys::ISOLATE: null }),
+                "isolation lifted",
+            )
+            .await
+        }
+        Command::Timeline { target } => timeline(cli, &client, target).await,
+        Command::Bill { month, catalog } => bill(cli, &client, month, catalog).await,
     }
 }
 
@@ -240,6 +314,21 @@ where
     }
 }
 
+/// The objects of a kind in the namespace, or every namespace with -A.
+async fn list<K>(cli: &Cli, client: &Client) -> Result<Vec<K>, Failed>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    Ok(scoped::<K>(cli, client)
+        .list(&ListParams::default())
+        .await
+        .map_err(api_message)?
+        .items)
+}
+
 async fn calendar(client: &Client) -> Result<Calendar, Failed> {
     let calendars = Api::<WorkCalendar>::all(client.clone())
         .list(&ListParams::default())
@@ -251,21 +340,9 @@ async fn calendar(client: &Client) -> Result<Calendar, Failed> {
 }
 
 async fn pending(cli: &Cli, client: &Client, now: Timestamp) -> Result<(), Failed> {
-    let lp = ListParams::default();
-    let requests = scoped::<CloudResourceRequest>(cli, client)
-        .list(&lp)
-        .await
-        .map_err(api_message)?;
-    let changes = scoped::<ChangeRequest>(cli, client)
-        .list(&lp)
-        .await
-        .map_err(api_message)?;
-    let items = plugin::pending(
-        &requests.items,
-        &changes.items,
-        &calendar(client).await?,
-        now,
-    );
+    let requests = list::<CloudResourceRequest>(cli, client).await?;
+    let changes = list::<ChangeRequest>(cli, client).await?;
+    let items = plugin::pending(&requests, &changes, &calendar(client).await?, now);
     match cli.output {
         Output::Table if items.is_empty() => eprintln!("nothing waits for review"),
         Output::Table => print!("{}", plugin::pending_table(&items, cli.all_namespaces)),
@@ -407,6 +484,152 @@ async fn confirm(
     .await
     .map_err(api_message)?;
     println!("tenancy/{name}: delivery confirmed ({value})");
+    Ok(())
+}
+
+async fn bill(cli: &Cli, client: &Client, month: &str, catalog: &str) -> Result<(), Failed> {
+    let first: jiff::civil::Date = format!("{month}-01")
+        .parse()
+        .map_err(|_| Failed(format!("--month {month:?}: write the month as 2026-11")))?;
+    let prices = Api::<ServiceCatalog>::all(client.clone())
+        .get(catalog)
+        .await
+        .map_err(api_message)?;
+    let tenancies = list::<Tenancy>(cli, client).await?;
+    let requests = list::<CloudResourceRequest>(cli, client).await?;
+    let changes = list::<ChangeRequest>(cli, client).await?;
+    let accounts: Vec<billing::Account> = tenancies
+        .iter()
+        .map(|t| {
+            let ns = t.metadata.namespace.clone().unwrap_or_default();
+            let same_ns = |o: &Option<String>| o.as_deref() == Some(ns.as_str());
+            let requests: Vec<_> = requests
+                .iter()
+                .filter(|r| same_ns(&r.metadata.namespace))
+                .cloned()
+                .collect();
+            let changes: Vec<_> = changes
+                .iter()
+                .filter(|c| same_ns(&c.metadata.namespace))
+                .cloned()
+                .collect();
+            billing::account(&t.spec.unit_name, t, &requests, &changes)
+        })
+        .collect();
+    let statement = billing::statement(&accounts, &prices.spec.periods, first)?;
+    match cli.output {
+        Output::Table => print!("{}", statement.table()),
+        Output::Csv => print!("{}", statement.csv()),
+        output => print(output, &statement)?,
+    }
+    Ok(())
+}
+
+/// Sets annotations on a tenancy in the caller's name (`decided-by`).
+async fn act(
+    cli: &Cli,
+    client: &Client,
+    tenancy: &str,
+    mut annotations: serde_json::Value,
+    what: &str,
+) -> Result<(), Failed> {
+    let name = match target(tenancy)? {
+        Target::Tenancy(n) | Target::Either(n) => n,
+        _ => return Err(Failed("this acts on a tenancy (tny/NAME)".into())),
+    };
+    let user = who_am_i(client).await?;
+    annotations[keys::DECIDED_BY] = json!(user);
+    let api: Api<Tenancy> = Api::namespaced(client.clone(), &namespace(cli, client));
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "metadata": { "annotations": annotations } })),
+    )
+    .await
+    .map_err(api_message)?;
+    println!("tenancy/{name}: {what}, by {user}");
+    Ok(())
+}
+
+async fn timeline(cli: &Cli, client: &Client, text: &str) -> Result<(), Failed> {
+    let ns = namespace(cli, client);
+    let (kind, name) = match target(text)? {
+        Target::Request(n) | Target::Either(n) => ("CloudResourceRequest", n),
+        Target::Change(n) => ("ChangeRequest", n),
+        Target::Tenancy(n) => ("Tenancy", n),
+    };
+    let object = match kind {
+        "CloudResourceRequest" => serde_json::to_value(
+            Api::<CloudResourceRequest>::namespaced(client.clone(), &ns)
+                .get(&name)
+                .await
+                .map_err(api_message)?,
+        )?,
+        "ChangeRequest" => serde_json::to_value(
+            Api::<ChangeRequest>::namespaced(client.clone(), &ns)
+                .get(&name)
+                .await
+                .map_err(api_message)?,
+        )?,
+        _ => serde_json::to_value(
+            Api::<Tenancy>::namespaced(client.clone(), &ns)
+                .get(&name)
+                .await
+                .map_err(api_message)?,
+        )?,
+    };
+    let events = Api::<Event>::namespaced(client.clone(), &ns)
+        .list(&ListParams::default().fields(&format!(
+            "involvedObject.kind={kind},involvedObject.name={name}"
+        )))
+        .await
+        .map_err(api_message)?;
+    let mut moments: Vec<plugin::Moment> = events
+        .items
+        .into_iter()
+        .filter_map(|e| {
+            let at = e
+                .event_time
+                .map(|t| t.0)
+                .or(e.last_timestamp.map(|t| t.0))
+                .or(e.first_timestamp.map(|t| t.0))
+                .or(e.metadata.creation_timestamp.map(|t| t.0))?;
+            Some(plugin::Moment {
+                at,
+                source: "Event",
+                what: e.reason.unwrap_or_default(),
+                message: e.message.unwrap_or_default(),
+            })
+        })
+        .collect();
+    for c in object["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let Some(at) = c["lastTransitionTime"]
+            .as_str()
+            .and_then(|t| t.parse::<Timestamp>().ok())
+        else {
+            continue;
+        };
+        moments.push(plugin::Moment {
+            at,
+            source: "Condition",
+            what: format!(
+                "{}={} {}",
+                c["type"].as_str().unwrap_or_default(),
+                c["status"].as_str().unwrap_or_default(),
+                c["reason"].as_str().unwrap_or_default()
+            ),
+            message: c["message"].as_str().unwrap_or_default().to_owned(),
+        });
+    }
+    let moments = plugin::timeline(moments);
+    match cli.output {
+        Output::Table => print!("{}", plugin::timeline_table(&moments)),
+        output => print(output, &moments)?,
+    }
     Ok(())
 }
 

@@ -237,6 +237,7 @@ pub(crate) struct Fixture {
     /// Who unit A's clerk and the reviewer are, for kubeconfigs.
     pub(crate) tenant_a_user: User,
     pub(crate) reviewer_user: User,
+    pub(crate) vendor_user: User,
 }
 
 impl Fixture {
@@ -261,7 +262,8 @@ impl Fixture {
         };
         let operator = client(Lab::operator_user(NAMESPACE)).await;
         let reviewer = client(User::new(REVIEWER, Some("govcloud:reviewers"))).await;
-        let vendor = client(User::new("li.vendor", Some("govcloud:vendors"))).await;
+        let vendor_user = User::new("li.vendor", Some("govcloud:vendors"));
+        let vendor = client(vendor_user.clone()).await;
         let auditor = client(User::new("sun.auditor", Some("govcloud:auditors"))).await;
         let tenant_a_user = a.member("clerk");
         let reviewer_user = User::new(REVIEWER, Some("govcloud:reviewers"));
@@ -321,6 +323,7 @@ impl Fixture {
             operator,
             tenant_a_user,
             reviewer_user,
+            vendor_user,
         }
     }
 

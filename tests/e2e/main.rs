@@ -52,6 +52,8 @@ fn all() -> Vec<(&'static str, TestFn)> {
         admission::art19_nothing_is_deleted_without_the_decision_the_measures_require,
         plugin::art13_the_plugin_approves_as_a_reviewer_and_is_refused_as_a_tenant,
         plugin::art17_pending_lists_an_overdue_change_first,
+        plugin::art25_the_plugin_isolates_as_a_vendor_and_rectifies_as_a_reviewer,
+        plugin::art16_bill_prints_a_statement_whose_total_is_the_sum_of_its_lines,
         lifecycle::art13_nothing_is_provisioned_before_an_approval_of_the_current_generation,
         lifecycle::art14_an_approval_provisions_exactly_the_approved_objects,
         lifecycle::art13_a_reviewer_amendment_is_what_gets_provisioned,

@@ -156,3 +156,161 @@ pub async fn art17_pending_lists_an_overdue_change_first(_: Ctx) -> TestResult {
     assert_eq!(items[1]["overdue"], false);
     Ok(())
 }
+
+pub async fn art25_the_plugin_isolates_as_a_vendor_and_rectifies_as_a_reviewer(
+    _: Ctx,
+) -> TestResult {
+    let mut f = Fixture::new().await;
+    let ns = f.ns.clone();
+    let tenant = kubeconfig(&f, &f.tenant_a_user, "tenant.kubeconfig");
+    let vendor = kubeconfig(&f, &f.vendor_user, "vendor.kubeconfig");
+    let reviewer = kubeconfig(&f, &f.reviewer_user, "reviewer.kubeconfig");
+    f.active("erp").await;
+    let tenancies: Api<Tenancy> = Api::namespaced(f.admin.clone(), &ns);
+
+    let run = plugin(&tenant, &["isolate", "erp", "-n", &ns, "--reason", "自查"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(run.stderr.contains("only vendors"), "{}", run.stderr);
+    let run = plugin(
+        &vendor,
+        &["isolate", "tny/erp", "-n", &ns, "--reason", "异常外联"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout.trim(), "tenancy/erp: isolation, by li.vendor");
+    eventually("the isolation", WAIT, || async {
+        tenancies.get("erp").await.ok()?.status?.isolation
+    })
+    .await;
+    let run = plugin(&vendor, &["lift", "erp", "-n", &ns]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    eventually("the isolation lifted", WAIT, || async {
+        let t = tenancies.get("erp").await.ok()?;
+        t.status?.isolation.is_none().then_some(())
+    })
+    .await;
+
+    let run = plugin(&vendor, &["rectify", "erp", "-n", &ns, "--trigger", "3"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let run = plugin(&reviewer, &["rectify", "erp", "-n", &ns, "--trigger", "9"]);
+    assert_eq!(run.code, 2, "a trigger outside 1-5 is a usage error");
+    let run = plugin(&reviewer, &["rectify", "erp", "-n", &ns, "--trigger", "3"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    eventually("the case", WAIT, || async {
+        tenancies.get("erp").await.ok()?.status?.rectification
+    })
+    .await;
+    let run = plugin(
+        &reviewer,
+        &["rectify", "erp", "-n", &ns, "--rectified", "漏洞已修复"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    eventually("the case closed", WAIT, || async {
+        tenancies
+            .get("erp")
+            .await
+            .ok()?
+            .status?
+            .rectification?
+            .closed_at
+    })
+    .await;
+
+    let run = plugin(&tenant, &["timeline", "tny/erp", "-n", &ns]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let order: Vec<usize> = ["Delivered", "TrialPassed", "Isolated"]
+        .iter()
+        .map(|r| {
+            run.stdout
+                .lines()
+                .position(|l| l.contains(" Event ") && l.contains(r))
+                .unwrap_or(usize::MAX)
+        })
+        .collect();
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]) && order[2] != usize::MAX,
+        "{}",
+        run.stdout
+    );
+    Ok(())
+}
+
+pub async fn art16_bill_prints_a_statement_whose_total_is_the_sum_of_its_lines(
+    _: Ctx,
+) -> TestResult {
+    let mut f = Fixture::new().await;
+    let reviewer = kubeconfig(&f, &f.reviewer_user, "reviewer.kubeconfig");
+    f.active("erp").await;
+    let t = Api::<Tenancy>::namespaced(f.admin.clone(), &f.ns)
+        .get("erp")
+        .await?;
+    let started = t
+        .status
+        .and_then(|s| s.billing_started_at)
+        .ok_or("billing started")?
+        .0;
+    // Delivered 2026-11-27 10:00 Beijing: the trial ends 2026-12-27 10:00,
+    // that day is the trial's, 28-31 December are billed.
+    assert_eq!(
+        govcloud::calendar::local_date(started).to_string(),
+        "2026-12-27"
+    );
+
+    let run = plugin(
+        &reviewer,
+        &["bill", "--month", "2026-12", "-A", "-o", "json"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let s: Value = serde_json::from_str(&run.stdout)?;
+    let lines = s["lines"].as_array().ok_or("lines")?;
+    let line = |item: &str| {
+        lines
+            .iter()
+            .find(|l| l["item"] == item)
+            .unwrap_or_else(|| panic!("{item} in {lines:?}"))
+    };
+    // The OA sample: 2 x 4 + 1 x 8 = 16 vCPU at 35.00, 2 x 8 + 16 = 32 GiB
+    // at 18.00 (the chart's price list), 4 of 31 days:
+    // 560 x 4 / 31 = 72.258.. and 576 x 4 / 31 = 74.322..
+    assert_eq!(line("vcpu")["quantity"], 16);
+    assert_eq!(line("vcpu")["days"], 4);
+    assert_eq!(line("vcpu")["amount"], 7226);
+    assert_eq!(line("memoryGiB")["amount"], 7432);
+    let sum: i64 = lines.iter().filter_map(|l| l["amount"].as_i64()).sum();
+    assert_eq!(s["total"].as_i64(), Some(sum));
+
+    let run = plugin(
+        &reviewer,
+        &["bill", "--month", "2026-12", "-A", "-o", "csv"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let last = run.stdout.lines().last().unwrap_or_default().to_owned();
+    assert_eq!(
+        last,
+        format!("total,,,,,,,,,,{}.{:02}", sum / 100, sum % 100)
+    );
+    let run = plugin(&reviewer, &["bill", "--month", "2026-12", "-A"]);
+    assert!(
+        run.stdout
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .ends_with(&format!("{}.{:02}", sum / 100, sum % 100)),
+        "{}",
+        run.stdout
+    );
+    eprint!("{}", run.stdout);
+    let run = plugin(&reviewer, &["bill", "--month", "2026-11", "-A"]);
+    assert!(
+        run.stdout
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .ends_with("0.00"),
+        "{}",
+        run.stdout
+    );
+    let run = plugin(&reviewer, &["bill", "--month", "December", "-A"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("2026-11"), "{}", run.stderr);
+    Ok(())
+}

@@ -35,3 +35,23 @@ system:serviceaccount:{{ .Release.Namespace }}:{{ include "govcloud.serviceAccou
 {{- $groups := dict "reviewerGroup" .Values.groups.reviewers "vendorGroup" .Values.groups.vendors "auditorGroup" .Values.groups.auditors -}}
 {{- toYaml (mustMergeOverwrite (deepCopy .Values.config) $groups) -}}
 {{- end -}}
+
+{{/* Read access to what the operator creates for tenancies and the events
+     it records: for reviewers, vendors and auditors. */}}
+{{- define "govcloud.readOwned" }}
+- apiGroups: [""]
+  resources: [namespaces, resourcequotas, limitranges, persistentvolumeclaims, events]
+  verbs: [get, list, watch]
+- apiGroups: [events.k8s.io]
+  resources: [events]
+  verbs: [get, list, watch]
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [get, list, watch]
+- apiGroups: [kubevirt.io]
+  resources: [virtualmachines, virtualmachineinstances]
+  verbs: [get, list, watch]
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [get, list, watch]
+{{- end }}
