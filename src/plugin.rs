@@ -2,12 +2,15 @@
 //! to the cluster: what waits for review and by when, and the annotations a
 //! decision sets. Pure: objects, the calendar and `now` are arguments.
 
+use std::collections::BTreeMap;
+
 use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::api::{
-    ChangeAction, ChangePhase, ChangeRequest, CloudResourceRequest, Decision, RequestPhase, keys,
+    ChangeAction, ChangePhase, ChangeRequest, CloudResourceRequest, Decision, RequestPhase,
+    Tenancy, keys,
 };
 use crate::calendar::{Calendar, display, local_date};
 
@@ -177,6 +180,177 @@ pub fn pending_table(items: &[Pending], all_namespaces: bool) -> String {
         rows.push(row);
     }
     table(&rows)
+}
+
+/// One tenancy in a unit's report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TenancyReport {
+    pub name: String,
+    pub phase: String,
+    pub vcpu: u64,
+    pub memory_gib: u64,
+    pub storage_gib: u64,
+    /// Rightsizing recommendations (Art. 18), as `art18-1 Cpu ScaleUp 16 -> 22`.
+    pub recommendations: Vec<String>,
+    /// Compliance evidence missing past its deadline (Art. 12 ¶2, 24).
+    pub compliance_gaps: Vec<String>,
+    /// An open rectification case (Art. 20): its trigger and deadline.
+    pub rectification: Option<String>,
+    pub isolated: bool,
+}
+
+/// One unit's report: its tenancies and what of it is overdue.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnitReport {
+    pub namespace: String,
+    pub unit: String,
+    pub tenancies: Vec<TenancyReport>,
+    pub overdue: Vec<Pending>,
+}
+
+/// Per unit (namespace): tenancies with their size, recommendations,
+/// compliance gaps, open cases and isolation, and the unit's overdue items.
+pub fn report(
+    tenancies: &[Tenancy],
+    requests: &[CloudResourceRequest],
+    changes: &[ChangeRequest],
+    calendar: &Calendar,
+    now: Timestamp,
+) -> Vec<UnitReport> {
+    let mut units: BTreeMap<String, UnitReport> = BTreeMap::new();
+    fn unit<'a>(
+        units: &'a mut BTreeMap<String, UnitReport>,
+        ns: &str,
+        name: &str,
+    ) -> &'a mut UnitReport {
+        units.entry(ns.to_owned()).or_insert_with(|| UnitReport {
+            namespace: ns.to_owned(),
+            unit: name.to_owned(),
+            tenancies: Vec::new(),
+            overdue: Vec::new(),
+        })
+    }
+    for t in tenancies {
+        let ns = t.metadata.namespace.clone().unwrap_or_default();
+        let status = t.status.clone().unwrap_or_default();
+        let a = &t.spec.allocation;
+        let sum = |f: &dyn Fn(&crate::api::VmGroup) -> u64| -> u64 {
+            a.vm_groups.iter().map(|g| u64::from(g.count) * f(g)).sum()
+        };
+        let report = TenancyReport {
+            name: t.metadata.name.clone().unwrap_or_default(),
+            phase: status
+                .phase
+                .map(|p| format!("{p:?}"))
+                .unwrap_or_else(|| "Provisioning".into()),
+            vcpu: sum(&|g| g.vcpu.into()),
+            memory_gib: sum(&|g| g.memory_gib.into()),
+            storage_gib: a.cloud_storage.iter().map(|v| u64::from(v.size_gib)).sum(),
+            recommendations: status
+                .recommendations
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{} {:?} {:?} {} -> {}",
+                        r.rule, r.metric, r.direction, r.current, r.suggested
+                    )
+                })
+                .collect(),
+            compliance_gaps: status.compliance_gaps.clone(),
+            rectification: status
+                .rectification
+                .filter(|c| c.closed_at.is_none())
+                .map(|c| format!("trigger {} due {}", c.trigger.code(), display(c.due_at.0))),
+            isolated: status.isolation.is_some(),
+        };
+        unit(&mut units, &ns, &t.spec.unit_name)
+            .tenancies
+            .push(report);
+    }
+    for p in pending(requests, changes, calendar, now) {
+        if p.overdue {
+            let name = requests
+                .iter()
+                .find(|r| r.metadata.namespace.as_deref() == Some(p.namespace.as_str()))
+                .map(|r| r.spec.unit.name.clone())
+                .unwrap_or_default();
+            unit(&mut units, &p.namespace.clone(), &name)
+                .overdue
+                .push(p);
+        }
+    }
+    units.into_values().collect()
+}
+
+/// The text `kubectl govcloud report` prints: per unit, its tenancies, then
+/// what is overdue.
+pub fn report_text(units: &[UnitReport]) -> String {
+    let mut out = String::new();
+    for u in units {
+        out.push_str(&format!("UNIT {} ({})\n", u.unit, u.namespace));
+        let mut rows = vec![
+            [
+                "TENANCY",
+                "PHASE",
+                "VCPU",
+                "MEM-GIB",
+                "STORAGE-GIB",
+                "RECOMMENDATIONS",
+                "GAPS",
+                "CASE",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+        ];
+        for t in &u.tenancies {
+            let mut phase = t.phase.clone();
+            if t.isolated {
+                phase.push_str(",Isolated");
+            }
+            rows.push(vec![
+                t.name.clone(),
+                phase,
+                t.vcpu.to_string(),
+                t.memory_gib.to_string(),
+                t.storage_gib.to_string(),
+                if t.recommendations.is_empty() {
+                    "-".into()
+                } else {
+                    t.recommendations.join("; ")
+                },
+                if t.compliance_gaps.is_empty() {
+                    "-".into()
+                } else {
+                    t.compliance_gaps.join("; ")
+                },
+                t.rectification.clone().unwrap_or_else(|| "-".into()),
+            ]);
+        }
+        if u.tenancies.is_empty() {
+            out.push_str("  no tenancies\n");
+        } else {
+            for line in table(&rows).lines() {
+                out.push_str(&format!("  {line}\n"));
+            }
+        }
+        for p in &u.overdue {
+            out.push_str(&format!(
+                "  OVERDUE {} {}: {} (due {})\n",
+                if p.kind == "ChangeRequest" {
+                    "chr"
+                } else {
+                    "crr"
+                },
+                p.name,
+                p.what,
+                p.due.map(display).unwrap_or_default()
+            ));
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// One moment in an object's history: an event, or a condition changing.

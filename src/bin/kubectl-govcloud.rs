@@ -123,6 +123,9 @@ enum Command {
     },
     /// Lift a tenancy's isolation: what it held is restored.
     Lift { tenancy: String },
+    /// Per unit: tenancies with their size, rightsizing recommendations,
+    /// compliance gaps, open cases and isolation; overdue items.
+    Report,
     /// A month's statement per unit and tenancy (Art. 6, 16): the catalog's
     /// prices in force each day, prorated by day; -o csv for spreadsheets.
     Bill {
@@ -281,6 +284,20 @@ async fn run(cli: &Cli, now: Timestamp) -> Result<(), Failed> {
         }
         Command::Timeline { target } => timeline(cli, &client, target).await,
         Command::Bill { month, catalog } => bill(cli, &client, month, catalog).await,
+        Command::Report => {
+            let units = plugin::report(
+                &list::<Tenancy>(cli, &client).await?,
+                &list::<CloudResourceRequest>(cli, &client).await?,
+                &list::<ChangeRequest>(cli, &client).await?,
+                &calendar(&client).await?,
+                now,
+            );
+            match cli.output {
+                Output::Table => print!("{}", plugin::report_text(&units)),
+                output => print(output, &units)?,
+            }
+            Ok(())
+        }
     }
 }
 

@@ -154,6 +154,18 @@ pub async fn art17_pending_lists_an_overdue_change_first(_: Ctx) -> TestResult {
     assert_eq!(items[0]["overdue"], true);
     assert!(items[0]["workingDaysLeft"].as_i64().unwrap_or(0) < 0);
     assert_eq!(items[1]["overdue"], false);
+
+    let run = plugin(&reviewer, &["report", "-A", "--dev-now", &now]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains(&format!("({ns})")), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.contains("OVERDUE chr late: Modify tenancy erp")),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("OVERDUE chr soon"), "{}", run.stdout);
     Ok(())
 }
 
@@ -199,6 +211,17 @@ pub async fn art25_the_plugin_isolates_as_a_vendor_and_rectifies_as_a_reviewer(
         tenancies.get("erp").await.ok()?.status?.rectification
     })
     .await;
+    let run = plugin(&reviewer, &["report", "-n", &ns, "-o", "json"]);
+    let report: Value = serde_json::from_str(&run.stdout)?;
+    let erp = &report[0]["tenancies"][0];
+    assert_eq!(erp["name"], "erp");
+    assert_eq!(erp["vcpu"], 16);
+    assert!(
+        erp["rectification"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("trigger 3 due ")),
+        "{report}"
+    );
     let run = plugin(
         &reviewer,
         &["rectify", "erp", "-n", &ns, "--rectified", "漏洞已修复"],
