@@ -55,9 +55,8 @@ pub fn decision_patch(
         keys::DECIDED_GENERATION: generation.to_string(),
         keys::DECIDED_BY: user,
     });
-    if let Some(o) = opinion {
-        annotations[keys::OPINION] = json!(o);
-    }
+    // An opinion left from an earlier decision does not carry over.
+    annotations[keys::OPINION] = json!(opinion);
     json!({ "metadata": { "resourceVersion": resource_version, "annotations": annotations } })
 }
 
@@ -542,7 +541,7 @@ mod tests {
             p["metadata"]["annotations"][keys::DECISION],
             "emergency-open"
         );
-        assert!(p["metadata"]["annotations"].get(keys::OPINION).is_none());
+        assert!(p["metadata"]["annotations"][keys::OPINION].is_null());
         assert!(needs_opinion(Decision::Reject) && !needs_opinion(Decision::Approve));
     }
 

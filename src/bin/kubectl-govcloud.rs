@@ -148,19 +148,38 @@ enum Command {
     },
 }
 
-/// A failure, printed as `error: ...` with exit code 1.
-struct Failed(String);
+/// A failure, printed as `error: ...`: exit code 2 for a wrong command
+/// line, 1 for anything else.
+struct Failed {
+    message: String,
+    usage: bool,
+}
+
+fn failed(message: impl Into<String>) -> Failed {
+    Failed {
+        message: message.into(),
+        usage: false,
+    }
+}
+
+/// A wrong command line (exit code 2).
+fn usage(message: impl Into<String>) -> Failed {
+    Failed {
+        message: message.into(),
+        usage: true,
+    }
+}
 
 impl<E: std::fmt::Display> From<E> for Failed {
     fn from(e: E) -> Self {
-        Failed(e.to_string())
+        failed(e.to_string())
     }
 }
 
 fn api_message(e: kube::Error) -> Failed {
     match e {
-        kube::Error::Api(s) => Failed(s.message),
-        e => Failed(e.to_string()),
+        kube::Error::Api(s) => failed(s.message),
+        e => failed(e.to_string()),
     }
 }
 
@@ -176,9 +195,9 @@ async fn main() -> ExitCode {
     };
     match run(&cli, now).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failed(message)) => {
+        Err(Failed { message, usage }) => {
             eprintln!("error: {message}");
-            ExitCode::FAILURE
+            ExitCode::from(if usage { 2 } else { 1 })
         }
     }
 }
@@ -198,10 +217,17 @@ async fn client(cli: &Cli) -> Result<Client, Failed> {
     Ok(Client::try_from(config)?)
 }
 
-fn namespace(cli: &Cli, client: &Client) -> String {
-    cli.namespace
+/// The namespace of a command on one object; `-A` makes no sense there.
+fn namespace(cli: &Cli, client: &Client) -> Result<String, Failed> {
+    if cli.all_namespaces {
+        return Err(usage(
+            "-A lists every namespace; a command on one object takes -n NAMESPACE",
+        ));
+    }
+    Ok(cli
+        .namespace
         .clone()
-        .unwrap_or_else(|| client.default_namespace().to_owned())
+        .unwrap_or_else(|| client.default_namespace().to_owned()))
 }
 
 fn print<T: Serialize>(output: Output, value: &T) -> Result<(), Failed> {
@@ -209,7 +235,7 @@ fn print<T: Serialize>(output: Output, value: &T) -> Result<(), Failed> {
         Output::Json => println!("{}", serde_json::to_string_pretty(value)?),
         Output::Yaml => print!("{}", serde_saphyr::to_string(value)?),
         Output::Table => unreachable!("tables are printed by each command"),
-        Output::Csv => return Err(Failed("-o csv is for bill only".into())),
+        Output::Csv => return Err(usage("-o csv is for bill only")),
     }
     Ok(())
 }
@@ -306,7 +332,7 @@ async fn version(client: &Client) -> Result<(), Failed> {
     let v = client
         .apiserver_version()
         .await
-        .map_err(|e| Failed(format!("cannot reach the cluster: {e}")))?;
+        .map_err(|e| failed(format!("cannot reach the cluster: {e}")))?;
     println!("server {}", v.git_version);
     let installed = client
         .list_api_group_resources("govcloud.dev/v1alpha1")
@@ -314,7 +340,7 @@ async fn version(client: &Client) -> Result<(), Failed> {
         .map(|l| l.resources.len())
         .unwrap_or(0);
     if installed == 0 {
-        return Err(Failed("govcloud.dev/v1alpha1: not installed".into()));
+        return Err(failed("govcloud.dev/v1alpha1: not installed"));
     }
     println!("govcloud.dev/v1alpha1: installed ({installed} resources)");
     Ok(())
@@ -327,7 +353,11 @@ where
     if cli.all_namespaces {
         Api::all(client.clone())
     } else {
-        Api::namespaced(client.clone(), &namespace(cli, client))
+        let ns = cli
+            .namespace
+            .clone()
+            .unwrap_or_else(|| client.default_namespace().to_owned());
+        Api::namespaced(client.clone(), &ns)
     }
 }
 
@@ -386,7 +416,7 @@ fn target(text: &str) -> Result<Target, Failed> {
         "crr" | "cloudresourcerequest" | "cloudresourcerequests" => Ok(Target::Request(name)),
         "chr" | "changerequest" | "changerequests" => Ok(Target::Change(name)),
         "tny" | "tenancy" | "tenancies" => Ok(Target::Tenancy(name)),
-        other => Err(Failed(format!(
+        other => Err(usage(format!(
             "unknown kind {other:?}: use crr/NAME, chr/NAME or tny/NAME"
         ))),
     }
@@ -401,7 +431,7 @@ async fn who_am_i(client: &Client) -> Result<String, Failed> {
         .status
         .and_then(|s| s.user_info)
         .and_then(|u| u.username)
-        .ok_or_else(|| Failed("the apiserver did not say who you are".into()))
+        .ok_or_else(|| failed("the apiserver did not say who you are"))
 }
 
 async fn decide(
@@ -412,12 +442,12 @@ async fn decide(
     opinion: Option<&str>,
 ) -> Result<(), Failed> {
     if plugin::needs_opinion(decision) && opinion.is_none_or(|o| o.trim().is_empty()) {
-        return Err(Failed(format!(
+        return Err(usage(format!(
             "{} needs --opinion saying why",
             decision.as_str()
         )));
     }
-    let ns = namespace(cli, client);
+    let ns = namespace(cli, client)?;
     let user = who_am_i(client).await?;
     let requests: Api<CloudResourceRequest> = Api::namespaced(client.clone(), &ns);
     let changes: Api<ChangeRequest> = Api::namespaced(client.clone(), &ns);
@@ -438,9 +468,8 @@ async fn decide(
             }
         },
         Target::Tenancy(_) => {
-            return Err(Failed(
-                "a tenancy is not decided on: decide its request (crr/NAME) or change (chr/NAME)"
-                    .into(),
+            return Err(usage(
+                "a tenancy is not decided on: decide its request (crr/NAME) or change (chr/NAME)",
             ));
         }
     };
@@ -471,7 +500,7 @@ async fn decide(
             );
             Ok(())
         }
-        Err(kube::Error::Api(s)) if s.code == 409 => Err(Failed(format!(
+        Err(kube::Error::Api(s)) if s.code == 409 => Err(failed(format!(
             "{kind}/{name} changed while you decided: read it again (kubectl govcloud show {kind}/{name}), then decide"
         ))),
         Err(e) => Err(api_message(e)),
@@ -487,9 +516,9 @@ async fn confirm(
 ) -> Result<(), Failed> {
     let name = match target(tenancy)? {
         Target::Tenancy(n) | Target::Either(n) => n,
-        _ => return Err(Failed("confirm names a tenancy (tny/NAME)".into())),
+        _ => return Err(usage("confirm names a tenancy (tny/NAME)")),
     };
-    let api: Api<Tenancy> = Api::namespaced(client.clone(), &namespace(cli, client));
+    let api: Api<Tenancy> = Api::namespaced(client.clone(), &namespace(cli, client)?);
     let value = note.clone().unwrap_or_else(|| local_date(now).to_string());
     api.patch(
         &name,
@@ -507,7 +536,7 @@ async fn confirm(
 async fn bill(cli: &Cli, client: &Client, month: &str, catalog: &str) -> Result<(), Failed> {
     let first: jiff::civil::Date = format!("{month}-01")
         .parse()
-        .map_err(|_| Failed(format!("--month {month:?}: write the month as 2026-11")))?;
+        .map_err(|_| usage(format!("--month {month:?}: write the month as 2026-11")))?;
     let prices = Api::<ServiceCatalog>::all(client.clone())
         .get(catalog)
         .await
@@ -552,11 +581,11 @@ async fn act(
 ) -> Result<(), Failed> {
     let name = match target(tenancy)? {
         Target::Tenancy(n) | Target::Either(n) => n,
-        _ => return Err(Failed("this acts on a tenancy (tny/NAME)".into())),
+        _ => return Err(usage("this acts on a tenancy (tny/NAME)")),
     };
     let user = who_am_i(client).await?;
     annotations[keys::DECIDED_BY] = json!(user);
-    let api: Api<Tenancy> = Api::namespaced(client.clone(), &namespace(cli, client));
+    let api: Api<Tenancy> = Api::namespaced(client.clone(), &namespace(cli, client)?);
     api.patch(
         &name,
         &PatchParams::default(),
@@ -569,7 +598,7 @@ async fn act(
 }
 
 async fn timeline(cli: &Cli, client: &Client, text: &str) -> Result<(), Failed> {
-    let ns = namespace(cli, client);
+    let ns = namespace(cli, client)?;
     let (kind, name) = match target(text)? {
         Target::Request(n) | Target::Either(n) => ("CloudResourceRequest", n),
         Target::Change(n) => ("ChangeRequest", n),
@@ -651,7 +680,7 @@ async fn timeline(cli: &Cli, client: &Client, text: &str) -> Result<(), Failed> 
 }
 
 async fn show(cli: &Cli, client: &Client, text: &str, now: Timestamp) -> Result<(), Failed> {
-    let ns = namespace(cli, client);
+    let ns = namespace(cli, client)?;
     let requests: Api<CloudResourceRequest> = Api::namespaced(client.clone(), &ns);
     let tenancies: Api<Tenancy> = Api::namespaced(client.clone(), &ns);
     let changes: Api<ChangeRequest> = Api::namespaced(client.clone(), &ns);

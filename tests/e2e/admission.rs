@@ -506,8 +506,8 @@ pub async fn art7_only_reviewers_decide_in_their_own_name_on_the_current_generat
         },
     );
     m.refused(
-        "a tenant edits the decider's name afterwards",
-        "must name the person deciding",
+        "a tenant re-signs the decision in its own name",
+        "may set govcloud.dev/decided-by",
         annotate::<Crr>(&a, ns, "oa", json!({ keys::DECIDED_BY: "wang.reviewer.2" })).await,
     );
     m.refused(
@@ -542,6 +542,30 @@ pub async fn art7_only_reviewers_decide_in_their_own_name_on_the_current_generat
         annotate::<Crr>(&r, ns, "urgent", decision(REVIEWER, g, "emergency-open")).await,
     );
     request_in(&f.lab, ns, "urgent", RequestPhase::EmergencyOpened).await;
+    // Its materials follow within 10 working days; what was opened stays.
+    let oa: Crr = from_sample(OA, ns, "oa", json!({}));
+    let documents = serde_json::to_value(&oa.spec.documents)?;
+    f.m.allowed(
+        "a tenant supplements the materials of an emergency-opened request",
+        merge::<Crr>(
+            &a,
+            ns,
+            "urgent",
+            json!({ "spec": { "documents": documents } }),
+        )
+        .await,
+    );
+    f.m.refused(
+        "a tenant changes the resources of an emergency-opened request",
+        "it was opened in an emergency: the unit supplements its materials",
+        merge::<Crr>(
+            &a,
+            ns,
+            "urgent",
+            json!({ "spec": { "resources": { "publicIPs": 9 } } }),
+        )
+        .await,
+    );
 
     // Changes (Art. 17): decided by reviewers alone, too.
     f.active("erp").await;
@@ -653,6 +677,28 @@ pub async fn art8_a_unit_acts_in_its_own_namespace_and_edits_only_before_the_dec
         "forbidden",
         write_phase::<Crr>(&a, ns, "oa", "Approved").await,
     );
+    m.refused(
+        "a tenant gives its request an owner, for the garbage collector to delete it",
+        "owner references are not set on requests and changes",
+        merge::<Crr>(
+            &a,
+            ns,
+            "oa",
+            json!({ "metadata": { "ownerReferences": [{
+                "apiVersion": "v1", "kind": "ConfigMap", "name": "gone",
+                "uid": "00000000-0000-0000-0000-000000000000",
+            }] } }),
+        )
+        .await,
+    );
+    m.allowed(
+        "a tenant reads the price list",
+        outcome(
+            Api::<govcloud::api::ServiceCatalog>::all(a.clone())
+                .get("default")
+                .await,
+        ),
+    );
     m.allowed(
         "a tenant adds an annotation of its own",
         annotate::<Crr>(
@@ -758,6 +804,18 @@ pub async fn art8_a_unit_acts_in_its_own_namespace_and_edits_only_before_the_dec
         "a tenant deletes a volume of its tenancy",
         "belongs to tenancy erp: the operator wipes and deletes it",
         delete::<PersistentVolumeClaim>(&a, &tns, &pvc).await,
+    );
+    let unlabelled = merge::<PersistentVolumeClaim>(
+        &a,
+        &tns,
+        &pvc,
+        json!({ "metadata": { "labels": { keys::TENANCY: null } } }),
+    )
+    .await;
+    f.m.refused(
+        "a tenant removes a volume's label, then deletes it",
+        "belongs to tenancy erp: the operator wipes and deletes it",
+        unlabelled.and(delete::<PersistentVolumeClaim>(&a, &tns, &pvc).await),
     );
 
     // Its changes (Art. 17): edited before review only, withdrawn before

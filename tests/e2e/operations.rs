@@ -142,6 +142,11 @@ pub async fn a_settled_tenancy_receives_no_writes(_: Ctx) -> TestResult {
     })
     .await;
     lab.kubevirt_runs(&tns, "app-1", true).await?;
+    // The usage must be on record before the trial ends, or it is reclaimed.
+    lab.tenancy_where(&ns, "oa", "usage", |t| {
+        t.status.as_ref().is_some_and(|s| s.usage.is_some())
+    })
+    .await;
     lab.advance_days(31);
     lab.tenancy_in(&ns, "oa", TenancyPhase::Active).await;
 

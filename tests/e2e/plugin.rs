@@ -61,6 +61,18 @@ pub async fn art13_the_plugin_approves_as_a_reviewer_and_is_refused_as_a_tenant(
         run.stderr
     );
 
+    // A unit sees what of its own waits, deadlines counted by the calendars
+    // everyone may read.
+    let run = plugin(&tenant, &["pending", "-n", &ns]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("oa"), "{}", run.stdout);
+    let run = plugin(&reviewer, &["approve", "crr/oa", "-A"]);
+    assert_eq!(
+        run.code, 2,
+        "-A on one object is a usage error: {}",
+        run.stderr
+    );
+
     let run = plugin(&reviewer, &["reject", "crr/oa", "-n", &ns]);
     assert_eq!(
         run.code, 2,
@@ -333,7 +345,10 @@ pub async fn art16_bill_prints_a_statement_whose_total_is_the_sum_of_its_lines(
         run.stdout
     );
     let run = plugin(&reviewer, &["bill", "--month", "December", "-A"]);
-    assert_eq!(run.code, 1);
+    assert_eq!(
+        run.code, 2,
+        "a month not written as 2026-11 is a usage error"
+    );
     assert!(run.stderr.contains("2026-11"), "{}", run.stderr);
     Ok(())
 }
