@@ -113,6 +113,18 @@ impl Lab {
         objs
     }
 
+    /// Creates a namespace unless it exists.
+    async fn create_namespace(&self, ns: &Namespace) {
+        match Api::<Namespace>::all(self.admin.clone())
+            .create(&PostParams::default(), ns)
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => panic!("namespace {:?}: {e}", ns.metadata.name),
+        }
+    }
+
     async fn install(&self, namespace: &str, objs: &[DynamicObject]) {
         let ns = Namespace {
             metadata: ObjectMeta {
@@ -121,14 +133,7 @@ impl Lab {
             },
             ..Namespace::default()
         };
-        match Api::<Namespace>::all(self.admin.clone())
-            .create(&PostParams::default(), &ns)
-            .await
-        {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 409 => {}
-            Err(e) => panic!("namespace {namespace}: {e}"),
-        }
+        self.create_namespace(&ns).await;
         manifests::Applier::new(self.admin.clone(), "helm")
             .apply_all(objs, Some(namespace))
             .await
@@ -205,14 +210,7 @@ impl Lab {
             },
             ..Namespace::default()
         };
-        match Api::<Namespace>::all(self.admin.clone())
-            .create(&PostParams::default(), &ns)
-            .await
-        {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 409 => {}
-            Err(e) => panic!("unit namespace: {e}"),
-        }
+        self.create_namespace(&ns).await;
         Unit {
             id: id.into(),
             namespace,
