@@ -5,7 +5,8 @@
 //! * [`api`]: the `govcloud.dev/v1alpha1` kinds, the source of the CRDs;
 //! * pure rules, time passed in: [`calendar`] (working days), [`review`]
 //!   (Art. 11-14), [`provisioning`] (what an allocation becomes),
-//!   [`lifecycle`] (delivery, trial, reclaim), [`release`] (wiping);
+//!   [`lifecycle`] (delivery, trial, reclaim), [`release`] (wiping),
+//!   [`billing`] (statements), [`letters`] (the paper forms);
 //! * [`operator`]: the controllers that read the cluster and carry out plans;
 //! * [`controlplane`] and [`manifests`]: a local control plane and applying
 //!   YAML, for the tests and the demo.
@@ -18,6 +19,7 @@ pub mod clock;
 pub mod conditions;
 pub mod config;
 pub mod controlplane;
+pub mod letters;
 pub mod lifecycle;
 pub mod manifests;
 pub mod operator;

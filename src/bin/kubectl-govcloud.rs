@@ -13,6 +13,7 @@ use govcloud::api::{
 };
 use govcloud::billing;
 use govcloud::calendar::{Calendar, display, local_date};
+use govcloud::letters;
 use govcloud::plugin;
 use jiff::Timestamp;
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
@@ -27,7 +28,7 @@ use serde_json::json;
     name = "kubectl govcloud",
     version,
     about = "Government cloud requests, reviews and tenancies",
-    after_help = "Examples:\n  kubectl govcloud pending -A\n  kubectl govcloud show crr/finance-oa -n unit-finance\n  kubectl govcloud approve crr/finance-oa -n unit-finance --opinion 同意按申请配置开通\n  kubectl govcloud confirm finance-oa -n unit-finance"
+    after_help = "Examples:\n  kubectl govcloud pending -A\n  kubectl govcloud show crr/finance-oa -n unit-finance\n  kubectl govcloud approve crr/finance-oa -n unit-finance --opinion 同意按申请配置开通\n  kubectl govcloud confirm finance-oa -n unit-finance\n  kubectl govcloud letter crr/finance-oa -n unit-finance --format html --out application.html"
 )]
 struct Cli {
     /// Path to the kubeconfig file.
@@ -59,6 +60,12 @@ enum Output {
     Yaml,
     /// Only `bill` prints CSV.
     Csv,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LetterFormat {
+    Markdown,
+    Html,
 }
 
 #[derive(Subcommand)]
@@ -138,6 +145,23 @@ enum Command {
     },
     /// An object's events and conditions in time order.
     Timeline { target: String },
+    /// The paper form of an object, in Chinese: a request (crr/NAME) gives
+    /// Attachment 1, the application letter and demand form; a tenancy
+    /// (tny/NAME) Attachment 2, the opening confirmation letter and the
+    /// unit's reply; a change (chr/NAME) Attachment 3, the change or
+    /// cancellation form. Seals are left blank.
+    #[command(
+        after_help = "Examples:\n  kubectl govcloud letter crr/finance-oa -n unit-finance --format html --out application.html\n  kubectl govcloud letter tny/finance-oa -n unit-finance\n  chromium --headless --print-to-pdf=application.pdf application.html"
+    )]
+    Letter {
+        target: String,
+        /// Markdown, or HTML laid out for A4 paper.
+        #[arg(long, value_enum, default_value_t = LetterFormat::Markdown)]
+        format: LetterFormat,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
     /// Confirm, as the unit, that a tenancy's resources were delivered
     /// (the reply of Attachment 2).
     Confirm {
@@ -309,6 +333,11 @@ async fn run(cli: &Cli, now: Timestamp) -> Result<(), Failed> {
             .await
         }
         Command::Timeline { target } => timeline(cli, &client, target).await,
+        Command::Letter {
+            target,
+            format,
+            out,
+        } => letter(cli, &client, target, *format, out.as_deref()).await,
         Command::Bill { month, catalog } => bill(cli, &client, month, catalog).await,
         Command::Report => {
             let units = plugin::report(
@@ -567,6 +596,56 @@ async fn bill(cli: &Cli, client: &Client, month: &str, catalog: &str) -> Result<
         Output::Table => print!("{}", statement.table()),
         Output::Csv => print!("{}", statement.csv()),
         output => print(output, &statement)?,
+    }
+    Ok(())
+}
+
+async fn letter(
+    cli: &Cli,
+    client: &Client,
+    text: &str,
+    format: LetterFormat,
+    out: Option<&std::path::Path>,
+) -> Result<(), Failed> {
+    let ns = namespace(cli, client)?;
+    let requests: Api<CloudResourceRequest> = Api::namespaced(client.clone(), &ns);
+    let letter = match target(text)? {
+        Target::Request(n) | Target::Either(n) => {
+            letters::application(&requests.get(&n).await.map_err(api_message)?)
+        }
+        Target::Tenancy(n) => {
+            let tenancy = Api::<Tenancy>::namespaced(client.clone(), &ns)
+                .get(&n)
+                .await
+                .map_err(api_message)?;
+            // The request may have been deleted since; its date is then left blank.
+            let filed = requests
+                .get_opt(tenancy.spec.request.as_str())
+                .await
+                .map_err(api_message)?
+                .as_ref()
+                .and_then(letters::filed_on);
+            letters::opening(&tenancy, filed).map_err(|e| failed(e.to_string()))?
+        }
+        Target::Change(n) => {
+            let change = Api::<ChangeRequest>::namespaced(client.clone(), &ns)
+                .get(&n)
+                .await
+                .map_err(api_message)?;
+            letters::change(&change).map_err(|e| failed(e.to_string()))?
+        }
+    };
+    let rendered = match format {
+        LetterFormat::Markdown => letter.markdown(),
+        LetterFormat::Html => letter.html(),
+    };
+    match out {
+        Some(path) => {
+            std::fs::write(path, rendered)
+                .map_err(|e| failed(format!("cannot write {}: {e}", path.display())))?;
+            eprintln!("{}: written to {}", letter.title, path.display());
+        }
+        None => print!("{rendered}"),
     }
     Ok(())
 }

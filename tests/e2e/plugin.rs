@@ -114,6 +114,41 @@ pub async fn art13_the_plugin_approves_as_a_reviewer_and_is_refused_as_a_tenant(
     })
     .await;
 
+    // The letters come from the objects as they stand: the opening letter
+    // dated by the delivery, the reply by the unit's confirmation, the
+    // department's opinion on the demand form.
+    let run = plugin(&tenant, &["letter", "tny/oa", "-n", &ns]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.starts_with("# 政务云资源开通确认函"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("# 回　函"), "{}", run.stdout);
+    assert!(
+        !run.stdout.contains("　　　　年　　月　　日"),
+        "every date is known:\n{}",
+        run.stdout
+    );
+    let html = f.lab.plane.dir().join("application.html");
+    let out = html.to_string_lossy().into_owned();
+    let run = plugin(
+        &reviewer,
+        &[
+            "letter", "crr/oa", "-n", &ns, "--format", "html", "--out", &out,
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let page = std::fs::read_to_string(&html)?;
+    assert!(page.starts_with("<!DOCTYPE html>"));
+    assert!(
+        page.contains("同意按申请配置开通"),
+        "the opinion is on the form"
+    );
+    let run = plugin(&reviewer, &["letter", "tny/missing", "-n", &ns]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("not found"), "{}", run.stderr);
+
     let run = plugin(&tenant, &["show", "tny/oa", "-n", &ns, "-o", "json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let shown: Value = serde_json::from_str(&run.stdout)?;
