@@ -21,6 +21,7 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 use serde::Serialize;
 
+use crate::api::tenancy::Accrual;
 use crate::api::{
     ChangeAction, ChangeRequest, CloudResourceRequest, PricePeriod, Resources, ServiceType, Tenancy,
 };
@@ -486,6 +487,58 @@ pub fn accrued(account: &Account, periods: &[PricePeriod], now: Timestamp) -> Re
     Ok(statement(&[upto], periods, today)?.total)
 }
 
+/// The first instant of the month after the one `now` falls in (Beijing
+/// time): when a tenancy's [`Accrual`] turns over.
+pub fn next_month(now: Timestamp) -> Timestamp {
+    let first = local_date(now).first_of_month();
+    start_of_day(
+        first
+            .checked_add(jiff::Span::new().months(1))
+            .unwrap_or(first),
+    )
+}
+
+/// What a Tenancy's status shows of the month `now` falls in. `None` before
+/// billing starts; `previous` unchanged once billing ended before this month
+/// (a retired tenancy's last month stays as it was). `periods` is `None` when
+/// the ServiceCatalog named `catalog` does not exist.
+pub fn month_accrual(
+    account: &Account,
+    previous: Option<&Accrual>,
+    periods: Option<&[PricePeriod]>,
+    catalog: &str,
+    now: Timestamp,
+) -> Option<Accrual> {
+    account.billing_started_at?;
+    let today = local_date(now);
+    let first = today.first_of_month();
+    if account
+        .billing_ended_at
+        .is_some_and(|end| end <= start_of_day(first))
+    {
+        return previous.cloned();
+    }
+    let days = billed_days(account, today);
+    let mut accrual = Accrual {
+        month: format!("{:04}-{:02}", first.year(), first.month()),
+        amount: None,
+        billed_days: u32::try_from(days.len()).unwrap_or(u32::MAX),
+        first_day: days.first().copied(),
+        last_day: days.last().copied(),
+        problem: None,
+    };
+    match periods.map(|p| statement(std::slice::from_ref(account), p, today)) {
+        Some(Ok(s)) => accrual.amount = Some(s.total.to_string()),
+        Some(Err(e)) => accrual.problem = Some(e.to_string()),
+        None => {
+            accrual.problem = Some(format!(
+                "the ServiceCatalog {catalog:?} holding the prices does not exist"
+            ))
+        }
+    }
+    Some(accrual)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -649,6 +702,76 @@ mod tests {
         )
         .unwrap();
         assert_eq!(december.total, Fen(0));
+    }
+
+    #[test]
+    fn art16_the_status_shows_the_month_as_it_stands_and_turns_over_with_the_month() {
+        let periods = [period("2025-01-01", "35.00"), period("2026-11-16", "31.00")];
+        // Trial ended 2026-11-18 10:30 Beijing; 19-30 November billed.
+        let a = account("2026-11-18T02:30:00Z", None);
+        let now = at("2026-11-27T12:00:00Z");
+        let shown = month_accrual(&a, None, Some(&periods), "default", now).unwrap();
+        // 12 days: 2 x 31 x 12/30 = 24.80; 4 x 18 x 12/30 = 28.80; 40 x 0.60 x 12/30 = 9.60.
+        assert_eq!(shown.month, "2026-11");
+        assert_eq!(shown.amount.as_deref(), Some("63.20"));
+        assert_eq!(shown.billed_days, 12);
+        assert_eq!(shown.first_day, Some(jiff::civil::date(2026, 11, 19)));
+        assert_eq!(shown.last_day, Some(jiff::civil::date(2026, 11, 30)));
+        // Any moment of the month shows the same: nothing to write daily.
+        assert_eq!(
+            month_accrual(
+                &a,
+                None,
+                Some(&periods),
+                "default",
+                at("2026-11-30T15:59:59Z")
+            ),
+            Some(shown.clone())
+        );
+        // 1 December 00:00 Beijing is when it turns over.
+        assert_eq!(next_month(now), at("2026-11-30T16:00:00Z"));
+        let december = month_accrual(
+            &a,
+            Some(&shown),
+            Some(&periods),
+            "default",
+            at("2026-11-30T16:00:00Z"),
+        )
+        .unwrap();
+        assert_eq!(december.month, "2026-12");
+        // 31 days: 62.00 + 72.00 + 24.00.
+        assert_eq!(december.amount.as_deref(), Some("158.00"));
+        // Before billing, nothing; after billing ended, the last month stays.
+        let mut trial = a.clone();
+        trial.billing_started_at = None;
+        assert_eq!(
+            month_accrual(&trial, None, Some(&periods), "default", now),
+            None
+        );
+        let mut ended = a.clone();
+        ended.billing_ended_at = Some(at("2026-11-24T16:00:00Z"));
+        let last = month_accrual(&ended, None, Some(&periods), "default", now).unwrap();
+        // 19-24 November: 6 days: 12.40 + 14.40 + 4.80.
+        assert_eq!(last.amount.as_deref(), Some("31.60"));
+        assert_eq!(
+            month_accrual(
+                &ended,
+                Some(&last),
+                Some(&periods),
+                "default",
+                at("2027-01-05T00:00:00Z")
+            ),
+            Some(last)
+        );
+        // A missing catalog is said, not priced at zero.
+        let unpriced = month_accrual(&a, None, None, "default", now).unwrap();
+        assert_eq!(unpriced.amount, None);
+        assert!(
+            unpriced
+                .problem
+                .unwrap()
+                .contains("ServiceCatalog \"default\"")
+        );
     }
 
     #[test]

@@ -44,6 +44,19 @@ use super::common::{Compliance, ObjectName, Resources, ServiceType, text};
         priority = 1
     ),
     printcolumn(
+        name = "Month",
+        type_ = "string",
+        json_path = ".status.accrual.month",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Charge",
+        type_ = "string",
+        json_path = ".status.accrual.amount",
+        description = "The month's charge in yuan at the allocation and prices in force (Art. 6, 16)",
+        priority = 1
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
@@ -294,6 +307,36 @@ pub struct TenancyStatus {
     /// When every resource was released (Reclaimed or Retired).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retired_at: Option<Time>,
+    /// What the current month costs (Art. 6, 16), once billing has started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accrual: Option<Accrual>,
+}
+
+/// The month's charges of a tenancy as they stand: the billed days of the
+/// month at the ServiceCatalog prices in force on each and the allocation in
+/// force at its start, through the month's end or the end of billing. Written
+/// when the month turns (Beijing time) and whenever the allocation, billing
+/// dates or prices change, never merely because a day passed: what has
+/// accrued up to today is `kubectl govcloud show`'s to compute.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Accrual {
+    /// The month, as `2026-11`.
+    pub month: String,
+    /// The month's charge in yuan (`632.70`), the sum of the lines `kubectl
+    /// govcloud bill` prints for the tenancy; absent when it cannot be priced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<String>,
+    /// The days of the month billed.
+    pub billed_days: u32,
+    /// The first and last of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_day: Option<jiff::civil::Date>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_day: Option<jiff::civil::Date>,
+    /// Why the month cannot be priced (a missing catalog or price).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 /// The utilisation summary and when it was computed.

@@ -810,6 +810,15 @@ async fn show(cli: &Cli, client: &Client, text: &str, now: Timestamp) -> Result<
             rows.push(vec![label.to_owned(), v]);
         }
     }
+    let accrual = &status["accrual"];
+    if let Some(month) = accrual["month"].as_str() {
+        let days = accrual["billedDays"].as_u64().unwrap_or_default();
+        let text = match (accrual["amount"].as_str(), accrual["problem"].as_str()) {
+            (Some(amount), _) => format!("{month}: {amount} yuan, {days} billed days"),
+            (None, problem) => format!("{month}: not priced: {}", problem.unwrap_or_default()),
+        };
+        rows.push(vec!["Charge:".to_owned(), text]);
+    }
     for c in status["conditions"].as_array().into_iter().flatten() {
         rows.push(vec![
             format!("{}:", c["type"].as_str().unwrap_or_default()),

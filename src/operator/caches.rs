@@ -19,7 +19,9 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::api::{ChangeRequest, CloudResourceRequest, Tenancy, WorkCalendar, keys};
+use crate::api::{
+    ChangeRequest, CloudResourceRequest, ServiceCatalog, Tenancy, WorkCalendar, keys,
+};
 use crate::provisioning::{MANAGER, TENANCY_REF};
 
 pub type Guarded<K> = DeserializeGuard<K>;
@@ -49,6 +51,9 @@ pub struct Caches {
     pub tenancies: Store<Guarded<Tenancy>>,
     pub changes: Store<Guarded<ChangeRequest>>,
     pub calendars: Store<WorkCalendar>,
+    /// The price lists (Art. 6): the one the configuration names prices the
+    /// tenancies' months.
+    pub catalogs: Store<ServiceCatalog>,
     /// Unit namespaces (labelled `govcloud.dev/unit`).
     pub units: Store<PartialObjectMeta<Namespace>>,
     /// Tenancy namespaces (labelled as managed by the operator).
@@ -158,6 +163,7 @@ impl Caches {
         let (tenancies, tenancies_w) = reflector::store();
         let (changes, changes_w) = reflector::store();
         let (calendars, calendars_w) = reflector::store();
+        let (catalogs, catalogs_w) = reflector::store();
         let (units, units_w) = reflector::store();
         let (namespaces, namespaces_w) = reflector::store();
         let (quotas, quotas_w) = reflector::store();
@@ -177,6 +183,7 @@ impl Caches {
             tenancies: tenancies.clone(),
             changes: changes.clone(),
             calendars,
+            catalogs,
             units,
             namespaces: namespaces.clone(),
             quotas,
@@ -277,6 +284,23 @@ impl Caches {
             )
             .boxed(),
         );
+        {
+            // New prices reprice every tenancy's month.
+            let (ttx, tenancies) = (tenancies_tx.clone(), tenancies.clone());
+            tasks.push(
+                full(
+                    Api::<ServiceCatalog>::all(c.clone()),
+                    watcher::Config::default(),
+                    catalogs_w,
+                    move |_| {
+                        for t in tenancies.state() {
+                            let _ = ttx.send(ObjectRef::from_obj(&*t));
+                        }
+                    },
+                )
+                .boxed(),
+            );
+        }
         {
             let (utx, ttx, tenancies) = (units_tx.clone(), tenancies_tx.clone(), tenancies.clone());
             tasks.push(
@@ -403,6 +427,7 @@ impl Caches {
             self.tenancies.wait_until_ready(),
             self.changes.wait_until_ready(),
             self.calendars.wait_until_ready(),
+            self.catalogs.wait_until_ready(),
             self.units.wait_until_ready(),
             self.namespaces.wait_until_ready(),
             self.quotas.wait_until_ready(),

@@ -27,8 +27,9 @@ use tracing::{debug, info};
 use super::caches::{Guarded, TenancyRef, virtual_machine_instances, virtual_machines};
 use super::metrics::ControllerName;
 use super::{Context, Error, MANAGER, drive, requeue_at, timed};
-use crate::api::tenancy::{HeldVm, StashedPolicy};
-use crate::api::{Tenancy, keys};
+use crate::api::tenancy::{Accrual, HeldVm, StashedPolicy, TenancyStatus};
+use crate::api::{ChangeRequest, CloudResourceRequest, Tenancy, keys};
+use crate::billing;
 use crate::conditions::{self, Wanted};
 use crate::lifecycle::{self, Instance, Lookup, Observed, Seen};
 use crate::provisioning::{self, Desired, SPEC_HASH};
@@ -522,6 +523,7 @@ async fn reconcile_tenancy(obj: &Guarded<Tenancy>, ctx: &Context) -> Result<Acti
         now,
     };
     let mut plan = lifecycle::plan(&input);
+    plan.status.accrual = accrual(ctx, tenancy, &plan.status, now);
 
     if let Some(reason) = &plan.suspend_unit {
         suspend_unit(ctx, &unit_ns, reason, now).await?;
@@ -655,5 +657,59 @@ async fn reconcile_tenancy(obj: &Guarded<Tenancy>, ctx: &Context) -> Result<Acti
         // What the unit created in the namespace is not watched: look again soon.
         return Ok(Action::requeue(Duration::from_secs(2)));
     }
-    Ok(requeue_at(&ctx.clock, plan.requeue_at))
+    // The month's charge turns over with the month while billing runs.
+    let turn = (plan.status.billing_started_at.is_some() && plan.status.billing_ended_at.is_none())
+        .then(|| billing::next_month(now));
+    let next = match (plan.requeue_at, turn) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    Ok(requeue_at(&ctx.clock, next))
+}
+
+/// The month's charge (Art. 6, 16) for the status the plan leaves, from the
+/// cached catalog and the requests and changes that made the allocation.
+fn accrual(
+    ctx: &Context,
+    tenancy: &Tenancy,
+    status: &TenancyStatus,
+    now: Timestamp,
+) -> Option<Accrual> {
+    let ns = tenancy.namespace().unwrap_or_default();
+    let spec = &tenancy.spec;
+    let requests: Vec<CloudResourceRequest> = std::iter::once(&spec.request)
+        .chain(&spec.extensions)
+        .filter_map(|n| {
+            let r = ctx
+                .caches
+                .requests
+                .get(&ObjectRef::new(n.as_str()).within(&ns))?;
+            r.0.as_ref().ok().cloned()
+        })
+        .collect();
+    let changes: Vec<ChangeRequest> = spec
+        .changes
+        .iter()
+        .filter_map(|n| {
+            let c = ctx
+                .caches
+                .changes
+                .get(&ObjectRef::new(n.as_str()).within(&ns))?;
+            c.0.as_ref().ok().cloned()
+        })
+        .collect();
+    let mut now_tenancy = tenancy.clone();
+    now_tenancy.status = Some(status.clone());
+    let account = billing::account(&spec.unit_name, &now_tenancy, &requests, &changes);
+    let catalog = ctx
+        .caches
+        .catalogs
+        .get(&ObjectRef::new(&ctx.config.catalog));
+    billing::month_accrual(
+        &account,
+        status.accrual.as_ref(),
+        catalog.as_ref().map(|c| c.spec.periods.as_slice()),
+        &ctx.config.catalog,
+        now,
+    )
 }

@@ -369,6 +369,35 @@ pub async fn art16_bill_prints_a_statement_whose_total_is_the_sum_of_its_lines(
         run.stdout
     );
     eprint!("{}", run.stdout);
+    // The tenancy's status shows the same month's charge, written once with
+    // the start of billing.
+    let accrual = Api::<Tenancy>::namespaced(f.admin.clone(), &f.ns)
+        .get("erp")
+        .await?
+        .status
+        .and_then(|s| s.accrual)
+        .ok_or("status.accrual")?;
+    assert_eq!(accrual.month, "2026-12");
+    assert_eq!(
+        accrual.amount,
+        Some(format!("{}.{:02}", sum / 100, sum % 100))
+    );
+    assert_eq!(accrual.billed_days, 4);
+    assert_eq!(
+        accrual.first_day.map(|d| d.to_string()).as_deref(),
+        Some("2026-12-28")
+    );
+    let run = plugin(&reviewer, &["show", "tny/erp", "-n", &f.ns]);
+    assert!(
+        run.stdout.contains(&format!(
+            "2026-12: {}.{:02} yuan, 4 billed days",
+            sum / 100,
+            sum % 100
+        )),
+        "{}",
+        run.stdout
+    );
+
     let run = plugin(&reviewer, &["bill", "--month", "2026-11", "-A"]);
     assert!(
         run.stdout
