@@ -21,7 +21,7 @@ use k8s_openapi::api::core::v1::Event;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource};
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 #[derive(Parser)]
 #[command(
@@ -77,7 +77,8 @@ enum Command {
     /// deadlines in working days.
     Pending,
     /// One request (crr/NAME), change (chr/NAME) or tenancy (tny/NAME):
-    /// phase, conditions, deadlines.
+    /// phase, conditions, deadlines, the month's charge, recommendations.
+    /// A bare NAME is a request, else a tenancy, else a change.
     Show { target: String },
     /// Approve the request or change as it is now (its current generation).
     Approve {
@@ -608,18 +609,12 @@ async fn letter(
     out: Option<&std::path::Path>,
 ) -> Result<(), Failed> {
     let ns = namespace(cli, client)?;
-    let requests: Api<CloudResourceRequest> = Api::namespaced(client.clone(), &ns);
-    let letter = match target(text)? {
-        Target::Request(n) | Target::Either(n) => {
-            letters::application(&requests.get(&n).await.map_err(api_message)?)
-        }
-        Target::Tenancy(n) => {
-            let tenancy = Api::<Tenancy>::namespaced(client.clone(), &ns)
-                .get(&n)
-                .await
-                .map_err(api_message)?;
+    let object = fetch(client, &ns, text).await?;
+    let letter = match object["kind"].as_str() {
+        Some("Tenancy") => {
+            let tenancy: Tenancy = serde_json::from_value(object)?;
             // The request may have been deleted since; its date is then left blank.
-            let filed = requests
+            let filed = Api::<CloudResourceRequest>::namespaced(client.clone(), &ns)
                 .get_opt(tenancy.spec.request.as_str())
                 .await
                 .map_err(api_message)?
@@ -627,13 +622,10 @@ async fn letter(
                 .and_then(letters::filed_on);
             letters::opening(&tenancy, filed).map_err(|e| failed(e.to_string()))?
         }
-        Target::Change(n) => {
-            let change = Api::<ChangeRequest>::namespaced(client.clone(), &ns)
-                .get(&n)
-                .await
-                .map_err(api_message)?;
-            letters::change(&change).map_err(|e| failed(e.to_string()))?
+        Some("ChangeRequest") => {
+            letters::change(&serde_json::from_value(object)?).map_err(|e| failed(e.to_string()))?
         }
+        _ => letters::application(&serde_json::from_value(object)?),
     };
     let rendered = match format {
         LetterFormat::Markdown => letter.markdown(),
@@ -676,33 +668,58 @@ async fn act(
     Ok(())
 }
 
+/// Reads the object a target names. A bare name is a request, else a
+/// tenancy, else a change; not found when none of the three has it.
+async fn fetch(client: &Client, ns: &str, text: &str) -> Result<Value, Failed> {
+    async fn get<K>(client: &Client, ns: &str, name: &str) -> Result<Option<Value>, Failed>
+    where
+        K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + Serialize
+            + std::fmt::Debug,
+    {
+        let found = Api::<K>::namespaced(client.clone(), ns)
+            .get_opt(name)
+            .await
+            .map_err(api_message)?;
+        Ok(found.map(serde_json::to_value).transpose()?)
+    }
+    let (found, what) = match target(text)? {
+        Target::Request(n) => (
+            get::<CloudResourceRequest>(client, ns, &n).await?,
+            format!("cloudresourcerequests {n:?}"),
+        ),
+        Target::Change(n) => (
+            get::<ChangeRequest>(client, ns, &n).await?,
+            format!("changerequests {n:?}"),
+        ),
+        Target::Tenancy(n) => (
+            get::<Tenancy>(client, ns, &n).await?,
+            format!("tenancies {n:?}"),
+        ),
+        Target::Either(n) => {
+            let mut found = get::<CloudResourceRequest>(client, ns, &n).await?;
+            if found.is_none() {
+                found = get::<Tenancy>(client, ns, &n).await?;
+            }
+            if found.is_none() {
+                found = get::<ChangeRequest>(client, ns, &n).await?;
+            }
+            (found, format!("no request, tenancy or change {n:?}"))
+        }
+    };
+    found.ok_or_else(|| failed(format!("{what} not found in namespace {ns}")))
+}
+
 async fn timeline(cli: &Cli, client: &Client, text: &str) -> Result<(), Failed> {
     let ns = namespace(cli, client)?;
-    let (kind, name) = match target(text)? {
-        Target::Request(n) | Target::Either(n) => ("CloudResourceRequest", n),
-        Target::Change(n) => ("ChangeRequest", n),
-        Target::Tenancy(n) => ("Tenancy", n),
-    };
-    let object = match kind {
-        "CloudResourceRequest" => serde_json::to_value(
-            Api::<CloudResourceRequest>::namespaced(client.clone(), &ns)
-                .get(&name)
-                .await
-                .map_err(api_message)?,
-        )?,
-        "ChangeRequest" => serde_json::to_value(
-            Api::<ChangeRequest>::namespaced(client.clone(), &ns)
-                .get(&name)
-                .await
-                .map_err(api_message)?,
-        )?,
-        _ => serde_json::to_value(
-            Api::<Tenancy>::namespaced(client.clone(), &ns)
-                .get(&name)
-                .await
-                .map_err(api_message)?,
-        )?,
-    };
+    let object = fetch(client, &ns, text).await?;
+    let kind = object["kind"].as_str().unwrap_or_default().to_owned();
+    let name = object["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let events = Api::<Event>::namespaced(client.clone(), &ns)
         .list(&ListParams::default().fields(&format!(
             "involvedObject.kind={kind},involvedObject.name={name}"
@@ -760,18 +777,7 @@ async fn timeline(cli: &Cli, client: &Client, text: &str) -> Result<(), Failed> 
 
 async fn show(cli: &Cli, client: &Client, text: &str, now: Timestamp) -> Result<(), Failed> {
     let ns = namespace(cli, client)?;
-    let requests: Api<CloudResourceRequest> = Api::namespaced(client.clone(), &ns);
-    let tenancies: Api<Tenancy> = Api::namespaced(client.clone(), &ns);
-    let changes: Api<ChangeRequest> = Api::namespaced(client.clone(), &ns);
-    let value = match target(text)? {
-        Target::Request(n) => serde_json::to_value(requests.get(&n).await.map_err(api_message)?)?,
-        Target::Change(n) => serde_json::to_value(changes.get(&n).await.map_err(api_message)?)?,
-        Target::Tenancy(n) => serde_json::to_value(tenancies.get(&n).await.map_err(api_message)?)?,
-        Target::Either(n) => match requests.get_opt(&n).await.map_err(api_message)? {
-            Some(r) => serde_json::to_value(r)?,
-            None => serde_json::to_value(tenancies.get(&n).await.map_err(api_message)?)?,
-        },
-    };
+    let value = fetch(client, &ns, text).await?;
     if cli.output != Output::Table {
         return print(cli.output, &value);
     }

@@ -202,6 +202,21 @@ pub async fn art17_pending_lists_an_overdue_change_first(_: Ctx) -> TestResult {
     assert!(items[0]["workingDaysLeft"].as_i64().unwrap_or(0) < 0);
     assert_eq!(items[1]["overdue"], false);
 
+    // A bare name finds the change too, and its form.
+    let run = plugin(&reviewer, &["show", "late", "-n", &ns]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("changerequest/late"), "{}", run.stdout);
+    assert!(run.stdout.contains("Review due:"), "{}", run.stdout);
+    let run = plugin(&reviewer, &["letter", "late", "-n", &ns]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .starts_with("# 济南政务云计算中心云服务资源变更/注销申请表"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("| 变更/注销前配置 |"), "{}", run.stdout);
+
     let run = plugin(&reviewer, &["report", "-A", "--dev-now", &now]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.contains(&format!("({ns})")), "{}", run.stdout);
