@@ -101,11 +101,11 @@ fn day_of(t: &Time) -> Date {
 }
 
 /// A size in GiB as the forms write it: `500G`, `1T`, `1.5T`.
-pub fn size(gib: u32) -> String {
+pub fn size(gib: u64) -> String {
     if gib < 1024 {
         return format!("{gib}G");
     }
-    let hundredths = (u64::from(gib) * 100).div_ceil(1024);
+    let hundredths = (u128::from(gib) * 100).div_ceil(1024);
     let whole = hundredths / 100;
     match hundredths % 100 {
         0 => format!("{whole}T"),
@@ -122,10 +122,10 @@ pub fn configuration(r: &Resources) -> Vec<String> {
             "{}核CPU、{}G内存、系统盘{}",
             g.vcpu,
             g.memory_gib,
-            size(g.system_disk_gib)
+            size(u64::from(g.system_disk_gib))
         );
         if g.data_disk_gib > 0 {
-            let _ = write!(each, "、数据盘{}", size(g.data_disk_gib));
+            let _ = write!(each, "、数据盘{}", size(u64::from(g.data_disk_gib)));
         }
         let high_end = if g.high_end { "（高端）" } else { "" };
         lines.push(format!(
@@ -144,12 +144,15 @@ pub fn configuration(r: &Resources) -> Vec<String> {
         lines.push(format!(
             "云存储 {}：{}（{}{high_end}）",
             v.name,
-            size(v.size_gib),
+            size(u64::from(v.size_gib)),
             v.class
         ));
     }
     if r.backup_storage_gib > 0 {
-        lines.push(format!("备份存储：{}", size(r.backup_storage_gib)));
+        lines.push(format!(
+            "备份存储：{}",
+            size(u64::from(r.backup_storage_gib))
+        ));
     }
     if r.public_ips > 0 {
         lines.push(format!("互联网IP地址：{}个", r.public_ips));
@@ -165,12 +168,12 @@ pub fn configuration(r: &Resources) -> Vec<String> {
 
 /// The quantities sentence of the application letter.
 fn quantities(r: &Resources) -> String {
-    let storage: u32 = r.cloud_storage.iter().map(|v| v.size_gib).sum();
+    let storage: u64 = r.cloud_storage.iter().map(|v| u64::from(v.size_gib)).sum();
     format!(
         "需虚拟服务器{}台，云存储{}，备份存储{}，互联网IP地址{}个，互联网带宽{}M",
         r.vm_count(),
         size(storage),
-        size(r.backup_storage_gib),
+        size(u64::from(r.backup_storage_gib)),
         r.public_ips,
         r.bandwidth_mbps
     )
@@ -848,6 +851,22 @@ mod tests {
             super::change(&change).unwrap_err(),
             Error::NotFilledIn("finance-oa-resize-db".into())
         );
+    }
+
+    #[test]
+    fn the_largest_quantities_are_written_out_not_overflowed() {
+        // Found by the letters fuzz target: summing counts and sizes overflowed.
+        let mut request: CloudResourceRequest = input("request.yaml");
+        let r = &mut request.spec.resources;
+        r.vm_groups[0].count = u32::MAX;
+        r.vm_groups[1].count = u32::MAX;
+        r.cloud_storage.push(r.cloud_storage[0].clone());
+        r.cloud_storage[0].size_gib = u32::MAX;
+        r.cloud_storage[1].size_gib = u32::MAX;
+        let md = application(&request).markdown();
+        assert!(md.contains(&format!("需虚拟服务器{}台", u32::MAX)), "{md}");
+        assert!(md.contains("云存储8388608T"), "{md}");
+        assert_eq!(size(u64::from(u32::MAX)), "4194304T");
     }
 
     #[test]

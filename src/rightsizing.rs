@@ -193,8 +193,12 @@ fn pct(x: f64) -> f64 {
     round1(x * 100.0)
 }
 
-/// The days of `series` within `[from, to]`.
+/// The days of `series` within `[from, to]`; none when the window is empty
+/// (a zero-day window ends before it starts).
 fn window(series: &Daily, from: Date, to: Date) -> Vec<f64> {
+    if from > to {
+        return Vec::new();
+    }
     series.range(from..=to).map(|(_, v)| *v).collect()
 }
 
@@ -282,9 +286,12 @@ fn year_growth(used: &Daily, latest: Date, t: &Thresholds) -> Option<(f64, &'sta
 
 /// Sizes of a tenancy's allocation, for suggestions.
 fn totals(a: &Resources) -> (u32, u32) {
-    let vcpu = a.vm_groups.iter().map(|g| g.count * g.vcpu).sum();
-    let mem = a.vm_groups.iter().map(|g| g.count * g.memory_gib).sum();
-    (vcpu, mem)
+    let sum = |per: fn(&crate::api::VmGroup) -> u32| {
+        a.vm_groups.iter().fold(0u32, |n, g| {
+            n.saturating_add(g.count.saturating_mul(per(g)))
+        })
+    };
+    (sum(|g| g.vcpu), sum(|g| g.memory_gib))
 }
 
 /// Evaluates the four rules for one tenancy on `today` (the days counted end
@@ -567,6 +574,26 @@ mod tests {
                 .recommendations
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn a_zero_day_window_and_oversized_groups_evaluate_without_panicking() {
+        // Found by the rightsizing fuzz target: a window of 0 days ended
+        // before it started, and count x vCPU could overflow.
+        let t = Thresholds {
+            scale_up_days: 0,
+            ..Thresholds::default()
+        };
+        let usage = Usage {
+            cpu: days(date(2026, 10, 1), date(2026, 11, 14), |_| Some(0.9)),
+            ..Usage::default()
+        };
+        let mut huge = allocation();
+        huge.vm_groups[0].count = u32::MAX;
+        huge.vm_groups[0].vcpu = u32::MAX;
+        let e = evaluate(&usage, &huge, TODAY, &t);
+        assert_eq!(e.summary.cpu.last30_days_with_data, 0);
+        assert!(e.recommendations.iter().all(|r| r.rule != "art18-1"));
     }
 
     #[test]

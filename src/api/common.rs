@@ -249,7 +249,9 @@ pub struct Resources {
 
 impl Resources {
     pub fn vm_count(&self) -> u32 {
-        self.vm_groups.iter().map(|g| g.count).sum()
+        self.vm_groups
+            .iter()
+            .fold(0u32, |n, g| n.saturating_add(g.count))
     }
 
     pub fn has_high_end(&self) -> bool {
