@@ -1,0 +1,745 @@
+//! The operator at district scale, against a local control plane: how fast
+//! it provisions compared with the apiserver's own floor, how long an
+//! approval takes to become a delivered tenancy, how quiet it is once
+//! settled, its memory, and a cold start over many settled tenancies.
+//!
+//!   cargo run --release --example bench                            # 200 and 1000, 10000 for memory
+//!   cargo run --release --example bench -- --sizes 200 --memory 0 --quiet-minutes 1
+//!
+//! Prints a table and writes `bench/results/<UTC time>.json`. The operator
+//! runs as its release binary, in its own process (its peak RSS is read
+//! from /proc), with the real clock. KubeVirt's part (a VM is created) is
+//! played by a watcher here, as in the tests; the quota controller is the
+//! real kube-controller-manager's.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt, stream};
+use govcloud::api::{CloudResourceRequest, Tenancy, TenancySpec, keys};
+use govcloud::controlplane::standins::vms;
+use govcloud::controlplane::{ControlPlane, Options, User, install_basics};
+use govcloud::provisioning::{self, Desired};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+use serde_json::{Value, json};
+
+const UNITS: usize = 40;
+const FLOOR_CONCURRENCY: usize = 32;
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+struct Args {
+    sizes: Vec<usize>,
+    memory: Vec<usize>,
+    quiet_minutes: u64,
+    idle: usize,
+}
+
+fn args() -> Result<Args, Error> {
+    let mut a = Args {
+        sizes: vec![200, 1000],
+        memory: vec![10_000],
+        quiet_minutes: 5,
+        idle: 50,
+    };
+    let mut it = std::env::args().skip(1);
+    let list = |v: Option<String>| -> Result<Vec<usize>, Error> {
+        let v = v.ok_or("a value is missing")?;
+        Ok(v.split(',')
+            .filter(|s| !s.is_empty() && *s != "0")
+            .map(str::parse)
+            .collect::<Result<_, _>>()?)
+    };
+    while let Some(flag) = it.next() {
+        match flag.as_str() {
+            "--sizes" => a.sizes = list(it.next())?,
+            "--memory" => a.memory = list(it.next())?,
+            "--quiet-minutes" => a.quiet_minutes = it.next().ok_or("minutes")?.parse()?,
+            "--idle" => a.idle = it.next().ok_or("count")?.parse()?,
+            other => return Err(format!("unknown argument {other}").into()),
+        }
+    }
+    Ok(a)
+}
+
+/// The request every tenancy of the benchmark is made from: two VMs (their
+/// system disks are PVCs) and one cloud storage volume.
+fn request(unit: &str, name: &str) -> Result<CloudResourceRequest, Error> {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("config/samples/20-cloudresourcerequest-oa.yaml"),
+    )?;
+    let mut r: CloudResourceRequest = serde_saphyr::from_str(&text)?;
+    r.metadata = kube::api::ObjectMeta {
+        name: Some(name.into()),
+        namespace: Some(unit.into()),
+        ..Default::default()
+    };
+    r.spec.service_types = vec![govcloud::api::ServiceType::CloudServer];
+    r.spec.resources = serde_json::from_value(json!({
+        "vmGroups": [{ "name": "app", "count": 2, "vcpu": 2, "memoryGiB": 4,
+            "systemDiskGiB": 40, "image": "kylin-server-v10-sp3", "architecture": "arm64" }],
+        "cloudStorage": [{ "name": "files", "sizeGiB": 100, "class": "standard" }],
+    }))?;
+    Ok(r)
+}
+
+fn unit_ns(i: usize) -> String {
+    format!("unit-u{}", i % UNITS)
+}
+
+/// The apiserver's count of mutating requests served, from its metrics.
+async fn apiserver_writes(client: &Client) -> Result<u64, Error> {
+    let text = client
+        .request_text(http::Request::get("/metrics").body(Vec::new())?)
+        .await?;
+    let mut total = 0.0;
+    for line in text.lines() {
+        if line.starts_with("apiserver_request_total{")
+            && ["\"POST\"", "\"PUT\"", "\"PATCH\"", "\"DELETE\""]
+                .iter()
+                .any(|v| line.contains(&format!("verb={v}")))
+        {
+            total += line
+                .rsplit(' ')
+                .next()
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0);
+        }
+    }
+    Ok(total as u64)
+}
+
+/// The operator's own count of writes sent, from its metrics endpoint.
+async fn operator_writes(port: u16) -> Option<u64> {
+    let body = http_get(port, "/metrics").await?;
+    Some(
+        body.lines()
+            .filter(|l| l.starts_with("govcloud_writes_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64,
+    )
+}
+
+/// A plain HTTP GET on loopback, the body if 200.
+async fn http_get(port: u16, path: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.ok()?;
+    let (head, body) = out.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200")
+        .then(|| body.to_owned())
+        .or_else(|| head.starts_with("HTTP/1.0 200").then(|| body.to_owned()))
+}
+
+/// Peak and current resident memory of a process, in KiB.
+fn rss(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+/// CPU seconds a process has used (user + system).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses): utime is the
+    // 14th field of the line, stime the 15th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (ticks(11) + ticks(12)) / hz.max(1.0)
+}
+
+/// The operator's reconciles so far, from its metrics.
+async fn operator_reconciles(port: u16) -> Option<u64> {
+    let body = http_get(port, "/metrics").await?;
+    Some(
+        body.lines()
+            .filter(|l| l.starts_with("govcloud_reconciles_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64,
+    )
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(18080)
+}
+
+struct Operator {
+    child: Child,
+    port: u16,
+}
+
+impl Operator {
+    fn start(binary: &Path, kubeconfig: &Path, log: &Path) -> Result<Self, Error> {
+        let port = free_port();
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
+        let mut cmd = Command::new(binary);
+        cmd.args(["run", "--metrics-address", &format!("127.0.0.1:{port}")])
+            .env("KUBECONFIG", kubeconfig)
+            .env(
+                "RUST_LOG",
+                std::env::var("GOVCLOUD_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .stdin(Stdio::null());
+        let child = govcloud::controlplane::spawn_tied(cmd)?;
+        Ok(Self { child, port })
+    }
+
+    /// Time until /readyz answers 200.
+    async fn ready(&self) -> Duration {
+        let started = Instant::now();
+        while http_get(self.port, "/readyz").await.is_none() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        started.elapsed()
+    }
+
+    fn stop(mut self) {
+        // SAFETY: a signal to a child we own and have not reaped.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// KubeVirt's part: every VM the operator creates is created at once.
+fn kubevirt(client: Client) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &vms());
+        let stream = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .applied_objects();
+        stream
+            .for_each_concurrent(16, |vm| {
+                let client = client.clone();
+                async move {
+                    let Ok(vm) = vm else { return };
+                    if vm.data["status"]["created"] == json!(true) {
+                        return;
+                    }
+                    let ns = vm.namespace().unwrap_or_default();
+                    let api: Api<DynamicObject> = Api::namespaced_with(client, &ns, &vms());
+                    let _ = api
+                        .patch_status(
+                            &vm.name_any(),
+                            &PatchParams::default(),
+                            &Patch::Merge(json!({ "status": {
+                                "created": true, "printableStatus": "Starting" } })),
+                        )
+                        .await;
+                }
+            })
+            .await;
+    })
+}
+
+/// Delivery times of tenancies, as seen by a watch: name -> when.
+type Seen = Arc<Mutex<HashMap<String, Instant>>>;
+
+fn watch_deliveries(client: Client, seen: Seen) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let api: Api<Tenancy> = Api::all(client);
+        let stream = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .applied_objects();
+        futures::pin_mut!(stream);
+        while let Some(Ok(t)) = stream.next().await {
+            if t.status
+                .as_ref()
+                .and_then(|s| s.delivered_at.as_ref())
+                .is_some()
+            {
+                let key = format!("{}/{}", t.namespace().unwrap_or_default(), t.name_any());
+                seen.lock().unwrap().entry(key).or_insert_with(Instant::now);
+            }
+        }
+    })
+}
+
+async fn create_units(client: &Client) -> Result<(), Error> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    for i in 0..UNITS {
+        let id = format!("u{i}");
+        let ns: Namespace = serde_json::from_value(json!({
+            "metadata": {
+                "name": format!("unit-{id}"),
+                "labels": { keys::UNIT: id },
+                "annotations": {
+                    keys::UNIT_GROUP: format!("govcloud:unit:u{i}"),
+                    keys::UNIT_NAME: format!("单位{i}"),
+                },
+            },
+        }))?;
+        match api.create(&PostParams::default(), &ns).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Files `names` and waits until the operator has every one under review.
+async fn file(client: &Client, names: &[(String, String)]) -> Result<(), Error> {
+    stream::iter(names.iter().cloned())
+        .map(|(ns, name)| {
+            let client = client.clone();
+            async move {
+                let r = request(&ns, &name)?;
+                Api::<CloudResourceRequest>::namespaced(client, &ns)
+                    .create(&PostParams::default(), &r)
+                    .await?;
+                Ok::<_, Error>(())
+            }
+        })
+        .buffer_unordered(FLOOR_CONCURRENCY)
+        .try_collect::<Vec<_>>()
+        .await?;
+    loop {
+        let all = Api::<CloudResourceRequest>::all(client.clone())
+            .list(&ListParams::default())
+            .await?;
+        let waiting = names
+            .iter()
+            .filter(|(ns, n)| {
+                !all.items.iter().any(|r| {
+                    r.namespace().as_deref() == Some(ns.as_str())
+                        && r.name_any() == *n
+                        && r.status.as_ref().and_then(|s| s.phase)
+                            == Some(govcloud::api::RequestPhase::UnderReview)
+                })
+            })
+            .count();
+        if waiting == 0 {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn approve(client: &Client, ns: &str, name: &str) -> Result<Instant, Error> {
+    let patch = json!({ "metadata": { "annotations": {
+        keys::DECISION: "approve",
+        keys::DECIDED_GENERATION: "1",
+        keys::DECIDED_BY: "bench.reviewer",
+    } } });
+    Api::<CloudResourceRequest>::namespaced(client.clone(), ns)
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(Instant::now())
+}
+
+/// Approves every request, as fast as one client can, and waits until all
+/// are delivered. Returns (elapsed from the first approval, latencies).
+async fn approve_all(
+    client: &Client,
+    names: &[(String, String)],
+    seen: &Seen,
+) -> Result<(Duration, Vec<Duration>), Error> {
+    let started = Instant::now();
+    let approved: Vec<(String, Instant)> = stream::iter(names.iter().cloned())
+        .map(|(ns, name)| {
+            let client = client.clone();
+            async move {
+                let at = approve(&client, &ns, &name).await?;
+                Ok::<_, Error>((format!("{ns}/{name}"), at))
+            }
+        })
+        .buffer_unordered(FLOOR_CONCURRENCY)
+        .try_collect()
+        .await?;
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    loop {
+        let done = {
+            let seen = seen.lock().unwrap();
+            approved.iter().all(|(k, _)| seen.contains_key(k))
+        };
+        if done {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err("not every tenancy was delivered within 30 minutes".into());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let elapsed = started.elapsed();
+    let seen = seen.lock().unwrap();
+    let latencies = approved
+        .iter()
+        .map(|(k, at)| seen[k].saturating_duration_since(*at))
+        .collect();
+    Ok((elapsed, latencies))
+}
+
+fn percentile(mut v: Vec<Duration>, p: f64) -> Duration {
+    if v.is_empty() {
+        return Duration::ZERO;
+    }
+    v.sort();
+    let i = ((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1;
+    v[i]
+}
+
+/// The floor: the same objects the operator creates for `n` tenancies,
+/// applied by one client with server-side apply, 32 requests in flight, the
+/// namespace of each first (the rest is owned by it).
+async fn floor(client: &Client, n: usize, prefix: &str) -> Result<(Duration, usize), Error> {
+    let config = govcloud::config::Config::default().provisioning;
+    let spec_of = |i: usize| -> Result<TenancySpec, Error> {
+        let r = request(&unit_ns(i), "x")?;
+        Ok(TenancySpec {
+            unit: format!("{prefix}{i}"),
+            unit_name: "floor".into(),
+            system_name: "floor".into(),
+            purpose: "floor".into(),
+            request: "x".into(),
+            request_generation: 1,
+            service_types: r.spec.service_types.clone(),
+            allocation: r.spec.resources.clone(),
+            compliance: Default::default(),
+            extensions: vec![],
+            changes: vec![],
+            emergency: None,
+            retirement: None,
+        })
+    };
+    let specs: Vec<TenancySpec> = (0..n).map(spec_of).collect::<Result<_, _>>()?;
+    let desired = |spec: &TenancySpec, uid: Option<&str>| -> Vec<Desired> {
+        provisioning::desired(
+            &provisioning::Tenancy {
+                unit_namespace: "floor",
+                name: "t",
+                spec,
+                unit_group: Some("govcloud:unit:floor"),
+                namespace_uid: uid,
+                procured: true,
+                halted: false,
+                isolated: false,
+                storage_in_removal: BTreeMap::new(),
+            },
+            &config,
+        )
+    };
+    let started = Instant::now();
+    let objects: Vec<usize> = stream::iter(specs.iter())
+        .map(|spec| {
+            let client = client.clone();
+            async move {
+                let ns = desired(spec, None).remove(0);
+                let created = apply(&client, &ns).await?;
+                let uid = created.uid().unwrap_or_default();
+                let rest = desired(spec, Some(&uid));
+                let count = rest.len();
+                for d in rest.iter().skip(1) {
+                    apply(&client, d).await?;
+                }
+                Ok::<_, Error>(count)
+            }
+        })
+        .buffer_unordered(FLOOR_CONCURRENCY)
+        .try_collect()
+        .await?;
+    Ok((started.elapsed(), objects.iter().sum()))
+}
+
+async fn apply(client: &Client, d: &Desired) -> Result<DynamicObject, Error> {
+    let (group, version) = d.api_version.split_once('/').unwrap_or(("", d.api_version));
+    let plural = match d.kind {
+        "NetworkPolicy" => "networkpolicies".to_owned(),
+        k => format!("{}s", k.to_lowercase()),
+    };
+    let ar = kube::api::ApiResource::from_gvk_with_plural(
+        &kube::api::GroupVersionKind::gvk(group, version, d.kind),
+        &plural,
+    );
+    let api: Api<DynamicObject> = match &d.namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+        None => Api::all_with(client.clone(), &ar),
+    };
+    Ok(api
+        .patch(
+            &d.name,
+            &PatchParams::apply("bench-floor").force(),
+            &Patch::Apply(&d.object),
+        )
+        .await?)
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0 * 10.0).round() / 10.0
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let args = args()?;
+    let machine = format!(
+        "{} CPUs, {} MiB",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| m
+                .lines()
+                .next()?
+                .split_whitespace()
+                .nth(1)?
+                .parse::<u64>()
+                .ok())
+            .unwrap_or(0)
+            / 1024
+    );
+    eprintln!("building the operator (release)...");
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--bin", "govcloud-operator"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()?;
+    if !status.success() {
+        return Err("cargo build --release --bin govcloud-operator failed".into());
+    }
+    let binary = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/govcloud-operator");
+
+    let plane = ControlPlane::start(Options {
+        // GOVCLOUD_KEEP_CONTROL_PLANE=1 keeps the logs, the operator's among them.
+        keep_dir: std::env::var_os("GOVCLOUD_KEEP_CONTROL_PLANE").is_some(),
+        apiserver_args: vec![],
+    })
+    .await?;
+    eprintln!(
+        "control plane: kube-apiserver {} at {} (in {})",
+        plane.version(),
+        plane.server(),
+        plane.dir().display()
+    );
+    let admin = plane.admin().await?;
+    install_basics(&admin, "bench").await?;
+    create_units(&admin).await?;
+    let kubeconfig = plane.dir().join("operator.kubeconfig");
+    plane.write_kubeconfig(&kubeconfig, &User::admin())?;
+    let log = plane.dir().join("operator.log");
+    let _kubevirt = kubevirt(admin.clone());
+    let seen: Seen = Arc::default();
+    let _deliveries = watch_deliveries(admin.clone(), seen.clone());
+
+    let mut results = json!({
+        "machine": machine,
+        "kubernetes": plane.version(),
+        "when": jiff::Timestamp::now().to_string(),
+    });
+    let mut table: Vec<(String, String)> = Vec::new();
+    let mut operator = Operator::start(&binary, &kubeconfig, &log)?;
+    operator.ready().await;
+
+    // Idle latency: one approval at a time.
+    let idle: Vec<(String, String)> = (0..args.idle)
+        .map(|i| (unit_ns(i), format!("idle-{i}")))
+        .collect();
+    if !idle.is_empty() {
+        file(&admin, &idle).await?;
+        let mut latencies = Vec::new();
+        for (ns, name) in &idle {
+            let (_, l) = approve_all(&admin, &[(ns.clone(), name.clone())], &seen).await?;
+            latencies.extend(l);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let (p50, p99) = (
+            percentile(latencies.clone(), 0.5),
+            percentile(latencies, 0.99),
+        );
+        results["latencyIdle"] = json!({ "n": args.idle, "p50Ms": ms(p50), "p99Ms": ms(p99) });
+        table.push((
+            format!("approval -> delivered, idle ({} one by one)", args.idle),
+            format!("p50 {:.0} ms, p99 {:.0} ms", ms(p50), ms(p99)),
+        ));
+    }
+
+    let mut total = args.idle;
+    for &n in &args.sizes {
+        let (floor_time, objects) = floor(&admin, n, &format!("floor{n}x")).await?;
+        let names: Vec<(String, String)> = (0..n)
+            .map(|i| (unit_ns(i), format!("load{n}-{i}")))
+            .collect();
+        file(&admin, &names).await?;
+        let writes_before = apiserver_writes(&admin).await?;
+        let cpu_before = cpu_seconds(operator.child.id());
+        let reconciles_before = operator_reconciles(operator.port).await.unwrap_or(0);
+        let (elapsed, latencies) = approve_all(&admin, &names, &seen).await?;
+        let writes = apiserver_writes(&admin).await? - writes_before;
+        let cpu = cpu_seconds(operator.child.id()) - cpu_before;
+        let reconciles = operator_reconciles(operator.port).await.unwrap_or(0) - reconciles_before;
+        total += n;
+        let ratio = elapsed.as_secs_f64() / floor_time.as_secs_f64();
+        let (p50, p99) = (
+            percentile(latencies.clone(), 0.5),
+            percentile(latencies, 0.99),
+        );
+        let (peak, _) = rss(operator.child.id());
+        results[format!("provisioning{n}")] = json!({
+            "n": n,
+            "floorSeconds": floor_time.as_secs_f64(),
+            "floorObjects": objects,
+            "operatorSeconds": elapsed.as_secs_f64(),
+            "ratio": ratio,
+            "apiserverWrites": writes,
+            "latencyP50Ms": ms(p50),
+            "latencyP99Ms": ms(p99),
+            "operatorPeakRssKiB": peak,
+            "operatorCpuSeconds": cpu,
+            "operatorReconciles": reconciles,
+            "tenanciesInCluster": total,
+        });
+        table.push((
+            format!("provisioning {n} (floor: {objects} objects by SSA)"),
+            format!(
+                "{:.1} s vs floor {:.1} s: {ratio:.2}x; {writes} apiserver writes; operator {cpu:.1} CPU s, {reconciles} reconciles",
+                elapsed.as_secs_f64(),
+                floor_time.as_secs_f64()
+            ),
+        ));
+        table.push((
+            format!("approval -> delivered under {n}"),
+            format!("p50 {:.0} ms, p99 {:.0} ms", ms(p50), ms(p99)),
+        ));
+        table.push((
+            format!("operator peak RSS, {total} tenancies"),
+            format!("{:.1} MiB", peak as f64 / 1024.0),
+        ));
+    }
+
+    // Quiet: nothing to do, nothing written.
+    if args.quiet_minutes > 0 {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let (a0, o0) = (
+            apiserver_writes(&admin).await?,
+            operator_writes(operator.port).await,
+        );
+        tokio::time::sleep(Duration::from_secs(60 * args.quiet_minutes)).await;
+        let (a1, o1) = (
+            apiserver_writes(&admin).await?,
+            operator_writes(operator.port).await,
+        );
+        let per_minute = (a1 - a0) as f64 / args.quiet_minutes as f64;
+        let sent = o1.zip(o0).map(|(b, a)| b - a);
+        results["quiet"] = json!({
+            "tenancies": total,
+            "minutes": args.quiet_minutes,
+            "apiserverWritesPerMinute": per_minute,
+            "operatorWrites": sent,
+        });
+        table.push((
+            format!("settled, {total} tenancies, {} min", args.quiet_minutes),
+            format!(
+                "{per_minute:.1} apiserver writes/min (all clients); operator sent {}",
+                sent.map_or("?".into(), |s| s.to_string())
+            ),
+        ));
+    }
+
+    // Memory and cold start at larger counts.
+    for &n in &args.memory {
+        if n > total {
+            let more: Vec<(String, String)> = (total..n)
+                .map(|i| (unit_ns(i), format!("mem-{i}")))
+                .collect();
+            eprintln!("provisioning {} more tenancies for {n}...", more.len());
+            let started = Instant::now();
+            file(&admin, &more).await?;
+            approve_all(&admin, &more, &seen).await?;
+            eprintln!("  done in {:.0} s", started.elapsed().as_secs_f64());
+            total = n;
+        }
+        let (peak, current) = rss(operator.child.id());
+        operator.stop();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let a0 = apiserver_writes(&admin).await?;
+        operator = Operator::start(&binary, &kubeconfig, &log)?;
+        let ready = operator.ready().await;
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        let a1 = apiserver_writes(&admin).await?;
+        let sent = operator_writes(operator.port).await;
+        let (cold_peak, _) = rss(operator.child.id());
+        results[format!("memory{n}")] = json!({
+            "tenancies": n,
+            "peakRssKiB": peak,
+            "rssKiB": current,
+            "coldStartReadySeconds": ready.as_secs_f64(),
+            "coldStartOperatorWrites": sent,
+            "coldStartApiserverWrites": a1 - a0,
+            "coldStartPeakRssKiB": cold_peak,
+        });
+        table.push((
+            format!("operator RSS, {n} tenancies"),
+            format!(
+                "peak {:.1} MiB, now {:.1} MiB; after a cold start {:.1} MiB",
+                peak as f64 / 1024.0,
+                current as f64 / 1024.0,
+                cold_peak as f64 / 1024.0
+            ),
+        ));
+        table.push((
+            format!("cold start, {n} settled tenancies"),
+            format!(
+                "ready in {:.1} s; operator sent {} writes in 30 s ({} apiserver writes, all clients)",
+                ready.as_secs_f64(),
+                sent.map_or("?".into(), |s| s.to_string()),
+                a1 - a0
+            ),
+        ));
+    }
+    operator.stop();
+
+    let width = table
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
+    println!("\n{machine}, Kubernetes {}", plane.version());
+    for (k, v) in &table {
+        println!("{k:<width$}  {v}");
+    }
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bench/results");
+    std::fs::create_dir_all(&dir)?;
+    let file = dir.join(format!(
+        "{}.json",
+        jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ")
+    ));
+    std::fs::write(&file, serde_json::to_string_pretty(&results)? + "\n")?;
+    println!("\nwritten to {}", file.display());
+    let _: Value = results;
+    Ok(())
+}
