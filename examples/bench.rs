@@ -500,6 +500,28 @@ async fn apply(client: &Client, d: &Desired) -> Result<DynamicObject, Error> {
         .await?)
 }
 
+/// The figures so far: each row is printed as soon as it is measured and the
+/// JSON rewritten, so an interrupted run keeps what it measured.
+struct Report {
+    results: Value,
+    file: PathBuf,
+}
+
+impl Report {
+    fn row(&mut self, what: String, figure: String) {
+        println!("{what:<52}  {figure}");
+        self.save();
+    }
+
+    fn save(&self) {
+        if let Some(dir) = self.file.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let text = serde_json::to_string_pretty(&self.results).unwrap_or_default() + "\n";
+        let _ = std::fs::write(&self.file, text);
+    }
+}
+
 fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0 * 10.0).round() / 10.0
 }
@@ -556,12 +578,18 @@ async fn main() -> Result<(), Error> {
     let seen: Seen = Arc::default();
     let _deliveries = watch_deliveries(admin.clone(), seen.clone());
 
-    let mut results = json!({
-        "machine": machine,
-        "kubernetes": plane.version(),
-        "when": jiff::Timestamp::now().to_string(),
-    });
-    let mut table: Vec<(String, String)> = Vec::new();
+    let mut report = Report {
+        results: json!({
+            "machine": machine,
+            "kubernetes": plane.version(),
+            "when": jiff::Timestamp::now().to_string(),
+        }),
+        file: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!(
+            "bench/results/{}.json",
+            jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ")
+        )),
+    };
+    println!("\n{machine}, Kubernetes {}", plane.version());
     let mut operator = Operator::start(&binary, &kubeconfig, &log)?;
     operator.ready().await;
 
@@ -581,11 +609,12 @@ async fn main() -> Result<(), Error> {
             percentile(latencies.clone(), 0.5),
             percentile(latencies, 0.99),
         );
-        results["latencyIdle"] = json!({ "n": args.idle, "p50Ms": ms(p50), "p99Ms": ms(p99) });
-        table.push((
+        report.results["latencyIdle"] =
+            json!({ "n": args.idle, "p50Ms": ms(p50), "p99Ms": ms(p99) });
+        report.row(
             format!("approval -> delivered, idle ({} one by one)", args.idle),
             format!("p50 {:.0} ms, p99 {:.0} ms", ms(p50), ms(p99)),
-        ));
+        );
     }
 
     let mut total = args.idle;
@@ -609,7 +638,7 @@ async fn main() -> Result<(), Error> {
             percentile(latencies, 0.99),
         );
         let (peak, _) = rss(operator.child.id());
-        results[format!("provisioning{n}")] = json!({
+        report.results[format!("provisioning{n}")] = json!({
             "n": n,
             "floorSeconds": floor_time.as_secs_f64(),
             "floorObjects": objects,
@@ -623,22 +652,22 @@ async fn main() -> Result<(), Error> {
             "operatorReconciles": reconciles,
             "tenanciesInCluster": total,
         });
-        table.push((
+        report.row(
             format!("provisioning {n} (floor: {objects} objects by SSA)"),
             format!(
                 "{:.1} s vs floor {:.1} s: {ratio:.2}x; {writes} apiserver writes; operator {cpu:.1} CPU s, {reconciles} reconciles",
                 elapsed.as_secs_f64(),
                 floor_time.as_secs_f64()
             ),
-        ));
-        table.push((
+        );
+        report.row(
             format!("approval -> delivered under {n}"),
             format!("p50 {:.0} ms, p99 {:.0} ms", ms(p50), ms(p99)),
-        ));
-        table.push((
+        );
+        report.row(
             format!("operator peak RSS, {total} tenancies"),
             format!("{:.1} MiB", peak as f64 / 1024.0),
-        ));
+        );
     }
 
     // Quiet: nothing to do, nothing written.
@@ -655,19 +684,19 @@ async fn main() -> Result<(), Error> {
         );
         let per_minute = (a1 - a0) as f64 / args.quiet_minutes as f64;
         let sent = o1.zip(o0).map(|(b, a)| b - a);
-        results["quiet"] = json!({
+        report.results["quiet"] = json!({
             "tenancies": total,
             "minutes": args.quiet_minutes,
             "apiserverWritesPerMinute": per_minute,
             "operatorWrites": sent,
         });
-        table.push((
+        report.row(
             format!("settled, {total} tenancies, {} min", args.quiet_minutes),
             format!(
                 "{per_minute:.1} apiserver writes/min (all clients); operator sent {}",
                 sent.map_or("?".into(), |s| s.to_string())
             ),
-        ));
+        );
     }
 
     // Memory and cold start at larger counts.
@@ -693,7 +722,7 @@ async fn main() -> Result<(), Error> {
         let a1 = apiserver_writes(&admin).await?;
         let sent = operator_writes(operator.port).await;
         let (cold_peak, _) = rss(operator.child.id());
-        results[format!("memory{n}")] = json!({
+        report.results[format!("memory{n}")] = json!({
             "tenancies": n,
             "peakRssKiB": peak,
             "rssKiB": current,
@@ -702,7 +731,7 @@ async fn main() -> Result<(), Error> {
             "coldStartApiserverWrites": a1 - a0,
             "coldStartPeakRssKiB": cold_peak,
         });
-        table.push((
+        report.row(
             format!("operator RSS, {n} tenancies"),
             format!(
                 "peak {:.1} MiB, now {:.1} MiB; after a cold start {:.1} MiB",
@@ -710,8 +739,8 @@ async fn main() -> Result<(), Error> {
                 current as f64 / 1024.0,
                 cold_peak as f64 / 1024.0
             ),
-        ));
-        table.push((
+        );
+        report.row(
             format!("cold start, {n} settled tenancies"),
             format!(
                 "ready in {:.1} s; operator sent {} writes in 30 s ({} apiserver writes, all clients)",
@@ -719,27 +748,11 @@ async fn main() -> Result<(), Error> {
                 sent.map_or("?".into(), |s| s.to_string()),
                 a1 - a0
             ),
-        ));
+        );
     }
     operator.stop();
 
-    let width = table
-        .iter()
-        .map(|(k, _)| k.chars().count())
-        .max()
-        .unwrap_or(0);
-    println!("\n{machine}, Kubernetes {}", plane.version());
-    for (k, v) in &table {
-        println!("{k:<width$}  {v}");
-    }
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bench/results");
-    std::fs::create_dir_all(&dir)?;
-    let file = dir.join(format!(
-        "{}.json",
-        jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ")
-    ));
-    std::fs::write(&file, serde_json::to_string_pretty(&results)? + "\n")?;
-    println!("\nwritten to {}", file.display());
-    let _: Value = results;
+    report.save();
+    println!("\nwritten to {}", report.file.display());
     Ok(())
 }
