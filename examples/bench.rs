@@ -478,15 +478,7 @@ async fn floor(client: &Client, n: usize, prefix: &str) -> Result<(Duration, usi
 }
 
 async fn apply(client: &Client, d: &Desired) -> Result<DynamicObject, Error> {
-    let (group, version) = d.api_version.split_once('/').unwrap_or(("", d.api_version));
-    let plural = match d.kind {
-        "NetworkPolicy" => "networkpolicies".to_owned(),
-        k => format!("{}s", k.to_lowercase()),
-    };
-    let ar = kube::api::ApiResource::from_gvk_with_plural(
-        &kube::api::GroupVersionKind::gvk(group, version, d.kind),
-        &plural,
-    );
+    let ar = provisioning::api_resource(d.api_version, d.kind);
     let api: Api<DynamicObject> = match &d.namespace {
         Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
         None => Api::all_with(client.clone(), &ar),

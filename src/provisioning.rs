@@ -87,6 +87,19 @@ pub struct Desired {
     pub hash: String,
 }
 
+/// The API resource of an object the operator writes, for a dynamic client.
+pub fn api_resource(api_version: &str, kind: &str) -> kube::api::ApiResource {
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let plural = match kind {
+        "NetworkPolicy" => "networkpolicies".to_owned(),
+        k => format!("{}s", k.to_lowercase()),
+    };
+    kube::api::ApiResource::from_gvk_with_plural(
+        &kube::api::GroupVersionKind::gvk(group, version, kind),
+        &plural,
+    )
+}
+
 /// A stable 64-bit FNV-1a hash, as 16 hex digits.
 pub fn hash(bytes: &[u8]) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;

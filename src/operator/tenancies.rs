@@ -13,10 +13,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::api::{
-    ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
-    PostParams,
-};
+use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
@@ -256,20 +253,8 @@ async fn gather(
     })
 }
 
-fn plural(kind: &str) -> String {
-    match kind {
-        "NetworkPolicy" => "networkpolicies".into(),
-        k => format!("{}s", k.to_lowercase()),
-    }
-}
-
-fn resource(api_version: &str, kind: &str) -> ApiResource {
-    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), &plural(kind))
-}
-
 async fn apply(ctx: &Context, d: &Desired) -> Result<(), Error> {
-    let ar = resource(d.api_version, d.kind);
+    let ar = provisioning::api_resource(d.api_version, d.kind);
     let api: Api<DynamicObject> = match &d.namespace {
         Some(ns) => Api::namespaced_with(ctx.client.clone(), ns, &ar),
         None => Api::all_with(ctx.client.clone(), &ar),
@@ -286,7 +271,7 @@ async fn apply(ctx: &Context, d: &Desired) -> Result<(), Error> {
 }
 
 async fn delete(ctx: &Context, d: &Deletion) -> Result<(), Error> {
-    let ar = resource(d.api_version, d.kind);
+    let ar = provisioning::api_resource(d.api_version, d.kind);
     let api: Api<DynamicObject> = match &d.namespace {
         Some(ns) => Api::namespaced_with(ctx.client.clone(), ns, &ar),
         None => Api::all_with(ctx.client.clone(), &ar),
