@@ -116,12 +116,14 @@ async fn apiserver_writes(client: &Client) -> Result<u64, Error> {
     Ok(total as u64)
 }
 
-/// The operator's own count of writes sent, from its metrics endpoint.
-async fn operator_writes(port: u16) -> Option<u64> {
+/// A counter of the operator's (summed over its labels), from its metrics
+/// endpoint: `writes` or `reconciles`.
+async fn operator_counter(port: u16, name: &str) -> Option<u64> {
     let body = http_get(port, "/metrics").await?;
+    let prefix = format!("govcloud_{name}_total{{");
     Some(
         body.lines()
-            .filter(|l| l.starts_with("govcloud_writes_total{"))
+            .filter(|l| l.starts_with(&prefix))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum::<f64>() as u64,
     )
@@ -173,17 +175,6 @@ fn cpu_seconds(pid: u32) -> f64 {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     (ticks(11) + ticks(12)) / hz.max(1.0)
-}
-
-/// The operator's reconciles so far, from its metrics.
-async fn operator_reconciles(port: u16) -> Option<u64> {
-    let body = http_get(port, "/metrics").await?;
-    Some(
-        body.lines()
-            .filter(|l| l.starts_with("govcloud_reconciles_total{"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>() as u64,
-    )
 }
 
 fn free_port() -> u16 {
@@ -618,11 +609,16 @@ async fn main() -> Result<(), Error> {
         file(&admin, &names).await?;
         let writes_before = apiserver_writes(&admin).await?;
         let cpu_before = cpu_seconds(operator.child.id());
-        let reconciles_before = operator_reconciles(operator.port).await.unwrap_or(0);
+        let reconciles_before = operator_counter(operator.port, "reconciles")
+            .await
+            .unwrap_or(0);
         let (elapsed, latencies) = approve_all(&admin, &names, &seen).await?;
         let writes = apiserver_writes(&admin).await? - writes_before;
         let cpu = cpu_seconds(operator.child.id()) - cpu_before;
-        let reconciles = operator_reconciles(operator.port).await.unwrap_or(0) - reconciles_before;
+        let reconciles = operator_counter(operator.port, "reconciles")
+            .await
+            .unwrap_or(0)
+            - reconciles_before;
         total += n;
         let ratio = elapsed.as_secs_f64() / floor_time.as_secs_f64();
         let (p50, p99) = (
@@ -667,12 +663,12 @@ async fn main() -> Result<(), Error> {
         tokio::time::sleep(Duration::from_secs(5)).await;
         let (a0, o0) = (
             apiserver_writes(&admin).await?,
-            operator_writes(operator.port).await,
+            operator_counter(operator.port, "writes").await,
         );
         tokio::time::sleep(Duration::from_secs(60 * args.quiet_minutes)).await;
         let (a1, o1) = (
             apiserver_writes(&admin).await?,
-            operator_writes(operator.port).await,
+            operator_counter(operator.port, "writes").await,
         );
         let per_minute = (a1 - a0) as f64 / args.quiet_minutes as f64;
         let sent = o1.zip(o0).map(|(b, a)| b - a);
@@ -712,7 +708,7 @@ async fn main() -> Result<(), Error> {
         let ready = operator.ready().await;
         tokio::time::sleep(Duration::from_secs(30)).await;
         let a1 = apiserver_writes(&admin).await?;
-        let sent = operator_writes(operator.port).await;
+        let sent = operator_counter(operator.port, "writes").await;
         let (cold_peak, _) = rss(operator.child.id());
         report.results[format!("memory{n}")] = json!({
             "tenancies": n,
