@@ -175,6 +175,13 @@ pub async fn evaluate_all(ctx: &Context, client: &Client, now: Timestamp) -> Res
             warn!(error = %e, "Prometheus unavailable: recommendations kept");
             for tenancy in &tenancies {
                 let mut status = tenancy.status.clone().unwrap_or_default();
+                // Already said: a retry that fails again, perhaps in other
+                // words (a cut connection, then a refused one), writes nothing.
+                if conditions::get(&status.conditions, condition::METRICS_AVAILABLE)
+                    .is_some_and(|c| c.status == "False" && c.reason == "Unreachable")
+                {
+                    continue;
+                }
                 let message =
                     format!("utilisation could not be read: {e}; the last recommendations stand");
                 let flipped = set(

@@ -341,3 +341,130 @@ pub async fn art18_each_rule_recommends_on_a_tenancy_from_four_queries(_: Ctx) -
     );
     Ok(())
 }
+
+/// The MetricsAvailable condition of a tenancy: (status, reason).
+fn metrics_available(t: &govcloud::api::Tenancy) -> Option<(String, String)> {
+    t.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "MetricsAvailable")
+        .map(|c| (c.status.clone(), c.reason.clone()))
+}
+
+pub async fn art18_an_unreachable_prometheus_keeps_the_last_recommendations_without_flapping(
+    _: Ctx,
+) -> TestResult {
+    let prometheus = prometheus().await;
+    // The operator reaches Prometheus through a gate this test can shut.
+    let upstream = prometheus.url().trim_start_matches("http://").to_owned();
+    let mut gate = crate::support::gate::Gate::open_to(&upstream).await;
+    let config = govcloud::config::Config {
+        prometheus: prometheus_config(&gate.url()),
+        ..Default::default()
+    };
+    let mut lab = Lab::start_with("2026-10-14T02:00:00Z", config).await;
+    let unit = lab.unit("finance").await;
+    let ns = unit.namespace.clone();
+    lab.file(&unit, OA, "busy", |_| {}).await;
+    lab.approve(&ns, "busy").await;
+    lab.deliver(&ns, "busy", "finance").await;
+    let tns = govcloud::provisioning::namespace_name("finance", "busy");
+    lab.kubevirt_runs(&tns, "app-1", true).await?;
+    lab.tenancy_where(&ns, "busy", "usage", |t| {
+        t.status.as_ref().is_some_and(|s| s.usage.is_some())
+    })
+    .await;
+    lab.set_clock("2026-11-15T02:00:00Z");
+    let known = lab
+        .tenancy_where(&ns, "busy", "a recommendation", |t| {
+            t.status
+                .as_ref()
+                .is_some_and(|s| !s.recommendations.is_empty())
+                && metrics_available(t).is_some_and(|(s, _)| s == "True")
+        })
+        .await
+        .status
+        .unwrap_or_default();
+
+    // Prometheus cannot be reached at the next day's evaluation.
+    gate.shut().await;
+    lab.advance_days(1);
+    let down = lab
+        .tenancy_where(&ns, "busy", "MetricsAvailable=False", |t| {
+            metrics_available(t) == Some(("False".into(), "Unreachable".into()))
+        })
+        .await;
+    let status = down.status.clone().unwrap_or_default();
+    assert_eq!(
+        status.recommendations, known.recommendations,
+        "the last recommendations stand"
+    );
+    assert_eq!(
+        status.utilisation, known.utilisation,
+        "the last figures stand"
+    );
+    let scale_up = |s: &govcloud::api::tenancy::TenancyStatus| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == "ScaleUpRecommended")
+            .map(|c| c.status.clone())
+    };
+    assert_eq!(scale_up(&status), Some("True".into()));
+
+    // It tries again every ten minutes; each failure changes nothing.
+    let version = down.metadata.resource_version.clone();
+    let evaluations = lab.metrics.evaluations();
+    for _ in 0..4 {
+        lab.clock.advance(SignedDuration::from_mins(11));
+        let before = lab.metrics.evaluations();
+        eventually("a retry", WAIT, || async {
+            (lab.metrics.evaluations() > before).then_some(())
+        })
+        .await;
+    }
+    assert!(lab.metrics.evaluations() - evaluations >= 4);
+    let still = lab.tenancies(&ns).get("busy").await?;
+    assert_eq!(
+        still.metadata.resource_version,
+        version,
+        "a failed retry wrote the tenancy: {:#?} then {:#?}",
+        down.status.map(|s| s.conditions),
+        still.status.map(|s| s.conditions)
+    );
+    let unavailable = |events: &[(String, String)]| {
+        events
+            .iter()
+            .filter(|(r, _)| r == "MetricsUnavailable")
+            .count()
+    };
+    let events = lab.events(&ns, "busy").await;
+    assert_eq!(unavailable(&events), 1, "announced once: {events:?}");
+    let (_, message) = events
+        .iter()
+        .find(|(r, _)| r == "MetricsUnavailable")
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        message.contains("the last recommendations stand"),
+        "{message}"
+    );
+
+    // Back: the next retry evaluates again, and says so.
+    gate.open();
+    lab.clock.advance(SignedDuration::from_mins(11));
+    let up = lab
+        .tenancy_where(&ns, "busy", "MetricsAvailable=True again", |t| {
+            metrics_available(t).is_some_and(|(s, _)| s == "True")
+        })
+        .await
+        .status
+        .unwrap_or_default();
+    assert!(
+        up.utilisation.as_ref().map(|u| u.evaluated_at.0)
+            > known.utilisation.as_ref().map(|u| u.evaluated_at.0)
+    );
+    assert_eq!(scale_up(&up), Some("True".into()));
+    assert_eq!(unavailable(&lab.events(&ns, "busy").await), 1);
+    Ok(())
+}

@@ -2,6 +2,7 @@
 //! run (started on first use, stopped at the end), the CRDs and fixtures
 //! installed, and per-test namespaces and users.
 
+pub mod gate;
 pub mod lab;
 
 use std::collections::BTreeMap;
