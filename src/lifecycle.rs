@@ -422,6 +422,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
         && input.status.delivered_at.is_some()
     {
         b.plan.status.delivery_confirmed_at = Some(Time(now));
+        b.plan.status.delivery_confirmation = Some(value.to_owned());
         b.event(
             false,
             "DeliveryConfirmed",

@@ -95,6 +95,29 @@ pub struct Written {
     pub expert_opinion: Option<String>,
 }
 
+/// When the apiserver recorded the last write of the decision annotation:
+/// the time of the newest `managedFields` entry that owns it (to the
+/// second). It orders approvals as they were made, whenever the operator
+/// happens to see them.
+pub fn decision_written_at(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> Option<jiff::Timestamp> {
+    let field = format!("f:{}", crate::api::keys::DECISION);
+    meta.managed_fields
+        .iter()
+        .flatten()
+        .filter(|m| {
+            m.fields_v1.as_ref().is_some_and(|f| {
+                f.0.get("f:metadata")
+                    .and_then(|m| m.get("f:annotations"))
+                    .and_then(|a| a.get(&field))
+                    .is_some()
+            })
+        })
+        .filter_map(|m| m.time.as_ref().map(|t| t.0))
+        .max()
+}
+
 /// Reads the decision annotations. `Ok(None)`: no decision written.
 pub fn read_decision(annotations: &BTreeMap<String, String>) -> Result<Option<Written>, String> {
     let Some(raw) = annotations.get(keys::DECISION) else {
@@ -850,6 +873,32 @@ mod tests {
     use super::*;
     use crate::api::CloudResourceRequest;
     use crate::api::common::Decision;
+
+    #[test]
+    fn art17_an_approval_is_dated_by_the_apiservers_record_of_the_decision() {
+        let meta: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta =
+            serde_json::from_value(serde_json::json!({
+                "managedFields": [
+                    { "manager": "kubectl-govcloud", "operation": "Update",
+                      "time": "2026-11-27T10:00:05Z", "fieldsType": "FieldsV1",
+                      "fieldsV1": { "f:metadata": { "f:annotations": {
+                          "f:govcloud.dev/decision": {}, "f:govcloud.dev/decided-by": {} } } } },
+                    { "manager": "unit", "operation": "Update",
+                      "time": "2026-11-27T11:00:00Z", "fieldsType": "FieldsV1",
+                      "fieldsV1": { "f:spec": { "f:reason": {} } } },
+                    { "manager": "govcloud-operator", "operation": "Apply",
+                      "time": "2026-11-27T12:00:00Z", "fieldsType": "FieldsV1",
+                      "fieldsV1": { "f:status": { "f:phase": {} } } }
+                ]
+            }))
+            .unwrap();
+        assert_eq!(
+            decision_written_at(&meta),
+            Some("2026-11-27T10:00:05Z".parse().unwrap()),
+            "the reviewer's write, not the unit's or the operator's later ones"
+        );
+        assert_eq!(decision_written_at(&Default::default()), None);
+    }
 
     fn spec(path: &str) -> CloudResourceRequestSpec {
         let text =

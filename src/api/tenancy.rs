@@ -270,6 +270,11 @@ pub struct TenancyStatus {
     /// When the unit confirmed delivery (the reply of Attachment 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery_confirmed_at: Option<Time>,
+    /// The unit's confirmation as it wrote it in the
+    /// `govcloud.dev/delivery-confirmed` annotation (its reply's date or
+    /// reference).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_confirmation: Option<String>,
     /// Approved extensions and when their resources were delivered (they are
     /// billed from then, with no trial of their own).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -50,10 +50,10 @@ pub struct Caches {
     pub requests: Store<Guarded<CloudResourceRequest>>,
     pub tenancies: Store<Guarded<Tenancy>>,
     pub changes: Store<Guarded<ChangeRequest>>,
-    pub calendars: Store<WorkCalendar>,
+    pub calendars: Store<Guarded<WorkCalendar>>,
     /// The price lists (Art. 6): the one the configuration names prices the
     /// tenancies' months.
-    pub catalogs: Store<ServiceCatalog>,
+    pub catalogs: Store<Guarded<ServiceCatalog>>,
     /// Unit namespaces (labelled `govcloud.dev/unit`).
     pub units: Store<PartialObjectMeta<Namespace>>,
     /// Tenancy namespaces (labelled as managed by the operator).
@@ -277,7 +277,7 @@ impl Caches {
         }
         tasks.push(
             full(
-                Api::<WorkCalendar>::all(c.clone()),
+                Api::<Guarded<WorkCalendar>>::all(c.clone()),
                 watcher::Config::default(),
                 calendars_w,
                 |_| {},
@@ -289,7 +289,7 @@ impl Caches {
             let (ttx, tenancies) = (tenancies_tx.clone(), tenancies.clone());
             tasks.push(
                 full(
-                    Api::<ServiceCatalog>::all(c.clone()),
+                    Api::<Guarded<ServiceCatalog>>::all(c.clone()),
                     watcher::Config::default(),
                     catalogs_w,
                     move |_| {

@@ -45,15 +45,36 @@ async fn reconcile(obj: Arc<Guarded<ChangeRequest>>, ctx: Arc<Context>) -> Resul
     timed(&ctx, ControllerName::Changes, reconcile_change(&obj, &ctx)).await
 }
 
-/// When and by whom a change was approved, for ordering.
-fn approval(c: &ChangeRequest) -> Option<(Timestamp, String)> {
-    let status = c.status.as_ref()?;
-    let approved = status
-        .reviews
-        .iter()
-        .rev()
-        .find(|r| r.decision == crate::api::Decision::Approve)?;
-    Some((approved.decided_at.0, c.name_any()))
+/// When a change was approved, for ordering: when the apiserver recorded
+/// the decision (so that approvals the operator sees together, after a
+/// restart, keep the order they were made in), else when the operator saw
+/// it; ties go by name. A change under review whose annotations approve its
+/// current generation counts too: the operator may not have recorded it yet.
+fn approval(c: &ChangeRequest, now: Timestamp) -> Option<(Timestamp, String)> {
+    let status = c.status.as_ref();
+    let recorded = status
+        .filter(|s| s.phase == Some(ChangePhase::Approved))
+        .and_then(|s| {
+            s.reviews
+                .iter()
+                .rev()
+                .find(|r| r.decision == crate::api::Decision::Approve)
+        })
+        .map(|r| r.decided_at.0);
+    let pending = status.and_then(|s| s.phase) == Some(ChangePhase::UnderReview)
+        && crate::review::read_decision(c.annotations()).is_ok_and(|w| {
+            w.is_some_and(|w| {
+                w.decision == crate::api::Decision::Approve
+                    && Some(w.generation) == c.metadata.generation
+            })
+        });
+    if recorded.is_none() && !pending {
+        return None;
+    }
+    let at = crate::review::decision_written_at(&c.metadata)
+        .or(recorded)
+        .unwrap_or(now);
+    Some((at, c.name_any()))
 }
 
 /// Modifies of the same tenancy approved before `own` and not yet applied.
@@ -61,6 +82,7 @@ fn earlier_approved(
     ctx: &Context,
     change: &ChangeRequest,
     own: (Timestamp, String),
+    now: Timestamp,
 ) -> Vec<String> {
     let ns = change.namespace();
     let mut waiting: Vec<(Timestamp, String)> = ctx
@@ -71,8 +93,7 @@ fn earlier_approved(
         .filter_map(|c| c.0.as_ref().ok())
         .filter(|c| c.namespace() == ns && c.spec.tenancy == change.spec.tenancy)
         .filter(|c| c.spec.action == ChangeAction::Modify && c.name_any() != own.1)
-        .filter(|c| c.status.as_ref().and_then(|s| s.phase) == Some(ChangePhase::Approved))
-        .filter_map(approval)
+        .filter_map(|c| approval(c, now))
         .filter(|a| *a < own)
         .collect();
     waiting.sort();
@@ -98,7 +119,7 @@ async fn reconcile_change(obj: &Guarded<ChangeRequest>, ctx: &Context) -> Result
         .get(&ObjectRef::new(change.spec.tenancy.as_str()).within(&ns));
     let tenancy = tenancy.as_ref().and_then(|t| t.0.as_ref().ok());
     let tenancy_status = tenancy.and_then(|t| t.status.clone()).unwrap_or_default();
-    let own_approval = approval(change).unwrap_or((now, name.clone()));
+    let own_approval = approval(change, now).unwrap_or((now, name.clone()));
     let calendar = super::requests::calendar(ctx);
     let annotations: BTreeMap<String, String> = change.annotations().clone();
     let input = change::Input {
@@ -111,7 +132,7 @@ async fn reconcile_change(obj: &Guarded<ChangeRequest>, ctx: &Context) -> Result
             spec: &t.spec,
             status: &tenancy_status,
         }),
-        waiting_for: earlier_approved(ctx, change, own_approval),
+        waiting_for: earlier_approved(ctx, change, own_approval, now),
         calendar: &calendar,
         now,
     };

@@ -46,7 +46,8 @@ pub fn calendar(ctx: &Context) -> Calendar {
         .calendars
         .state()
         .iter()
-        .map(|c| c.spec.clone())
+        // One that cannot be read is left out (and logged by its watch).
+        .filter_map(|c| Some(c.0.as_ref().ok()?.spec.clone()))
         .collect();
     match Calendar::from_specs(&specs) {
         Ok(c) => c,

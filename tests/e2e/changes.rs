@@ -420,7 +420,7 @@ pub async fn art17_an_approved_change_resizes_reduces_and_wipes_what_it_removes(
     Ok(())
 }
 
-pub async fn changes_of_one_tenancy_apply_in_order_of_approval(_: Ctx) -> TestResult {
+pub async fn art17_changes_of_one_tenancy_apply_in_order_of_approval(_: Ctx) -> TestResult {
     let mut lab = Lab::start("2026-11-27T02:00:00Z").await;
     let (unit, _) = lab.active("finance", "oa").await;
     let ns = &unit.namespace;
@@ -490,6 +490,36 @@ pub async fn changes_of_one_tenancy_apply_in_order_of_approval(_: Ctx) -> TestRe
         .applied
         .unwrap();
     assert_eq!(memory.bandwidth_mbps, 50, "the second change saw the first");
+
+    // Two approvals the operator finds together, after being down: they are
+    // applied in the order they were made ("zeta" first), not by name.
+    for (name, gib) in [("zeta", 500), ("alpha", 600)] {
+        file_change(
+            &lab,
+            ns,
+            MODIFY,
+            name,
+            "oa",
+            oa_after(move |a| a["backupStorageGiB"] = json!(gib)),
+        )
+        .await;
+        change_in(&lab, ns, name, ChangePhase::UnderReview).await;
+    }
+    lab.stop_operator().await;
+    decide_change(&lab, ns, "zeta", "approve", None).await;
+    // The apiserver records write times to the second.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    decide_change(&lab, ns, "alpha", "approve", None).await;
+    lab.run_operator(govcloud::config::Config::default());
+    change_in(&lab, ns, "zeta", ChangePhase::Applied).await;
+    change_in(&lab, ns, "alpha", ChangePhase::Applied).await;
+    let t = lab.tenancies(ns).get("oa").await?;
+    let names: Vec<&str> = t.spec.changes.iter().map(|c| c.as_str()).collect();
+    assert_eq!(names[4..], ["zeta", "alpha"]);
+    assert_eq!(
+        t.spec.allocation.backup_storage_gib, 600,
+        "the later approval wins"
+    );
     Ok(())
 }
 
@@ -625,7 +655,7 @@ pub async fn art19_an_approved_termination_releases_everything_wiped_at_its_effe
     Ok(())
 }
 
-pub async fn a_tenancy_deleted_by_hand_keeps_everything_until_released(_: Ctx) -> TestResult {
+pub async fn art19_a_tenancy_deleted_by_hand_keeps_everything_until_released(_: Ctx) -> TestResult {
     let mut lab = Lab::start("2026-06-01T02:00:00Z").await;
     let (unit, tns) = lab.active("finance", "oa").await;
     let ns = &unit.namespace;

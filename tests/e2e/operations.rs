@@ -357,6 +357,33 @@ pub async fn an_unreadable_object_does_not_stop_the_others(_: Ctx) -> TestResult
             .ok()
     })
     .await;
+    // A WorkCalendar the operator's types cannot read either: its year
+    // beyond 32 bits, once the schema lets it through.
+    let year = "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/year";
+    crds.patch(
+        "workcalendars.govcloud.dev",
+        &Default::default(),
+        &kube::api::Patch::<()>::Json(serde_json::from_value(serde_json::json!([
+            { "op": "remove", "path": format!("{year}/maximum") },
+            { "op": "remove", "path": format!("{year}/format") },
+        ]))?),
+    )
+    .await?;
+    eventually("the loosened calendar schema", WAIT, || async {
+        let api: Api<kube::api::DynamicObject> = Api::all_with(
+            lab.admin.clone(),
+            &kube::api::ApiResource::erase::<govcloud::api::WorkCalendar>(&()),
+        );
+        let bad = serde_json::json!({
+            "apiVersion": "govcloud.dev/v1alpha1", "kind": "WorkCalendar",
+            "metadata": { "name": "bad-year" },
+            "spec": { "year": 10_000_000_000u64, "notice": "?", "holidays": [], "workingDays": [] },
+        });
+        api.create(&Default::default(), &serde_json::from_value(bad).ok()?)
+            .await
+            .ok()
+    })
+    .await;
     lab.file(&unit, OA, "good", |_| {}).await;
     lab.run_operator(govcloud::config::Config::default());
     lab.request_where(&ns, "good", "the readable request to be reviewed", |r| {

@@ -309,12 +309,24 @@ pub async fn art16_a_used_trial_becomes_active_billed_from_the_trial_end(_: Ctx)
         Some("2026-12-01 财政金融部回函"),
     )
     .await;
-    lab.tenancy_where(ns, "oa", "the confirmation", |t| {
-        t.status
-            .as_ref()
-            .is_some_and(|s| s.delivery_confirmed_at.is_some())
-    })
-    .await;
+    let confirmed = lab
+        .tenancy_where(ns, "oa", "the confirmation", |t| {
+            t.status
+                .as_ref()
+                .is_some_and(|s| s.delivery_confirmed_at.is_some())
+        })
+        .await
+        .status
+        .unwrap_or_default();
+    assert_eq!(
+        confirmed.delivery_confirmed_at.map(|t| t.0),
+        Some(lab.now())
+    );
+    assert_eq!(
+        confirmed.delivery_confirmation.as_deref(),
+        Some("2026-12-01 财政金融部回函"),
+        "the unit's words are kept"
+    );
 
     lab.advance_days(27);
     let t = lab.tenancy_in(ns, "oa", TenancyPhase::Active).await;

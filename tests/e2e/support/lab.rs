@@ -101,6 +101,18 @@ impl Lab {
         }));
     }
 
+    /// Stops the in-process operator (as a crash or an upgrade would) and
+    /// waits until it has stopped; `run_operator` starts it again.
+    pub async fn stop_operator(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(op) = self.operator.take() {
+            op.abort();
+            let _ = op.await;
+        }
+    }
+
     /// Installs what `helm template` renders for `release` (CRDs included),
     /// in its namespace, as `helm install` would; returns the objects.
     pub async fn install_chart(&self, release: &Release) -> Vec<DynamicObject> {
