@@ -13,24 +13,21 @@
 //! real kube-controller-manager's.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt, stream};
-use govcloud::api::{CloudResourceRequest, Tenancy, TenancySpec, keys};
-use govcloud::controlplane::standins::vms;
+use govcloud::api::{Tenancy, TenancySpec};
+use govcloud::controlplane::fleet::{self, OperatorProcess};
 use govcloud::controlplane::{ControlPlane, Options, User, install_basics};
 use govcloud::provisioning::{self, Desired};
-use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DynamicObject, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 
 const UNITS: usize = 40;
-const FLOOR_CONCURRENCY: usize = 32;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -68,195 +65,8 @@ fn args() -> Result<Args, Error> {
     Ok(a)
 }
 
-/// The request every tenancy of the benchmark is made from: two VMs (their
-/// system disks are PVCs) and one cloud storage volume.
-fn request(unit: &str, name: &str) -> Result<CloudResourceRequest, Error> {
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("config/samples/20-cloudresourcerequest-oa.yaml"),
-    )?;
-    let mut r: CloudResourceRequest = serde_saphyr::from_str(&text)?;
-    r.metadata = kube::api::ObjectMeta {
-        name: Some(name.into()),
-        namespace: Some(unit.into()),
-        ..Default::default()
-    };
-    r.spec.service_types = vec![govcloud::api::ServiceType::CloudServer];
-    r.spec.resources = serde_json::from_value(json!({
-        "vmGroups": [{ "name": "app", "count": 2, "vcpu": 2, "memoryGiB": 4,
-            "systemDiskGiB": 40, "image": "kylin-server-v10-sp3", "architecture": "arm64" }],
-        "cloudStorage": [{ "name": "files", "sizeGiB": 100, "class": "standard" }],
-    }))?;
-    Ok(r)
-}
-
 fn unit_ns(i: usize) -> String {
     format!("unit-u{}", i % UNITS)
-}
-
-/// The apiserver's count of mutating requests served, from its metrics.
-async fn apiserver_writes(client: &Client) -> Result<u64, Error> {
-    let text = client
-        .request_text(http::Request::get("/metrics").body(Vec::new())?)
-        .await?;
-    let mut total = 0.0;
-    for line in text.lines() {
-        if line.starts_with("apiserver_request_total{")
-            && ["\"POST\"", "\"PUT\"", "\"PATCH\"", "\"DELETE\""]
-                .iter()
-                .any(|v| line.contains(&format!("verb={v}")))
-        {
-            total += line
-                .rsplit(' ')
-                .next()
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0);
-        }
-    }
-    Ok(total as u64)
-}
-
-/// A counter of the operator's (summed over its labels), from its metrics
-/// endpoint: `writes` or `reconciles`.
-async fn operator_counter(port: u16, name: &str) -> Option<u64> {
-    let body = http_get(port, "/metrics").await?;
-    let prefix = format!("govcloud_{name}_total{{");
-    Some(
-        body.lines()
-            .filter(|l| l.starts_with(&prefix))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>() as u64,
-    )
-}
-
-/// A plain HTTP GET on loopback, the body if 200.
-async fn http_get(port: u16, path: &str) -> Option<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
-        .await
-        .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.ok()?;
-    let (head, body) = out.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200")
-        .then(|| body.to_owned())
-        .or_else(|| head.starts_with("HTTP/1.0 200").then(|| body.to_owned()))
-}
-
-/// Peak and current resident memory of a process, in KiB.
-fn rss(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmHWM:"), field("VmRSS:"))
-}
-
-/// CPU seconds a process has used (user + system).
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which is in parentheses): utime is the
-    // 14th field of the line, stime the 15th.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    (ticks(11) + ticks(12)) / hz.max(1.0)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(18080)
-}
-
-struct Operator {
-    child: Child,
-    port: u16,
-}
-
-impl Operator {
-    fn start(binary: &Path, kubeconfig: &Path, log: &Path) -> Result<Self, Error> {
-        let port = free_port();
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)?;
-        let mut cmd = Command::new(binary);
-        cmd.args(["run", "--metrics-address", &format!("127.0.0.1:{port}")])
-            .env("KUBECONFIG", kubeconfig)
-            .env(
-                "RUST_LOG",
-                std::env::var("GOVCLOUD_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .stdin(Stdio::null());
-        let child = govcloud::controlplane::spawn_tied(cmd)?;
-        Ok(Self { child, port })
-    }
-
-    /// Time until /readyz answers 200.
-    async fn ready(&self) -> Duration {
-        let started = Instant::now();
-        while http_get(self.port, "/readyz").await.is_none() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        started.elapsed()
-    }
-
-    fn stop(mut self) {
-        // SAFETY: a signal to a child we own and have not reaped.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-        }
-        let _ = self.child.wait();
-    }
-}
-
-/// KubeVirt's part: every VM the operator creates is created at once.
-fn kubevirt(client: Client) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), &vms());
-        let stream = watcher(api, watcher::Config::default())
-            .default_backoff()
-            .applied_objects();
-        stream
-            .for_each_concurrent(16, |vm| {
-                let client = client.clone();
-                async move {
-                    let Ok(vm) = vm else { return };
-                    if vm.data["status"]["created"] == json!(true) {
-                        return;
-                    }
-                    let ns = vm.namespace().unwrap_or_default();
-                    let api: Api<DynamicObject> = Api::namespaced_with(client, &ns, &vms());
-                    let _ = api
-                        .patch_status(
-                            &vm.name_any(),
-                            &PatchParams::default(),
-                            &Patch::Merge(json!({ "status": {
-                                "created": true, "printableStatus": "Starting" } })),
-                        )
-                        .await;
-                }
-            })
-            .await;
-    })
 }
 
 /// Delivery times of tenancies, as seen by a watch: name -> when.
@@ -282,98 +92,13 @@ fn watch_deliveries(client: Client, seen: Seen) -> tokio::task::JoinHandle<()> {
     })
 }
 
-async fn create_units(client: &Client) -> Result<(), Error> {
-    let api: Api<Namespace> = Api::all(client.clone());
-    for i in 0..UNITS {
-        let id = format!("u{i}");
-        let ns: Namespace = serde_json::from_value(json!({
-            "metadata": {
-                "name": format!("unit-{id}"),
-                "labels": { keys::UNIT: id },
-                "annotations": {
-                    keys::UNIT_GROUP: format!("govcloud:unit:u{i}"),
-                    keys::UNIT_NAME: format!("单位{i}"),
-                },
-            },
-        }))?;
-        match api.create(&PostParams::default(), &ns).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 409 => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
-}
-
-/// Files `names` and waits until the operator has every one under review.
-async fn file(client: &Client, names: &[(String, String)]) -> Result<(), Error> {
-    stream::iter(names.iter().cloned())
-        .map(|(ns, name)| {
-            let client = client.clone();
-            async move {
-                let r = request(&ns, &name)?;
-                Api::<CloudResourceRequest>::namespaced(client, &ns)
-                    .create(&PostParams::default(), &r)
-                    .await?;
-                Ok::<_, Error>(())
-            }
-        })
-        .buffer_unordered(FLOOR_CONCURRENCY)
-        .try_collect::<Vec<_>>()
-        .await?;
-    loop {
-        let all = Api::<CloudResourceRequest>::all(client.clone())
-            .list(&ListParams::default())
-            .await?;
-        let waiting = names
-            .iter()
-            .filter(|(ns, n)| {
-                !all.items.iter().any(|r| {
-                    r.namespace().as_deref() == Some(ns.as_str())
-                        && r.name_any() == *n
-                        && r.status.as_ref().and_then(|s| s.phase)
-                            == Some(govcloud::api::RequestPhase::UnderReview)
-                })
-            })
-            .count();
-        if waiting == 0 {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-async fn approve(client: &Client, ns: &str, name: &str) -> Result<Instant, Error> {
-    let patch = json!({ "metadata": { "annotations": {
-        keys::DECISION: "approve",
-        keys::DECIDED_GENERATION: "1",
-        keys::DECIDED_BY: "bench.reviewer",
-    } } });
-    Api::<CloudResourceRequest>::namespaced(client.clone(), ns)
-        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await?;
-    Ok(Instant::now())
-}
-
-/// Approves every request, as fast as one client can, and waits until all
-/// are delivered. Returns (elapsed from the first approval, latencies).
 async fn approve_all(
     client: &Client,
     names: &[(String, String)],
     seen: &Seen,
 ) -> Result<(Duration, Vec<Duration>), Error> {
     let started = Instant::now();
-    let approved: Vec<(String, Instant)> = stream::iter(names.iter().cloned())
-        .map(|(ns, name)| {
-            let client = client.clone();
-            async move {
-                let at = approve(&client, &ns, &name).await?;
-                Ok::<_, Error>((format!("{ns}/{name}"), at))
-            }
-        })
-        .buffer_unordered(FLOOR_CONCURRENCY)
-        .try_collect()
-        .await?;
+    let approved = fleet::approve_all(client, names).await?;
     let deadline = Instant::now() + Duration::from_secs(1800);
     loop {
         let done = {
@@ -412,7 +137,7 @@ fn percentile(mut v: Vec<Duration>, p: f64) -> Duration {
 async fn floor(client: &Client, n: usize, prefix: &str) -> Result<(Duration, usize), Error> {
     let config = govcloud::config::Config::default().provisioning;
     let spec_of = |i: usize| -> Result<TenancySpec, Error> {
-        let r = request(&unit_ns(i), "x")?;
+        let r = fleet::request(&unit_ns(i), "x")?;
         Ok(TenancySpec {
             unit: format!("{prefix}{i}"),
             unit_name: "floor".into(),
@@ -462,7 +187,7 @@ async fn floor(client: &Client, n: usize, prefix: &str) -> Result<(Duration, usi
                 Ok::<_, Error>(count)
             }
         })
-        .buffer_unordered(FLOOR_CONCURRENCY)
+        .buffer_unordered(fleet::CONCURRENCY)
         .try_collect()
         .await?;
     Ok((started.elapsed(), objects.iter().sum()))
@@ -530,14 +255,7 @@ async fn main() -> Result<(), Error> {
             / 1024
     );
     eprintln!("building the operator (release)...");
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--bin", "govcloud-operator"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()?;
-    if !status.success() {
-        return Err("cargo build --release --bin govcloud-operator failed".into());
-    }
-    let binary = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/govcloud-operator");
+    let binary = fleet::release_binary()?;
 
     let plane = ControlPlane::start(Options {
         // GOVCLOUD_KEEP_CONTROL_PLANE=1 keeps the logs, the operator's among them.
@@ -553,11 +271,11 @@ async fn main() -> Result<(), Error> {
     );
     let admin = plane.admin().await?;
     install_basics(&admin, "bench").await?;
-    create_units(&admin).await?;
+    fleet::create_units(&admin, UNITS).await?;
     let kubeconfig = plane.dir().join("operator.kubeconfig");
     plane.write_kubeconfig(&kubeconfig, &User::admin())?;
     let log = plane.dir().join("operator.log");
-    let _kubevirt = kubevirt(admin.clone());
+    let _kubevirt = fleet::kubevirt(admin.clone());
     let seen: Seen = Arc::default();
     let _deliveries = watch_deliveries(admin.clone(), seen.clone());
 
@@ -573,7 +291,7 @@ async fn main() -> Result<(), Error> {
         )),
     };
     println!("\n{machine}, Kubernetes {}", plane.version());
-    let mut operator = Operator::start(&binary, &kubeconfig, &log)?;
+    let mut operator = OperatorProcess::start(&binary, &kubeconfig, &log)?;
     operator.ready().await;
 
     // Idle latency: one approval at a time.
@@ -581,7 +299,7 @@ async fn main() -> Result<(), Error> {
         .map(|i| (unit_ns(i), format!("idle-{i}")))
         .collect();
     if !idle.is_empty() {
-        file(&admin, &idle).await?;
+        fleet::file(&admin, &idle).await?;
         let mut latencies = Vec::new();
         for (ns, name) in &idle {
             let (_, l) = approve_all(&admin, &[(ns.clone(), name.clone())], &seen).await?;
@@ -606,26 +324,21 @@ async fn main() -> Result<(), Error> {
         let names: Vec<(String, String)> = (0..n)
             .map(|i| (unit_ns(i), format!("load{n}-{i}")))
             .collect();
-        file(&admin, &names).await?;
-        let writes_before = apiserver_writes(&admin).await?;
-        let cpu_before = cpu_seconds(operator.child.id());
-        let reconciles_before = operator_counter(operator.port, "reconciles")
-            .await
-            .unwrap_or(0);
+        fleet::file(&admin, &names).await?;
+        let writes_before = fleet::apiserver_writes(&admin).await?;
+        let cpu_before = fleet::cpu_seconds(operator.pid());
+        let reconciles_before = operator.counter("reconciles").await.unwrap_or(0);
         let (elapsed, latencies) = approve_all(&admin, &names, &seen).await?;
-        let writes = apiserver_writes(&admin).await? - writes_before;
-        let cpu = cpu_seconds(operator.child.id()) - cpu_before;
-        let reconciles = operator_counter(operator.port, "reconciles")
-            .await
-            .unwrap_or(0)
-            - reconciles_before;
+        let writes = fleet::apiserver_writes(&admin).await? - writes_before;
+        let cpu = fleet::cpu_seconds(operator.pid()) - cpu_before;
+        let reconciles = operator.counter("reconciles").await.unwrap_or(0) - reconciles_before;
         total += n;
         let ratio = elapsed.as_secs_f64() / floor_time.as_secs_f64();
         let (p50, p99) = (
             percentile(latencies.clone(), 0.5),
             percentile(latencies, 0.99),
         );
-        let (peak, _) = rss(operator.child.id());
+        let (peak, _) = fleet::rss(operator.pid());
         report.results[format!("provisioning{n}")] = json!({
             "n": n,
             "floorSeconds": floor_time.as_secs_f64(),
@@ -662,13 +375,13 @@ async fn main() -> Result<(), Error> {
     if args.quiet_minutes > 0 {
         tokio::time::sleep(Duration::from_secs(5)).await;
         let (a0, o0) = (
-            apiserver_writes(&admin).await?,
-            operator_counter(operator.port, "writes").await,
+            fleet::apiserver_writes(&admin).await?,
+            operator.counter("writes").await,
         );
         tokio::time::sleep(Duration::from_secs(60 * args.quiet_minutes)).await;
         let (a1, o1) = (
-            apiserver_writes(&admin).await?,
-            operator_counter(operator.port, "writes").await,
+            fleet::apiserver_writes(&admin).await?,
+            operator.counter("writes").await,
         );
         let per_minute = (a1 - a0) as f64 / args.quiet_minutes as f64;
         let sent = o1.zip(o0).map(|(b, a)| b - a);
@@ -695,21 +408,21 @@ async fn main() -> Result<(), Error> {
                 .collect();
             eprintln!("provisioning {} more tenancies for {n}...", more.len());
             let started = Instant::now();
-            file(&admin, &more).await?;
+            fleet::file(&admin, &more).await?;
             approve_all(&admin, &more, &seen).await?;
             eprintln!("  done in {:.0} s", started.elapsed().as_secs_f64());
             total = n;
         }
-        let (peak, current) = rss(operator.child.id());
+        let (peak, current) = fleet::rss(operator.pid());
         operator.stop();
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let a0 = apiserver_writes(&admin).await?;
-        operator = Operator::start(&binary, &kubeconfig, &log)?;
+        let a0 = fleet::apiserver_writes(&admin).await?;
+        operator = OperatorProcess::start(&binary, &kubeconfig, &log)?;
         let ready = operator.ready().await;
         tokio::time::sleep(Duration::from_secs(30)).await;
-        let a1 = apiserver_writes(&admin).await?;
-        let sent = operator_counter(operator.port, "writes").await;
-        let (cold_peak, _) = rss(operator.child.id());
+        let a1 = fleet::apiserver_writes(&admin).await?;
+        let sent = operator.counter("writes").await;
+        let (cold_peak, _) = fleet::rss(operator.pid());
         report.results[format!("memory{n}")] = json!({
             "tenancies": n,
             "peakRssKiB": peak,

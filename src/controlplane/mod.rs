@@ -11,6 +11,7 @@
 //! rules.
 //! Everything lives in one temporary directory and dies with the process.
 
+pub mod fleet;
 pub mod helm;
 mod pki;
 pub mod prometheus;

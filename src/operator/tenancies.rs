@@ -536,7 +536,17 @@ async fn reconcile_tenancy(obj: &Guarded<Tenancy>, ctx: &Context) -> Result<Acti
                 lifecycle::condition::APPLY_FAILED,
             );
         } else {
-            let message = format!("the apiserver refused {}", refused.join("; "));
+            let mut message = format!("the apiserver refused {}", refused.join("; "));
+            if refused.iter().any(|r| r.contains("exceeded quota")) {
+                // Quota admission charges a create before it is stored; a
+                // create cut off (the operator killed mid-request) stays
+                // charged until the quota controller recounts.
+                message.push_str(
+                    " (if the namespace's objects fit the quota, the excess is creates that \
+                     were cut off, counted until kube-controller-manager's next full quota \
+                     sync, 5 minutes by default; then this is applied)",
+                );
+            }
             let wanted = Wanted::new(
                 lifecycle::condition::APPLY_FAILED,
                 true,
@@ -693,7 +703,10 @@ fn accrual(
     billing::month_accrual(
         &account,
         status.accrual.as_ref(),
-        catalog.as_ref().map(|c| c.spec.periods.as_slice()),
+        catalog
+            .as_ref()
+            .and_then(|c| c.0.as_ref().ok())
+            .map(|c| c.spec.periods.as_slice()),
         &ctx.config.catalog,
         now,
     )
