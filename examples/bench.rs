@@ -79,7 +79,9 @@ fn watch_deliveries(client: Client, seen: Seen) -> tokio::task::JoinHandle<()> {
             .default_backoff()
             .applied_objects();
         futures::pin_mut!(stream);
-        while let Some(Ok(t)) = stream.next().await {
+        while let Some(item) = stream.next().await {
+            // A watch error is retried by the watcher's backoff; go on.
+            let Ok(t) = item else { continue };
             if t.status
                 .as_ref()
                 .and_then(|s| s.delivered_at.as_ref())

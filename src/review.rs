@@ -720,7 +720,13 @@ fn apply_decision(b: &mut Builder<'_, '_>, unit_id: &str) {
         (Approve, Some(Approved)) => {
             // Re-approval of a spec edited after approval.
             match input.own_tenancy {
-                Some(t) if t.extensions.is_empty() && t.retirement.is_none() => {
+                // Only while nothing has changed it since: a re-approval must
+                // not undo an applied change or extension.
+                Some(t)
+                    if t.extensions.is_empty()
+                        && t.changes.is_empty()
+                        && t.retirement.is_none() =>
+                {
                     let mut spec = tenancy_spec(input, unit_id);
                     spec.emergency = t.emergency.clone();
                     b.orders.push(Order::Provision(Box::new(spec)));
@@ -984,6 +990,44 @@ mod tests {
         conditions::get(&status.conditions, t)
             .map(|c| c.reason.clone())
             .unwrap_or_default()
+    }
+
+    #[test]
+    fn art17_a_reapproval_never_undoes_an_applied_change() {
+        let mut c = Case::new("config/samples/20-cloudresourcerequest-oa.yaml");
+        c.step();
+        c.decide("approve", 1);
+        let approved = c.step();
+        let Some(Order::Provision(spec)) = approved.orders.first() else {
+            panic!("{:?}", approved.orders)
+        };
+        let mut tenancy = (**spec).clone();
+        let reapprove = |c: &Case, tenancy: &TenancySpec| {
+            plan(&Input {
+                name: "oa",
+                generation: 2,
+                spec: &c.spec,
+                status: &c.status,
+                annotations: &c.annotations,
+                unit: &c.unit,
+                target: None,
+                own_tenancy: Some(tenancy),
+                calendar: &calendar(),
+                now: c.now,
+            })
+        };
+        c.generation = 2;
+        c.decide("approve", 2);
+        // Untouched since: the edited spec is provisioned.
+        assert!(matches!(
+            reapprove(&c, &tenancy).orders.first(),
+            Some(Order::Provision(_))
+        ));
+        // Resized by an applied ChangeRequest: refused, nothing ordered.
+        tenancy.changes.push("memory".into());
+        let plan = reapprove(&c, &tenancy);
+        assert!(plan.orders.is_empty(), "{:?}", plan.orders);
+        assert_eq!(reason(&plan.status, "DecisionValid"), "FileAChangeRequest");
     }
 
     #[test]

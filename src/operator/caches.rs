@@ -91,12 +91,29 @@ fn managed() -> watcher::Config {
 }
 
 /// Drives a watch into a cache, calling `wake` with every object touched.
-/// A metadata-only watch is an `Api<PartialObjectMeta<K>>`.
+/// A metadata-only watch is an `Api<PartialObjectMeta<K>>`. What the operator
+/// never reads is not kept: `managedFields` and kubectl's copy of the last
+/// applied manifest (ChangeRequests keep `managedFields`: they date the
+/// approvals, see `changes::approval`).
 fn full<K>(
     api: Api<K>,
     config: watcher::Config,
     writer: reflector::store::Writer<K>,
     wake: impl Fn(&K) + Send + 'static,
+) -> impl Future<Output = ()> + Send
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    trimmed(api, config, writer, wake, true)
+}
+
+fn trimmed<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    writer: reflector::store::Writer<K>,
+    wake: impl Fn(&K) + Send + 'static,
+    drop_managed_fields: bool,
 ) -> impl Future<Output = ()> + Send
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
@@ -111,6 +128,15 @@ where
         kind,
         watcher(api, config)
             .default_backoff()
+            .modify(move |o| {
+                let meta = o.meta_mut();
+                if drop_managed_fields {
+                    meta.managed_fields = None;
+                }
+                if let Some(a) = meta.annotations.as_mut() {
+                    a.remove("kubectl.kubernetes.io/last-applied-configuration");
+                }
+            })
             .reflect(writer)
             .touched_objects(),
         wake,
@@ -264,13 +290,14 @@ impl Caches {
         {
             let tx = changes_tx.clone();
             tasks.push(
-                full(
+                trimmed(
                     Api::<Guarded<ChangeRequest>>::all(c.clone()),
                     watcher::Config::default(),
                     changes_w,
                     move |o| {
                         let _ = tx.send(ObjectRef::from_obj(o));
                     },
+                    false,
                 )
                 .boxed(),
             );
