@@ -19,8 +19,7 @@ use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt, stream};
 use govcloud::api::{Tenancy, TenancySpec};
-use govcloud::controlplane::fleet::{self, OperatorProcess};
-use govcloud::controlplane::{ControlPlane, Options, User, install_basics};
+use govcloud::controlplane::fleet::{self, Fleet};
 use govcloud::provisioning::{self, Desired};
 use kube::api::{DynamicObject, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -256,28 +255,8 @@ async fn main() -> Result<(), Error> {
             .unwrap_or(0)
             / 1024
     );
-    eprintln!("building the operator (release)...");
-    let binary = fleet::release_binary()?;
-
-    let plane = ControlPlane::start(Options {
-        // GOVCLOUD_KEEP_CONTROL_PLANE=1 keeps the logs, the operator's among them.
-        keep_dir: std::env::var_os("GOVCLOUD_KEEP_CONTROL_PLANE").is_some(),
-        apiserver_args: vec![],
-    })
-    .await?;
-    eprintln!(
-        "control plane: kube-apiserver {} at {} (in {})",
-        plane.version(),
-        plane.server(),
-        plane.dir().display()
-    );
-    let admin = plane.admin().await?;
-    install_basics(&admin, "bench").await?;
-    fleet::create_units(&admin, UNITS).await?;
-    let kubeconfig = plane.dir().join("operator.kubeconfig");
-    plane.write_kubeconfig(&kubeconfig, &User::admin())?;
-    let log = plane.dir().join("operator.log");
-    let _kubevirt = fleet::kubevirt(admin.clone());
+    let fleet = Fleet::start("bench", UNITS).await?;
+    let (plane, admin) = (&fleet.plane, fleet.admin.clone());
     let seen: Seen = Arc::default();
     let _deliveries = watch_deliveries(admin.clone(), seen.clone());
 
@@ -293,7 +272,7 @@ async fn main() -> Result<(), Error> {
         )),
     };
     println!("\n{machine}, Kubernetes {}", plane.version());
-    let mut operator = OperatorProcess::start(&binary, &kubeconfig, &log)?;
+    let mut operator = fleet.operator()?;
     operator.ready().await;
 
     // Idle latency: one approval at a time.
@@ -419,7 +398,7 @@ async fn main() -> Result<(), Error> {
         operator.stop();
         tokio::time::sleep(Duration::from_secs(2)).await;
         let a0 = fleet::apiserver_writes(&admin).await?;
-        operator = OperatorProcess::start(&binary, &kubeconfig, &log)?;
+        operator = fleet.operator()?;
         let ready = operator.ready().await;
         tokio::time::sleep(Duration::from_secs(30)).await;
         let a1 = fleet::apiserver_writes(&admin).await?;

@@ -20,8 +20,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use govcloud::controlplane::fleet::{self, Audit, OperatorProcess};
-use govcloud::controlplane::{ControlPlane, Options, User, install_basics};
+use govcloud::controlplane::fleet::{self, Audit, Fleet, OperatorProcess, Rng};
 use serde_json::{Value, json};
 
 const UNITS: usize = 40;
@@ -54,20 +53,6 @@ fn args() -> Result<Args, Error> {
         }
     }
     Ok(a)
-}
-
-/// A small deterministic generator; the seed is printed so that a run can
-/// be repeated.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n.max(1)
-    }
 }
 
 /// Waits until `n` tenancies are delivered; returns how long it took.
@@ -149,26 +134,14 @@ fn audit_line(a: &Audit) -> String {
 async fn main() -> Result<(), Error> {
     let args = args()?;
     let mut rng = Rng(args.seed);
-    eprintln!("building the operator (release)...");
-    let binary = fleet::release_binary()?;
-    let plane = ControlPlane::start(Options {
-        keep_dir: std::env::var_os("GOVCLOUD_KEEP_CONTROL_PLANE").is_some(),
-        apiserver_args: vec![],
-    })
-    .await?;
+    let fleet = Fleet::start("faults", UNITS).await?;
+    let (plane, admin) = (&fleet.plane, fleet.admin.clone());
     println!(
         "kube-apiserver {} at {}; seed {} (--seed to repeat)",
         plane.version(),
         plane.server(),
         args.seed
     );
-    let admin = plane.admin().await?;
-    install_basics(&admin, "faults").await?;
-    fleet::create_units(&admin, UNITS).await?;
-    let kubeconfig = plane.dir().join("operator.kubeconfig");
-    plane.write_kubeconfig(&kubeconfig, &User::admin())?;
-    let log = plane.dir().join("operator.log");
-    let _kubevirt = fleet::kubevirt(admin.clone());
     let config = govcloud::config::Config::default();
     let mut results = json!({
         "seed": args.seed,
@@ -190,7 +163,7 @@ async fn main() -> Result<(), Error> {
     };
     let mut exact = true;
 
-    let mut operator = OperatorProcess::start(&binary, &kubeconfig, &log)?;
+    let mut operator = fleet.operator()?;
     operator.ready().await;
 
     // 1. SIGKILL at random moments.
@@ -205,7 +178,7 @@ async fn main() -> Result<(), Error> {
         let done = fleet::delivered(&admin).await.unwrap_or(0);
         operator.kill();
         at_kill.push(done);
-        operator = OperatorProcess::start(&binary, &kubeconfig, &log)?;
+        operator = fleet.operator()?;
     }
     let after_last = delivered(&admin, args.requests).await?;
     let over_quota = quota_refusals(&admin).await?;

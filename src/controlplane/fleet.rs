@@ -39,6 +39,73 @@ pub fn release_binary() -> Result<PathBuf, Error> {
     Ok(root.join("target/release/govcloud-operator"))
 }
 
+/// What a run stands on: the operator's release binary, a local control
+/// plane with the CRDs and calendars, `units` unit namespaces, a kubeconfig
+/// and log file for the operator, and KubeVirt's part played.
+pub struct Fleet {
+    pub binary: PathBuf,
+    pub plane: super::ControlPlane,
+    pub admin: Client,
+    pub kubeconfig: PathBuf,
+    pub log: PathBuf,
+    _kubevirt: tokio::task::JoinHandle<()>,
+}
+
+impl Fleet {
+    /// `GOVCLOUD_KEEP_CONTROL_PLANE=1` keeps the control plane's directory
+    /// (the operator's log among its files).
+    pub async fn start(field_manager: &str, units: usize) -> Result<Self, Error> {
+        eprintln!("building the operator (release)...");
+        let binary = release_binary()?;
+        let plane = super::ControlPlane::start(super::Options {
+            keep_dir: std::env::var_os("GOVCLOUD_KEEP_CONTROL_PLANE").is_some(),
+            apiserver_args: vec![],
+        })
+        .await?;
+        eprintln!(
+            "control plane: kube-apiserver {} at {} (in {})",
+            plane.version(),
+            plane.server(),
+            plane.dir().display()
+        );
+        let admin = plane.admin().await?;
+        super::install_basics(&admin, field_manager).await?;
+        create_units(&admin, units).await?;
+        let kubeconfig = plane.dir().join("operator.kubeconfig");
+        plane.write_kubeconfig(&kubeconfig, &super::User::admin())?;
+        let log = plane.dir().join("operator.log");
+        let kubevirt = kubevirt(admin.clone());
+        Ok(Self {
+            binary,
+            log,
+            kubeconfig,
+            admin,
+            plane,
+            _kubevirt: kubevirt,
+        })
+    }
+
+    /// Starts the operator against this fleet's control plane.
+    pub fn operator(&self) -> Result<OperatorProcess, Error> {
+        OperatorProcess::start(&self.binary, &self.kubeconfig, &self.log)
+    }
+}
+
+/// A small deterministic generator for random moments; print the seed so
+/// that a run can be repeated.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n.max(1)
+    }
+}
+
 /// The operator binary running in its own process, tied to this one.
 pub struct OperatorProcess {
     child: Child,

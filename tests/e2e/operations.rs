@@ -189,20 +189,6 @@ pub async fn a_settled_tenancy_receives_no_writes(_: Ctx) -> TestResult {
     Ok(())
 }
 
-/// A small deterministic generator, seeded from the clock and printed, so a
-/// failing run can be repeated with GOVCLOUD_CRASH_SEED.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self, below: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % below
-    }
-}
-
 pub async fn an_operator_killed_while_provisioning_ends_with_exactly_the_approved_objects(
     _: Ctx,
 ) -> TestResult {
@@ -237,7 +223,7 @@ pub async fn an_operator_killed_while_provisioning_ends_with_exactly_the_approve
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| jiff::Timestamp::now().as_nanosecond() as u64);
     eprintln!("  crash seed {seed} (GOVCLOUD_CRASH_SEED to repeat)");
-    let mut rng = Rng(seed);
+    let mut rng = govcloud::controlplane::fleet::Rng(seed);
 
     let mut lab = lab;
     let unit = lab.unit("finance").await;
@@ -254,7 +240,7 @@ pub async fn an_operator_killed_while_provisioning_ends_with_exactly_the_approve
     // Kill it at random moments while it provisions, and start it again.
     let mut kills = 0;
     for _ in 0..6 {
-        tokio::time::sleep(Duration::from_millis(50 + rng.next(600))).await;
+        tokio::time::sleep(Duration::from_millis(50 + rng.below(600))).await;
         unsafe {
             libc::kill(child.id() as libc::pid_t, libc::SIGKILL);
         }
