@@ -328,7 +328,9 @@ async fn halt(ctx: &Context, ns: &str, vm: &str) -> Result<(), Error> {
         .patch(
             vm,
             &params,
-            &Patch::Merge(json!({ "spec": { "runStrategy": "Halted" } })),
+            // `running` goes: KubeVirt refuses a VM with both (a unit's own
+            // VM may have been created with `running: true`).
+            &Patch::Merge(json!({ "spec": { "runStrategy": "Halted", "running": null } })),
         )
         .await
     {
