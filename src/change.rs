@@ -979,6 +979,76 @@ mod plan_tests {
     }
 
     #[test]
+    fn art17_only_an_approval_of_the_current_generation_applies_a_change() {
+        let spec = spec_of("config/samples/30-changerequest-modify.yaml");
+        let t = tenancy();
+        let active = TenancyStatus {
+            phase: Some(TenancyPhase::Active),
+            ..Default::default()
+        };
+        let cal = calendar_2026();
+        let run = |generation: i64, status: &ChangeRequestStatus, decided: Option<i64>| {
+            let mut annotations = BTreeMap::new();
+            if let Some(g) = decided {
+                annotations.insert(keys::DECISION.to_owned(), "approve".to_owned());
+                annotations.insert(keys::DECIDED_GENERATION.to_owned(), g.to_string());
+                annotations.insert(keys::DECIDED_BY.to_owned(), "wang".to_owned());
+            }
+            plan(&Input {
+                name: "resize",
+                generation,
+                spec: &spec,
+                status,
+                annotations: &annotations,
+                tenancy: Some(Target {
+                    spec: &t,
+                    status: &active,
+                }),
+                waiting_for: vec![],
+                calendar: &cal,
+                now: "2026-11-27T02:00:00Z".parse().unwrap(),
+            })
+        };
+        let filed = run(1, &ChangeRequestStatus::default(), None).status;
+        assert_eq!(filed.phase, Some(ChangePhase::UnderReview));
+        // Approved as generation 1, but the unit has since edited it.
+        let stale = run(2, &filed, Some(1));
+        assert!(stale.orders.is_empty(), "{:?}", stale.orders);
+        assert_eq!(stale.status.phase, Some(ChangePhase::UnderReview));
+        let c = conditions::get(&stale.status.conditions, condition::DECISION_VALID).unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "StaleDecision")
+        );
+        assert!(c.message.contains("decide again"), "{}", c.message);
+        // Approved as it stands: applied in the same pass.
+        let current = run(2, &stale.status, Some(2));
+        assert_eq!(current.status.phase, Some(ChangePhase::Applied));
+        assert!(
+            matches!(current.orders.first(), Some(Order::Modify { .. })),
+            "{:?}",
+            current.orders
+        );
+    }
+
+    fn calendar_2026() -> Calendar {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/charts/govcloud-operator/files/calendar/2026.yaml"
+        ))
+        .unwrap();
+        let c: crate::api::WorkCalendar = serde_saphyr::from_str(&text).unwrap();
+        let mut cal = Calendar::new();
+        cal.add_year(
+            c.spec.year,
+            c.spec.holidays.iter().map(|d| d.date),
+            c.spec.working_days.iter().map(|d| d.date),
+        )
+        .unwrap();
+        cal
+    }
+
+    #[test]
     fn a_year_without_calendar_is_flagged_not_guessed() {
         let spec = spec_of("config/samples/31-changerequest-terminate.yaml");
         let t = tenancy();
