@@ -797,7 +797,7 @@ mod tests {
         crr.spec.resources
     }
 
-    fn calendar() -> Calendar {
+    pub(super) fn calendar() -> Calendar {
         let mut cal = Calendar::new();
         for year in ["2025", "2026"] {
             let text = std::fs::read_to_string(format!(
@@ -986,7 +986,7 @@ mod plan_tests {
             phase: Some(TenancyPhase::Active),
             ..Default::default()
         };
-        let cal = calendar_2026();
+        let cal = super::tests::calendar();
         let run = |generation: i64, status: &ChangeRequestStatus, decided: Option<i64>| {
             let mut annotations = BTreeMap::new();
             if let Some(g) = decided {
@@ -1029,23 +1029,6 @@ mod plan_tests {
             "{:?}",
             current.orders
         );
-    }
-
-    fn calendar_2026() -> Calendar {
-        let text = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/charts/govcloud-operator/files/calendar/2026.yaml"
-        ))
-        .unwrap();
-        let c: crate::api::WorkCalendar = serde_saphyr::from_str(&text).unwrap();
-        let mut cal = Calendar::new();
-        cal.add_year(
-            c.spec.year,
-            c.spec.holidays.iter().map(|d| d.date),
-            c.spec.working_days.iter().map(|d| d.date),
-        )
-        .unwrap();
-        cal
     }
 
     #[test]
