@@ -105,7 +105,47 @@ where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Eq + std::hash::Hash + Clone,
 {
-    trimmed(api, config, writer, wake, true)
+    trimmed(api, config, writer, wake, true, |_| {})
+}
+
+/// Of a VirtualMachine, what the planner reads: its metadata and whether
+/// KubeVirt has created it. The rest (the template above all) is not kept.
+fn vm_fields(vm: &mut DynamicObject) {
+    let created = vm.data.pointer("/status/created").cloned();
+    vm.data = serde_json::json!({ "status": { "created": created } });
+}
+
+/// Of a VirtualMachineInstance, what the trial reads: its phase, when it
+/// entered each, and the guest agent's condition.
+fn vmi_fields(vmi: &mut DynamicObject) {
+    let at = |p: &str| vmi.data.pointer(p).cloned();
+    let agent: Vec<&serde_json::Value> = vmi
+        .data
+        .pointer("/status/conditions")
+        .and_then(|c| c.as_array())
+        .map(|cs| {
+            cs.iter()
+                .filter(|c| c["type"] == "AgentConnected")
+                .collect()
+        })
+        .unwrap_or_default();
+    let kept = serde_json::json!({ "status": {
+        "phase": at("/status/phase"),
+        "phaseTransitionTimestamps": at("/status/phaseTransitionTimestamps"),
+        "conditions": agent,
+    } });
+    vmi.data = kept;
+}
+
+/// Of a ResourceQuota, its hard limits as asked and as in force.
+fn quota_fields(q: &mut ResourceQuota) {
+    if let Some(spec) = q.spec.as_mut() {
+        spec.scopes = None;
+        spec.scope_selector = None;
+    }
+    if let Some(status) = q.status.as_mut() {
+        status.used = None;
+    }
 }
 
 fn trimmed<K>(
@@ -114,6 +154,7 @@ fn trimmed<K>(
     writer: reflector::store::Writer<K>,
     wake: impl Fn(&K) + Send + 'static,
     drop_managed_fields: bool,
+    fields: impl Fn(&mut K) + Send + 'static,
 ) -> impl Future<Output = ()> + Send
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
@@ -136,6 +177,7 @@ where
                 if let Some(a) = meta.annotations.as_mut() {
                     a.remove("kubectl.kubernetes.io/last-applied-configuration");
                 }
+                fields(o);
             })
             .reflect(writer)
             .touched_objects(),
@@ -298,6 +340,7 @@ impl Caches {
                         let _ = tx.send(ObjectRef::from_obj(o));
                     },
                     false,
+                    |_| {},
                 )
                 .boxed(),
             );
@@ -359,11 +402,13 @@ impl Caches {
         {
             let w = wake_owner.clone();
             tasks.push(
-                full(
+                trimmed(
                     Api::<ResourceQuota>::all(c.clone()),
                     managed(),
                     quotas_w,
                     move |o| w(&o.metadata),
+                    true,
+                    quota_fields,
                 )
                 .boxed(),
             );
@@ -413,11 +458,13 @@ impl Caches {
         {
             let w = wake_owner.clone();
             tasks.push(
-                full(
+                trimmed(
                     Api::<DynamicObject>::all_with(c.clone(), &vm_ar),
                     managed(),
                     vms_w,
                     move |o| w(&o.metadata),
+                    true,
+                    vm_fields,
                 )
                 .boxed(),
             );
@@ -426,11 +473,13 @@ impl Caches {
             let w = wake_owner.clone();
             // Instances carry the template's labels, the tenancy's among them.
             tasks.push(
-                full(
+                trimmed(
                     Api::<DynamicObject>::all_with(c.clone(), &vmi_ar),
                     watcher::Config::default().labels(keys::TENANCY),
                     vmis_w,
                     move |o| w(&o.metadata),
+                    true,
+                    vmi_fields,
                 )
                 .boxed(),
             );
@@ -466,5 +515,83 @@ impl Caches {
             self.vmis.wait_until_ready(),
             self.jobs.wait_until_ready(),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn object(data: serde_json::Value) -> DynamicObject {
+        let mut o = DynamicObject::new("app-1", &virtual_machines());
+        o.data = data;
+        o
+    }
+
+    #[test]
+    fn a_cached_vm_keeps_whether_kubevirt_created_it_and_not_its_template() {
+        let mut vm = object(json!({
+            "spec": { "runStrategy": "Always", "template": { "spec": { "domain": { "cpu": { "cores": 2 } } } } },
+            "status": { "created": true, "printableStatus": "Running", "conditions": [{ "type": "Ready" }] }
+        }));
+        vm_fields(&mut vm);
+        assert_eq!(vm.data, json!({ "status": { "created": true } }));
+        assert_eq!(vm.metadata.name.as_deref(), Some("app-1"));
+
+        let mut fresh = object(json!({ "spec": {} }));
+        vm_fields(&mut fresh);
+        assert_ne!(
+            fresh.data["status"]["created"],
+            json!(true),
+            "not created yet"
+        );
+    }
+
+    #[test]
+    fn a_cached_instance_keeps_its_phase_transitions_and_the_agent_condition() {
+        let transitions = json!([
+            { "phase": "Scheduling", "phaseTransitionTimestamp": "2026-11-02T01:00:00Z" },
+            { "phase": "Running", "phaseTransitionTimestamp": "2026-11-02T01:01:00Z" }
+        ]);
+        let agent = json!({ "type": "AgentConnected", "status": "True",
+                            "lastTransitionTime": "2026-11-02T01:02:00Z" });
+        let mut vmi = object(json!({
+            "spec": { "domain": { "devices": { "disks": [{ "name": "root" }] } } },
+            "status": {
+                "phase": "Running",
+                "phaseTransitionTimestamps": transitions,
+                "conditions": [{ "type": "Ready", "status": "True" }, agent],
+                "interfaces": [{ "ipAddress": "10.0.0.7" }],
+                "guestOSInfo": { "name": "Kylin" }
+            }
+        }));
+        vmi_fields(&mut vmi);
+        assert_eq!(
+            vmi.data,
+            json!({ "status": {
+                "phase": "Running",
+                "phaseTransitionTimestamps": transitions,
+                "conditions": [agent]
+            } })
+        );
+        // A status that is not an object is kept as nothing, not a panic.
+        let mut odd = object(json!({ "status": "pending" }));
+        vmi_fields(&mut odd);
+        assert_eq!(odd.data["status"]["phase"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn a_cached_quota_keeps_its_hard_limits_asked_and_in_force() {
+        let mut q: ResourceQuota = serde_json::from_value(json!({
+            "metadata": { "name": "allocation", "namespace": "t" },
+            "spec": { "hard": { "requests.cpu": "4" }, "scopes": ["NotTerminating"] },
+            "status": { "hard": { "requests.cpu": "4" }, "used": { "requests.cpu": "2" } }
+        }))
+        .unwrap();
+        quota_fields(&mut q);
+        let v = serde_json::to_value(&q).unwrap();
+        assert_eq!(v["spec"], json!({ "hard": { "requests.cpu": "4" } }));
+        assert_eq!(v["status"], json!({ "hard": { "requests.cpu": "4" } }));
     }
 }
