@@ -82,6 +82,10 @@ fn the_values_schema_refuses_misspelt_keys_and_unsafe_values_before_install() {
             vec![("leaderElection.leaseSeconds", "1")],
             "'/leaderElection/leaseSeconds'",
         ),
+        (
+            vec![("maxConcurrentReconciles", "0")],
+            "'/maxConcurrentReconciles'",
+        ),
         (vec![("groups.reviewers", "it's")], "'/groups/reviewers'"),
         (
             vec![("admission.validationActions", "{Block}")],
@@ -132,6 +136,7 @@ fn the_deployment_runs_non_root_read_only_with_probes_resources_and_leader_elect
     assert_eq!(args[0], "run");
     assert!(args.contains(&"--leader-elect"), "{args:?}");
     assert!(args.contains(&"--lease-seconds=15"), "{args:?}");
+    assert!(args.contains(&"--max-concurrent-reconciles=16"), "{args:?}");
     assert!(
         args.contains(&"--config=/etc/govcloud/operator.yaml"),
         "{args:?}"

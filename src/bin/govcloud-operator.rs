@@ -54,6 +54,10 @@ enum Command {
         /// Seconds a lease not renewed stays valid: the longest a takeover waits.
         #[arg(long, env = "GOVCLOUD_LEASE_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(3..=300))]
         lease_seconds: u64,
+        /// Reconciles each controller runs at once: more provisions faster
+        /// until the apiserver queues them.
+        #[arg(long, env = "GOVCLOUD_MAX_CONCURRENT_RECONCILES", default_value_t = govcloud::operator::DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=1024))]
+        max_concurrent_reconciles: u16,
     },
     /// Print the CustomResourceDefinitions as YAML.
     Crds,
@@ -122,6 +126,7 @@ async fn main() -> ExitCode {
             lease_namespace,
             lease_name,
             lease_seconds,
+            max_concurrent_reconciles,
         } => {
             govcloud::telemetry::init();
             let config = match load(config.as_ref()) {
@@ -157,6 +162,7 @@ async fn main() -> ExitCode {
             };
             let mut operator = govcloud::operator::Operator::new(client, config)
                 .with_clock(clock)
+                .with_concurrency(max_concurrent_reconciles)
                 .serve_on(metrics_address);
             if leader_elect {
                 let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {

@@ -80,6 +80,8 @@ pub struct Context {
     pub caches: Caches,
     pub metrics: Arc<Metrics>,
     recorder: Recorder,
+    /// Reconciles each controller runs at once.
+    concurrency: u16,
 }
 
 impl Context {
@@ -208,7 +210,9 @@ where
         + 'static,
     Fut: futures::TryFuture<Ok = Action, Error = Error> + Send + 'static,
 {
+    let config = kube::runtime::controller::Config::default().concurrency(ctx.concurrency);
     kube::runtime::Controller::for_stream(futures::stream::pending(), store)
+        .with_config(config)
         .reconcile_on(triggers)
         .reconcile_all_on(clock_moves)
         .graceful_shutdown_on(stop)
@@ -266,7 +270,15 @@ pub struct Operator {
     metrics: Arc<Metrics>,
     serve_on: Option<std::net::SocketAddr>,
     lease: Option<leader::LeaseConfig>,
+    concurrency: u16,
 }
+
+/// Reconciles each controller runs at once, unless told otherwise. Unbounded,
+/// a thousand approvals at once sent thousands of applies together and the
+/// apiserver's quota admission timed them out (HTTP 500, "resource quota
+/// evaluation timed out"); 16 tenancies at a time keep the apiserver busy
+/// without queueing it.
+pub const DEFAULT_CONCURRENCY: u16 = 16;
 
 /// Why [`Operator::run`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -288,7 +300,14 @@ impl Operator {
             metrics: Arc::default(),
             serve_on: None,
             lease: None,
+            concurrency: DEFAULT_CONCURRENCY,
         }
+    }
+
+    /// Reconciles each controller runs at once (at least one).
+    pub fn with_concurrency(mut self, reconciles: u16) -> Self {
+        self.concurrency = reconciles.max(1);
+        self
     }
 
     /// Runs the controllers only while this replica holds the Lease; until
@@ -324,6 +343,7 @@ impl Operator {
             metrics,
             serve_on,
             lease,
+            concurrency,
         } = self;
         info!(
             clock = %clock.describe(),
@@ -387,6 +407,7 @@ impl Operator {
             clock: clock.clone(),
             caches,
             metrics: metrics.clone(),
+            concurrency,
         });
         let clock_moves = || WatchStream::from_changes(clock.subscribe()).map(|_| ());
 

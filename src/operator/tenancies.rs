@@ -32,6 +32,9 @@ use crate::lifecycle::{self, Instance, Lookup, Observed, Seen};
 use crate::provisioning::{self, Desired, SPEC_HASH};
 use crate::release::{self, Deletion, JobOutcome, WIPE_OF};
 
+/// Applies of one reconcile in flight at once.
+const APPLY_CONCURRENCY: usize = 4;
+
 pub fn controller(
     ctx: Arc<Context>,
     triggers: impl Stream<Item = TenancyRef> + Send + 'static,
@@ -520,15 +523,29 @@ async fn reconcile_tenancy(obj: &Guarded<Tenancy>, ctx: &Context) -> Result<Acti
     }
     // An object the apiserver refuses (422) is reported, not retried blindly:
     // the others still apply, and the status says what was refused.
+    // The objects of one step do not depend on each other (the namespace is
+    // a step of its own, and VMs and volumes wait for the quota in force), so
+    // they are applied together: one round trip per step, not one per object.
+    let mut applied = Vec::with_capacity(plan.apply.len());
+    for chunk in plan.apply.chunks(APPLY_CONCURRENCY) {
+        applied.extend(futures::future::join_all(chunk.iter().map(|d| apply(ctx, d))).await);
+    }
     let mut refused = Vec::new();
-    for d in &plan.apply {
-        match apply(ctx, d).await {
+    let mut failed = None;
+    for (d, result) in plan.apply.iter().zip(applied) {
+        match result {
             // Invalid, or over the quota (which may not yet show a change).
             Err(Error::Kube(kube::Error::Api(s))) if s.code == 422 || s.code == 403 => {
                 refused.push(format!("{} {}: {}", d.kind, d.name, s.message));
             }
-            other => other?,
+            Err(e) => {
+                failed.get_or_insert(e);
+            }
+            Ok(()) => {}
         }
+    }
+    if let Some(e) = failed {
+        return Err(e);
     }
     if !plan.apply.is_empty() {
         let generation = tenancy.metadata.generation.unwrap_or_default();
