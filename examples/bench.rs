@@ -4,6 +4,7 @@
 //! settled, its memory, and a cold start over many settled tenancies.
 //!
 //!   cargo run --release --example bench                            # 200 and 1000, 10000 for memory
+//!   cargo run --release --example bench -- --sizes 200 --memory 10000 --batch 1000
 //!   cargo run --release --example bench -- --sizes 200 --memory 0 --quiet-minutes 1
 //!
 //! Prints a table and writes `bench/results/<UTC time>.json`. The operator
@@ -35,6 +36,7 @@ struct Args {
     memory: Vec<usize>,
     quiet_minutes: u64,
     idle: usize,
+    batch: usize,
 }
 
 fn args() -> Result<Args, Error> {
@@ -43,6 +45,7 @@ fn args() -> Result<Args, Error> {
         memory: vec![10_000],
         quiet_minutes: 5,
         idle: 50,
+        batch: 1000,
     };
     let mut it = std::env::args().skip(1);
     let list = |v: Option<String>| -> Result<Vec<usize>, Error> {
@@ -58,6 +61,7 @@ fn args() -> Result<Args, Error> {
             "--memory" => a.memory = list(it.next())?,
             "--quiet-minutes" => a.quiet_minutes = it.next().ok_or("minutes")?.parse()?,
             "--idle" => a.idle = it.next().ok_or("count")?.parse()?,
+            "--batch" => a.batch = it.next().ok_or("count")?.parse::<usize>()?.max(1),
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
@@ -389,10 +393,18 @@ async fn main() -> Result<(), Error> {
                 .collect();
             eprintln!("provisioning {} more tenancies for {n}...", more.len());
             let started = Instant::now();
-            fleet::file(&admin, &more).await?;
-            approve_all(&admin, &more, &seen).await?;
-            eprintln!("  done in {:.0} s", started.elapsed().as_secs_f64());
-            total = n;
+            // In rounds, as a district's requests come: all at once would
+            // measure a backlog of thousands, not the tenancies.
+            for batch in more.chunks(args.batch) {
+                fleet::file(&admin, batch).await?;
+                approve_all(&admin, batch, &seen).await?;
+                total += batch.len();
+                eprintln!(
+                    "  {total} delivered at {:.0} s; operator RSS {:.1} MiB",
+                    started.elapsed().as_secs_f64(),
+                    fleet::rss(operator.pid()).1 as f64 / 1024.0
+                );
+            }
         }
         let (peak, current) = fleet::rss(operator.pid());
         operator.stop();

@@ -152,6 +152,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             total.as_secs_f64(),
         );
     }
+    // Each query alone, one after another: which of them the time is.
+    let ((u0, u1), (d0, d1)) =
+        govcloud::prometheus::windows(TODAY, thresholds.months, thresholds.scale_up_days);
+    let q = &config.queries;
+    for (name, query, first, last) in [
+        ("cpu", &q.cpu, u0, u1),
+        ("memory", &q.memory, u0, u1),
+        ("disk used", &q.disk_used, d0, d1),
+        ("disk capacity", &q.disk_capacity, d0, d1),
+    ] {
+        let started = Instant::now();
+        let daily = client.daily(query, first, last, &config).await?;
+        println!(
+            "  {name}: {} days ({first} .. {last}), {} series in {:.2} s",
+            (last - first).get_days() + 1,
+            daily.len(),
+            started.elapsed().as_secs_f64()
+        );
+    }
     prometheus.stop();
     Ok(())
 }

@@ -362,8 +362,9 @@ pub async fn file(client: &Client, names: &[(String, String)]) -> Result<(), Err
         .try_collect::<Vec<_>>()
         .await?;
     loop {
+        // A poll, served from the apiserver's cache rather than etcd.
         let all = Api::<CloudResourceRequest>::all(client.clone())
-            .list(&ListParams::default())
+            .list(&ListParams::default().match_any())
             .await?;
         let under_review: BTreeSet<(String, String)> = all
             .items
@@ -414,7 +415,7 @@ pub async fn approve_all(
 /// How many tenancies are delivered (in their trial, every item ready).
 pub async fn delivered(client: &Client) -> Result<usize, Error> {
     Ok(Api::<Tenancy>::all(client.clone())
-        .list(&ListParams::default())
+        .list(&ListParams::default().match_any())
         .await?
         .items
         .iter()
