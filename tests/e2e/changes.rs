@@ -696,12 +696,7 @@ pub async fn art19_a_tenancy_deleted_by_hand_keeps_everything_until_released(_: 
             .await?
             .is_some()
     );
-    let events: Vec<String> = lab
-        .events(ns, "oa")
-        .await
-        .into_iter()
-        .map(|(r, _)| r)
-        .collect();
+    let events = lab.reasons_with(ns, "oa", "DeletionHeld").await;
     assert!(events.contains(&"DeletionHeld".to_owned()), "{events:?}");
 
     // An approved termination releases it; then the tenancy goes.

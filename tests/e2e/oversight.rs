@@ -200,12 +200,7 @@ pub async fn art20_an_overdue_rectification_force_stops_and_deregistration_retir
     assert_eq!(case.trigger, RectificationTrigger::Vulnerabilities);
     assert_eq!(case.opened_by.as_deref(), Some(REVIEWER));
     assert_eq!(case.due_at.0.to_string(), "2026-08-02T15:59:59Z");
-    let reasons: Vec<String> = lab
-        .events(ns, "oa")
-        .await
-        .into_iter()
-        .map(|(r, _)| r)
-        .collect();
+    let reasons = lab.reasons_with(ns, "oa", "RectificationOpened").await;
     assert!(
         reasons.contains(&"RectificationOpened".to_owned()),
         "{reasons:?}"
@@ -243,12 +238,7 @@ pub async fn art20_an_overdue_rectification_force_stops_and_deregistration_retir
         !member_may_open_the_network(&lab, &unit, &tns).await,
         "the unit cannot reopen the network"
     );
-    let reasons: Vec<String> = lab
-        .events(ns, "oa")
-        .await
-        .into_iter()
-        .map(|(r, _)| r)
-        .collect();
+    let reasons = lab.reasons_with(ns, "oa", "ForceStopped").await;
     assert!(reasons.contains(&"ForceStopped".to_owned()), "{reasons:?}");
 
     // Deregistered: retired through the termination path, every volume wiped.
@@ -418,12 +408,7 @@ pub async fn art25_isolation_cuts_and_halts_at_once_and_lifting_restores_exactly
         })
         .await;
     assert_eq!(cond(&t, "Isolated").unwrap().1, "Lifted");
-    let reasons: Vec<String> = lab
-        .events(ns, "oa")
-        .await
-        .into_iter()
-        .map(|(r, _)| r)
-        .collect();
+    let reasons = lab.reasons_with(ns, "oa", "IsolationLifted").await;
     assert!(
         reasons.contains(&"IsolationLifted".to_owned()),
         "{reasons:?}"
@@ -505,12 +490,7 @@ pub async fn art12_and_art24_missing_evidence_past_its_deadline_is_overdue_until
         t.status.unwrap().compliance_gaps,
         ["Xinchuang adaptation (due by 2026-12-31)"]
     );
-    let reasons: Vec<String> = lab
-        .events(ns, "oa")
-        .await
-        .into_iter()
-        .map(|(r, _)| r)
-        .collect();
+    let reasons = lab.reasons_with(ns, "oa", "ComplianceOverdue").await;
     assert!(
         reasons.contains(&"ComplianceOverdue".to_owned()),
         "{reasons:?}"

@@ -306,12 +306,7 @@ pub async fn art18_each_rule_recommends_on_a_tenancy_from_four_queries(_: Ctx) -
         insufficient.message
     );
 
-    let events: Vec<String> = lab
-        .events(&ns, "busy")
-        .await
-        .into_iter()
-        .map(|(r, _)| r)
-        .collect();
+    let events = lab.reasons_with(&ns, "busy", "ScaleUpRecommended").await;
     assert!(
         events.contains(&"ScaleUpRecommended".to_owned()),
         "{events:?}"

@@ -429,6 +429,25 @@ impl Lab {
         self.jobs_finish(tns, true).await.ok();
     }
 
+    /// The reasons of the events recorded about an object, oldest first,
+    /// once one of them is `reason` (or after 30 s without it): an event is
+    /// recorded after the status it explains.
+    pub async fn reasons_with(&self, ns: &str, name: &str, reason: &str) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let reasons: Vec<String> = self
+                .events(ns, name)
+                .await
+                .into_iter()
+                .map(|(r, _)| r)
+                .collect();
+            if reasons.iter().any(|r| r == reason) || tokio::time::Instant::now() > deadline {
+                return reasons;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
     /// The events recorded about an object, oldest first: (reason, message).
     pub async fn events(&self, ns: &str, name: &str) -> Vec<(String, String)> {
         let api: Api<Event> = Api::namespaced(self.admin.clone(), ns);
