@@ -525,7 +525,7 @@ async fn reconcile_tenancy(obj: &Guarded<Tenancy>, ctx: &Context) -> Result<Acti
     // the others still apply, and the status says what was refused.
     // The objects of one step do not depend on each other (the namespace is
     // a step of its own, and VMs and volumes wait for the quota in force), so
-    // they are applied together: one round trip per step, not one per object.
+    // they are applied `APPLY_CONCURRENCY` at a time rather than one by one.
     let mut applied = Vec::with_capacity(plan.apply.len());
     for chunk in plan.apply.chunks(APPLY_CONCURRENCY) {
         applied.extend(futures::future::join_all(chunk.iter().map(|d| apply(ctx, d))).await);
