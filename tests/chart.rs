@@ -50,6 +50,7 @@ fn helm_lint_passes_strict_with_the_defaults_and_each_switch() {
             .set("leaderElection.enabled", "false"),
         release().set("admission.enabled", "false"),
         release().set("metrics.serviceMonitor.enabled", "true"),
+        release().set("metrics.prometheusRule.enabled", "true"),
         release()
             .set("serviceAccount.create", "false")
             .set("serviceAccount.name", "existing"),
@@ -267,4 +268,58 @@ fn the_chart_ships_crds_calendars_and_prices_kept_on_uninstall() {
         assert_eq!(&service["metadata"]["labels"][k], v, "{k}");
     }
     assert_eq!(service["spec"]["ports"][0]["port"], 8080);
+}
+
+#[test]
+fn the_prometheus_rule_records_the_queries_the_operator_then_reads() {
+    let operator_config = |objs: &[Value]| {
+        let text = one(objs, "ConfigMap")["data"]["operator.yaml"]
+            .as_str()
+            .expect("operator.yaml")
+            .to_owned();
+        Config::parse("operator.yaml", &text).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let objs = render(&release());
+    assert!(find(&objs, "PrometheusRule").is_empty());
+    assert_eq!(
+        operator_config(&objs).prometheus.queries,
+        govcloud::prometheus::Queries::default()
+    );
+
+    let objs = render(&release().set("metrics.prometheusRule.enabled", "true"));
+    let rule = one(&objs, "PrometheusRule");
+    let raw = govcloud::prometheus::Queries::default();
+    let recorded = govcloud::prometheus::Queries::recorded();
+    let records: Vec<(String, String)> = rule["spec"]["groups"][0]["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .map(|r| (r["record"].to_string(), r["expr"].to_string()))
+        .collect();
+    let expected: Vec<(String, String)> = [
+        (&recorded.cpu, &raw.cpu),
+        (&recorded.memory, &raw.memory),
+        (&recorded.disk_used, &raw.disk_used),
+        (&recorded.disk_capacity, &raw.disk_capacity),
+    ]
+    .into_iter()
+    .map(|(r, e)| {
+        (
+            Value::from(r.as_str()).to_string(),
+            Value::from(e.as_str()).to_string(),
+        )
+    })
+    .collect();
+    assert_eq!(records, expected);
+    // The operator reads what the rule records...
+    assert_eq!(operator_config(&objs).prometheus.queries, recorded);
+    // ...unless told otherwise.
+    let objs = render(
+        &release()
+            .set("metrics.prometheusRule.enabled", "true")
+            .set("config.prometheus.queries.cpu", "my_cpu_ratio"),
+    );
+    let queries = operator_config(&objs).prometheus.queries;
+    assert_eq!(queries.cpu, "my_cpu_ratio");
+    assert_eq!(queries.memory, recorded.memory);
 }

@@ -53,3 +53,24 @@ fn every_crd_is_structural_and_served() {
         }
     }
 }
+
+#[test]
+fn the_committed_recording_rules_are_what_govcloud_operator_recording_rules_prints() {
+    let out = Command::new(env!("CARGO_BIN_EXE_govcloud-operator"))
+        .arg("recording-rules")
+        .output()
+        .expect("govcloud-operator runs");
+    assert!(out.status.success());
+    let printed = String::from_utf8(out.stdout).expect("UTF-8");
+    for file in [
+        "config/prometheus-rules.yaml",
+        "charts/govcloud-operator/files/prometheus-rules.yaml",
+    ] {
+        let committed = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file))
+            .unwrap_or_default();
+        assert!(
+            committed == printed,
+            "{file} differs from the queries; regenerate it with\n  cargo run --bin govcloud-operator -- recording-rules > {file}"
+        );
+    }
+}

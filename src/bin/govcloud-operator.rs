@@ -61,6 +61,13 @@ enum Command {
     },
     /// Print the CustomResourceDefinitions as YAML.
     Crds,
+    /// Print a Prometheus rules file recording the utilisation queries of a
+    /// configuration (the defaults without one) as one series per namespace,
+    /// every `prometheus.resolutionSeconds`.
+    RecordingRules {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Check a configuration file and print the configuration in effect.
     CheckConfig {
         #[arg(long)]
@@ -107,6 +114,22 @@ async fn main() -> ExitCode {
             print!("{}", govcloud::api::crds_yaml());
             ExitCode::SUCCESS
         }
+        Command::RecordingRules { config } => match load(config.as_ref()) {
+            Ok(c) => {
+                print!(
+                    "{}",
+                    govcloud::prometheus::recording_rules(
+                        &c.prometheus.queries,
+                        c.prometheus.resolution_seconds
+                    )
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::CheckConfig { config } => match Config::load(&config) {
             Ok(c) => {
                 print!("{}", serde_saphyr::to_string(&c).unwrap_or_default());

@@ -33,7 +33,14 @@ system:serviceaccount:{{ .Release.Namespace }}:{{ include "govcloud.serviceAccou
      .Values.groups, which the roles and admission policies use too. */}}
 {{- define "govcloud.config" -}}
 {{- $groups := dict "reviewerGroup" .Values.groups.reviewers "vendorGroup" .Values.groups.vendors "auditorGroup" .Values.groups.auditors -}}
-{{- toYaml (mustMergeOverwrite (deepCopy .Values.config) $groups) -}}
+{{- $config := deepCopy .Values.config -}}
+{{- if .Values.metrics.prometheusRule.enabled -}}
+{{- /* The series the PrometheusRule records (files/prometheus-rules.yaml),
+       unless the configuration names queries of its own. */ -}}
+{{- $queries := dict "cpu" "namespace:govcloud_vcpu_utilisation:ratio" "memory" "namespace:govcloud_memory_utilisation:ratio" "diskUsed" "namespace:govcloud_data_disk_used:bytes" "diskCapacity" "namespace:govcloud_data_disk_capacity:bytes" -}}
+{{- $config = mustMergeOverwrite (dict "prometheus" (dict "queries" $queries)) $config -}}
+{{- end -}}
+{{- toYaml (mustMergeOverwrite $config $groups) -}}
 {{- end -}}
 
 {{/* Read access to what the operator creates for tenancies and the events
