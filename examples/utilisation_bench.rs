@@ -1,11 +1,17 @@
 //! How long one utilisation evaluation (Art. 18) takes for many tenancies
-//! against a real Prometheus: backfills months of KubeVirt samples with
-//! `promtool` (kept under `~/.cache` for the next run), starts Prometheus on
-//! them, then times the four range queries of an evaluation and the rules for
-//! every tenancy, the same code the operator runs.
+//! against a real Prometheus: backfills months of samples with `promtool`
+//! (kept under `~/.cache` for the next run), starts Prometheus on them, then
+//! times the four range queries of an evaluation and the rules for every
+//! tenancy, the same code the operator runs.
 //!
-//!   cargo run --release --example utilisation_bench                  # 1000 tenancies, hourly samples
-//!   cargo run --release --example utilisation_bench -- 200 15        # 200 tenancies, 15-minute samples
+//! By default the samples are the per-namespace series the recording rules
+//! write (`govcloud-operator recording-rules`) and the queries read them;
+//! `--raw` backfills the raw KubeVirt metrics and queries them with the
+//! default queries (subqueries) instead.
+//!
+//!   cargo run --release --example utilisation_bench                      # 1000 tenancies, hourly
+//!   cargo run --release --example utilisation_bench -- 10000             # 10,000 tenancies
+//!   cargo run --release --example utilisation_bench -- 1000 60 --raw     # raw metrics, subqueries
 //!
 //! Writing the statuses is not included: that is one server-side apply per
 //! tenancy whose figures changed, measured by the operator's own benchmarks.
@@ -14,8 +20,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use govcloud::api::Resources;
-use govcloud::controlplane::prometheus::{LocalPrometheus, Tenant, Vm, backfill, blocks};
-use govcloud::prometheus::{Answers, Client, PrometheusConfig};
+use govcloud::controlplane::prometheus::{LocalPrometheus, Samples, Tenant, Vm, backfill, blocks};
+use govcloud::prometheus::{Answers, Client, PrometheusConfig, Queries};
 use govcloud::rightsizing::{self, GIB, Thresholds};
 use jiff::civil::{Date, date};
 use jiff::{SignedDuration, Timestamp};
@@ -62,30 +68,39 @@ fn tenants(n: usize) -> Vec<Tenant> {
         .collect()
 }
 
-fn cache_dir(n: usize, minutes: i64) -> PathBuf {
+fn cache_dir(n: usize, minutes: i64, samples: Samples) -> PathBuf {
     let home = std::env::var_os("HOME")
         .map(PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);
     home.join(".cache/govcloud-operator/bench-prometheus")
-        .join(format!("v1-{n}-tenancies-{minutes}m-{FIRST}-{LAST}"))
+        .join(match samples {
+            Samples::Raw => format!("v1-{n}-tenancies-{minutes}m-{FIRST}-{LAST}"),
+            Samples::Recorded => format!("v2-recorded-{n}-tenancies-{minutes}m-{FIRST}-{LAST}"),
+        })
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let samples = if args.iter().any(|a| a == "--raw") {
+        Samples::Raw
+    } else {
+        Samples::Recorded
+    };
+    args.retain(|a| a != "--raw");
     let n: usize = args.first().map(|a| a.parse()).transpose()?.unwrap_or(1000);
     let minutes: i64 = args.get(1).map(|a| a.parse()).transpose()?.unwrap_or(60);
     let interval = SignedDuration::from_mins(minutes);
-    let dir = cache_dir(n, minutes);
+    let dir = cache_dir(n, minutes, samples);
     let ready = dir.join(".complete");
     if !ready.exists() {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
         let started = Instant::now();
-        let samples = backfill(&dir, &tenants(n), FIRST, LAST, interval)?;
+        let written = backfill(&dir, &tenants(n), FIRST, LAST, interval, samples)?;
         std::fs::write(&ready, "")?;
         println!(
-            "backfill: {samples} samples ({n} tenancies, {} days, every {minutes} min) in {:.1} s",
+            "backfill: {written} {samples:?} samples ({n} tenancies, {} days, every {minutes} min) in {:.1} s",
             (LAST - FIRST).get_days() + 1,
             started.elapsed().as_secs_f64()
         );
@@ -112,10 +127,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         resolution_seconds: u32::try_from(interval.as_secs())?,
         ..PrometheusConfig::default()
     };
-    config.queries.cpu = config
-        .queries
-        .cpu
-        .replace("[5m]", &format!("[{}m]", 2 * minutes));
+    match samples {
+        // A rate needs two samples in its window.
+        Samples::Raw => {
+            config.queries.cpu = config
+                .queries
+                .cpu
+                .replace("[5m]", &format!("[{}m]", 2 * minutes))
+        }
+        Samples::Recorded => config.queries = Queries::recorded(),
+    }
+    println!("queries: {:?}", config.queries);
     let client = Client::new(prometheus.url(), &config)?;
     let thresholds = Thresholds::default();
     let allocation: Resources = serde_json::from_value(serde_json::json!({

@@ -1,14 +1,16 @@
 //! A real Prometheus (Debian's package) for the tests, the demo and the
 //! benchmarks, filled with months of samples by `promtool`: one OpenMetrics
-//! file per day, each turned into blocks on its own (promtool re-reads its
-//! whole input for every 2-hour block, so one big file takes hours). Each day
-//! goes into a directory of its own and its blocks are then moved into the
-//! data directory: promtool opens every block already in its output
-//! directory, so writing months into one directory slows each day down.
+//! file per day, or per two hours when a day is large, each turned into
+//! blocks on its own (promtool re-reads its whole input for every 2-hour
+//! block, so one big file takes hours). Each file's blocks go into a
+//! directory of their own and are then moved into the data directory:
+//! promtool opens every block already in its output directory, so writing
+//! months into one directory slows each file down.
 //!
 //! The samples are the raw KubeVirt metrics the operator's default queries
 //! read, generated from utilisation curves, so that the whole path (PromQL,
-//! subqueries, Beijing days) is exercised.
+//! subqueries, Beijing days) is exercised; or the per-namespace series the
+//! recording rules write from them ([`Samples::Recorded`]).
 
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, TcpListener};
@@ -50,28 +52,57 @@ pub struct Tenant {
     pub vms: Vec<Vm>,
 }
 
-/// Writes one day of samples (Beijing day `day`, every `interval`) as an
-/// OpenMetrics file. `counters` carries each VM's CPU counter from the day
-/// before (they start at zero).
-fn day_file(
+/// What a backfill writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Samples {
+    /// The raw KubeVirt metrics, one series per vCPU, VM and disk: what the
+    /// default queries read.
+    Raw,
+    /// The four series per namespace that the recording rules
+    /// (`govcloud-operator recording-rules`) write from the raw metrics,
+    /// as Prometheus would have recorded them at each step: what
+    /// [`crate::prometheus::Queries::recorded`] reads.
+    Recorded,
+}
+
+/// The instants of `[start, end)`, every `interval`.
+fn steps(start: Timestamp, end: Timestamp, interval: SignedDuration) -> Vec<Timestamp> {
+    let mut t = start;
+    let mut out = Vec::new();
+    while t < end {
+        out.push(t);
+        t = t.checked_add(interval).unwrap_or(end);
+    }
+    out
+}
+
+/// Writes the samples of `[start, end)` (every `interval`) as an OpenMetrics
+/// file. `counters` carries each VM's CPU counter from the window before
+/// (they start at zero).
+fn window_file(
     tenants: &[Tenant],
-    day: Date,
+    times: &[Timestamp],
     counters: &mut Vec<f64>,
     interval: SignedDuration,
+    samples: Samples,
 ) -> String {
-    let start = crate::calendar::start_of_day(day);
-    let end = crate::calendar::start_of_day(day.tomorrow().unwrap_or(day));
-    let times: Vec<Timestamp> = {
-        let mut t = start;
-        let mut out = Vec::new();
-        while t < end {
-            out.push(t);
-            t = t.checked_add(interval).unwrap_or(end);
-        }
-        out
-    };
-    let step = interval.as_secs_f64();
     let mut out = String::new();
+    match samples {
+        Samples::Raw => raw_samples(&mut out, tenants, times, counters, interval),
+        Samples::Recorded => recorded_samples(&mut out, tenants, times),
+    }
+    out.push_str("# EOF\n");
+    out
+}
+
+fn raw_samples(
+    out: &mut String,
+    tenants: &[Tenant],
+    times: &[Timestamp],
+    counters: &mut Vec<f64>,
+    interval: SignedDuration,
+) {
+    let step = interval.as_secs_f64();
     let _ = writeln!(out, "# TYPE kubevirt_vmi_vcpu_seconds counter");
     let mut index = 0;
     for tenant in tenants {
@@ -107,12 +138,11 @@ fn day_file(
     let gauge = |out: &mut String,
                  family: &str,
                  labels: &str,
-                 tenants: &[Tenant],
                  value: &dyn Fn(&Vm, Timestamp) -> Option<f64>| {
         let _ = writeln!(out, "# TYPE {family} gauge");
         for tenant in tenants {
             for vm in &tenant.vms {
-                for at in &times {
+                for at in times {
                     if let Some(v) = value(vm, *at) {
                         let _ = writeln!(
                             out,
@@ -126,38 +156,87 @@ fn day_file(
             }
         }
     };
-    gauge(
-        &mut out,
-        "kubevirt_vmi_memory_used_bytes",
-        "",
-        tenants,
-        &|vm, at| (vm.memory)(at).map(|u| u * vm.memory_bytes),
-    );
-    gauge(
-        &mut out,
-        "kubevirt_vmi_memory_domain_bytes",
-        "",
-        tenants,
-        &|vm, at| (vm.memory)(at).map(|_| vm.memory_bytes),
-    );
+    gauge(out, "kubevirt_vmi_memory_used_bytes", "", &|vm, at| {
+        (vm.memory)(at).map(|u| u * vm.memory_bytes)
+    });
+    gauge(out, "kubevirt_vmi_memory_domain_bytes", "", &|vm, at| {
+        (vm.memory)(at).map(|_| vm.memory_bytes)
+    });
     let disk = ",mount_point=\"/data\",disk_name=\"data\"";
     gauge(
-        &mut out,
+        out,
         "kubevirt_vmi_filesystem_used_bytes",
         disk,
-        tenants,
         &|vm, at| (vm.disk_used_bytes)(at),
     );
     gauge(
-        &mut out,
+        out,
         "kubevirt_vmi_filesystem_capacity_bytes",
         disk,
-        tenants,
         &|vm, at| (vm.disk_used_bytes)(at).map(|_| vm.disk_capacity_bytes),
     );
-    out.push_str("# EOF\n");
-    out
 }
+
+/// Per namespace and step, what the recording rules compute from the raw
+/// metrics: the vCPU-weighted mean CPU utilisation, memory used over memory,
+/// data-disk bytes used and capacity, each over the VMs reporting then.
+fn recorded_samples(out: &mut String, tenants: &[Tenant], times: &[Timestamp]) {
+    let names = crate::prometheus::Queries::recorded();
+    // (numerator, denominator) of a VM at an instant, if it reports.
+    type Part = dyn Fn(&Vm, Timestamp) -> Option<(f64, f64)>;
+    let family = |out: &mut String, name: &str, part: &Part, ratio: bool| {
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        for tenant in tenants {
+            for at in times {
+                let (mut top, mut bottom, mut any) = (0.0, 0.0, false);
+                for vm in &tenant.vms {
+                    if let Some((t, b)) = part(vm, *at) {
+                        (top, bottom, any) = (top + t, bottom + b, true);
+                    }
+                }
+                if !any || (ratio && bottom <= 0.0) {
+                    continue;
+                }
+                let value = if ratio { top / bottom } else { top };
+                let _ = writeln!(
+                    out,
+                    "{name}{{namespace=\"{}\"}} {value} {}",
+                    tenant.namespace,
+                    at.as_second()
+                );
+            }
+        }
+    };
+    family(
+        out,
+        &names.cpu,
+        &|vm, at| (vm.cpu)(at).map(|u| (u * f64::from(vm.vcpus), f64::from(vm.vcpus))),
+        true,
+    );
+    family(
+        out,
+        &names.memory,
+        &|vm, at| (vm.memory)(at).map(|u| (u * vm.memory_bytes, vm.memory_bytes)),
+        true,
+    );
+    family(
+        out,
+        &names.disk_used,
+        &|vm, at| (vm.disk_used_bytes)(at).map(|u| (u, 0.0)),
+        false,
+    );
+    family(
+        out,
+        &names.disk_capacity,
+        &|vm, at| (vm.disk_used_bytes)(at).map(|_| (vm.disk_capacity_bytes, 0.0)),
+        false,
+    );
+}
+
+/// Sample lines per file above which a day is written as twelve two-hour
+/// files: promtool re-reads its whole input for each two-hour block it
+/// writes, so a day in one file is read twelve times.
+const SPLIT_ABOVE: u64 = 20_000;
 
 /// Fills `data` with the samples of `tenants` for the Beijing days
 /// `[first, last]`, every `interval`, two promtool processes at a time.
@@ -168,11 +247,25 @@ pub fn backfill(
     first: Date,
     last: Date,
     interval: SignedDuration,
+    samples: Samples,
 ) -> Result<u64, Error> {
     let work = data.join("openmetrics");
     std::fs::create_dir_all(&work).map_err(|e| failed(work.display().to_string(), e))?;
-    let mut day = first;
-    let mut samples = 0u64;
+    let per_step: u64 = match samples {
+        Samples::Raw => tenants
+            .iter()
+            .flat_map(|t| &t.vms)
+            .map(|vm| u64::from(vm.vcpus) + 4)
+            .sum(),
+        Samples::Recorded => 4 * tenants.len() as u64,
+    };
+    let steps_per_day = (86_400 / interval.as_secs().max(1)) as u64;
+    let window = if per_step * steps_per_day > SPLIT_ABOVE {
+        SignedDuration::from_hours(2)
+    } else {
+        SignedDuration::from_hours(24)
+    };
+    let mut written = 0u64;
     let mut running: Vec<(Child, PathBuf)> = Vec::new();
     let mut counters = Vec::new();
     let wait = |(mut child, file): (Child, PathBuf)| -> Result<(), Error> {
@@ -192,10 +285,14 @@ pub fn backfill(
         let _ = std::fs::remove_file(&file);
         Ok(())
     };
-    while day <= last {
-        let text = day_file(tenants, day, &mut counters, interval);
-        samples += text.lines().filter(|l| !l.starts_with('#')).count() as u64;
-        let file = work.join(format!("{day}.om"));
+    let mut start = crate::calendar::start_of_day(first);
+    let end = crate::calendar::start_of_day(last.tomorrow().unwrap_or(last));
+    while start < end {
+        let until = start.checked_add(window).unwrap_or(end).min(end);
+        let times = steps(start, until, interval);
+        let text = window_file(tenants, &times, &mut counters, interval, samples);
+        written += text.lines().filter(|l| !l.starts_with('#')).count() as u64;
+        let file = work.join(format!("{}.om", start.as_second()));
         std::fs::write(&file, text).map_err(|e| failed(file.display().to_string(), e))?;
         if running.len() >= 2 {
             wait(running.remove(0))?;
@@ -209,16 +306,47 @@ pub fn backfill(
             .spawn()
             .map_err(|e| failed("running promtool (install Debian's prometheus package)", e))?;
         running.push((child, file));
-        day = match day.tomorrow() {
-            Ok(d) => d,
-            Err(_) => break,
-        };
+        start = until;
     }
     for r in running {
         wait(r)?;
     }
     let _ = std::fs::remove_dir(&work);
-    Ok(samples)
+    Ok(written)
+}
+
+/// Records the rules file `rules` over `[start, end]` from the samples of
+/// the Prometheus at `url`, evaluated every `interval`, into blocks in
+/// `data`: `promtool tsdb create-blocks-from rules`, the way a rule added
+/// today gets its history.
+pub fn backfill_rules(
+    data: &Path,
+    url: &str,
+    rules: &str,
+    start: Timestamp,
+    end: Timestamp,
+    interval: SignedDuration,
+) -> Result<(), Error> {
+    std::fs::create_dir_all(data).map_err(|e| failed(data.display().to_string(), e))?;
+    let file = data.join("rules.yaml");
+    std::fs::write(&file, rules).map_err(|e| failed(file.display().to_string(), e))?;
+    let out = Command::new("promtool")
+        .args(["tsdb", "create-blocks-from", "rules", "--quiet"])
+        .arg(format!("--url={url}"))
+        .arg(format!("--start={}", start.as_second()))
+        .arg(format!("--end={}", end.as_second()))
+        .arg(format!("--eval-interval={}s", interval.as_secs()))
+        .arg(format!("--output-dir={}", data.display()))
+        .arg(&file)
+        .output()
+        .map_err(|e| failed("running promtool (install Debian's prometheus package)", e))?;
+    if !out.status.success() {
+        return Err(failed(
+            "promtool tsdb create-blocks-from rules",
+            String::from_utf8_lossy(&out.stderr),
+        ));
+    }
+    Ok(())
 }
 
 /// A running Prometheus on a free loopback port.
@@ -294,10 +422,10 @@ impl LocalPrometheus {
             if now < initial && same >= 3 {
                 return Ok(now);
             }
-            if started.elapsed() > Duration::from_secs(600) {
+            if started.elapsed() > Duration::from_secs(3600) {
                 return Err(failed(
                     "prometheus",
-                    format!("{now} of {initial} blocks left after 10 minutes of compaction"),
+                    format!("{now} of {initial} blocks left after an hour of compaction"),
                 ));
             }
         }

@@ -80,6 +80,7 @@ fn all() -> Vec<(&'static str, TestFn)> {
         changes::art19_delete_mode_trusts_the_storage_to_erase,
         utilisation::art18_daily_peaks_follow_beijing_days_in_a_real_prometheus,
         utilisation::art18_each_rule_recommends_on_a_tenancy_from_four_queries,
+        utilisation::art18_recorded_series_give_the_daily_peaks_of_the_raw_queries,
         utilisation::art18_an_unreachable_prometheus_keeps_the_last_recommendations_without_flapping,
         oversight::art20_an_overdue_rectification_force_stops_and_deregistration_retires_it_wiped,
         oversight::art20_a_rectified_case_lifts_the_force_stop_and_restores_what_it_held,
