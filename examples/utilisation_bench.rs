@@ -13,6 +13,7 @@
 //!   cargo run --release --example utilisation_bench -- 10000             # 10,000 tenancies
 //!   cargo run --release --example utilisation_bench -- 1000 60 --raw     # raw metrics, subqueries
 //!
+//! Prints what it measures and writes `bench/results/utilisation-<UTC time>.json`.
 //! Writing the statuses is not included: that is one server-side apply per
 //! tenancy whose figures changed, measured by the operator's own benchmarks.
 
@@ -92,6 +93,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let minutes: i64 = args.get(1).map(|a| a.parse()).transpose()?.unwrap_or(60);
     let interval = SignedDuration::from_mins(minutes);
     let dir = cache_dir(n, minutes, samples);
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!(
+        "bench/results/utilisation-{}.json",
+        Timestamp::now().strftime("%Y%m%dT%H%M%SZ")
+    ));
+    let mut results = serde_json::json!({
+        "when": Timestamp::now().to_string(),
+        "tenancies": n,
+        "samples": format!("{samples:?}"),
+        "intervalMinutes": minutes,
+        "days": (LAST - FIRST).get_days() + 1,
+        "today": TODAY.to_string(),
+    });
+    let save = |results: &serde_json::Value| {
+        if let Some(dir) = file.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = std::fs::write(
+            &file,
+            serde_json::to_string_pretty(results).unwrap_or_default() + "\n",
+        );
+    };
     let ready = dir.join(".complete");
     if !ready.exists() {
         let _ = std::fs::remove_dir_all(&dir);
@@ -99,6 +121,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let started = Instant::now();
         let written = backfill(&dir, &tenants(n), FIRST, LAST, interval, samples)?;
         std::fs::write(&ready, "")?;
+        results["backfill"] = serde_json::json!({
+            "samples": written,
+            "seconds": started.elapsed().as_secs_f64(),
+        });
         println!(
             "backfill: {written} {samples:?} samples ({n} tenancies, {} days, every {minutes} min) in {:.1} s",
             (LAST - FIRST).get_days() + 1,
@@ -117,6 +143,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let started = Instant::now();
     let left = prometheus.compacted(&dir).await?;
+    results["compaction"] = serde_json::json!({
+        "blocksLeft": left,
+        "seconds": started.elapsed().as_secs_f64(),
+    });
+    save(&results);
     println!(
         "compacted to {left} blocks in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -146,7 +177,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }))?;
     let namespaces: Vec<String> = tenants(n).into_iter().map(|t| t.namespace).collect();
 
+    let mut evaluations = Vec::new();
     for round in 1..=3 {
+        let sent = client.queries_sent();
         let started = Instant::now();
         let answers = Answers::fetch(
             &client,
@@ -165,15 +198,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             insufficient += usize::from(!e.insufficient.is_empty());
         }
         let total = started.elapsed();
+        let queries = client.queries_sent() - sent;
         println!(
-            "evaluation {round}: {} tenancies with data, {} queries in {:.2} s, rules in {:.1} ms, total {:.2} s; {recommendations} recommendations, {insufficient} with insufficient data",
+            "evaluation {round}: {} tenancies with data, {queries} queries in {:.2} s, rules in {:.1} ms, total {:.2} s; {recommendations} recommendations, {insufficient} with insufficient data",
             answers.cpu.len(),
-            client.queries_sent(),
             queried.as_secs_f64(),
             (total - queried).as_secs_f64() * 1000.0,
             total.as_secs_f64(),
         );
+        evaluations.push(serde_json::json!({
+            "tenanciesWithData": answers.cpu.len(),
+            "queries": queries,
+            "querySeconds": queried.as_secs_f64(),
+            "rulesSeconds": (total - queried).as_secs_f64(),
+            "totalSeconds": total.as_secs_f64(),
+            "recommendations": recommendations,
+            "insufficientData": insufficient,
+        }));
     }
+    results["evaluations"] = serde_json::Value::from(evaluations);
+    save(&results);
+    let mut alone = serde_json::Map::new();
     // Each query alone, one after another: which of them the time is.
     let ((u0, u1), (d0, d1)) =
         govcloud::prometheus::windows(TODAY, thresholds.months, thresholds.scale_up_days);
@@ -186,13 +231,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     ] {
         let started = Instant::now();
         let daily = client.daily(query, first, last, &config).await?;
+        let seconds = started.elapsed().as_secs_f64();
         println!(
-            "  {name}: {} days ({first} .. {last}), {} series in {:.2} s",
+            "  {name}: {} days ({first} .. {last}), {} series in {seconds:.2} s",
             (last - first).get_days() + 1,
             daily.len(),
-            started.elapsed().as_secs_f64()
+        );
+        alone.insert(
+            name.into(),
+            serde_json::json!({ "query": query, "seconds": seconds }),
         );
     }
+    results["eachAlone"] = serde_json::Value::from(alone);
+    save(&results);
+    println!("results: {}", file.display());
     prometheus.stop();
     Ok(())
 }
