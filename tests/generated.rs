@@ -6,14 +6,19 @@ use std::process::Command;
 const CRDS: &str = "crds/govcloud.dev.yaml";
 const CHART_CRDS: &str = "charts/govcloud-operator/crds/govcloud.dev.yaml";
 
-#[test]
-fn the_committed_crds_are_what_govcloud_operator_crds_prints() {
+/// What `govcloud-operator <command>` prints; it must succeed.
+fn printed(command: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_govcloud-operator"))
-        .arg("crds")
+        .arg(command)
         .output()
         .expect("govcloud-operator runs");
-    assert!(out.status.success());
-    let printed = String::from_utf8(out.stdout).expect("UTF-8");
+    assert!(out.status.success(), "govcloud-operator {command}");
+    String::from_utf8(out.stdout).expect("UTF-8")
+}
+
+#[test]
+fn the_committed_crds_are_what_govcloud_operator_crds_prints() {
+    let printed = printed("crds");
     assert_eq!(printed, govcloud::api::crds_yaml());
 
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(CRDS);
@@ -56,12 +61,7 @@ fn every_crd_is_structural_and_served() {
 
 #[test]
 fn the_committed_recording_rules_are_what_govcloud_operator_recording_rules_prints() {
-    let out = Command::new(env!("CARGO_BIN_EXE_govcloud-operator"))
-        .arg("recording-rules")
-        .output()
-        .expect("govcloud-operator runs");
-    assert!(out.status.success());
-    let printed = String::from_utf8(out.stdout).expect("UTF-8");
+    let printed = printed("recording-rules");
     for file in [
         "config/prometheus-rules.yaml",
         "charts/govcloud-operator/files/prometheus-rules.yaml",

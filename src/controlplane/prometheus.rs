@@ -76,9 +76,9 @@ fn steps(start: Timestamp, end: Timestamp, interval: SignedDuration) -> Vec<Time
     out
 }
 
-/// Writes the samples of `[start, end)` (every `interval`) as an OpenMetrics
-/// file. `counters` carries each VM's CPU counter from the window before
-/// (they start at zero).
+/// Writes the samples at `times` (`interval` apart) as an OpenMetrics file.
+/// `counters` carries each VM's CPU counter from the window before (they
+/// start at zero).
 fn window_file(
     tenants: &[Tenant],
     times: &[Timestamp],
