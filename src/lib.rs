@@ -26,6 +26,7 @@ pub mod operator;
 pub mod plugin;
 pub mod prometheus;
 pub mod provisioning;
+pub mod quantity;
 pub mod release;
 pub mod review;
 pub mod rightsizing;
