@@ -160,6 +160,7 @@ async fn floor(client: &Client, n: usize, prefix: &str) -> Result<(Duration, usi
         })
     };
     let specs: Vec<TenancySpec> = (0..n).map(spec_of).collect::<Result<_, _>>()?;
+    let classes = std::collections::BTreeSet::new();
     let desired = |spec: &TenancySpec, uid: Option<&str>| -> Vec<Desired> {
         provisioning::desired(
             &provisioning::Tenancy {
@@ -172,6 +173,7 @@ async fn floor(client: &Client, n: usize, prefix: &str) -> Result<(Duration, usi
                 halted: false,
                 isolated: false,
                 storage_in_removal: BTreeMap::new(),
+                storage_classes: &classes,
             },
             &config,
         )

@@ -218,7 +218,7 @@ impl Demo {
 
     /// Plays KubeVirt until the tenancy is delivered.
     async fn deliver(&self, ns: &str, name: &str, unit: &str) -> Result<Tenancy, Error> {
-        let tns = namespace_name(unit, name);
+        let tns = namespace_name(&format!("unit-{unit}"), unit, name);
         println!("  (playing KubeVirt: the VMs in {tns} come up)");
         let api: Api<Tenancy> = Api::namespaced(self.client.clone(), ns);
         self.until("delivery", || async {
@@ -323,7 +323,7 @@ impl Demo {
             "  exam-registration: unused in its trial, Reclaimed; the education unit is suspended (Art. 15)"
         );
         println!("  (playing KubeVirt and the Job controller: halted VMs stop, wipe Jobs finish)");
-        let tns = namespace_name("education", "exam-registration");
+        let tns = namespace_name("unit-education", "education", "exam-registration");
         let api: Api<Tenancy> = Api::namespaced(self.client.clone(), "unit-education");
         let released = self
             .until("the release", || async {

@@ -323,6 +323,40 @@ impl Builder<'_, '_> {
         self.note(true, reason, message);
     }
 
+    /// Refused at filing, before any reviewer saw it: it stays `Submitted`,
+    /// so that the unit corrects it (spec edits are allowed then) or
+    /// withdraws it (deleting it is too).
+    fn hold_back(&mut self, reason: &'static str, message: String) {
+        if self
+            .plan
+            .status
+            .phase
+            .is_some_and(|p| p != ChangePhase::Submitted)
+        {
+            return self.reject(reason, message);
+        }
+        self.plan.status.phase = Some(ChangePhase::Submitted);
+        self.plan.status.review_due_at = None;
+        let name = self.input.name;
+        let message = if reason == "UnknownTenancy" {
+            format!(
+                "{message}: withdraw it (kubectl delete changerequest {name}) and file one against a tenancy of this unit; no reviewer has seen it"
+            )
+        } else {
+            format!(
+                "{message}; correct the ChangeRequest and apply it again, or withdraw it (kubectl delete changerequest {name}): no reviewer has seen it"
+            )
+        };
+        if self.cond(Wanted::new(
+            condition::ACCEPTED,
+            false,
+            reason,
+            message.clone(),
+        )) {
+            self.note(true, reason, message);
+        }
+    }
+
     fn refuse(&mut self, reason: &'static str, message: String) {
         if self.cond(Wanted::new(
             condition::DECISION_VALID,
@@ -405,17 +439,14 @@ pub fn plan(input: &Input<'_>) -> Plan {
     // Filing: what the form says the operator knows, and whether it may go on.
     let Some(target) = input.tenancy else {
         b.plan.status.submitted_at.get_or_insert(Time(input.now));
-        b.reject(
+        b.hold_back(
             "UnknownTenancy",
             format!("there is no tenancy {tenancy_name} in this namespace"),
         );
         return b.plan;
     };
     if b.plan.status.phase.is_none() {
-        let due = input.calendar.deadline(input.now, WORKING_DAYS);
-        calendar_note(&mut b, &due.assumed_years);
         b.plan.status.submitted_at = Some(Time(input.now));
-        b.plan.status.review_due_at = Some(Time(due.at));
         b.plan.status.before = Some(target.spec.allocation.clone());
         b.plan.status.unit_name = Some(target.spec.unit_name.clone());
         b.plan.status.system_name = Some(target.spec.system_name.clone());
@@ -436,7 +467,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
         .is_none_or(|p| p == ChangePhase::Submitted || p == ChangePhase::UnderReview)
     {
         if let Err(why) = admits(input.spec.action, target.status.phase) {
-            b.reject("WrongPhase", why);
+            b.hold_back("WrongPhase", why);
             return b.plan;
         }
         let valid = match input.spec.action {
@@ -464,7 +495,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
             } else {
                 "NotAllowed"
             };
-            b.reject(reason, why);
+            b.hold_back(reason, why);
             return b.plan;
         }
         b.cond(Wanted::new(
@@ -473,7 +504,15 @@ pub fn plan(input: &Input<'_>) -> Plan {
             "Filed",
             "filed against a tenancy that can take it",
         ));
-        if b.plan.status.phase.is_none() {
+        if b.plan
+            .status
+            .phase
+            .is_none_or(|p| p == ChangePhase::Submitted)
+        {
+            // The review's 10 working days run from when it can be reviewed.
+            let due = input.calendar.deadline(input.now, WORKING_DAYS);
+            calendar_note(&mut b, &due.assumed_years);
+            b.plan.status.review_due_at = Some(Time(due.at));
             b.plan.status.phase = Some(ChangePhase::UnderReview);
             let due = b
                 .plan
@@ -1063,5 +1102,108 @@ mod plan_tests {
         assert!(plan.events.iter().any(|e| e.reason == "YearNotLoaded"));
         // The sample's 2027-01-15 is past the (assumed) earliest date: under review.
         assert_eq!(plan.status.phase, Some(ChangePhase::UnderReview));
+    }
+
+    #[test]
+    fn art19_a_termination_dated_too_early_waits_for_correction_or_withdrawal() {
+        let mut spec = spec_of("config/samples/31-changerequest-terminate.yaml");
+        spec.effective_date = Some(jiff::civil::date(2025, 10, 10));
+        let t = tenancy();
+        let active = TenancyStatus {
+            phase: Some(TenancyPhase::Active),
+            ..Default::default()
+        };
+        let cal = super::tests::calendar();
+        let run = |spec: &ChangeRequestSpec, status: &ChangeRequestStatus, now: &str| {
+            plan(&Input {
+                name: "stop",
+                generation: 1,
+                spec,
+                status,
+                annotations: &BTreeMap::new(),
+                tenancy: Some(Target {
+                    spec: &t,
+                    status: &active,
+                }),
+                waiting_for: vec![],
+                calendar: &cal,
+                now: now.parse().unwrap(),
+            })
+        };
+        // Filed on Friday 26 September 2025: the earliest date is 16 October.
+        let filed = run(
+            &spec,
+            &ChangeRequestStatus::default(),
+            "2025-09-26T02:00:00Z",
+        );
+        assert_eq!(
+            filed.status.phase,
+            Some(ChangePhase::Submitted),
+            "not rejected: still the unit's"
+        );
+        assert_eq!(filed.status.review_due_at, None, "nothing to review yet");
+        let c = conditions::get(&filed.status.conditions, condition::ACCEPTED).unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "NotAllowed")
+        );
+        assert!(
+            c.message
+                .contains("the earliest effective date is 2025-10-16"),
+            "{}",
+            c.message
+        );
+        assert!(
+            c.message.contains("kubectl delete changerequest stop"),
+            "{}",
+            c.message
+        );
+        assert_eq!(filed.events.len(), 1);
+        // Said once.
+        let again = run(&spec, &filed.status, "2025-09-29T02:00:00Z");
+        assert!(again.events.is_empty());
+        // Corrected: under review from then, its 10 working days from then.
+        spec.effective_date = Some(jiff::civil::date(2025, 10, 16));
+        let corrected = run(&spec, &again.status, "2025-09-29T02:00:00Z");
+        assert_eq!(corrected.status.phase, Some(ChangePhase::UnderReview));
+        assert_eq!(
+            crate::calendar::local_date(corrected.status.review_due_at.unwrap().0),
+            // 30 September, then 9-11 (a Saturday worked) and 13-17 and 20
+            // October, after the National Day holiday.
+            jiff::civil::date(2025, 10, 20)
+        );
+    }
+
+    #[test]
+    fn art17_a_modify_filed_during_the_trial_waits_and_goes_to_review_after_it() {
+        let spec = spec_of("config/samples/30-changerequest-modify.yaml");
+        let t = tenancy();
+        let cal = super::tests::calendar();
+        let run = |phase: TenancyPhase, status: &ChangeRequestStatus| {
+            let tenancy_status = TenancyStatus {
+                phase: Some(phase),
+                ..Default::default()
+            };
+            plan(&Input {
+                name: "resize",
+                generation: 1,
+                spec: &spec,
+                status,
+                annotations: &BTreeMap::new(),
+                tenancy: Some(Target {
+                    spec: &t,
+                    status: &tenancy_status,
+                }),
+                waiting_for: vec![],
+                calendar: &cal,
+                now: "2025-09-26T02:00:00Z".parse().unwrap(),
+            })
+        };
+        let early = run(TenancyPhase::Trial, &ChangeRequestStatus::default());
+        assert_eq!(early.status.phase, Some(ChangePhase::Submitted));
+        let c = conditions::get(&early.status.conditions, condition::ACCEPTED).unwrap();
+        assert_eq!(c.reason, "WrongPhase");
+        let later = run(TenancyPhase::Active, &early.status);
+        assert_eq!(later.status.phase, Some(ChangePhase::UnderReview));
     }
 }

@@ -42,6 +42,11 @@ pub mod condition {
     pub const APPLY_FAILED: &str = "ApplyFailed";
     /// Deletion was requested while the tenancy still holds resources.
     pub const DELETION_HELD: &str = "DeletionHeld";
+    /// The namespace the tenancy's name maps to is someone else's.
+    pub const NAMESPACE_OWNED: &str = "NamespaceOwned";
+    /// Volumes of the tenancy disappeared without the wipe the measures
+    /// require.
+    pub const VOLUMES_LOST: &str = "VolumesLost";
 }
 
 /// An object the operator applied, as last seen.
@@ -49,8 +54,13 @@ pub mod condition {
 pub struct Seen {
     /// Its `govcloud.dev/spec-hash`.
     pub hash: Option<String>,
+    /// The fingerprint of what the operator governs of it, as it is (see
+    /// [`provisioning::governed`]), for the kinds that have one.
+    pub live: Option<String>,
     /// In the state the tenancy needs (quota enforced, VM created ...).
     pub ready: bool,
+    /// Being deleted.
+    pub deleting: bool,
 }
 
 /// A VM instance of the tenancy, as KubeVirt reports it.
@@ -71,9 +81,19 @@ pub trait Lookup {
     fn instance(&self, vm: &str) -> Option<Instance>;
 }
 
+/// The tenancy's namespace, as it exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenNamespace {
+    pub uid: String,
+    pub terminating: bool,
+    /// Whether it is this tenancy's (see [`provisioning::owner`]).
+    pub owner: Result<(), String>,
+}
+
 /// What exists of the tenancy.
 pub struct Observed<'a> {
-    pub namespace_uid: Option<String>,
+    /// Its namespace, if one of that name exists, whoever made it.
+    pub namespace: Option<SeenNamespace>,
     pub lookup: &'a (dyn Lookup + Sync),
     /// Everything in the namespace, gathered only while releasing or
     /// removing items.
@@ -105,6 +125,11 @@ pub struct Input<'a> {
     pub status: &'a TenancyStatus,
     pub annotations: &'a BTreeMap<String, String>,
     pub unit_group: Option<&'a str>,
+    /// The groups of the reviewers, vendors and auditors: never bound as a
+    /// unit's.
+    pub role_groups: &'a [&'a str],
+    /// Every storage class known, the cluster's and the price list's.
+    pub storage_classes: &'a std::collections::BTreeSet<String>,
     pub observed: &'a Observed<'a>,
     pub provisioning: &'a ProvisioningConfig,
     pub wipe: &'a WipeConfig,
@@ -149,6 +174,16 @@ pub struct Plan {
     pub restore_policies: Vec<crate::api::tenancy::StashedPolicy>,
     /// Retire the tenancy: set `spec.retirement` (a deregistration).
     pub retire: Option<crate::api::tenancy::Retirement>,
+    /// Objects someone else changed, put back by this plan (`Kind/name`).
+    pub drift: Vec<String>,
+    /// Volumes found gone without a wipe by this plan.
+    pub lost_volumes: Vec<String>,
+}
+
+/// Whether a tenancy still holds resources (not yet released, or without a
+/// status yet): its unit's namespace must stay.
+pub fn in_service(status: Option<&TenancyStatus>) -> bool {
+    status.is_none_or(|s| s.retired_at.is_none())
 }
 
 /// Whether the tenancy is being (or has been) released, and why.
@@ -223,10 +258,13 @@ pub fn plan(input: &Input<'_>) -> Plan {
             unpause: Vec::new(),
             restore_policies: Vec::new(),
             retire: None,
+            drift: Vec::new(),
+            lost_volumes: Vec::new(),
         },
         held: false,
     };
-    let namespace = provisioning::namespace_name(&input.spec.unit, input.name);
+    let namespace =
+        provisioning::namespace_name(input.unit_namespace, &input.spec.unit, input.name);
     b.plan.status.observed_generation = Some(input.generation);
     b.plan.status.namespace = Some(namespace.clone());
 
@@ -251,6 +289,15 @@ pub fn plan(input: &Input<'_>) -> Plan {
     if done {
         return b.plan;
     }
+    // Nothing is written into a namespace that is not this tenancy's.
+    if let Some(SeenNamespace {
+        owner: Err(why), ..
+    }) = &input.observed.namespace
+    {
+        namespace_taken(&mut b, &namespace, why);
+        return b.plan;
+    }
+    conditions::remove(&mut b.plan.status.conditions, condition::NAMESPACE_OWNED);
     if releasing(input.spec, input.status, input.now) {
         release_step(&mut b, &namespace);
         return b.plan;
@@ -270,16 +317,24 @@ pub fn plan(input: &Input<'_>) -> Plan {
 
     // Provision: apply what differs from what was applied.
     let procured = annotation(input.annotations, keys::PROCURED).is_some();
+    let group = unit_group(&mut b);
+    let namespace_uid = input
+        .observed
+        .namespace
+        .as_ref()
+        .filter(|n| !n.terminating)
+        .map(|n| n.uid.as_str());
     let tenancy = provisioning::Tenancy {
         unit_namespace: input.unit_namespace,
         name: input.name,
         spec: input.spec,
-        unit_group: input.unit_group,
-        namespace_uid: input.observed.namespace_uid.as_deref(),
+        unit_group: group,
+        namespace_uid,
         procured,
         halted: false,
         isolated: hold.enforce,
         storage_in_removal: storage_in_removal(input),
+        storage_classes: input.storage_classes,
     };
     let desired = provisioning::desired(&tenancy, input.provisioning);
     let vms: Vec<&str> = desired
@@ -290,11 +345,22 @@ pub fn plan(input: &Input<'_>) -> Plan {
     let mut inventory = Vec::with_capacity(desired.len());
     for d in &desired {
         let seen = input.observed.lookup.object(d.kind, &d.name);
-        let current = seen
+        let applied = seen
             .as_ref()
             .is_some_and(|s| s.hash.as_deref() == Some(d.hash.as_str()));
+        // Applied, and changed since by someone else.
+        let drifted = applied
+            && d.fingerprint.is_some()
+            && seen.as_ref().and_then(|s| s.live.as_ref()) != d.fingerprint.as_ref();
+        let current = applied && !drifted;
         if !current {
-            b.plan.apply.push(d.clone());
+            let mut d = d.clone();
+            if drifted {
+                repair(&mut b, &mut d);
+            } else if d.kind == "Namespace" && input.observed.namespace.is_none() {
+                d.write = provisioning::Write::Create;
+            }
+            b.plan.apply.push(d);
         }
         inventory.push(InventoryItem {
             api_version: d.api_version.to_owned(),
@@ -317,8 +383,9 @@ pub fn plan(input: &Input<'_>) -> Plan {
             .retain(|d| !matches!(d.kind, "VirtualMachine" | "PersistentVolumeClaim"));
     }
     let removing = removals(&mut b, &namespace, &inventory);
+    lost_volumes(&mut b, &inventory);
     // The namespace alone is desired until it exists; the rest follows.
-    let complete = input.observed.namespace_uid.is_some() && inventory.iter().all(|i| i.ready);
+    let complete = namespace_uid.is_some() && inventory.iter().all(|i| i.ready);
     let pending: Vec<String> = inventory
         .iter()
         .filter(|i| !i.ready)
@@ -326,22 +393,6 @@ pub fn plan(input: &Input<'_>) -> Plan {
         .collect();
     b.plan.status.inventory = inventory;
     b.plan.status.inventory.extend(removing);
-    if input.unit_group.is_none() {
-        let message = format!(
-            "the unit namespace has no {} annotation: no RoleBinding for the unit's people",
-            keys::UNIT_GROUP
-        );
-        if b.cond(Wanted::new(
-            condition::UNIT_GROUP_KNOWN,
-            false,
-            "AnnotationMissing",
-            message.clone(),
-        )) {
-            b.event(true, "UnitGroupUnknown", message);
-        }
-    } else {
-        conditions::remove(&mut b.plan.status.conditions, condition::UNIT_GROUP_KNOWN);
-    }
     let held: Vec<String> = held_items(input.spec, procured);
 
     let now = input.now;
@@ -542,8 +593,185 @@ fn delivery(b: &mut Builder<'_, '_>, complete: bool, pending: &[String], held: &
     b.cond(Wanted::new(condition::READY, false, reason, message));
 }
 
+/// The namespace of the tenancy's name exists and is someone else's: no
+/// object is written into it, and a platform administrator is told.
+fn namespace_taken(b: &mut Builder<'_, '_>, namespace: &str, why: &str) {
+    if b.plan.status.phase.is_none() {
+        b.plan.status.phase = Some(TenancyPhase::Provisioning);
+    }
+    let message = format!(
+        "namespace {namespace} already exists and is not this tenancy's ({why}): nothing is written into it; a platform administrator resolves it, the operator never takes it over"
+    );
+    if b.cond(Wanted::new(
+        condition::NAMESPACE_OWNED,
+        false,
+        "NamespaceTaken",
+        message.clone(),
+    )) {
+        b.event(true, "NamespaceConflict", message.clone());
+    }
+    b.cond(Wanted::new(
+        condition::READY,
+        false,
+        "NamespaceTaken",
+        message,
+    ));
+}
+
+/// The unit's group, if it may be bound in the tenancy namespace; otherwise
+/// the unit's people get no access there and the status says why.
+fn unit_group<'a>(b: &mut Builder<'a, '_>) -> Option<&'a str> {
+    let input = b.input;
+    let refused = match input.unit_group {
+        None => Some((
+            "AnnotationMissing",
+            format!(
+                "the unit namespace has no {} annotation: no RoleBinding for the unit's people",
+                keys::UNIT_GROUP
+            ),
+        )),
+        Some(g) => provisioning::bindable(g, input.role_groups)
+            .err()
+            .map(|why| ("GroupRefused", format!("not bound: {why}; a platform administrator declares the unit's own group in {} on its namespace", keys::UNIT_GROUP))),
+    };
+    let Some((reason, message)) = refused else {
+        conditions::remove(&mut b.plan.status.conditions, condition::UNIT_GROUP_KNOWN);
+        return input.unit_group;
+    };
+    if b.cond(Wanted::new(
+        condition::UNIT_GROUP_KNOWN,
+        false,
+        reason,
+        message.clone(),
+    )) {
+        b.event(true, "UnitGroupRefused", message);
+    }
+    // Access follows the declared group: a binding of before goes.
+    for binding in [
+        provisioning::UNIT_BINDING,
+        provisioning::UNIT_BINDING_ISOLATED,
+    ] {
+        if input
+            .observed
+            .lookup
+            .object("RoleBinding", binding)
+            .is_some()
+        {
+            b.plan.delete.push(Deletion {
+                api_version: "rbac.authorization.k8s.io/v1",
+                kind: "RoleBinding",
+                namespace: Some(provisioning::namespace_name(
+                    input.unit_namespace,
+                    &input.spec.unit,
+                    input.name,
+                )),
+                name: binding.to_owned(),
+            });
+        }
+    }
+    None
+}
+
+/// An object the operator applied was changed by someone else: it is put
+/// back whole (a policy, quota or binding) or in what the operator sets of
+/// it (a namespace, a VM), and the change is reported.
+fn repair(b: &mut Builder<'_, '_>, d: &mut Desired) {
+    d.write = match d.kind {
+        "Namespace" | "VirtualMachine" => provisioning::Write::Apply,
+        _ => provisioning::Write::Replace,
+    };
+    b.plan.drift.push(format!("{}/{}", d.kind, d.name));
+    b.event(
+        true,
+        "DriftRepaired",
+        format!(
+            "{} {} was changed by someone other than the operator; put back as approved",
+            d.kind, d.name
+        ),
+    );
+}
+
+/// Volumes that were in place and are gone, though nothing removed them: a
+/// deletion that bypassed the wipe. Recorded and reported, never silent.
+fn lost_volumes(b: &mut Builder<'_, '_>, desired: &[InventoryItem]) {
+    let input = b.input;
+    let lost: Vec<String> = input
+        .status
+        .inventory
+        .iter()
+        .filter(|i| i.kind == "PersistentVolumeClaim" && !i.removing)
+        .filter(|i| desired.iter().any(|d| d.kind == i.kind && d.name == i.name))
+        // Gone after it was in place, or going now, and not by the operator.
+        .filter(|i| match input.observed.lookup.object(&i.kind, &i.name) {
+            None => i.ready,
+            Some(seen) => seen.deleting,
+        })
+        .filter(|i| !b.plan.status.lost_volumes.iter().any(|l| l.name == i.name))
+        .map(|i| i.name.clone())
+        .collect();
+    if !lost.is_empty() {
+        let message = format!(
+            "volumes deleted without the wipe the measures require: {}; their data is gone unwiped from the operator's control. Empty volumes take their place; a vendor or reviewer acknowledges the loss with {}",
+            lost.join(", "),
+            keys::LOSS_ACKNOWLEDGED
+        );
+        b.event(true, "VolumesLost", message);
+        for name in &lost {
+            b.plan
+                .status
+                .lost_volumes
+                .push(crate::api::tenancy::LostVolume {
+                    name: name.clone(),
+                    noticed_at: Time(input.now),
+                });
+        }
+        b.plan.lost_volumes = lost;
+    }
+    if b.plan.status.lost_volumes.is_empty() {
+        conditions::remove(&mut b.plan.status.conditions, condition::VOLUMES_LOST);
+        return;
+    }
+    let names: Vec<&str> = b
+        .plan
+        .status
+        .lost_volumes
+        .iter()
+        .map(|l| l.name.as_str())
+        .collect();
+    let acknowledged = annotation(input.annotations, keys::LOSS_ACKNOWLEDGED);
+    let (reason, message) = match acknowledged {
+        Some(note) => (
+            "Acknowledged",
+            format!(
+                "volumes lost without a wipe: {}; acknowledged: {note}",
+                names.join(", ")
+            ),
+        ),
+        None => (
+            "DeletedWithoutWipe",
+            format!(
+                "volumes lost without a wipe: {}; a vendor or reviewer acknowledges the loss with {}",
+                names.join(", "),
+                keys::LOSS_ACKNOWLEDGED
+            ),
+        ),
+    };
+    b.cond(Wanted::new(condition::VOLUMES_LOST, true, reason, message));
+}
+
 fn ready(b: &mut Builder<'_, '_>, complete: bool, pending: &[String]) {
     if b.held {
+        return;
+    }
+    if !b.plan.status.lost_volumes.is_empty()
+        && annotation(b.input.annotations, keys::LOSS_ACKNOWLEDGED).is_none()
+    {
+        b.cond(Wanted::new(
+            condition::READY,
+            false,
+            "VolumesLost",
+            "volumes of the tenancy were deleted without a wipe: see the VolumesLost condition",
+        ));
         return;
     }
     if complete {
@@ -693,12 +921,21 @@ fn release_step(b: &mut Builder<'_, '_>, namespace: &str) {
         tenancy: input.name,
         seen,
         records: &input.status.wipe_records,
+        jobs: &input.status.wipe_jobs,
         wipe: input.wipe,
+        pod_security: input.provisioning.pod_security,
         scope: release::Scope::Namespace,
         cause: &cause,
         now: input.now,
     });
-    take_steps(b, steps.apply, steps.halt, steps.delete, steps.records);
+    take_steps(
+        b,
+        steps.apply,
+        steps.halt,
+        steps.delete,
+        steps.records,
+        &steps.impostors,
+    );
     if steps.failed.is_empty() {
         conditions::remove(&mut b.plan.status.conditions, condition::WIPE_FAILED);
     } else {
@@ -760,8 +997,10 @@ fn take_steps(
     halt: Vec<String>,
     delete: Vec<Deletion>,
     records: Vec<crate::api::tenancy::WipeRecord>,
+    impostors: &[String],
 ) {
-    let namespace = provisioning::namespace_name(&b.input.spec.unit, b.input.name);
+    let namespace =
+        provisioning::namespace_name(b.input.unit_namespace, &b.input.spec.unit, b.input.name);
     let related = |api_version: &'static str, kind: &'static str, ns: &str, name: &str| {
         Some(crate::review::Related {
             api_version,
@@ -771,6 +1010,16 @@ fn take_steps(
         })
     };
     // An event per step, about the object it concerns.
+    for job in impostors {
+        b.plan.events.push(Note {
+            warning: true,
+            reason: "WipeJobRefused",
+            message: format!(
+                "Job {job} names a volume to wipe but is not a wipe Job the operator created (by UID) with the configured command: it is removed and counts for nothing"
+            ),
+            related: related("batch/v1", "Job", &namespace, job),
+        });
+    }
     for vm in &halt {
         b.plan.events.push(Note {
             warning: false,
@@ -779,7 +1028,7 @@ fn take_steps(
             related: related("kubevirt.io/v1", "VirtualMachine", &namespace, vm),
         });
     }
-    for d in &delete {
+    for d in delete.iter().filter(|d| d.kind != "Job") {
         let (reason, api_version, kind) = match d.kind {
             "PersistentVolumeClaim" => ("VolumeDeleted", "v1", "PersistentVolumeClaim"),
             "VirtualMachine" => ("VMDeleted", "kubevirt.io/v1", "VirtualMachine"),
@@ -948,13 +1197,22 @@ fn removals(
             tenancy: input.name,
             seen: &seen,
             records: &input.status.wipe_records,
+            jobs: &input.status.wipe_jobs,
             wipe: input.wipe,
+            pod_security: input.provisioning.pod_security,
             scope: release::Scope::Items,
             cause,
             now: input.now,
         });
         failed.extend(steps.failed.iter().cloned());
-        take_steps(b, steps.apply, steps.halt, steps.delete, steps.records);
+        take_steps(
+            b,
+            steps.apply,
+            steps.halt,
+            steps.delete,
+            steps.records,
+            &steps.impostors,
+        );
     }
     if failed.is_empty() {
         conditions::remove(&mut b.plan.status.conditions, condition::WIPE_FAILED);
@@ -975,6 +1233,23 @@ fn removals(
         );
     }
     removing
+}
+
+/// Records what the operator has just created that only counts by its UID:
+/// a wipe Job (see [`release::plan`]).
+pub fn created(status: &mut TenancyStatus, d: &Desired, uid: &str) {
+    if d.kind != "Job" {
+        return;
+    }
+    let Some(pvc) = d.object["metadata"]["annotations"][release::WIPE_OF].as_str() else {
+        return;
+    };
+    status.wipe_jobs.retain(|j| j.pvc != pvc);
+    status.wipe_jobs.push(crate::api::tenancy::WipeJob {
+        pvc: pvc.to_owned(),
+        job: d.name.clone(),
+        uid: uid.to_owned(),
+    });
 }
 
 /// Whether two statuses say the same thing (condition times aside).
@@ -1018,7 +1293,9 @@ pub(crate) mod tests_support {
                     (d.kind.to_owned(), d.name.clone()),
                     Seen {
                         hash: Some(d.hash.clone()),
+                        live: d.fingerprint.clone(),
                         ready,
+                        deleting: false,
                     },
                 );
             }
@@ -1059,6 +1336,10 @@ pub(crate) mod tests_support {
         pub view: Option<release::Namespace>,
         pub oversight: crate::config::OversightConfig,
         pub now: Timestamp,
+        pub unit_group: String,
+        pub storage_classes: std::collections::BTreeSet<String>,
+        /// Whose the namespace is, once it exists.
+        pub namespace_owner: Result<(), String>,
     }
 
     impl World {
@@ -1072,12 +1353,19 @@ pub(crate) mod tests_support {
                 view: None,
                 oversight: Default::default(),
                 now: "2026-11-27T02:00:00Z".parse().unwrap(),
+                unit_group: "govcloud:unit:finance".into(),
+                storage_classes: ["backup", "ssd", "standard"].map(String::from).into(),
+                namespace_owner: Ok(()),
             }
         }
 
         pub fn step(&mut self) -> Plan {
             let observed = Observed {
-                namespace_uid: self.uid.clone(),
+                namespace: self.uid.clone().map(|uid| SeenNamespace {
+                    uid,
+                    terminating: false,
+                    owner: self.namespace_owner.clone(),
+                }),
                 lookup: &self.fake,
                 view: self.view.clone(),
             };
@@ -1088,7 +1376,13 @@ pub(crate) mod tests_support {
                 spec: &self.spec,
                 status: &self.status,
                 annotations: &self.annotations,
-                unit_group: Some("govcloud:unit:finance"),
+                unit_group: Some(self.unit_group.as_str()),
+                role_groups: &[
+                    "govcloud:reviewers",
+                    "govcloud:vendors",
+                    "govcloud:auditors",
+                ],
+                storage_classes: &self.storage_classes,
                 observed: &observed,
                 provisioning: &ProvisioningConfig::default(),
                 wipe: &WipeConfig::default(),
@@ -1176,6 +1470,192 @@ mod tests {
             again.status.conditions
         );
         assert!(again.events.is_empty());
+    }
+
+    fn reason_of(plan: &Plan, type_: &str) -> Option<(String, String)> {
+        conditions::get(&plan.status.conditions, type_)
+            .map(|c| (c.status.clone(), c.reason.clone()))
+    }
+
+    #[test]
+    fn art8_a_namespace_that_is_not_the_tenancys_is_never_written_into() {
+        let mut w = World::new();
+        w.uid = Some("someone-elses".into());
+        w.namespace_owner = Err("it belongs to tenancy unit-finance/sod-test".into());
+        let plan = w.step();
+        assert!(plan.apply.is_empty() && plan.delete.is_empty(), "{plan:#?}");
+        assert!(plan.halt.is_empty() && plan.run_states.is_empty());
+        assert_eq!(
+            reason_of(&plan, condition::NAMESPACE_OWNED),
+            Some(("False".into(), "NamespaceTaken".into()))
+        );
+        assert_eq!(
+            reason_of(&plan, condition::READY).unwrap().1,
+            "NamespaceTaken"
+        );
+        assert!(
+            plan.events
+                .iter()
+                .any(|e| e.reason == "NamespaceConflict" && e.warning)
+        );
+        // Said once.
+        assert!(w.step().events.is_empty());
+        // Not even a release touches it.
+        w.spec.retirement = Some(crate::api::tenancy::Retirement {
+            reason: RetirementReason::Deregistered,
+            reference: "x".into(),
+            decided_at: Time(w.now),
+            effective_at: None,
+        });
+        w.view = Some(release::Namespace {
+            exists: true,
+            ..Default::default()
+        });
+        let plan = w.step();
+        assert!(plan.apply.is_empty() && plan.delete.is_empty(), "{plan:#?}");
+    }
+
+    #[test]
+    fn art8_a_new_namespace_is_created_never_applied_over_an_existing_one() {
+        let mut w = World::new();
+        let first = w.step();
+        assert_eq!(first.apply[0].write, provisioning::Write::Create);
+        w.settle();
+        // Once it is the tenancy's, later changes to it are applied.
+        w.spec.unit = "finance2".into();
+        let plan = w.step();
+        let ns = plan.apply.iter().find(|d| d.kind == "Namespace").unwrap();
+        assert_eq!(ns.write, provisioning::Write::Apply);
+    }
+
+    #[test]
+    fn art8_what_someone_else_changed_is_put_back_and_said() {
+        let mut w = World::new();
+        w.settle();
+        let key = (
+            "NetworkPolicy".to_owned(),
+            provisioning::DENY_POLICY.to_owned(),
+        );
+        w.fake.objects.get_mut(&key).unwrap().live = Some("opened".into());
+        let key = ("VirtualMachine".to_owned(), "app-1".to_owned());
+        w.fake.objects.get_mut(&key).unwrap().live = Some("resized".into());
+        let plan = w.step();
+        let writes: Vec<(&str, &str, provisioning::Write)> = plan
+            .apply
+            .iter()
+            .map(|d| (d.kind, d.name.as_str(), d.write))
+            .collect();
+        assert_eq!(
+            writes,
+            [
+                (
+                    "NetworkPolicy",
+                    provisioning::DENY_POLICY,
+                    provisioning::Write::Replace
+                ),
+                ("VirtualMachine", "app-1", provisioning::Write::Apply),
+            ]
+        );
+        assert_eq!(
+            plan.drift,
+            [
+                "NetworkPolicy/govcloud-default-deny",
+                "VirtualMachine/app-1"
+            ]
+        );
+        assert_eq!(
+            plan.events
+                .iter()
+                .filter(|e| e.reason == "DriftRepaired" && e.warning)
+                .count(),
+            2
+        );
+        w.fake.applied(&plan, true);
+        assert!(w.step().apply.is_empty(), "put back, then quiet");
+    }
+
+    #[test]
+    fn art19_volumes_deleted_without_a_wipe_are_reported_until_acknowledged() {
+        let mut w = World::new();
+        w.settle();
+        assert_eq!(w.status.phase, Some(TenancyPhase::Trial));
+        w.fake
+            .objects
+            .remove(&("PersistentVolumeClaim".to_owned(), "vol-files".to_owned()));
+        let plan = w.step();
+        assert_eq!(plan.lost_volumes, ["vol-files"]);
+        assert_eq!(plan.status.lost_volumes.len(), 1);
+        assert_eq!(
+            reason_of(&plan, condition::VOLUMES_LOST),
+            Some(("True".into(), "DeletedWithoutWipe".into()))
+        );
+        assert_eq!(
+            reason_of(&plan, condition::READY),
+            Some(("False".into(), "VolumesLost".into()))
+        );
+        assert!(
+            plan.events
+                .iter()
+                .any(|e| e.reason == "VolumesLost" && e.warning)
+        );
+        assert!(
+            plan.apply.iter().any(|d| d.name == "vol-files"),
+            "an empty one takes its place"
+        );
+        w.fake.applied(&plan, true);
+        // Being deleted by someone else counts as lost at once.
+        let key = ("PersistentVolumeClaim".to_owned(), "db-1-data".to_owned());
+        w.fake.objects.get_mut(&key).unwrap().deleting = true;
+        let plan = w.step();
+        assert_eq!(plan.lost_volumes, ["db-1-data"]);
+        let plan = w.step();
+        assert!(plan.lost_volumes.is_empty(), "counted once");
+        assert_eq!(
+            reason_of(&plan, condition::READY).unwrap().1,
+            "VolumesLost",
+            "still not Ready"
+        );
+        w.annotations.insert(
+            keys::LOSS_ACKNOWLEDGED.into(),
+            "restored from backup B-17".into(),
+        );
+        let plan = w.step();
+        assert_eq!(reason_of(&plan, condition::READY).unwrap().0, "True");
+        assert_eq!(
+            reason_of(&plan, condition::VOLUMES_LOST),
+            Some(("True".into(), "Acknowledged".into())),
+            "the loss stays on record"
+        );
+    }
+
+    #[test]
+    fn art7_a_system_or_role_group_is_never_bound_and_a_binding_of_before_goes() {
+        let mut w = World::new();
+        w.settle();
+        assert!(
+            w.fake
+                .objects
+                .contains_key(&("RoleBinding".into(), provisioning::UNIT_BINDING.into()))
+        );
+        for group in ["system:authenticated", "govcloud:reviewers"] {
+            w.unit_group = group.into();
+            let plan = w.step();
+            assert!(
+                !plan.apply.iter().any(|d| d.kind == "RoleBinding"),
+                "{group}"
+            );
+            let deleted: Vec<&str> = plan.delete.iter().map(|d| d.name.as_str()).collect();
+            assert_eq!(deleted, [provisioning::UNIT_BINDING], "{group}");
+            assert_eq!(
+                reason_of(&plan, condition::UNIT_GROUP_KNOWN),
+                Some(("False".into(), "GroupRefused".into()))
+            );
+            let ns = plan.apply.iter().find(|d| d.kind == "Namespace").unwrap();
+            assert!(
+                ns.object["metadata"]["annotations"][keys::UNIT_GROUP].is_null(),
+                "the namespace names no group for {group}"
+            );
+        }
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub const UNIT_BINDING: &str = "govcloud-unit";
 pub const UNIT_BINDING_ISOLATED: &str = "govcloud-unit-isolated";
 /// The policy that opens the namespace to itself (lifted while isolated).
 pub const ALLOW_POLICY: &str = "govcloud-allow-within-namespace";
+/// The policy that denies all traffic but what another policy allows.
+pub const DENY_POLICY: &str = "govcloud-default-deny";
 
 /// How allocations become objects; part of the operator's configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,7 +56,42 @@ pub struct ProvisioningConfig {
     /// Set, system disks are annotated for CDI's import; unset, they are
     /// annotated with the image name only, for the vendor's tooling.
     pub image_url_template: Option<String>,
+    /// The Pod Security level enforced in tenancy namespaces: `baseline`
+    /// (no privileged pods, host namespaces, host paths or host ports) or
+    /// `restricted`. Never less: a unit's people hold `edit` there.
+    pub pod_security: PodSecurity,
+    /// How many objects of each kind the unit may create of its own in a
+    /// tenancy namespace (quota names: `pods`, `services`, `count/jobs.batch`
+    /// ...). The operator adds what its own objects need: a launcher pod per
+    /// VM, and a volume, a wipe Job and its pod per volume.
+    pub object_counts: std::collections::BTreeMap<String, u32>,
 }
+
+/// A Pod Security Standards level a tenancy namespace enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PodSecurity {
+    #[default]
+    Baseline,
+    Restricted,
+}
+
+impl PodSecurity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Baseline => "baseline",
+            Self::Restricted => "restricted",
+        }
+    }
+}
+
+/// The labels of Pod Security admission on a tenancy namespace.
+pub const POD_SECURITY_LABELS: [&str; 4] = [
+    "pod-security.kubernetes.io/enforce",
+    "pod-security.kubernetes.io/enforce-version",
+    "pod-security.kubernetes.io/audit",
+    "pod-security.kubernetes.io/warn",
+];
 
 impl Default for ProvisioningConfig {
     fn default() -> Self {
@@ -70,6 +107,18 @@ impl Default for ProvisioningConfig {
             default_request_cpu: "100m".into(),
             default_request_memory: "128Mi".into(),
             image_url_template: None,
+            pod_security: PodSecurity::Baseline,
+            object_counts: [
+                ("pods", 50),
+                ("services", 20),
+                ("configmaps", 100),
+                ("secrets", 100),
+                ("persistentvolumeclaims", 20),
+                ("count/jobs.batch", 20),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
         }
     }
 }
@@ -85,6 +134,25 @@ pub struct Desired {
     /// The full object, metadata included.
     pub object: Value,
     pub hash: String,
+    /// What of it the operator governs, hashed (see [`governed`]); `None`
+    /// for kinds whose content is only known by `hash`.
+    pub fingerprint: Option<String>,
+    /// How to write it.
+    pub write: Write,
+}
+
+/// How an object is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Write {
+    /// Server-side apply with the operator's field manager.
+    #[default]
+    Apply,
+    /// Create only: an object of that name that already exists is not
+    /// taken over (a namespace, a wipe Job).
+    Create,
+    /// Replace it whole: someone else changed it, and fields they added
+    /// must go too.
+    Replace,
 }
 
 /// The API resource of an object the operator writes, for a dynamic client.
@@ -110,10 +178,22 @@ pub fn hash(bytes: &[u8]) -> String {
     format!("{h:016x}")
 }
 
-/// The namespace of a tenancy: `<unit>-<tenancy>`, a DNS label of at most 63
-/// characters (long names keep a prefix and gain a hash).
-pub fn namespace_name(unit: &str, tenancy: &str) -> String {
-    let raw: String = format!("{unit}-{tenancy}")
+/// The namespace of a tenancy: `<unit>-<tenancy>-<hash>`, a DNS label of at
+/// most 63 characters. The readable part alone could be shared (unit
+/// `finance-sod`'s `test` and unit `finance`'s `sod-test`); the hash of the
+/// unit's namespace and the tenancy's name, which together are unique, tells
+/// them apart. The operator still writes into a namespace only once it has
+/// seen that the namespace is this tenancy's (see [`owner`]).
+pub fn namespace_name(unit_namespace: &str, unit: &str, tenancy: &str) -> String {
+    let digest = ring::digest::digest(
+        &ring::digest::SHA256,
+        format!("{unit_namespace}/{tenancy}").as_bytes(),
+    );
+    let suffix: String = digest.as_ref()[..5]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let readable: String = format!("{unit}-{tenancy}")
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() {
@@ -123,11 +203,57 @@ pub fn namespace_name(unit: &str, tenancy: &str) -> String {
             }
         })
         .collect();
-    if raw.len() <= 63 {
-        return raw;
+    // 63 less the dash and the suffix.
+    let cut = readable.len().min(63 - 1 - suffix.len());
+    let prefix = readable[..cut].trim_matches('-');
+    if prefix.is_empty() {
+        format!("t-{suffix}")
+    } else {
+        format!("{prefix}-{suffix}")
     }
-    let prefix = raw[..54].trim_end_matches('-');
-    format!("{prefix}-{}", &hash(raw.as_bytes())[..8])
+}
+
+/// The `<unit namespace>/<tenancy>` a namespace or object names as its owner.
+pub fn tenancy_ref(unit_namespace: &str, tenancy: &str) -> String {
+    format!("{unit_namespace}/{tenancy}")
+}
+
+/// Whom an existing namespace belongs to, judged from its labels and
+/// annotations: `Ok` when it is this tenancy's, else why not.
+pub fn owner(
+    labels: &std::collections::BTreeMap<String, String>,
+    annotations: &std::collections::BTreeMap<String, String>,
+    unit_namespace: &str,
+    tenancy: &str,
+) -> Result<(), String> {
+    let ours = labels.get(keys::MANAGED_BY).map(String::as_str) == Some(MANAGER);
+    match annotations.get(TENANCY_REF) {
+        Some(r) if ours && *r == tenancy_ref(unit_namespace, tenancy) => Ok(()),
+        Some(r) if ours => Err(format!("it belongs to tenancy {r}")),
+        _ => Err("the operator did not create it for a tenancy".into()),
+    }
+}
+
+/// Whether a unit's group may be bound to a role in its tenancy namespaces:
+/// never a `system:` group (every user, every service account ...) and
+/// never the groups of the reviewers, vendors or auditors, who decide,
+/// operate and supervise but do not hold a unit's access.
+pub fn bindable(group: &str, role_groups: &[&str]) -> Result<(), String> {
+    let group = group.trim();
+    if group.is_empty() {
+        return Err("the unit's group is empty".into());
+    }
+    if group.starts_with("system:") {
+        return Err(format!(
+            "{group} is a system group (everyone signed in, service accounts, administrators): a unit's access is bound only to the unit's own group"
+        ));
+    }
+    if role_groups.iter().any(|g| g.trim() == group) {
+        return Err(format!(
+            "{group} is the group of the reviewers, vendors or auditors, who decide, operate and supervise but never hold a unit's access"
+        ));
+    }
+    Ok(())
 }
 
 /// The name of a VM: `<group>-<n>`, n from 1.
@@ -185,11 +311,14 @@ pub struct Tenancy<'a> {
     /// Storage (GiB by class) of volumes being wiped and removed: the quota
     /// keeps room for them until they are gone.
     pub storage_in_removal: std::collections::BTreeMap<String, u64>,
+    /// Every storage class known (the cluster's and the price list's): those
+    /// the allocation does not have are held at zero in the quota.
+    pub storage_classes: &'a std::collections::BTreeSet<String>,
 }
 
 impl Tenancy<'_> {
     pub fn namespace(&self) -> String {
-        namespace_name(&self.spec.unit, self.name)
+        namespace_name(self.unit_namespace, &self.spec.unit, self.name)
     }
 
     fn labels(&self) -> Value {
@@ -204,7 +333,7 @@ impl Tenancy<'_> {
         let mut meta = json!({
             "name": name,
             "labels": self.labels(),
-            "annotations": { TENANCY_REF: format!("{}/{}", self.unit_namespace, self.name) },
+            "annotations": { TENANCY_REF: tenancy_ref(self.unit_namespace, self.name) },
         });
         if namespaced {
             meta["namespace"] = json!(self.namespace());
@@ -227,6 +356,8 @@ fn finish(api_version: &'static str, kind: &'static str, mut object: Value) -> D
     let hash = hash(object.to_string().as_bytes());
     object["metadata"]["annotations"][SPEC_HASH] = json!(hash);
     Desired {
+        fingerprint: fingerprint(kind, &object),
+        write: Write::Apply,
         api_version,
         kind,
         name: object["metadata"]["name"]
@@ -239,6 +370,140 @@ fn finish(api_version: &'static str, kind: &'static str, mut object: Value) -> D
     }
 }
 
+/// The labels and annotations the operator sets on what it owns.
+const OWN_LABELS: [&str; 4] = [keys::MANAGED_BY, keys::TENANCY, TENANCY_UNIT, VM_GROUP];
+
+/// Of an object, what the operator governs, in a form that is the same for
+/// the object it applies and for that object as the apiserver holds it
+/// (defaults filled in, quantities respelled): anything someone else changed
+/// there shows as a difference. `None` for kinds known only by their
+/// `spec-hash` (volumes and Jobs, whose specs the apiserver keeps from
+/// changing).
+pub fn governed(kind: &str, object: &Value) -> Option<Value> {
+    let meta = &object["metadata"];
+    let pick = |map: &Value, keys: &[&str]| -> Value {
+        keys.iter()
+            .map(|k| ((*k).to_owned(), map[*k].clone()))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    };
+    let labels = pick(&meta["labels"], &OWN_LABELS);
+    let spec = &object["spec"];
+    let content = match kind {
+        "Namespace" => {
+            let mut all: Vec<&str> = OWN_LABELS.to_vec();
+            all.extend(POD_SECURITY_LABELS);
+            json!({
+                "labels": pick(&meta["labels"], &all),
+                "annotations": pick(&meta["annotations"], &[TENANCY_REF, keys::UNIT_GROUP]),
+            })
+        }
+        "NetworkPolicy" => {
+            let mut spec = spec.clone();
+            for rules in ["ingress", "egress"] {
+                if spec[rules].is_null() {
+                    spec[rules] = json!([]);
+                }
+            }
+            json!({ "labels": labels, "spec": spec })
+        }
+        "RoleBinding" => json!({
+            "labels": labels,
+            "roleRef": object["roleRef"],
+            "subjects": object["subjects"],
+        }),
+        "LimitRange" => json!({ "labels": labels, "spec": quantities(spec) }),
+        "ResourceQuota" => json!({
+            "labels": labels,
+            "hard": quantities(&spec["hard"]),
+            "scopes": spec["scopes"],
+            "scopeSelector": spec["scopeSelector"],
+        }),
+        "VirtualMachine" => {
+            // What the operator sets of a VM; KubeVirt fills in much more.
+            let template = &spec["template"];
+            let domain = &template["spec"]["domain"];
+            let bandwidth = pick(
+                &template["metadata"]["annotations"],
+                &[
+                    "kubernetes.io/ingress-bandwidth",
+                    "kubernetes.io/egress-bandwidth",
+                ],
+            );
+            let disks: Vec<Value> = domain["devices"]["disks"]
+                .as_array()
+                .map(|d| {
+                    d.iter()
+                        .map(|d| json!([d["name"], d["disk"]["bus"]]))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let volumes: Vec<Value> = template["spec"]["volumes"]
+                .as_array()
+                .map(|v| {
+                    v.iter()
+                        .map(|v| json!([v["name"], v["persistentVolumeClaim"]["claimName"]]))
+                        .collect()
+                })
+                .unwrap_or_default();
+            // Not `runStrategy`: the unit stops and starts its VMs (KubeVirt
+            // writes it then), and a hold sets it through the halt manager.
+            json!({
+                "labels": labels,
+                "templateLabels": pick(&template["metadata"]["labels"], &OWN_LABELS),
+                "bandwidth": bandwidth,
+                "architecture": template["spec"]["architecture"],
+                "cores": domain["cpu"]["cores"],
+                "guest": quantities(&domain["memory"]["guest"]),
+                "requests": quantities(&domain["resources"]["requests"]),
+                "disks": disks,
+                "volumes": volumes,
+            })
+        }
+        _ => return None,
+    };
+    Some(content)
+}
+
+/// The hash of what the operator governs of an object (see [`governed`]),
+/// whatever the order of its keys.
+pub fn fingerprint(kind: &str, object: &Value) -> Option<String> {
+    governed(kind, object).map(|g| hash(sorted(&g).to_string().as_bytes()))
+}
+
+/// `v` with the keys of every object in order (JSON objects here keep the
+/// order they were written in, which differs between what the operator
+/// writes and what the apiserver returns).
+fn sorted(v: &Value) -> Value {
+    match v {
+        Value::Object(o) => {
+            let mut entries: Vec<(&String, &Value)> = o.iter().collect();
+            entries.sort_by_key(|(k, _)| *k);
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k.clone(), sorted(v)))
+                    .collect(),
+            )
+        }
+        Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Every string in `v` that is a quantity, in one spelling.
+fn quantities(v: &Value) -> Value {
+    match v {
+        Value::String(q) => json!(crate::quantity::canonical(q)),
+        Value::Number(n) => json!(crate::quantity::canonical(&n.to_string())),
+        Value::Array(a) => Value::Array(a.iter().map(quantities).collect()),
+        Value::Object(o) => {
+            Value::Object(o.iter().map(|(k, v)| (k.clone(), quantities(v))).collect())
+        }
+        other => other.clone(),
+    }
+}
+
 fn gib(n: u64) -> String {
     format!("{n}Gi")
 }
@@ -247,11 +512,20 @@ fn gib(n: u64) -> String {
 /// namespace first; the rest once the namespace exists. High-end items wait
 /// for procurement.
 pub fn desired(t: &Tenancy<'_>, cfg: &ProvisioningConfig) -> Vec<Desired> {
-    let mut out = vec![finish(
-        "v1",
-        "Namespace",
-        json!({ "metadata": t.metadata(&t.namespace(), false) }),
-    )];
+    let mut namespace = t.metadata(&t.namespace(), false);
+    let level = cfg.pod_security.as_str();
+    for (label, value) in POD_SECURITY_LABELS
+        .iter()
+        .zip([level, "latest", level, level])
+    {
+        namespace["labels"][*label] = json!(value);
+    }
+    // Who the unit's people are, for the admission policies that keep them
+    // off what the operator owns here.
+    if let Some(group) = t.unit_group {
+        namespace["annotations"][keys::UNIT_GROUP] = json!(group);
+    }
+    let mut out = vec![finish("v1", "Namespace", json!({ "metadata": namespace }))];
     if t.namespace_uid.is_none() {
         return out;
     }
@@ -272,8 +546,10 @@ pub fn desired(t: &Tenancy<'_>, cfg: &ProvisioningConfig) -> Vec<Desired> {
         "networking.k8s.io/v1",
         "NetworkPolicy",
         json!({
-            "metadata": t.metadata("govcloud-default-deny", true),
-            "spec": { "podSelector": {}, "policyTypes": ["Ingress", "Egress"] },
+            "metadata": t.metadata(DENY_POLICY, true),
+            // The empty lists are written out, so that rules someone else
+            // added are removed when it is put back.
+            "spec": { "podSelector": {}, "policyTypes": ["Ingress", "Egress"], "ingress": [], "egress": [] },
         }),
     ));
     if !t.isolated {
@@ -454,6 +730,11 @@ fn quota(t: &Tenancy<'_>, cfg: &ProvisioningConfig) -> Desired {
     for (class, size) in &t.storage_in_removal {
         *per_class.entry(class.clone()).or_default() += size;
     }
+    // Every other class at zero: an allowance of one class (backup above
+    // all) is never primary storage of another.
+    for class in t.storage_classes {
+        per_class.entry(class.clone()).or_default();
+    }
     let total: u64 = per_class.values().sum();
     let mut hard = serde_json::Map::new();
     let cpu = if millicpu.is_multiple_of(1000) {
@@ -481,6 +762,23 @@ fn quota(t: &Tenancy<'_>, cfg: &ProvisioningConfig) -> Desired {
         "services.loadbalancers".into(),
         json!(alloc.public_ips.to_string()),
     );
+    // A NodePort opens every node to the outside, beyond the public IPs
+    // approved (a LoadBalancer Service sets allocateLoadBalancerNodePorts:
+    // false).
+    hard.insert("services.nodeports".into(), json!("0"));
+    // Object counts: the unit's own, and what the operator's objects need.
+    let volumes = pvc_names(t.spec).len() as u64;
+    for (resource, count) in &cfg.object_counts {
+        let ours = match resource.as_str() {
+            "pods" => vms + volumes,
+            "persistentvolumeclaims" | "count/jobs.batch" => volumes,
+            _ => 0,
+        };
+        hard.insert(
+            resource.clone(),
+            json!((u64::from(*count) + ours).to_string()),
+        );
+    }
     if alloc.backup_storage_gib == 0 {
         hard.insert(
             "count/volumesnapshots.snapshot.storage.k8s.io".into(),
@@ -524,8 +822,16 @@ mod tests {
         }
     }
 
+    static CLASSES: std::sync::LazyLock<std::collections::BTreeSet<String>> =
+        std::sync::LazyLock::new(|| {
+            ["backup", "premium-ssd", "standard"]
+                .map(String::from)
+                .into()
+        });
+
     fn tenancy<'a>(spec: &'a TenancySpec, uid: Option<&'a str>) -> Tenancy<'a> {
         Tenancy {
+            storage_classes: &CLASSES,
             unit_namespace: "unit-finance",
             name: "finance-oa",
             spec,
@@ -543,9 +849,226 @@ mod tests {
         let s = spec();
         let d = desired(&tenancy(&s, None), &ProvisioningConfig::default());
         assert_eq!(d.len(), 1);
+        assert_eq!(d[0].kind, "Namespace");
         assert_eq!(
-            (d[0].kind, d[0].name.as_str()),
-            ("Namespace", "finance-finance-oa")
+            d[0].name,
+            namespace_name("unit-finance", "finance", "finance-oa")
+        );
+        assert!(
+            d[0].name.starts_with("finance-finance-oa-"),
+            "{}",
+            d[0].name
+        );
+    }
+
+    #[test]
+    fn art8_no_two_tenancies_of_any_units_share_a_namespace() {
+        // The readable part is shared; the namespace is not.
+        let a = namespace_name("unit-finance", "finance", "sod-test");
+        let b = namespace_name("unit-finance-sod", "finance-sod", "test");
+        assert_ne!(a, b);
+        assert!(a.starts_with("finance-sod-test-") && b.starts_with("finance-sod-test-"));
+        // One unit's two names, or two units' one name, differ too.
+        assert_ne!(
+            namespace_name("unit-finance", "finance", "oa"),
+            namespace_name("unit-health", "finance", "oa")
+        );
+        assert_eq!(
+            namespace_name("unit-finance", "finance", "oa"),
+            namespace_name("unit-finance", "finance", "oa"),
+            "the same tenancy always maps to the same namespace"
+        );
+    }
+
+    #[test]
+    fn art8_a_namespace_is_a_tenancys_only_by_the_operators_reference() {
+        let labels = |managed: &str| {
+            std::collections::BTreeMap::from([(keys::MANAGED_BY.to_owned(), managed.to_owned())])
+        };
+        let refs =
+            |r: &str| std::collections::BTreeMap::from([(TENANCY_REF.to_owned(), r.to_owned())]);
+        assert_eq!(
+            owner(
+                &labels(MANAGER),
+                &refs("unit-finance/oa"),
+                "unit-finance",
+                "oa"
+            ),
+            Ok(())
+        );
+        let other = owner(
+            &labels(MANAGER),
+            &refs("unit-finance/sod-test"),
+            "unit-finance-sod",
+            "test",
+        );
+        assert_eq!(
+            other,
+            Err("it belongs to tenancy unit-finance/sod-test".into())
+        );
+        // Created by someone else, even if it names the tenancy.
+        assert!(
+            owner(
+                &labels("Helm"),
+                &refs("unit-finance/oa"),
+                "unit-finance",
+                "oa"
+            )
+            .is_err()
+        );
+        assert!(owner(&labels(MANAGER), &Default::default(), "unit-finance", "oa").is_err());
+    }
+
+    #[test]
+    fn art7_system_and_role_groups_are_never_bound_as_a_unit() {
+        let roles = [
+            "govcloud:reviewers",
+            "govcloud:vendors",
+            "govcloud:auditors",
+        ];
+        assert_eq!(bindable("govcloud:unit:finance", &roles), Ok(()));
+        for refused in [
+            "system:authenticated",
+            "system:serviceaccounts",
+            "system:masters",
+            "govcloud:reviewers",
+            " govcloud:vendors ",
+            "govcloud:auditors",
+            "",
+        ] {
+            assert!(bindable(refused, &roles).is_err(), "{refused:?}");
+        }
+    }
+
+    #[test]
+    fn art8_tenancy_namespaces_enforce_pod_security_and_name_the_unit() {
+        let s = spec();
+        let mut cfg = ProvisioningConfig::default();
+        let ns = &desired(&tenancy(&s, None), &cfg)[0].object["metadata"];
+        assert_eq!(
+            ns["labels"]["pod-security.kubernetes.io/enforce"],
+            "baseline"
+        );
+        assert_eq!(
+            ns["labels"]["pod-security.kubernetes.io/enforce-version"],
+            "latest"
+        );
+        assert_eq!(ns["annotations"][keys::UNIT_GROUP], "govcloud:unit:finance");
+        cfg.pod_security = PodSecurity::Restricted;
+        let ns = &desired(&tenancy(&s, None), &cfg)[0].object["metadata"];
+        assert_eq!(
+            ns["labels"]["pod-security.kubernetes.io/enforce"],
+            "restricted"
+        );
+        assert_eq!(
+            ns["labels"]["pod-security.kubernetes.io/warn"],
+            "restricted"
+        );
+    }
+
+    #[test]
+    fn art14_the_quota_holds_every_other_class_and_nodeports_at_zero() {
+        let s = spec();
+        let d = desired(&tenancy(&s, Some("uid-1")), &ProvisioningConfig::default());
+        let hard = &d[1].object["spec"]["hard"];
+        assert_eq!(
+            hard["premium-ssd.storageclass.storage.k8s.io/requests.storage"],
+            "0Gi"
+        );
+        assert_eq!(
+            hard["standard.storageclass.storage.k8s.io/requests.storage"],
+            "1644Gi"
+        );
+        assert_eq!(
+            hard["backup.storageclass.storage.k8s.io/requests.storage"],
+            "1024Gi"
+        );
+        assert_eq!(hard["services.nodeports"], "0");
+        // Object counts: the unit's 50 pods, a launcher for each of 3 VMs and
+        // a wipe pod for each of 5 volumes.
+        assert_eq!(hard["pods"], "58");
+        assert_eq!(hard["persistentvolumeclaims"], "25");
+        assert_eq!(hard["count/jobs.batch"], "25");
+        assert_eq!(hard["services"], "20");
+    }
+
+    #[test]
+    fn a_change_by_someone_else_changes_the_fingerprint_and_server_defaults_do_not() {
+        let s = spec();
+        let d = desired(&tenancy(&s, Some("uid-1")), &ProvisioningConfig::default());
+        let of = |kind: &str| d.iter().find(|o| o.kind == kind).unwrap();
+        for o in &d {
+            let governed_kind = !matches!(o.kind, "PersistentVolumeClaim");
+            assert_eq!(
+                o.fingerprint.is_some(),
+                governed_kind,
+                "{} {}",
+                o.kind,
+                o.name
+            );
+        }
+        // The apiserver's spellings and defaults.
+        let mut quota = of("ResourceQuota").object.clone();
+        quota["spec"]["hard"]["requests.cpu"] = json!("16.6");
+        quota["status"] = json!({ "used": {} });
+        assert_eq!(
+            fingerprint("ResourceQuota", &quota),
+            of("ResourceQuota").fingerprint
+        );
+        let deny = d.iter().find(|o| o.name == DENY_POLICY).unwrap();
+        let mut stored = deny.object.clone();
+        stored["spec"].as_object_mut().unwrap().remove("ingress");
+        stored["spec"].as_object_mut().unwrap().remove("egress");
+        stored["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] =
+            json!("{}");
+        assert_eq!(fingerprint("NetworkPolicy", &stored), deny.fingerprint);
+        let mut vm = of("VirtualMachine").object.clone();
+        vm["spec"]["template"]["spec"]["domain"]["machine"] = json!({ "type": "q35" });
+        vm["spec"]["runStrategy"] = json!("Halted");
+        vm["status"] = json!({ "created": true });
+        assert_eq!(
+            fingerprint("VirtualMachine", &vm),
+            of("VirtualMachine").fingerprint
+        );
+
+        // The order of keys does not matter.
+        let mut reordered = serde_json::Map::new();
+        let allow = d.iter().find(|o| o.name == ALLOW_POLICY).unwrap();
+        for (k, v) in allow.object["spec"].as_object().unwrap().iter().rev() {
+            reordered.insert(k.clone(), v.clone());
+        }
+        let mut stored = allow.object.clone();
+        stored["spec"] = Value::Object(reordered);
+        assert_eq!(fingerprint("NetworkPolicy", &stored), allow.fingerprint);
+
+        // Changes that matter.
+        let mut open = deny.object.clone();
+        open["spec"]["ingress"] = json!([{}]);
+        assert_ne!(fingerprint("NetworkPolicy", &open), deny.fingerprint);
+        let mut bigger = of("ResourceQuota").object.clone();
+        bigger["spec"]["hard"]["pods"] = json!("100");
+        assert_ne!(
+            fingerprint("ResourceQuota", &bigger),
+            of("ResourceQuota").fingerprint
+        );
+        let mut rebound = of("RoleBinding").object.clone();
+        rebound["subjects"][0]["name"] = json!("system:authenticated");
+        assert_ne!(
+            fingerprint("RoleBinding", &rebound),
+            of("RoleBinding").fingerprint
+        );
+        let mut unlabelled = of("Namespace").object.clone();
+        unlabelled["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] =
+            json!("privileged");
+        assert_ne!(
+            fingerprint("Namespace", &unlabelled),
+            of("Namespace").fingerprint
+        );
+        let mut resized = of("VirtualMachine").object.clone();
+        resized["spec"]["template"]["spec"]["domain"]["cpu"]["cores"] = json!(64);
+        assert_ne!(
+            fingerprint("VirtualMachine", &resized),
+            of("VirtualMachine").fingerprint
         );
     }
 
@@ -557,7 +1080,7 @@ mod tests {
         assert_eq!(
             names,
             [
-                "Namespace/finance-finance-oa",
+                "Namespace/finance-finance-oa-1c5aaa9f98",
                 "ResourceQuota/govcloud-allocation",
                 "LimitRange/govcloud-defaults",
                 "NetworkPolicy/govcloud-default-deny",
@@ -658,10 +1181,21 @@ mod tests {
     #[test]
     fn long_names_make_a_valid_namespace() {
         let long = "a".repeat(70);
-        let ns = namespace_name("education", &long);
+        let ns = namespace_name("unit-education", "education", &long);
         assert!(ns.len() <= 63, "{ns}");
         assert!(ns.starts_with("education-aaaa"));
-        assert_ne!(ns, namespace_name("education", &"a".repeat(71)));
-        assert_eq!(namespace_name("finance", "oa.v2"), "finance-oa-v2");
+        assert_ne!(
+            ns,
+            namespace_name("unit-education", "education", &"a".repeat(71))
+        );
+        let dotted = namespace_name("unit-finance", "finance", "oa.v2");
+        assert!(dotted.starts_with("finance-oa-v2-"), "{dotted}");
+        for name in [&ns, &dotted] {
+            assert!(
+                name.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            );
+            assert!(!name.starts_with('-') && !name.ends_with('-'));
+        }
     }
 }

@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::api::keys;
-use crate::api::tenancy::{WipeMethod, WipeRecord, WipeResult};
-use crate::provisioning::{self, Desired, MANAGER};
+use crate::api::tenancy::{WipeJob, WipeMethod, WipeRecord, WipeResult};
+use crate::provisioning::{self, Desired, MANAGER, PodSecurity};
 
 /// Annotation on a wipe Job: the PVC it overwrites.
 pub const WIPE_OF: &str = "govcloud.dev/wipe-of";
@@ -100,12 +100,15 @@ pub enum JobOutcome {
     Failed,
 }
 
-/// A wipe Job in the namespace.
+/// A Job in the namespace that names a volume as the one it wipes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
     pub name: String,
+    pub uid: String,
     pub pvc: String,
     pub outcome: JobOutcome,
+    /// The fingerprint of what it runs (see [`job_fingerprint`]).
+    pub runs: String,
 }
 
 /// What exists in the tenancy namespace.
@@ -159,6 +162,9 @@ pub struct Steps {
     pub waiting: Option<String>,
     /// A wipe failed: the volumes concerned.
     pub failed: Vec<String>,
+    /// Jobs that claim to wipe a volume but are not the operator's (not
+    /// created by it, or running something else): removed, never counted.
+    pub impostors: Vec<String>,
 }
 
 /// A Job name for wiping `pvc`: `wipe-<pvc>`, kept within 63 characters.
@@ -175,13 +181,38 @@ pub fn job_name(pvc: &str) -> String {
     }
 }
 
-/// The Job that overwrites `pvc`.
-pub fn wipe_job(namespace: &str, tenancy: &str, pvc: &Pvc, cfg: &WipeConfig) -> Desired {
+/// The Job that overwrites `pvc`, admissible under the namespace's Pod
+/// Security level: under `restricted` it runs as a non-root user that owns
+/// the volume through `fsGroup`, under `baseline` as root, with no added
+/// capabilities either way.
+pub fn wipe_job(
+    namespace: &str,
+    tenancy: &str,
+    pvc: &Pvc,
+    cfg: &WipeConfig,
+    level: PodSecurity,
+) -> Desired {
+    let mut security = json!({
+        "allowPrivilegeEscalation": false,
+        "seccompProfile": { "type": "RuntimeDefault" },
+    });
+    let mut pod_security = json!({ "seccompProfile": { "type": "RuntimeDefault" } });
+    if level == PodSecurity::Restricted {
+        security["capabilities"] = json!({ "drop": ["ALL"] });
+        security["runAsNonRoot"] = json!(true);
+        pod_security = json!({
+            "runAsNonRoot": true,
+            "runAsUser": 65532,
+            "runAsGroup": 65532,
+            "fsGroup": 65532,
+            "seccompProfile": { "type": "RuntimeDefault" },
+        });
+    }
     let mut container = json!({
         "name": "wipe",
         "image": cfg.image,
         "command": cfg.command,
-        "securityContext": { "allowPrivilegeEscalation": false },
+        "securityContext": security,
     });
     if pvc.block {
         container["volumeDevices"] = json!([{ "name": "volume", "devicePath": "/dev/volume" }]);
@@ -203,6 +234,7 @@ pub fn wipe_job(namespace: &str, tenancy: &str, pvc: &Pvc, cfg: &WipeConfig) -> 
                 "metadata": { "labels": { keys::MANAGED_BY: MANAGER, keys::TENANCY: tenancy } },
                 "spec": {
                     "restartPolicy": "Never",
+                    "securityContext": pod_security,
                     "containers": [container],
                     "volumes": [{ "name": "volume", "persistentVolumeClaim": { "claimName": pvc.name } }],
                 },
@@ -216,7 +248,45 @@ pub fn wipe_job(namespace: &str, tenancy: &str, pvc: &Pvc, cfg: &WipeConfig) -> 
         namespace: Some(namespace.to_owned()),
         hash: provisioning::hash(object.to_string().as_bytes()),
         object,
+        fingerprint: None,
+        // Created, never applied: a Job of that name that exists is not
+        // taken over.
+        write: provisioning::Write::Create,
     }
+}
+
+/// What a Job runs: its containers' images, commands and arguments, and the
+/// volumes it mounts. A Job's template cannot change once created, so this
+/// tells a wipe Job of the operator's from one that only claims to wipe.
+pub fn job_fingerprint(job: &serde_json::Value) -> String {
+    let spec = &job["spec"]["template"]["spec"];
+    let containers = |key: &str| -> Vec<serde_json::Value> {
+        spec[key]
+            .as_array()
+            .map(|cs| {
+                cs.iter()
+                    .map(|c| json!([c["image"], c["command"], c["args"]]))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let volumes: Vec<serde_json::Value> = spec["volumes"]
+        .as_array()
+        .map(|vs| {
+            vs.iter()
+                .map(|v| json!([v["name"], v["persistentVolumeClaim"]["claimName"]]))
+                .collect()
+        })
+        .unwrap_or_default();
+    provisioning::hash(
+        json!([
+            containers("initContainers"),
+            containers("containers"),
+            volumes
+        ])
+        .to_string()
+        .as_bytes(),
+    )
 }
 
 fn recorded(records: &[WipeRecord], pvc: &str, result: WipeResult) -> bool {
@@ -232,7 +302,11 @@ pub struct Input<'a> {
     pub seen: &'a Namespace,
     /// The wipe records already in the tenancy's status.
     pub records: &'a [WipeRecord],
+    /// The wipe Jobs the operator created, by UID.
+    pub jobs: &'a [WipeJob],
     pub wipe: &'a WipeConfig,
+    /// The Pod Security level the wipe Jobs must be admissible under.
+    pub pod_security: PodSecurity,
     pub scope: Scope,
     /// Put on the records: what the volumes are wiped for.
     pub cause: &'a str,
@@ -246,7 +320,9 @@ pub fn plan(input: &Input<'_>) -> Steps {
         tenancy,
         seen,
         records,
+        jobs,
         wipe: cfg,
+        pod_security,
         scope,
         cause,
         now,
@@ -288,7 +364,7 @@ pub fn plan(input: &Input<'_>) -> Steps {
             pending.push(format!("{} (deleting)", pvc.name));
             continue;
         }
-        let record = |method, result, message: Option<String>| WipeRecord {
+        let record = |method, result, message: Option<String>, job: Option<&Job>| WipeRecord {
             kind: "PersistentVolumeClaim".into(),
             name: pvc.name.clone(),
             namespace: ns.to_owned(),
@@ -298,44 +374,81 @@ pub fn plan(input: &Input<'_>) -> Steps {
             result,
             message,
             cause: Some(cause.to_owned()),
+            job: job.map(|j| format!("{} (uid {})", j.name, j.uid)),
         };
         match cfg.mode {
             WipeMode::Delete => {
-                steps
-                    .records
-                    .push(record(WipeMethod::Delete, WipeResult::Succeeded, None));
+                steps.records.push(record(
+                    WipeMethod::Delete,
+                    WipeResult::Succeeded,
+                    None,
+                    None,
+                ));
                 pending.push(format!("{} (deleting)", pvc.name));
             }
-            WipeMode::Overwrite => match seen.jobs.iter().find(|j| j.pvc == pvc.name) {
-                None => {
-                    steps.apply.push(wipe_job(ns, tenancy, pvc, cfg));
-                    pending.push(format!("{} (overwriting)", pvc.name));
+            WipeMode::Overwrite => {
+                let wanted = wipe_job(ns, tenancy, pvc, cfg, pod_security);
+                let runs = job_fingerprint(&wanted.object);
+                // Only a Job the operator created for this volume, running
+                // what it was created to run, wipes it.
+                let (genuine, impostors): (Vec<&Job>, Vec<&Job>) = seen
+                    .jobs
+                    .iter()
+                    .filter(|j| j.pvc == pvc.name)
+                    .partition(|j| {
+                        j.runs == runs
+                            && jobs
+                                .iter()
+                                .any(|r| r.pvc == pvc.name && r.job == j.name && r.uid == j.uid)
+                    });
+                for j in &impostors {
+                    steps.impostors.push(j.name.clone());
+                    steps.delete.push(Deletion {
+                        api_version: "batch/v1",
+                        kind: "Job",
+                        namespace: Some(ns.to_owned()),
+                        name: j.name.clone(),
+                    });
                 }
-                Some(job) => match job.outcome {
-                    JobOutcome::Running => pending.push(format!("{} (overwriting)", pvc.name)),
-                    JobOutcome::Succeeded => {
-                        steps.records.push(record(
-                            WipeMethod::Overwrite,
-                            WipeResult::Succeeded,
-                            None,
+                match genuine.first() {
+                    None if !impostors.is_empty() => {
+                        pending.push(format!(
+                            "{} (removing a Job that is not the operator's)",
+                            pvc.name
                         ));
-                        pending.push(format!("{} (deleting)", pvc.name));
                     }
-                    JobOutcome::Failed => {
-                        if !recorded(records, &pvc.name, WipeResult::Failed) {
+                    None => {
+                        steps.apply.push(wanted);
+                        pending.push(format!("{} (overwriting)", pvc.name));
+                    }
+                    Some(job) => match job.outcome {
+                        JobOutcome::Running => pending.push(format!("{} (overwriting)", pvc.name)),
+                        JobOutcome::Succeeded => {
                             steps.records.push(record(
+                                WipeMethod::Overwrite,
+                                WipeResult::Succeeded,
+                                None,
+                                Some(job),
+                            ));
+                            pending.push(format!("{} (deleting)", pvc.name));
+                        }
+                        JobOutcome::Failed => {
+                            if !recorded(records, &pvc.name, WipeResult::Failed) {
+                                steps.records.push(record(
                                     WipeMethod::Overwrite,
                                     WipeResult::Failed,
                                     Some(format!(
                                         "Job {} failed; the volume is kept. Delete the Job to try again",
                                         job.name
                                     )),
+                                    Some(job),
                                 ));
+                            }
+                            steps.failed.push(pvc.name.clone());
                         }
-                        steps.failed.push(pvc.name.clone());
-                    }
-                },
-            },
+                    },
+                }
+            }
         }
     }
     if !pending.is_empty() || !steps.failed.is_empty() {
@@ -371,33 +484,6 @@ pub fn plan(input: &Input<'_>) -> Steps {
     }
     steps.waiting = Some(format!("deleting namespace {ns}"));
     steps
-}
-
-/// Parses a storage quantity into whole GiB, rounding up.
-pub fn quantity_gib(q: &str) -> Option<u32> {
-    let q = q.trim();
-    let split = q
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(q.len());
-    let (num, unit) = q.split_at(split);
-    let value: f64 = num.parse().ok()?;
-    let bytes = value
-        * match unit {
-            "" => 1.0,
-            "k" => 1e3,
-            "M" => 1e6,
-            "G" => 1e9,
-            "T" => 1e12,
-            "P" => 1e15,
-            "Ki" => 1024.0,
-            "Mi" => 1024f64.powi(2),
-            "Gi" => 1024f64.powi(3),
-            "Ti" => 1024f64.powi(4),
-            "Pi" => 1024f64.powi(5),
-            _ => return None,
-        };
-    let gib = (bytes / 1024f64.powi(3)).ceil();
-    (gib >= 0.0 && gib <= f64::from(u32::MAX)).then_some(gib as u32)
 }
 
 #[cfg(test)]
@@ -454,7 +540,9 @@ mod tests {
             tenancy: "oa",
             seen: &ns(),
             records: &[],
+            jobs: &[],
             wipe: &WipeConfig::default(),
+            pod_security: PodSecurity::Baseline,
             scope: Scope::Namespace,
             cause: "Reclaim",
             now: now(),
@@ -478,7 +566,9 @@ mod tests {
             tenancy: "oa",
             seen: &seen,
             records: &[],
+            jobs: &[],
             wipe: &cfg,
+            pod_security: PodSecurity::Baseline,
             scope: Scope::Namespace,
             cause: "Reclaim",
             now: now(),
@@ -491,24 +581,18 @@ mod tests {
         );
         assert!(steps.delete.is_empty());
 
-        seen.jobs = vec![
-            Job {
-                name: "wipe-app-1-system".into(),
-                pvc: "app-1-system".into(),
-                outcome: JobOutcome::Succeeded,
-            },
-            Job {
-                name: "wipe-scratch".into(),
-                pvc: "scratch".into(),
-                outcome: JobOutcome::Failed,
-            },
-        ];
+        let (first, first_uid) = created(&steps.apply[0], "uid-1", JobOutcome::Succeeded);
+        let (second, second_uid) = created(&steps.apply[1], "uid-2", JobOutcome::Failed);
+        seen.jobs = vec![first, second];
+        let recorded = [first_uid, second_uid];
         let steps = plan(&Input {
             namespace: "t",
             tenancy: "oa",
             seen: &seen,
             records: &[],
+            jobs: &recorded,
             wipe: &cfg,
+            pod_security: PodSecurity::Baseline,
             scope: Scope::Namespace,
             cause: "Reclaim",
             now: now(),
@@ -522,6 +606,11 @@ mod tests {
             (steps.records[0].result, steps.records[0].size_gib),
             (WipeResult::Succeeded, 40)
         );
+        assert_eq!(
+            steps.records[0].job.as_deref(),
+            Some("wipe-app-1-system (uid uid-1)"),
+            "the record names the Job that wiped it"
+        );
         assert_eq!(steps.records[1].result, WipeResult::Failed);
         assert_eq!(steps.failed, ["scratch"]);
 
@@ -531,6 +620,8 @@ mod tests {
             tenancy: "oa",
             seen: &seen,
             records: &records,
+            jobs: &recorded,
+            pod_security: PodSecurity::Baseline,
             wipe: &cfg,
             scope: Scope::Namespace,
             cause: "Reclaim",
@@ -540,6 +631,135 @@ mod tests {
         assert_eq!(deleted, ["app-1-system"], "the failed volume is kept");
         assert!(steps.records.is_empty(), "the failure is recorded once");
         assert!(steps.waiting.unwrap().contains("scratch (wipe failed)"));
+    }
+
+    /// The Job the operator created from `wanted`, as the apiserver holds
+    /// it, and its record.
+    fn created(wanted: &Desired, uid: &str, outcome: JobOutcome) -> (Job, WipeJob) {
+        let pvc = wanted.object["metadata"]["annotations"][WIPE_OF]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let mut live = wanted.object.clone();
+        // What the apiserver fills in does not change what it runs.
+        live["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] =
+            json!("IfNotPresent");
+        live["spec"]["template"]["spec"]["dnsPolicy"] = json!("ClusterFirst");
+        let job = Job {
+            name: wanted.name.clone(),
+            uid: uid.into(),
+            pvc: pvc.clone(),
+            outcome,
+            runs: job_fingerprint(&live),
+        };
+        let record = WipeJob {
+            pvc,
+            job: wanted.name.clone(),
+            uid: uid.into(),
+        };
+        (job, record)
+    }
+
+    #[test]
+    fn art19_only_the_operators_own_wipe_job_makes_a_wipe_record() {
+        let mut seen = ns();
+        seen.vms.clear();
+        seen.instances.clear();
+        seen.pvcs.truncate(1);
+        let cfg = WipeConfig::default();
+        let input = |seen: &Namespace, jobs: &[WipeJob]| {
+            plan(&Input {
+                namespace: "t",
+                tenancy: "oa",
+                seen,
+                records: &[],
+                jobs,
+                wipe: &cfg,
+                pod_security: PodSecurity::Baseline,
+                scope: Scope::Namespace,
+                cause: "Reclaim",
+                now: now(),
+            })
+        };
+        let wanted = input(&seen, &[]).apply.remove(0);
+        assert_eq!(
+            wanted.write,
+            provisioning::Write::Create,
+            "never applied over another's Job"
+        );
+        let (genuine, record) = created(&wanted, "uid-1", JobOutcome::Succeeded);
+
+        // A unit's Job of the same name that runs `true`, even with its UID recorded.
+        let mut forged = genuine.clone();
+        forged.runs = job_fingerprint(&json!({ "spec": { "template": { "spec": {
+            "containers": [{ "image": "busybox", "command": ["true"] }],
+            "volumes": [{ "name": "volume", "persistentVolumeClaim": { "claimName": "app-1-system" } }],
+        }}}}));
+        // The operator's command under another UID than the one recorded.
+        let mut unrecorded = genuine.clone();
+        unrecorded.uid = "uid-2".into();
+        for (what, job) in [
+            ("running true", forged),
+            ("not created by the operator", unrecorded),
+        ] {
+            seen.jobs = vec![job];
+            let steps = input(&seen, std::slice::from_ref(&record));
+            assert!(steps.records.is_empty(), "{what}: no wipe record");
+            assert_eq!(steps.impostors, ["wipe-app-1-system"], "{what}");
+            assert!(
+                steps.delete.iter().any(|d| d.kind == "Job")
+                    && !steps
+                        .delete
+                        .iter()
+                        .any(|d| d.kind == "PersistentVolumeClaim"),
+                "{what}: the Job is removed and the volume kept: {:?}",
+                steps.delete
+            );
+            assert!(steps.apply.is_empty(), "{what}: the name is freed first");
+        }
+        seen.jobs = vec![genuine];
+        let steps = input(&seen, &[record]);
+        assert_eq!(steps.records.len(), 1);
+        assert_eq!(steps.records[0].result, WipeResult::Succeeded);
+    }
+
+    #[test]
+    fn art19_the_wipe_job_is_admissible_under_restricted_pod_security() {
+        let pvc = Pvc {
+            name: "data".into(),
+            size_gib: 1,
+            block: false,
+            class: "standard".into(),
+        };
+        let job = wipe_job(
+            "t",
+            "oa",
+            &pvc,
+            &WipeConfig::default(),
+            PodSecurity::Restricted,
+        );
+        let pod = &job.object["spec"]["template"]["spec"];
+        let container = &pod["containers"][0]["securityContext"];
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+        assert_eq!(pod["securityContext"]["fsGroup"], 65532);
+        assert_eq!(container["allowPrivilegeEscalation"], false);
+        assert_eq!(container["capabilities"]["drop"], json!(["ALL"]));
+        assert_eq!(
+            pod["securityContext"]["seccompProfile"]["type"],
+            "RuntimeDefault"
+        );
+        // Under baseline it keeps root, which overwrites whatever the unit wrote.
+        let job = wipe_job(
+            "t",
+            "oa",
+            &pvc,
+            &WipeConfig::default(),
+            PodSecurity::Baseline,
+        );
+        assert_eq!(
+            job.object["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"],
+            json!(null)
+        );
     }
 
     #[test]
@@ -556,7 +776,9 @@ mod tests {
             tenancy: "oa",
             seen: &seen,
             records: &[],
+            jobs: &[],
             wipe: &cfg,
+            pod_security: PodSecurity::Baseline,
             scope: Scope::Namespace,
             cause: "Reclaim",
             now: now(),
@@ -569,6 +791,8 @@ mod tests {
             tenancy: "oa",
             seen: &seen,
             records: &steps.records,
+            jobs: &[],
+            pod_security: PodSecurity::Baseline,
             wipe: &cfg,
             scope: Scope::Namespace,
             cause: "Reclaim",
@@ -590,7 +814,9 @@ mod tests {
             tenancy: "oa",
             seen: &seen,
             records: &[],
+            jobs: &[],
             wipe: &WipeConfig::default(),
+            pod_security: PodSecurity::Baseline,
             scope: Scope::Namespace,
             cause: "Reclaim",
             now: now(),
@@ -602,7 +828,9 @@ mod tests {
             tenancy: "oa",
             seen: &seen,
             records: &[],
+            jobs: &[],
             wipe: &WipeConfig::default(),
+            pod_security: PodSecurity::Baseline,
             scope: Scope::Namespace,
             cause: "Reclaim",
             now: now(),
@@ -613,7 +841,9 @@ mod tests {
             tenancy: "oa",
             seen: &seen,
             records: &[],
+            jobs: &[],
             wipe: &WipeConfig::default(),
+            pod_security: PodSecurity::Baseline,
             scope: Scope::Items,
             cause: "ChangeRequest/x",
             now: now(),
@@ -628,20 +858,13 @@ mod tests {
             tenancy: "oa",
             seen: &seen,
             records: &[],
+            jobs: &[],
             wipe: &WipeConfig::default(),
+            pod_security: PodSecurity::Baseline,
             scope: Scope::Namespace,
             cause: "Reclaim",
             now: now(),
         });
         assert_eq!(steps, Steps::default());
-    }
-
-    #[test]
-    fn quantities_round_up_to_whole_gib() {
-        assert_eq!(quantity_gib("40Gi"), Some(40));
-        assert_eq!(quantity_gib("1Ti"), Some(1024));
-        assert_eq!(quantity_gib("500Mi"), Some(1));
-        assert_eq!(quantity_gib("10G"), Some(10));
-        assert_eq!(quantity_gib("lots"), None);
     }
 }

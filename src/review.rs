@@ -185,6 +185,8 @@ pub struct Input<'a> {
     pub target: Option<Target<'a>>,
     /// The tenancy this request created, if any (for re-approval).
     pub own_tenancy: Option<&'a TenancySpec>,
+    /// The storage classes on offer: the cluster's and the price list's.
+    pub storage_classes: &'a std::collections::BTreeSet<String>,
     pub calendar: &'a Calendar,
     pub now: Timestamp,
 }
@@ -590,6 +592,28 @@ fn apply_decision(b: &mut Builder<'_, '_>, unit_id: &str) {
     }
     let phase = b.phase();
     use Decision::{Approve, EmergencyOpen, Reject, Return};
+    if matches!(written.decision, Approve | EmergencyOpen) {
+        let unknown: Vec<&str> = input
+            .spec
+            .resources
+            .cloud_storage
+            .iter()
+            .map(|v| v.class.as_str())
+            .filter(|c| !input.storage_classes.contains(*c))
+            .collect();
+        if !unknown.is_empty() {
+            let offered: Vec<&str> = input.storage_classes.iter().map(String::as_str).collect();
+            b.refuse(
+                "StorageClassNotOffered",
+                format!(
+                    "storage class {} is not offered here (neither the cluster nor the price list has it): amend spec.resources.cloudStorage to one of {}",
+                    unknown.join(", "),
+                    offered.join(", ")
+                ),
+            );
+            return;
+        }
+    }
     use RequestPhase::{Approved, EmergencyOpened, Rejected, Returned, UnderReview};
     match (written.decision, phase) {
         (EmergencyOpen, Some(UnderReview)) => {
@@ -978,12 +1002,18 @@ mod tests {
                 unit: &self.unit,
                 target: None,
                 own_tenancy: None,
+                storage_classes: &offered(),
                 calendar: &cal,
                 now: self.now,
             });
             self.status = plan.status.clone();
             plan
         }
+    }
+
+    /// The classes of the shipped price list and configuration.
+    fn offered() -> std::collections::BTreeSet<String> {
+        ["backup", "ssd", "standard"].map(String::from).into()
     }
 
     fn reason(status: &CloudResourceRequestStatus, t: &str) -> String {
@@ -1012,6 +1042,7 @@ mod tests {
                 unit: &c.unit,
                 target: None,
                 own_tenancy: Some(tenancy),
+                storage_classes: &offered(),
                 calendar: &calendar(),
                 now: c.now,
             })

@@ -82,8 +82,15 @@ pub struct ChangeRequestSpec {
     /// For a Modify: the configuration after the change (变更后配置).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<Resources>,
-    /// For a termination: the day it takes effect.
+    /// For a termination: the day it takes effect, at least 10 working days
+    /// after it is filed (checked by the operator, which keeps a change it
+    /// refuses open to correction or withdrawal).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(
+        "self >= timestamp('2025-01-02T00:00:00Z') && self < timestamp('2100-01-01T00:00:00Z')"
+    ).message(
+        "spec.effectiveDate is a day from 2025-01-02 to 2099-12-31, at least 10 working days after the termination is filed (Art. 19)"
+    ))]
     pub effective_date: Option<jiff::civil::Date>,
 }
 

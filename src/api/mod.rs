@@ -43,6 +43,10 @@ pub mod keys {
     pub const SUSPENDED_REASON: &str = "govcloud.dev/suspended-reason";
     pub const SUSPENDED_AT: &str = "govcloud.dev/suspended-at";
     pub const SUSPENSION_LIFTED: &str = "govcloud.dev/suspension-lifted";
+    /// On a unit namespace, written by the operator: how many of its
+    /// tenancies still hold resources. While not 0 the namespace and its
+    /// unit label stay (admission).
+    pub const TENANCIES_IN_SERVICE: &str = "govcloud.dev/tenancies-in-service";
 
     pub const DECISION: &str = "govcloud.dev/decision";
     pub const DECIDED_GENERATION: &str = "govcloud.dev/decided-generation";
@@ -56,6 +60,9 @@ pub mod keys {
     pub const ISOLATE: &str = "govcloud.dev/isolate";
     pub const PROCURED: &str = "govcloud.dev/procured";
     pub const FULFILLED: &str = "govcloud.dev/fulfilled";
+    /// On a tenancy: a vendor or reviewer has seen that volumes were lost
+    /// without a wipe (what was done about it).
+    pub const LOSS_ACKNOWLEDGED: &str = "govcloud.dev/loss-acknowledged";
 
     /// On every object the operator creates: the tenancy it belongs to.
     pub const TENANCY: &str = "govcloud.dev/tenancy";

@@ -106,7 +106,13 @@ pub struct CloudResourceRequestSpec {
     /// Why the system is built (建设意义).
     #[schemars(schema_with = "text::<4000>")]
     pub significance: String,
-    /// When the unit plans to start using the resources (计划使用时间).
+    /// When the unit plans to start using the resources (计划使用时间), from
+    /// the measures' entry into force (2025-01-02) on.
+    #[x_kube(validation = Rule::new(
+        "self >= timestamp('2025-01-02T00:00:00Z') && self < timestamp('2100-01-01T00:00:00Z')"
+    ).message(
+        "spec.plannedStart is when the unit starts using the resources: a date from 2025-01-02 (the measures are in force from then) to 2099-12-31"
+    ))]
     pub planned_start: jiff::civil::Date,
     /// The services ticked on the demand form (申请业务类型).
     #[schemars(length(min = 1, max = 32))]

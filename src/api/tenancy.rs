@@ -233,6 +233,30 @@ pub struct WipeRecord {
     /// request rejected, a deregistration, or `Reclaim`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cause: Option<String>,
+    /// The wipe Job that overwrote it, as `<name> (uid <uid>)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+}
+
+/// A wipe Job the operator created, known by its UID: only such a Job's
+/// success is a wipe record.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WipeJob {
+    /// The volume it overwrites.
+    pub pvc: String,
+    pub job: String,
+    pub uid: String,
+}
+
+/// A volume of the tenancy that disappeared without being wiped (deleted by
+/// someone else, or with its namespace).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LostVolume {
+    pub name: String,
+    /// When the operator found it gone.
+    pub noticed_at: Time,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
@@ -309,6 +333,14 @@ pub struct TenancyStatus {
     /// One record per volume wiped (or failing to be), oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub wipe_records: Vec<WipeRecord>,
+    /// The wipe Jobs the operator created, by UID.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wipe_jobs: Vec<WipeJob>,
+    /// Volumes that disappeared without a wipe; the tenancy is not Ready
+    /// until a vendor or reviewer acknowledges the loss
+    /// (`govcloud.dev/loss-acknowledged`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lost_volumes: Vec<LostVolume>,
     /// When every resource was released (Reclaimed or Retired).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retired_at: Option<Time>,

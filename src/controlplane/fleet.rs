@@ -509,12 +509,14 @@ pub async fn audit(client: &Client, config: &crate::config::Config) -> Result<Au
                 spec: &t.spec,
                 unit_group: groups.get(&unit_ns).map(String::as_str),
                 namespace_uid: uids
-                    .get(&provisioning::namespace_name(&t.spec.unit, &name))
+                    .get(&provisioning::namespace_name(&unit_ns, &t.spec.unit, &name))
                     .map(String::as_str),
                 procured: true,
                 halted: false,
                 isolated: false,
                 storage_in_removal: BTreeMap::new(),
+                // Which classes are pinned changes the quota, not the objects.
+                storage_classes: &BTreeSet::new(),
             },
             &config.provisioning,
         );

@@ -526,6 +526,17 @@ impl ControlPlane {
         Client::try_from(self.config(user).await?).map_err(|e| Error::Kubeconfig(e.to_string()))
     }
 
+    /// A client of the administrator's that acts as `name` in every one of
+    /// `groups` (a client certificate names one group; a person may hold
+    /// several, a reviewer who also belongs to a unit say).
+    pub async fn impersonating(&self, name: &str, groups: &[&str]) -> Result<Client, Error> {
+        let mut config = self.config(&User::admin()).await?;
+        config.auth_info.impersonate = Some(name.to_owned());
+        config.auth_info.impersonate_groups =
+            Some(groups.iter().map(|g| (*g).to_owned()).collect());
+        Client::try_from(config).map_err(|e| Error::Kubeconfig(e.to_string()))
+    }
+
     /// A client acting as the administrator.
     pub async fn admin(&self) -> Result<Client, Error> {
         self.client(&User::admin()).await

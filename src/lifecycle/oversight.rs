@@ -576,6 +576,19 @@ pub(super) fn enforce(b: &mut Builder<'_, '_>, hold: Hold) {
         if busy {
             b.wake_at(input.now);
         }
+        // What holds the network is the policies as they are: the deny
+        // policy in place as written (put back if someone changed it), the
+        // allow policy and the unit's own gone.
+        let denied = b.plan.status.inventory.iter().any(|i| {
+            i.kind == "NetworkPolicy" && i.name == crate::provisioning::DENY_POLICY && i.ready
+        });
+        let open =
+            exists("NetworkPolicy", ALLOW_POLICY) || view.network_policies.iter().any(|p| !p.ours);
+        let message = if busy || !denied || open {
+            "the tenancy is being held: stopping VMs and cutting all traffic (not yet in force)"
+        } else {
+            "the tenancy is held: VMs stopped and all traffic denied"
+        };
         b.cond(Wanted::new(
             super::condition::READY,
             false,
@@ -584,7 +597,7 @@ pub(super) fn enforce(b: &mut Builder<'_, '_>, hold: Hold) {
             } else {
                 "ForceStopped"
             },
-            "the tenancy is held: VMs stopped and all traffic denied",
+            message,
         ));
         return;
     }
@@ -636,6 +649,7 @@ fn deletion(kind: &'static str, input: &super::Input<'_>, name: &str) -> crate::
         api_version,
         kind,
         namespace: Some(crate::provisioning::namespace_name(
+            input.unit_namespace,
             &input.spec.unit,
             input.name,
         )),
@@ -877,10 +891,56 @@ mod tests {
         assert_eq!(isolated_binding.object["roleRef"]["name"], "view");
         assert!(!plan.apply.iter().any(|d| d.name == ALLOW_POLICY));
         assert_eq!(cond(&plan.status, "Ready").unwrap().reason, "ForceStopped");
+        assert!(
+            cond(&plan.status, "Ready")
+                .unwrap()
+                .message
+                .contains("not yet in force"),
+            "the network is not cut until the policies say so"
+        );
         w.fake.applied(&plan, true);
         for d in &plan.delete {
             w.fake.objects.remove(&(d.kind.to_owned(), d.name.clone()));
         }
+        w.view
+            .as_mut()
+            .unwrap()
+            .vms
+            .iter_mut()
+            .filter(|v| v.name != "tool")
+            .for_each(|v| v.halted = true);
+        w.view.as_mut().unwrap().network_policies.retain(|p| p.ours);
+        let held = w.step();
+        assert_eq!(
+            cond(&held.status, "Ready").unwrap().message,
+            "the tenancy is held: VMs stopped and all traffic denied"
+        );
+        // Someone opens the deny policy: put back, and not called held meanwhile.
+        let key = (
+            "NetworkPolicy".to_owned(),
+            crate::provisioning::DENY_POLICY.to_owned(),
+        );
+        w.fake.objects.get_mut(&key).unwrap().live = Some("opened".into());
+        let opened = w.step();
+        assert!(
+            opened
+                .apply
+                .iter()
+                .any(|d| d.name == crate::provisioning::DENY_POLICY)
+        );
+        assert!(
+            cond(&opened.status, "Ready")
+                .unwrap()
+                .message
+                .contains("not yet in force")
+        );
+        w.fake.applied(&opened, true);
+        w.view
+            .as_mut()
+            .unwrap()
+            .vms
+            .iter_mut()
+            .for_each(|v| v.halted = false);
 
         // The reviewer finds it rectified: everything back as it was.
         w.annotations

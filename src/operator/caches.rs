@@ -1,7 +1,10 @@
 //! One watch per kind the operator reads, each feeding a cache and waking the
 //! controllers an object concerns. Objects the operator creates are watched by
-//! label; those it only needs to know exist (limit ranges, network policies,
-//! role bindings, PVCs, namespaces) are watched metadata-only.
+//! label; those it only needs to know exist (PVCs, namespaces, storage
+//! classes) are watched metadata-only. Of the others, the cache keeps the
+//! metadata and a fingerprint of what the operator governs of them as they
+//! are (see `provisioning::governed`), so that a change by anyone else is
+//! seen without keeping the objects whole.
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -11,6 +14,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, PersistentVolumeClaim, ResourceQuota};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::RoleBinding;
+use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::core::{DeserializeGuard, PartialObjectMeta};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -22,7 +26,11 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::api::{
     ChangeRequest, CloudResourceRequest, ServiceCatalog, Tenancy, WorkCalendar, keys,
 };
-use crate::provisioning::{MANAGER, TENANCY_REF};
+use crate::provisioning::{self, MANAGER, TENANCY_REF};
+
+/// On the cached copy of an object only (never written): the fingerprint of
+/// what the operator governs of it as the apiserver holds it.
+pub const LIVE: &str = "govcloud.dev/live-fingerprint";
 
 pub type Guarded<K> = DeserializeGuard<K>;
 pub type RequestRef = ObjectRef<Guarded<CloudResourceRequest>>;
@@ -56,12 +64,18 @@ pub struct Caches {
     pub catalogs: Store<Guarded<ServiceCatalog>>,
     /// Unit namespaces (labelled `govcloud.dev/unit`).
     pub units: Store<PartialObjectMeta<Namespace>>,
-    /// Tenancy namespaces (labelled as managed by the operator).
+    /// Every namespace, whoever made it: a tenancy's namespace is written
+    /// into only once it is seen to be that tenancy's.
     pub namespaces: Store<PartialObjectMeta<Namespace>>,
     pub quotas: Store<ResourceQuota>,
-    pub limit_ranges: Store<PartialObjectMeta<LimitRange>>,
-    pub network_policies: Store<PartialObjectMeta<NetworkPolicy>>,
-    pub role_bindings: Store<PartialObjectMeta<RoleBinding>>,
+    /// Limit ranges, network policies and role bindings: metadata and
+    /// [`LIVE`].
+    pub limit_ranges: Store<LimitRange>,
+    pub network_policies: Store<NetworkPolicy>,
+    pub role_bindings: Store<RoleBinding>,
+    /// The cluster's storage classes: those a tenancy is not allocated are
+    /// held at zero in its quota.
+    pub storage_classes: Store<PartialObjectMeta<StorageClass>>,
     pub pvcs: Store<PartialObjectMeta<PersistentVolumeClaim>>,
     pub vms: Store<DynamicObject>,
     pub vmis: Store<DynamicObject>,
@@ -108,9 +122,38 @@ where
     trimmed(api, config, writer, wake, true, |_| {})
 }
 
-/// Of a VirtualMachine, what the planner reads: its metadata and whether
-/// KubeVirt has created it. The rest (the template above all) is not kept.
+/// Records in the cached copy the fingerprint of what the operator governs
+/// of `object` (see [`LIVE`]).
+fn mark_live<K: Resource + serde::Serialize>(object: &mut K, kind: &str) {
+    let live = serde_json::to_value(&*object)
+        .ok()
+        .and_then(|v| provisioning::fingerprint(kind, &v));
+    let annotations = object
+        .meta_mut()
+        .annotations
+        .get_or_insert_with(Default::default);
+    match live {
+        Some(f) => annotations.insert(LIVE.to_owned(), f),
+        None => annotations.remove(LIVE),
+    };
+}
+
+/// Of a policy, quota default or binding, its metadata and [`LIVE`].
+fn fingerprinted<K: Resource + serde::Serialize>(
+    kind: &'static str,
+    clear: fn(&mut K),
+) -> impl Fn(&mut K) {
+    move |o| {
+        mark_live(o, kind);
+        clear(o);
+    }
+}
+
+/// Of a VirtualMachine, what the planner reads: its metadata, [`LIVE`] and
+/// whether KubeVirt has created it. The rest (the template above all) is
+/// not kept.
 fn vm_fields(vm: &mut DynamicObject) {
+    mark_live(vm, "VirtualMachine");
     let created = vm.data.pointer("/status/created").cloned();
     vm.data = serde_json::json!({ "status": { "created": created } });
 }
@@ -137,8 +180,9 @@ fn vmi_fields(vmi: &mut DynamicObject) {
     vmi.data = kept;
 }
 
-/// Of a ResourceQuota, its hard limits as asked and as in force.
+/// Of a ResourceQuota, [`LIVE`] and its hard limits as asked and as in force.
 fn quota_fields(q: &mut ResourceQuota) {
+    mark_live(q, "ResourceQuota");
     if let Some(spec) = q.spec.as_mut() {
         spec.scopes = None;
         spec.scope_selector = None;
@@ -238,6 +282,7 @@ impl Caches {
         let (limit_ranges, limit_ranges_w) = reflector::store();
         let (network_policies, network_policies_w) = reflector::store();
         let (role_bindings, role_bindings_w) = reflector::store();
+        let (storage_classes, storage_classes_w) = reflector::store();
         let (pvcs, pvcs_w) = reflector::store();
         let vm_ar = virtual_machines();
         let vmi_ar = virtual_machine_instances();
@@ -258,6 +303,7 @@ impl Caches {
             limit_ranges,
             network_policies,
             role_bindings,
+            storage_classes,
             pvcs,
             vms,
             vmis,
@@ -291,10 +337,11 @@ impl Caches {
             );
         }
         {
-            let (ttx, rtx, ctx) = (
+            let (ttx, rtx, ctx, utx) = (
                 tenancies_tx.clone(),
                 requests_tx.clone(),
                 changes_tx.clone(),
+                units_tx.clone(),
             );
             let changes = changes.clone();
             tasks.push(
@@ -304,6 +351,10 @@ impl Caches {
                     tenancies_w,
                     move |o| {
                         let _ = ttx.send(ObjectRef::from_obj(o));
+                        // Its unit, which counts the tenancies in service.
+                        if let Some(ns) = o.namespace() {
+                            let _ = utx.send(ObjectRef::new(&ns));
+                        }
                         // Its changes: they follow what it becomes.
                         let (ns, name) = (o.namespace(), o.name_any());
                         for ch in changes.state() {
@@ -395,8 +446,32 @@ impl Caches {
         {
             let w = wake_owner.clone();
             tasks.push(
-                meta::<Namespace>(c.clone(), managed(), namespaces_w, move |o| w(&o.metadata))
-                    .boxed(),
+                trimmed(
+                    Api::<PartialObjectMeta<Namespace>>::all(c.clone()),
+                    watcher::Config::default(),
+                    namespaces_w,
+                    move |o| w(&o.metadata),
+                    true,
+                    |o| mark_live(o, "Namespace"),
+                )
+                .boxed(),
+            );
+        }
+        {
+            // A class appearing or going changes every tenancy's quota.
+            let (ttx, tenancies) = (tenancies_tx.clone(), tenancies.clone());
+            tasks.push(
+                meta::<StorageClass>(
+                    c.clone(),
+                    watcher::Config::default(),
+                    storage_classes_w,
+                    move |_| {
+                        for t in tenancies.state() {
+                            let _ = ttx.send(ObjectRef::from_obj(&*t));
+                        }
+                    },
+                )
+                .boxed(),
             );
         }
         {
@@ -416,11 +491,13 @@ impl Caches {
         {
             let w = wake_owner.clone();
             tasks.push(
-                meta::<LimitRange>(
-                    c.clone(),
+                trimmed(
+                    Api::<LimitRange>::all(c.clone()),
                     managed(),
                     limit_ranges_w,
                     move |o| w(&o.metadata),
+                    true,
+                    fingerprinted("LimitRange", |o: &mut LimitRange| o.spec = None),
                 )
                 .boxed(),
             );
@@ -428,18 +505,28 @@ impl Caches {
         {
             let w = wake_owner.clone();
             tasks.push(
-                meta::<NetworkPolicy>(c.clone(), managed(), network_policies_w, move |o| {
-                    w(&o.metadata)
-                })
+                trimmed(
+                    Api::<NetworkPolicy>::all(c.clone()),
+                    managed(),
+                    network_policies_w,
+                    move |o| w(&o.metadata),
+                    true,
+                    fingerprinted("NetworkPolicy", |o: &mut NetworkPolicy| o.spec = None),
+                )
                 .boxed(),
             );
         }
         {
             let w = wake_owner.clone();
             tasks.push(
-                meta::<RoleBinding>(c.clone(), managed(), role_bindings_w, move |o| {
-                    w(&o.metadata)
-                })
+                trimmed(
+                    Api::<RoleBinding>::all(c.clone()),
+                    managed(),
+                    role_bindings_w,
+                    move |o| w(&o.metadata),
+                    true,
+                    fingerprinted("RoleBinding", |o: &mut RoleBinding| o.subjects = None),
+                )
                 .boxed(),
             );
         }
@@ -510,6 +597,7 @@ impl Caches {
             self.limit_ranges.wait_until_ready(),
             self.network_policies.wait_until_ready(),
             self.role_bindings.wait_until_ready(),
+            self.storage_classes.wait_until_ready(),
             self.pvcs.wait_until_ready(),
             self.vms.wait_until_ready(),
             self.vmis.wait_until_ready(),

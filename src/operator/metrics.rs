@@ -36,6 +36,11 @@ pub struct WriteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PhaseLabels {
     pub kind: &'static str,
     pub phase: String,
@@ -49,6 +54,8 @@ pub struct Metrics {
     writes: Family<WriteLabels, Counter>,
     pub(super) phases: Family<PhaseLabels, Gauge>,
     calendar_fallbacks: Counter,
+    drift_repairs: Family<KindLabels, Counter>,
+    volumes_lost: Counter,
     prometheus_queries: Counter,
     evaluations: Counter,
     evaluation_seconds: Histogram,
@@ -68,6 +75,18 @@ impl Default for Metrics {
         let writes = Family::<WriteLabels, Counter>::default();
         let phases = Family::<PhaseLabels, Gauge>::default();
         let calendar_fallbacks = Counter::default();
+        let drift_repairs = Family::<KindLabels, Counter>::default();
+        let volumes_lost = Counter::default();
+        registry.register(
+            "drift_repairs",
+            "Objects of the operator's that someone else changed, put back, by kind",
+            drift_repairs.clone(),
+        );
+        registry.register(
+            "volumes_lost",
+            "Volumes of tenancies found deleted without a wipe",
+            volumes_lost.clone(),
+        );
         let prometheus_queries = Counter::default();
         let evaluations = Counter::default();
         let leader = Gauge::default();
@@ -126,6 +145,8 @@ impl Default for Metrics {
             writes,
             phases,
             calendar_fallbacks,
+            drift_repairs,
+            volumes_lost,
             prometheus_queries,
             evaluations,
             evaluation_seconds,
@@ -137,6 +158,17 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// An object someone else changed was put back (`Kind/name`).
+    pub fn drift_repaired(&self, object: &str) {
+        let kind = object.split('/').next().unwrap_or_default().to_owned();
+        self.drift_repairs.get_or_create(&KindLabels { kind }).inc();
+    }
+
+    /// Volumes found deleted without a wipe.
+    pub fn volumes_lost(&self, n: usize) {
+        self.volumes_lost.inc_by(n as u64);
+    }
+
     pub fn reconciled(&self, controller: ControllerName, seconds: f64) {
         let labels = ControllerLabels { controller };
         self.reconciles.get_or_create(&labels).inc();
@@ -180,6 +212,11 @@ impl Metrics {
     /// Evaluations that reached Prometheus so far.
     pub fn evaluations(&self) -> u64 {
         self.evaluations.get()
+    }
+
+    /// Volumes found deleted without a wipe so far.
+    pub fn volumes_lost_total(&self) -> u64 {
+        self.volumes_lost.get()
     }
 
     /// Range queries sent to Prometheus so far.

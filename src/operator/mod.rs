@@ -85,6 +85,43 @@ pub struct Context {
 }
 
 impl Context {
+    /// Every storage class on offer: the cluster's, those the price list
+    /// prices, and the classes of VM disks and backup.
+    fn storage_classes(&self) -> std::collections::BTreeSet<String> {
+        use kube::ResourceExt;
+        let mut classes: std::collections::BTreeSet<String> = self
+            .caches
+            .storage_classes
+            .state()
+            .iter()
+            .map(|c| c.name_any())
+            .collect();
+        let catalog = self
+            .caches
+            .catalogs
+            .get(&kube::runtime::reflector::ObjectRef::new(
+                &self.config.catalog,
+            ));
+        if let Some(Ok(catalog)) = catalog.as_ref().map(|c| c.0.as_ref()) {
+            for period in &catalog.spec.periods {
+                classes.extend(period.storage.iter().map(|s| s.class.to_string()));
+            }
+        }
+        classes.insert(self.config.provisioning.vm_disk_storage_class.clone());
+        classes.insert(self.config.provisioning.backup_storage_class.clone());
+        classes
+    }
+
+    /// The groups never bound as a unit's: the reviewers', vendors' and
+    /// auditors'.
+    fn role_groups(&self) -> [&str; 3] {
+        [
+            self.config.reviewer_group.as_str(),
+            self.config.vendor_group.as_str(),
+            self.config.auditor_group.as_str(),
+        ]
+    }
+
     /// Merges `spec` into a tenancy's spec, as the operator's own field
     /// manager (a retirement, a regularised emergency).
     async fn patch_tenancy_spec(

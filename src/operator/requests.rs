@@ -133,6 +133,7 @@ async fn reconcile_request(
     let own = own.as_ref().and_then(|t| t.0.as_ref().ok());
     let status = request.status.clone().unwrap_or_default();
     let calendar = calendar(ctx);
+    let storage_classes = ctx.storage_classes();
     let annotations: BTreeMap<String, String> = request.annotations().clone();
     let input = review::Input {
         name: &name,
@@ -146,6 +147,7 @@ async fn reconcile_request(
             phase: t.status.as_ref().and_then(|s| s.phase),
         }),
         own_tenancy: own.map(|t| &t.spec),
+        storage_classes: &storage_classes,
         calendar: &calendar,
         now,
     };

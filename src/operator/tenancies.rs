@@ -21,15 +21,15 @@ use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 use tracing::{debug, info};
 
-use super::caches::{Guarded, TenancyRef, virtual_machine_instances, virtual_machines};
+use super::caches::{Guarded, LIVE, TenancyRef, virtual_machine_instances, virtual_machines};
 use super::metrics::ControllerName;
 use super::{Context, Error, MANAGER, drive, requeue_at, timed};
 use crate::api::tenancy::{Accrual, HeldVm, StashedPolicy, TenancyStatus};
 use crate::api::{ChangeRequest, CloudResourceRequest, Tenancy, keys};
 use crate::billing;
 use crate::conditions::{self, Wanted};
-use crate::lifecycle::{self, Instance, Lookup, Observed, Seen};
-use crate::provisioning::{self, Desired, SPEC_HASH};
+use crate::lifecycle::{self, Instance, Lookup, Observed, Seen, SeenNamespace};
+use crate::provisioning::{self, Desired, SPEC_HASH, Write};
 use crate::release::{self, Deletion, JobOutcome, WIPE_OF};
 
 /// Applies of one reconcile in flight at once.
@@ -51,11 +51,18 @@ pub fn controller(
     )
 }
 
-fn hash_of(meta: &kube::api::ObjectMeta) -> Option<String> {
-    meta.annotations
-        .as_ref()
-        .and_then(|a| a.get(SPEC_HASH))
-        .cloned()
+fn annotation_of(meta: &kube::api::ObjectMeta, key: &str) -> Option<String> {
+    meta.annotations.as_ref().and_then(|a| a.get(key)).cloned()
+}
+
+/// What the cache shows of one of the operator's objects.
+fn seen(meta: &kube::api::ObjectMeta, ready: bool) -> Seen {
+    Seen {
+        hash: annotation_of(meta, SPEC_HASH),
+        live: annotation_of(meta, LIVE),
+        ready,
+        deleting: meta.deletion_timestamp.is_some(),
+    }
 }
 
 fn parse_time(v: &Value) -> Option<Timestamp> {
@@ -74,36 +81,30 @@ impl Lookup for CacheLookup<'_> {
         fn r<K: kube::Resource<DynamicType = ()>>(n: &str, ns: &str) -> ObjectRef<K> {
             ObjectRef::new(n).within(ns)
         }
-        fn meta_seen<K>(o: Option<Arc<PartialObjectMeta<K>>>) -> Option<Seen> {
-            o.map(|o| Seen {
-                hash: hash_of(&o.metadata),
-                ready: o.metadata.deletion_timestamp.is_none(),
-            })
+        fn present<K: kube::Resource>(o: Option<Arc<K>>) -> Option<Seen> {
+            o.map(|o| seen(o.meta(), o.meta().deletion_timestamp.is_none()))
         }
         match kind {
-            "Namespace" => meta_seen(c.namespaces.get(&ObjectRef::new(name))),
-            "LimitRange" => meta_seen(c.limit_ranges.get(&r(name, self.ns))),
-            "NetworkPolicy" => meta_seen(c.network_policies.get(&r(name, self.ns))),
-            "RoleBinding" => meta_seen(c.role_bindings.get(&r(name, self.ns))),
-            "PersistentVolumeClaim" => meta_seen(c.pvcs.get(&r(name, self.ns))),
-            "ResourceQuota" => c.quotas.get(&r(name, self.ns)).map(|q| Seen {
-                hash: hash_of(&q.metadata),
+            "Namespace" => present(c.namespaces.get(&ObjectRef::new(name))),
+            "LimitRange" => present(c.limit_ranges.get(&r(name, self.ns))),
+            "NetworkPolicy" => present(c.network_policies.get(&r(name, self.ns))),
+            "RoleBinding" => present(c.role_bindings.get(&r(name, self.ns))),
+            "PersistentVolumeClaim" => present(c.pvcs.get(&r(name, self.ns))),
+            "ResourceQuota" => c.quotas.get(&r(name, self.ns)).map(|q| {
                 // The quota controller has taken it up when status mirrors spec.
-                ready: q.spec.as_ref().and_then(|s| s.hard.as_ref())
-                    == q.status.as_ref().and_then(|s| s.hard.as_ref()),
+                let in_force = q.spec.as_ref().and_then(|s| s.hard.as_ref())
+                    == q.status.as_ref().and_then(|s| s.hard.as_ref());
+                seen(&q.metadata, in_force)
             }),
             "VirtualMachine" => c
                 .vms
                 .get(&ObjectRef::new_with(name, virtual_machines()).within(self.ns))
-                .map(|vm| Seen {
-                    hash: hash_of(&vm.metadata),
-                    // KubeVirt has created the VM.
-                    ready: vm.data["status"]["created"] == json!(true),
-                }),
-            "Job" => c.jobs.get(&r(name, self.ns)).map(|j| Seen {
-                hash: hash_of(&j.metadata),
-                ready: true,
-            }),
+                // KubeVirt has created the VM.
+                .map(|vm| seen(&vm.metadata, vm.data["status"]["created"] == json!(true))),
+            "Job" => c
+                .jobs
+                .get(&r(name, self.ns))
+                .map(|j| seen(&j.metadata, true)),
             _ => None,
         }
     }
@@ -195,7 +196,10 @@ async fn gather(
             .iter()
             .map(|p| release::Policy {
                 name: p.name_any(),
-                ours: p.labels().get(keys::MANAGED_BY).map(String::as_str) == Some(MANAGER),
+                // A label alone does not make a policy the operator's.
+                ours: p.labels().get(keys::MANAGED_BY).map(String::as_str) == Some(MANAGER)
+                    && [provisioning::DENY_POLICY, provisioning::ALLOW_POLICY]
+                        .contains(&p.name_any().as_str()),
                 manifest: json!({
                     "labels": p.metadata.labels,
                     "annotations": p.metadata.annotations,
@@ -214,7 +218,7 @@ async fn gather(
                     .resources
                     .and_then(|r| r.requests)
                     .and_then(|r| r.get("storage").cloned())
-                    .and_then(|q| release::quantity_gib(&q.0))
+                    .and_then(|q| crate::quantity::gib(&q.0))
                     .unwrap_or(0);
                 release::Pvc {
                     name: p.name_any(),
@@ -248,29 +252,54 @@ async fn gather(
                 };
                 Some(release::Job {
                     name: j.name_any(),
+                    uid: j.uid().unwrap_or_default(),
                     pvc,
                     outcome,
+                    runs: release::job_fingerprint(&serde_json::to_value(j).ok()?),
                 })
             })
             .collect(),
     })
 }
 
-async fn apply(ctx: &Context, d: &Desired) -> Result<(), Error> {
+/// Writes one object as the plan says; a create returns what was created.
+async fn apply(ctx: &Context, d: &Desired) -> Result<Option<DynamicObject>, Error> {
     let ar = provisioning::api_resource(d.api_version, d.kind);
     let api: Api<DynamicObject> = match &d.namespace {
         Some(ns) => Api::namespaced_with(ctx.client.clone(), ns, &ar),
         None => Api::all_with(ctx.client.clone(), &ar),
     };
-    api.patch(
-        &d.name,
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&d.object),
-    )
-    .await?;
-    ctx.metrics.wrote(d.kind, "apply");
-    debug!(kind = d.kind, name = %d.name, "applied");
-    Ok(())
+    let params = PostParams {
+        field_manager: Some(MANAGER.into()),
+        ..Default::default()
+    };
+    let object = || serde_json::from_value::<DynamicObject>(d.object.clone());
+    let created = match d.write {
+        Write::Apply => {
+            api.patch(
+                &d.name,
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&d.object),
+            )
+            .await?;
+            None
+        }
+        // An object of that name that exists already is not this one: the
+        // conflict is an error, and the planner sees what is there next time.
+        Write::Create => Some(api.create(&params, &object()?).await?),
+        Write::Replace => {
+            api.replace(&d.name, &params, &object()?).await?;
+            None
+        }
+    };
+    let verb = match d.write {
+        Write::Apply => "apply",
+        Write::Create => "create",
+        Write::Replace => "replace",
+    };
+    ctx.metrics.wrote(d.kind, verb);
+    debug!(kind = d.kind, name = %d.name, verb, "written");
+    Ok(created)
 }
 
 async fn delete(ctx: &Context, d: &Deletion) -> Result<(), Error> {
@@ -473,7 +502,7 @@ async fn reconcile_tenancy(obj: &Guarded<Tenancy>, ctx: &Context) -> Result<Acti
     let name = tenancy.name_any();
     let now = ctx.clock.now();
     let status = tenancy.status.clone().unwrap_or_default();
-    let ns = provisioning::namespace_name(&tenancy.spec.unit, &name);
+    let ns = provisioning::namespace_name(&unit_ns, &tenancy.spec.unit, &name);
     let ns_meta = ctx.caches.namespaces.get(&ObjectRef::new(&ns));
     let unit = ctx.caches.units.get(&ObjectRef::new(&unit_ns));
     let unit_group = unit
@@ -486,13 +515,16 @@ async fn reconcile_tenancy(obj: &Guarded<Tenancy>, ctx: &Context) -> Result<Acti
     };
     let lookup = CacheLookup { ctx, ns: &ns };
     let observed = Observed {
-        namespace_uid: ns_meta
-            .as_ref()
-            .filter(|m| m.metadata.deletion_timestamp.is_none())
-            .and_then(|m| m.uid()),
+        namespace: ns_meta.as_ref().map(|m| SeenNamespace {
+            uid: m.uid().unwrap_or_default(),
+            terminating: m.metadata.deletion_timestamp.is_some(),
+            owner: provisioning::owner(m.labels(), m.annotations(), &unit_ns, &name),
+        }),
         lookup: &lookup,
         view,
     };
+    let role_groups = ctx.role_groups();
+    let storage_classes = ctx.storage_classes();
     let input = lifecycle::Input {
         unit_namespace: &unit_ns,
         name: &name,
@@ -501,6 +533,8 @@ async fn reconcile_tenancy(obj: &Guarded<Tenancy>, ctx: &Context) -> Result<Acti
         status: &status,
         annotations: tenancy.annotations(),
         unit_group: unit_group.as_deref(),
+        role_groups: &role_groups,
+        storage_classes: &storage_classes,
         observed: &observed,
         provisioning: &ctx.config.provisioning,
         wipe: &ctx.config.wipe,
@@ -534,14 +568,22 @@ async fn reconcile_tenancy(obj: &Guarded<Tenancy>, ctx: &Context) -> Result<Acti
     let mut failed = None;
     for (d, result) in plan.apply.iter().zip(applied) {
         match result {
-            // Invalid, or over the quota (which may not yet show a change).
-            Err(Error::Kube(kube::Error::Api(s))) if s.code == 422 || s.code == 403 => {
+            // Invalid, over the quota (which may not yet show a change), or
+            // a name taken by someone else.
+            Err(Error::Kube(kube::Error::Api(s)))
+                if s.code == 422 || s.code == 403 || s.code == 409 =>
+            {
                 refused.push(format!("{} {}: {}", d.kind, d.name, s.message));
             }
             Err(e) => {
                 failed.get_or_insert(e);
             }
-            Ok(()) => {}
+            Ok(Some(created)) => {
+                if let Some(uid) = created.uid() {
+                    lifecycle::created(&mut plan.status, d, &uid);
+                }
+            }
+            Ok(None) => {}
         }
     }
     if let Some(e) = failed {
@@ -581,6 +623,12 @@ async fn reconcile_tenancy(obj: &Guarded<Tenancy>, ctx: &Context) -> Result<Acti
                 });
             }
         }
+    }
+    for object in &plan.drift {
+        ctx.metrics.drift_repaired(object);
+    }
+    if !plan.lost_volumes.is_empty() {
+        ctx.metrics.volumes_lost(plan.lost_volumes.len());
     }
     for policy in &plan.restore_policies {
         restore_policy(ctx, &ns, policy).await?;

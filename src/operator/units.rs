@@ -1,5 +1,8 @@
 //! Unit namespaces: lifting a suspension (Art. 15) when a reviewer sets
-//! `govcloud.dev/suspension-lifted`.
+//! `govcloud.dev/suspension-lifted`, and keeping count of the tenancies that
+//! still hold resources (`govcloud.dev/tenancies-in-service`), by which
+//! admission keeps the namespace and its unit label until they are
+//! released.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -38,7 +41,46 @@ async fn reconcile(
     ns: Arc<PartialObjectMeta<Namespace>>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
-    timed(&ctx, ControllerName::Units, lift(&ns, &ctx)).await
+    timed(&ctx, ControllerName::Units, async {
+        count(&ns, &ctx).await?;
+        lift(&ns, &ctx).await
+    })
+    .await
+}
+
+/// Writes how many of the unit's tenancies hold resources, when it changed.
+async fn count(ns: &PartialObjectMeta<Namespace>, ctx: &Context) -> Result<(), Error> {
+    let name = ns.name_any();
+    let held = ctx
+        .caches
+        .tenancies
+        .state()
+        .iter()
+        .filter(|t| t.namespace().as_deref() == Some(name.as_str()))
+        .filter(|t| match &t.0 {
+            Ok(t) => crate::lifecycle::in_service(t.status.as_ref()),
+            // Unreadable: counted, so that nothing is let go unseen.
+            Err(_) => true,
+        })
+        .count()
+        .to_string();
+    if ns.annotations().get(keys::TENANCIES_IN_SERVICE) == Some(&held) {
+        return Ok(());
+    }
+    let patch = json!({ "metadata": { "annotations": { keys::TENANCIES_IN_SERVICE: held } } });
+    Api::<Namespace>::all(ctx.client.clone())
+        .patch(
+            &name,
+            &PatchParams {
+                field_manager: Some(MANAGER.into()),
+                ..Default::default()
+            },
+            &Patch::Merge(&patch),
+        )
+        .await?;
+    ctx.metrics.wrote("Namespace", "patch");
+    info!(unit = %name, tenancies = %held, "tenancies in service counted");
+    Ok(())
 }
 
 async fn lift(ns: &PartialObjectMeta<Namespace>, ctx: &Context) -> Result<Action, Error> {

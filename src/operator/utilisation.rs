@@ -209,7 +209,11 @@ pub async fn evaluate_all(ctx: &Context, client: &Client, now: Timestamp) -> Res
         }
     };
     for tenancy in &tenancies {
-        let ns = crate::provisioning::namespace_name(&tenancy.spec.unit, &tenancy.name_any());
+        let ns = crate::provisioning::namespace_name(
+            &tenancy.namespace().unwrap_or_default(),
+            &tenancy.spec.unit,
+            &tenancy.name_any(),
+        );
         let usage = answers.usage(&ns);
         let evaluation = rightsizing::evaluate(&usage, &tenancy.spec.allocation, today, t);
         let (status, notes) = outcome(ctx, tenancy, evaluation, now);
