@@ -174,7 +174,7 @@ fn the_rendered_configuration_is_what_the_operator_reads() {
     assert_eq!(config.wipe.mode, WipeMode::Delete);
     // The policies and the reviewers' binding use the same group.
     let policies = find(&objs, "ValidatingAdmissionPolicy");
-    assert_eq!(policies.len(), 4);
+    assert_eq!(policies.len(), 6);
     for p in &policies {
         let text = p.to_string();
         if text.contains("reviewer") {
@@ -322,4 +322,80 @@ fn the_prometheus_rule_records_the_queries_the_operator_then_reads() {
     let queries = operator_config(&objs).prometheus.queries;
     assert_eq!(queries.cpu, "my_cpu_ratio");
     assert_eq!(queries.memory, recorded.memory);
+}
+
+#[test]
+fn the_tenancy_policy_compares_every_spec_field_but_the_compliance_evidence() {
+    // The Tenancy CRD as the chart ships it: its spec's fields.
+    let crds = std::fs::read_to_string("charts/govcloud-operator/crds/govcloud.dev.yaml")
+        .expect("the chart's CRDs");
+    let tenancy = govcloud::manifests::parse("crds", &crds)
+        .expect("parse")
+        .into_iter()
+        .map(|o: DynamicObject| serde_json::to_value(o).expect("serialises"))
+        .find(|o| o["spec"]["names"]["kind"] == "Tenancy")
+        .expect("the Tenancy CRD");
+    let mut fields: Vec<String> = tenancy["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+        ["properties"]["spec"]["properties"]
+        .as_object()
+        .expect("spec properties")
+        .keys()
+        .filter(|k| k.as_str() != "compliance")
+        .cloned()
+        .collect();
+    fields.sort();
+    let objs = render(&release());
+    let policy = find(&objs, "ValidatingAdmissionPolicy")
+        .into_iter()
+        .find(|p| p["metadata"]["name"] == "govcloud-tenancies")
+        .expect("the tenancies policy");
+    let same = policy["spec"]["variables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "sameButCompliance")
+        .and_then(|v| v["expression"].as_str())
+        .expect("sameButCompliance");
+    let mut compared: Vec<String> = same
+        .split("has(object.spec.")
+        .skip(1)
+        .filter_map(|rest| rest.split(')').next())
+        .map(str::to_owned)
+        .collect();
+    compared.sort();
+    compared.dedup();
+    assert_eq!(
+        compared, fields,
+        "a field added to TenancySpec must be compared too (admission-tenancies.yaml)"
+    );
+}
+
+#[test]
+fn the_readme_authorization_matrix_has_at_least_150_cases_as_it_says() {
+    // The tables are what the e2e tests tried (they fail when the two
+    // differ); this counts them and holds the README's sum to the count.
+    let readme = std::fs::read_to_string("README.md").expect("README.md");
+    let mut cases = 0;
+    let mut parts = 0;
+    for section in readme.split("<!-- matrix: ").skip(1) {
+        let table = section.split("<!-- /matrix: ").next().unwrap_or_default();
+        let rows = table
+            .lines()
+            .filter(|l| l.starts_with("| ") && !l.starts_with("| who "))
+            .count();
+        assert!(
+            rows > 0,
+            "an empty table: {}",
+            &section[..40.min(section.len())]
+        );
+        cases += rows;
+        parts += 1;
+    }
+    assert!(parts >= 16, "{parts} parts");
+    assert!(cases >= 150, "{cases} cases");
+    assert!(
+        readme.contains(&format!("{cases}\ncases, 0 escalations"))
+            || readme.contains(&format!("{cases} cases, 0 escalations")),
+        "the README says how many cases there are: {cases}"
+    );
 }
