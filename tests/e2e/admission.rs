@@ -15,50 +15,17 @@ use kube::{Api, Client, Resource};
 use serde_json::{Value, json};
 
 use crate::support::lab::{Lab, REVIEWER, WAIT, vms};
+use crate::support::matrix::Matrix;
 use crate::support::{Ctx, TestResult, eventually, read};
 
-const OA: &str = "config/samples/20-cloudresourcerequest-oa.yaml";
-const URGENT: &str = "config/samples/21-cloudresourcerequest-emergency.yaml";
-const MODIFY: &str = "config/samples/30-changerequest-modify.yaml";
-const TERMINATE: &str = "config/samples/31-changerequest-terminate.yaml";
-const NAMESPACE: &str = "govcloud-system";
-
-/// The matrix: what was tried, and `None` when it must succeed or the words
-/// the refusal must contain.
-#[derive(Default)]
-struct Matrix {
-    cases: Vec<(String, Option<String>, Result<(), String>)>,
-}
-
-impl Matrix {
-    fn allowed(&mut self, what: &str, outcome: Result<(), String>) {
-        self.cases.push((what.into(), None, outcome));
-    }
-
-    fn refused(&mut self, what: &str, words: &str, outcome: Result<(), String>) {
-        self.cases.push((what.into(), Some(words.into()), outcome));
-    }
-
-    fn check(&self) {
-        let mut wrong = Vec::new();
-        for (what, expected, got) in &self.cases {
-            match (expected, got) {
-                (None, Ok(())) => {}
-                (Some(words), Err(message)) if message.contains(words.as_str()) => {}
-                _ => wrong.push(format!("{what}: expected {expected:?}, got {got:?}")),
-            }
-        }
-        eprintln!(
-            "  {} cases, {} as expected",
-            self.cases.len(),
-            self.cases.len() - wrong.len()
-        );
-        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
-    }
-}
+pub(crate) const OA: &str = "config/samples/20-cloudresourcerequest-oa.yaml";
+pub(crate) const URGENT: &str = "config/samples/21-cloudresourcerequest-emergency.yaml";
+pub(crate) const MODIFY: &str = "config/samples/30-changerequest-modify.yaml";
+pub(crate) const TERMINATE: &str = "config/samples/31-changerequest-terminate.yaml";
+pub(crate) const NAMESPACE: &str = "govcloud-system";
 
 /// A reviewer's lifting of a unit's suspension (Art. 15), tried by `client`.
-async fn lift_suspension(client: &Client, ns: &str) -> Result<(), String> {
+pub(crate) async fn lift_suspension(client: &Client, ns: &str) -> Result<(), String> {
     let patch = json!({ "metadata": { "annotations": { keys::SUSPENSION_LIFTED: "2026-12-01" } } });
     outcome(
         Api::<Namespace>::all(client.clone())
@@ -68,7 +35,12 @@ async fn lift_suspension(client: &Client, ns: &str) -> Result<(), String> {
 }
 
 /// Writing an object's status phase, which only the operator does.
-async fn write_phase<K>(client: &Client, ns: &str, name: &str, phase: &str) -> Result<(), String>
+pub(crate) async fn write_phase<K>(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    phase: &str,
+) -> Result<(), String>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
         + Clone
@@ -84,21 +56,26 @@ where
 }
 
 /// Whether the client may list what `api` points at.
-async fn listed<K>(api: Api<K>) -> Result<(), String>
+pub(crate) async fn listed<K>(api: Api<K>) -> Result<(), String>
 where
     K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
     outcome(api.list(&ListParams::default()).await)
 }
 
-fn outcome<T>(r: Result<T, kube::Error>) -> Result<(), String> {
+pub(crate) fn outcome<T>(r: Result<T, kube::Error>) -> Result<(), String> {
     r.map(|_| ()).map_err(|e| match e {
         kube::Error::Api(s) => s.message,
         e => e.to_string(),
     })
 }
 
-async fn merge<K>(client: &Client, ns: &str, name: &str, patch: Value) -> Result<(), String>
+pub(crate) async fn merge<K>(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    patch: Value,
+) -> Result<(), String>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
         + Clone
@@ -112,7 +89,7 @@ where
     )
 }
 
-async fn annotate<K>(
+pub(crate) async fn annotate<K>(
     client: &Client,
     ns: &str,
     name: &str,
@@ -133,7 +110,7 @@ where
     .await
 }
 
-async fn delete<K>(client: &Client, ns: &str, name: &str) -> Result<(), String>
+pub(crate) async fn delete<K>(client: &Client, ns: &str, name: &str) -> Result<(), String>
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
         + Clone
@@ -144,7 +121,7 @@ where
     outcome(api.delete(name, &DeleteParams::default()).await)
 }
 
-fn from_sample<K: serde::de::DeserializeOwned>(
+pub(crate) fn from_sample<K: serde::de::DeserializeOwned>(
     sample: &str,
     ns: &str,
     name: &str,
@@ -156,7 +133,12 @@ fn from_sample<K: serde::de::DeserializeOwned>(
     serde_json::from_value(v).unwrap_or_else(|e| panic!("{e}"))
 }
 
-async fn file(client: &Client, ns: &str, name: &str, annotations: Value) -> Result<(), String> {
+pub(crate) async fn file(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    annotations: Value,
+) -> Result<(), String> {
     let api: Api<CloudResourceRequest> = Api::namespaced(client.clone(), ns);
     outcome(
         api.create(
@@ -179,7 +161,7 @@ pub(crate) async fn file_change(
     outcome(api.create(&PostParams::default(), &change).await)
 }
 
-fn decision(by: &str, generation: i64, decision: &str) -> Value {
+pub(crate) fn decision(by: &str, generation: i64, decision: &str) -> Value {
     json!({
         keys::DECISION: decision,
         keys::DECIDED_GENERATION: generation.to_string(),
@@ -187,7 +169,7 @@ fn decision(by: &str, generation: i64, decision: &str) -> Value {
     })
 }
 
-async fn generation<K>(lab: &Lab, ns: &str, name: &str) -> i64
+pub(crate) async fn generation<K>(lab: &Lab, ns: &str, name: &str) -> i64
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
         + Clone
@@ -224,15 +206,15 @@ pub(crate) async fn change_in(lab: &Lab, ns: &str, name: &str, phase: ChangePhas
 /// rendered configuration, two units and a client for each kind of user.
 pub(crate) struct Fixture {
     pub(crate) lab: Lab,
-    m: Matrix,
+    pub(crate) m: Matrix,
     pub(crate) ns: String,
-    other_ns: String,
+    pub(crate) other_ns: String,
     pub(crate) tenant_a: Client,
-    tenant_b: Client,
+    pub(crate) tenant_b: Client,
     pub(crate) reviewer: Client,
-    vendor: Client,
-    auditor: Client,
-    operator: Client,
+    pub(crate) vendor: Client,
+    pub(crate) auditor: Client,
+    pub(crate) operator: Client,
     pub(crate) admin: Client,
     /// Who unit A's clerk and the reviewer are, for kubeconfigs.
     pub(crate) tenant_a_user: User,
@@ -295,6 +277,36 @@ impl Fixture {
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));
         }
+        // What a cluster with KubeVirt and storage has: KubeVirt's share of
+        // the `edit` role (aggregated, as its operator installs it), and a
+        // storage class the price list does not price.
+        let kubevirt_edit = json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": { "name": "kubevirt.io:edit",
+                          "labels": { "rbac.authorization.k8s.io/aggregate-to-edit": "true" } },
+            "rules": [
+                { "apiGroups": ["kubevirt.io"], "resources": ["virtualmachines", "virtualmachineinstances"],
+                  "verbs": ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"] },
+                { "apiGroups": ["subresources.kubevirt.io"],
+                  "resources": ["virtualmachines/start", "virtualmachines/stop", "virtualmachines/restart"],
+                  "verbs": ["update", "put"] },
+            ],
+        });
+        let mut objects = vec![kubevirt_edit];
+        // standard, ssd and backup come with the control plane.
+        objects.push(json!({
+            "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+            "metadata": { "name": "premium-ssd" },
+            "provisioner": "govcloud.dev/local-standin",
+            "volumeBindingMode": "Immediate",
+        }));
+        for object in objects {
+            let object = serde_json::from_value(object).unwrap_or_else(|e| panic!("{e}"));
+            applier
+                .apply(&object, None)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
         // Policies take a moment to be enforced after they are created.
         let ns = a.namespace.clone();
         eventually("the policies to be enforced", WAIT, || async {
@@ -344,7 +356,7 @@ impl Fixture {
     /// Unit A files the termination of `tenancy`, a reviewer approves it,
     /// the clock reaches its effective date and the operator releases
     /// everything (KubeVirt's and the Job controller's parts played).
-    async fn terminate(&mut self, tenancy: &str, tns: &str) -> Tenancy {
+    pub(crate) async fn terminate(&mut self, tenancy: &str, tns: &str) -> Tenancy {
         let ns = self.ns.clone();
         let change = format!("{tenancy}-stop");
         let mut stop: ChangeRequest = from_sample(TERMINATE, &ns, &change, json!({}));
@@ -389,9 +401,8 @@ impl Fixture {
         retired
     }
 
-    fn check(&self, article: &str) {
-        eprint!("  {article}:");
-        self.m.check();
+    pub(crate) fn check(&self, part: &str) {
+        self.m.check(part);
     }
 }
 
@@ -615,7 +626,7 @@ pub async fn art7_only_reviewers_decide_in_their_own_name_on_the_current_generat
         )
         .await,
     );
-    f.check("Art. 7");
+    f.check("Art. 7: reviewers decide");
     Ok(())
 }
 
@@ -808,14 +819,14 @@ pub async fn art8_a_unit_acts_in_its_own_namespace_and_edits_only_before_the_dec
     let unlabelled = merge::<PersistentVolumeClaim>(
         &a,
         &tns,
-        &pvc,
+        "app-1-system",
         json!({ "metadata": { "labels": { keys::TENANCY: null } } }),
     )
     .await;
     f.m.refused(
         "a tenant removes a volume's label, then deletes it",
-        "belongs to tenancy erp: the operator wipes and deletes it",
-        unlabelled.and(delete::<PersistentVolumeClaim>(&a, &tns, &pvc).await),
+        "PersistentVolumeClaim app-1-system belongs to the operator (tenancy erp); the unit may not change it",
+        unlabelled.and(delete::<PersistentVolumeClaim>(&a, &tns, "app-1-system").await),
     );
 
     // Its changes (Art. 17): edited before review only, withdrawn before
@@ -841,8 +852,9 @@ pub async fn art8_a_unit_acts_in_its_own_namespace_and_edits_only_before_the_dec
         delete::<ChangeRequest>(&a, ns, "resize").await,
     );
 
-    // A suspended unit files nothing new (Art. 15) until a reviewer lifts it.
-    Api::<Namespace>::all(f.admin.clone())
+    // A suspended unit files nothing new (Art. 15) until a reviewer lifts it
+    // (the operator marks it so when a trial goes unused).
+    Api::<Namespace>::all(f.operator.clone())
         .patch(
             ns,
             &PatchParams::default(),
@@ -874,7 +886,7 @@ pub async fn art8_a_unit_acts_in_its_own_namespace_and_edits_only_before_the_dec
     })
     .await;
     f.m.allowed("the unit files again once lifted", Ok(()));
-    f.check("Art. 8");
+    f.check("Art. 8: units");
     Ok(())
 }
 
@@ -892,7 +904,7 @@ pub async fn art9_auditors_read_everything_and_change_nothing(_: Ctx) -> TestRes
         tenancies.get("oa").await.ok()
     })
     .await;
-    let tns = govcloud::provisioning::namespace_name("finance", "oa");
+    let tns = govcloud::provisioning::namespace_name("unit-finance", "finance", "oa");
     eventually("its VMs", WAIT, || async {
         let n = f
             .lab
@@ -963,7 +975,7 @@ pub async fn art9_auditors_read_everything_and_change_nothing(_: Ctx) -> TestRes
         "forbidden",
         lift_suspension(&au, ns).await,
     );
-    f.check("Art. 9");
+    f.check("Art. 9: auditors");
     Ok(())
 }
 
@@ -1071,7 +1083,7 @@ pub async fn art10_vendors_isolate_and_acknowledge_but_decide_nothing(_: Ctx) ->
         "a vendor lifts the isolation",
         annotate::<Tenancy>(&v, ns, t, json!({ keys::ISOLATE: null })).await,
     );
-    f.check("Art. 10");
+    f.check("Art. 10: vendors");
     Ok(())
 }
 
@@ -1130,7 +1142,7 @@ pub async fn art11_a_system_goes_from_application_to_exit_by_the_users_the_measu
     assert!(order.windows(2).all(|w| w[0] < w[1]), "{request:?}");
     let change = reasons(f.lab.events(&ns, "resize").await);
     assert!(change.iter().any(|r| r == "Applied"), "{change:?}");
-    f.check("Art. 11");
+    f.check("Art. 11: the lifecycle");
     Ok(())
 }
 
@@ -1217,6 +1229,6 @@ pub async fn art19_nothing_is_deleted_without_the_decision_the_measures_require(
         "a reviewer removes a retired tenancy's record",
         delete::<Tenancy>(&r, ns, t).await,
     );
-    f.check("Art. 19");
+    f.check("Art. 19: deletions");
     Ok(())
 }

@@ -184,7 +184,8 @@ pub async fn art17_a_change_that_adds_or_shrinks_is_refused_with_what_to_do(_: C
         oa_after(|a| a["vmGroups"][0]["count"] = json!(3)),
     )
     .await;
-    let c = change_in(&lab, ns, "more-vms", ChangePhase::Rejected).await;
+    // Held back before review: the unit corrects or withdraws it.
+    let c = change_in(&lab, ns, "more-vms", ChangePhase::Submitted).await;
     let (_, reason, message) = condition(&c, "Accepted").unwrap();
     assert_eq!(reason, "FileAnExtension");
     assert!(
@@ -201,7 +202,7 @@ pub async fn art17_a_change_that_adds_or_shrinks_is_refused_with_what_to_do(_: C
         oa_after(|a| a["publicIPs"] = json!(4)),
     )
     .await;
-    let c = change_in(&lab, ns, "more-ips", ChangePhase::Rejected).await;
+    let c = change_in(&lab, ns, "more-ips", ChangePhase::Submitted).await;
     assert!(
         condition(&c, "Accepted")
             .unwrap()
@@ -218,7 +219,7 @@ pub async fn art17_a_change_that_adds_or_shrinks_is_refused_with_what_to_do(_: C
         oa_after(|a| a["vmGroups"][1]["dataDiskGiB"] = json!(100)),
     )
     .await;
-    let c = change_in(&lab, ns, "shrink", ChangePhase::Rejected).await;
+    let c = change_in(&lab, ns, "shrink", ChangePhase::Submitted).await;
     let message = condition(&c, "Accepted").unwrap().2;
     assert!(
         message.contains("would shrink from 500 GiB to 100 GiB"),
@@ -238,7 +239,7 @@ pub async fn art17_a_change_that_adds_or_shrinks_is_refused_with_what_to_do(_: C
         oa_after(|_| {}),
     )
     .await;
-    let c = change_in(&lab, ns, "nowhere", ChangePhase::Rejected).await;
+    let c = change_in(&lab, ns, "nowhere", ChangePhase::Submitted).await;
     assert!(
         condition(&c, "Accepted")
             .unwrap()
@@ -265,7 +266,7 @@ pub async fn art17_a_change_that_adds_or_shrinks_is_refused_with_what_to_do(_: C
         oa_after(|a| a["bandwidthMbps"] = json!(30)),
     )
     .await;
-    let c = change_in(&lab, ns, "too-early", ChangePhase::Rejected).await;
+    let c = change_in(&lab, ns, "too-early", ChangePhase::Submitted).await;
     let (_, reason, message) = condition(&c, "Accepted").unwrap();
     assert_eq!(reason, "WrongPhase");
     assert!(message.contains("in its trial"), "{message}");
@@ -523,7 +524,7 @@ pub async fn art17_changes_of_one_tenancy_apply_in_order_of_approval(_: Ctx) -> 
     Ok(())
 }
 
-pub async fn art19_a_termination_five_working_days_out_is_refused_with_the_earliest_date(
+pub async fn art19_a_termination_five_working_days_out_waits_for_the_earliest_date(
     _: Ctx,
 ) -> TestResult {
     let mut lab = Lab::start("2026-06-01T02:00:00Z").await;
@@ -534,13 +535,32 @@ pub async fn art19_a_termination_five_working_days_out_is_refused_with_the_earli
         v["spec"]["effectiveDate"] = json!("2026-07-09")
     })
     .await;
-    let c = change_in(&lab, ns, "stop", ChangePhase::Rejected).await;
+    let c = change_where(&lab, ns, "stop", "the termination held back", |c| {
+        condition(c, "Accepted").is_some_and(|a| a.0 == "False")
+    })
+    .await;
+    // Not rejected: no reviewer saw it, and the unit may still correct or
+    // withdraw it.
+    assert_eq!(
+        c.status.as_ref().and_then(|s| s.phase),
+        Some(ChangePhase::Submitted)
+    );
     let message = condition(&c, "Accepted").unwrap().2;
     assert!(
-        message.contains("the earliest effective date is 2026-07-16"),
+        message.contains("the earliest effective date is 2026-07-16")
+            && message.contains("withdraw it (kubectl delete changerequest stop)"),
         "{message}"
     );
     assert!(lab.tenancies(ns).get("oa").await?.spec.retirement.is_none());
+    changes(&lab, ns)
+        .patch(
+            "stop",
+            &Default::default(),
+            &kube::api::Patch::Merge(json!({ "spec": { "effectiveDate": "2026-07-16" } })),
+        )
+        .await?;
+    let c = change_in(&lab, ns, "stop", ChangePhase::UnderReview).await;
+    assert_eq!(condition(&c, "Accepted").unwrap().0, "True");
     Ok(())
 }
 

@@ -83,7 +83,7 @@ pub async fn art13_nothing_is_provisioned_before_an_approval_of_the_current_gene
     let status = r.status.clone().unwrap_or_default();
     assert!(status.submitted_at.is_some());
     assert_eq!(status.requested.as_ref().map(|x| x.vm_count()), Some(3));
-    let tenancy_ns = namespace_name("finance", "oa");
+    let tenancy_ns = namespace_name("unit-finance", "finance", "oa");
 
     // The unit edits (generation 2); the reviewer approves generation 1.
     lab.requests(ns)
@@ -194,7 +194,7 @@ pub async fn art14_an_approval_provisions_exactly_the_approved_objects(_: Ctx) -
     })
     .await;
     lab.decide(ns, "oa", "approve", 1, None).await;
-    let tns = namespace_name("finance", "oa");
+    let tns = namespace_name("unit-finance", "finance", "oa");
     let t = deliver(&lab, ns, "oa", &tns).await;
     let status = t.status.clone().unwrap();
     assert_eq!(status.namespace.as_deref(), Some(tns.as_str()));
@@ -333,7 +333,7 @@ pub async fn art13_a_reviewer_amendment_is_what_gets_provisioned(_: Ctx) -> Test
         "{}",
         approved.message
     );
-    let tns = namespace_name("finance", "oa");
+    let tns = namespace_name("unit-finance", "finance", "oa");
     deliver(&lab, ns, "oa", &tns).await;
     assert_eq!(
         names(lab.dynamic(&tns, &vms())).await,

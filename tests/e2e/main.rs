@@ -6,6 +6,7 @@
 
 mod admission;
 mod api;
+mod boundaries;
 mod changes;
 mod failover;
 mod lifecycle;
@@ -50,6 +51,18 @@ fn all() -> Vec<(&'static str, TestFn)> {
         admission::art10_vendors_isolate_and_acknowledge_but_decide_nothing,
         admission::art11_a_system_goes_from_application_to_exit_by_the_users_the_measures_name,
         admission::art19_nothing_is_deleted_without_the_decision_the_measures_require,
+        boundaries::art8_no_two_tenancies_share_a_namespace_and_none_is_taken_over,
+        boundaries::art8_a_unit_runs_nothing_privileged_and_passes_the_multi_tenancy_benchmark,
+        boundaries::art8_what_the_operator_owns_is_the_units_to_use_not_to_change,
+        boundaries::art7_reviewers_decide_but_never_grant_access,
+        boundaries::art19_a_removed_label_frees_nothing,
+        boundaries::art19_volumes_deleted_without_a_wipe_are_reported_not_ready,
+        boundaries::art19_a_wipe_record_comes_only_from_the_operators_own_job,
+        boundaries::art13_a_reviewer_decides_nothing_of_their_own_unit,
+        boundaries::art14_nothing_beyond_the_approved_envelope_is_had,
+        boundaries::art6_prices_and_calendars_are_the_platform_administrators_to_publish,
+        boundaries::art12_the_unit_and_reviewers_add_compliance_evidence,
+        boundaries::art19_dates_are_refused_at_apply_or_left_open_to_correction,
         plugin::art13_the_plugin_approves_as_a_reviewer_and_is_refused_as_a_tenant,
         plugin::art17_pending_lists_an_overdue_change_first,
         plugin::art25_the_plugin_isolates_as_a_vendor_and_rectifies_as_a_reviewer,
@@ -73,7 +86,7 @@ fn all() -> Vec<(&'static str, TestFn)> {
         changes::art17_a_change_that_adds_or_shrinks_is_refused_with_what_to_do,
         changes::art17_an_approved_change_resizes_reduces_and_wipes_what_it_removes,
         changes::art17_changes_of_one_tenancy_apply_in_order_of_approval,
-        changes::art19_a_termination_five_working_days_out_is_refused_with_the_earliest_date,
+        changes::art19_a_termination_five_working_days_out_waits_for_the_earliest_date,
         changes::art19_an_approved_termination_releases_everything_wiped_at_its_effective_date,
         changes::art19_a_tenancy_deleted_by_hand_keeps_everything_until_released,
         changes::art19_a_failed_wipe_keeps_the_volume_and_says_so,

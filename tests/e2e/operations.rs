@@ -134,7 +134,7 @@ pub async fn a_settled_tenancy_receives_no_writes(_: Ctx) -> TestResult {
     })
     .await;
     lab.decide(&ns, "oa", "approve", 1, None).await;
-    let tns = namespace_name("finance", "oa");
+    let tns = namespace_name("unit-finance", "finance", "oa");
     eventually("delivery", WAIT, || async {
         lab.kubevirt_creates_vms(&tns).await.ok();
         let t = lab.tenancies(&ns).get("oa").await.ok()?;
@@ -235,7 +235,7 @@ pub async fn an_operator_killed_while_provisioning_ends_with_exactly_the_approve
     })
     .await;
     lab.decide(&ns, "oa", "approve", 1, None).await;
-    let tns = namespace_name("finance", "oa");
+    let tns = namespace_name("unit-finance", "finance", "oa");
 
     // Kill it at random moments while it provisions, and start it again.
     let mut kills = 0;

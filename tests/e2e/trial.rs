@@ -46,7 +46,7 @@ async fn approve_and_deliver(lab: &Lab, unit_ns: &str, name: &str, unit_id: &str
         .generation
         .unwrap();
     lab.decide(unit_ns, name, "approve", generation, None).await;
-    let tns = namespace_name(unit_id, name);
+    let tns = namespace_name(&format!("unit-{unit_id}"), unit_id, name);
     deliver(lab, unit_ns, name, &tns).await;
     tns
 }
@@ -247,7 +247,7 @@ pub async fn art13_a_rejection_after_an_emergency_opening_retires_the_tenancy_wi
     })
     .await;
     lab.decide(ns, "exam", "emergency-open", 1, None).await;
-    let tns = namespace_name("education", "exam");
+    let tns = namespace_name("unit-education", "education", "exam");
     deliver(&lab, ns, "exam", &tns).await;
     lab.kubevirt_runs(&tns, "web-1", true).await?;
     let before = pvc_names(&lab, &tns).await;
@@ -485,7 +485,7 @@ pub async fn art14_high_end_items_wait_for_the_vendors_procurement(_: Ctx) -> Te
     })
     .await;
     lab.decide(ns, "oa", "approve", 1, None).await;
-    let tns = namespace_name("finance", "oa");
+    let tns = namespace_name("unit-finance", "finance", "oa");
     let t = eventually("AwaitingProcurement", WAIT, || async {
         lab.kubevirt_creates_vms(&tns).await.ok();
         let t = lab.tenancies(ns).get("oa").await.ok()?;

@@ -40,18 +40,18 @@ fn vm(
 }
 
 /// Three tenancies' worth of metrics, 2026-07-01 .. 2026-11-14, every 15 minutes:
-/// * `finance-busy`: CPU at 80% for the last 30 days (18(1));
-/// * `finance-idle`: CPU at 10%, memory at 15% since August, a data disk of
+/// * `busy`: CPU at 80% for the last 30 days (18(1));
+/// * `idle`: CPU at 10%, memory at 15% since August, a data disk of
 ///   2 TiB with 1 TiB used growing 1 GiB a day (18(2), 18(3), 18(4));
-/// * `finance-new`: ten days of data only (InsufficientData).
+/// * `new`: ten days of data only (InsufficientData).
 ///
-/// `finance-busy` also has a memory spike at 23:45 Beijing on 2026-11-05, the
+/// `busy` also has a memory spike at 23:45 Beijing on 2026-11-05, the
 /// last 15-minute step of that day.
 fn tenants() -> Vec<Tenant> {
     let spike = "2026-11-05T15:45:00Z".parse::<Timestamp>().unwrap();
     vec![
         Tenant {
-            namespace: "finance-busy".into(),
+            namespace: tenancy_namespace("busy"),
             // A 1 TiB disk 68% full: neither above 75% nor 400 GiB free.
             vms: vec![Vm {
                 disk_capacity_bytes: 1024.0 * GIB,
@@ -70,7 +70,7 @@ fn tenants() -> Vec<Tenant> {
             }],
         },
         Tenant {
-            namespace: "finance-idle".into(),
+            namespace: tenancy_namespace("idle"),
             vms: vec![vm(
                 "app-1",
                 |_| Some(0.10),
@@ -79,7 +79,7 @@ fn tenants() -> Vec<Tenant> {
             )],
         },
         Tenant {
-            namespace: "finance-new".into(),
+            namespace: tenancy_namespace("new"),
             vms: vec![vm(
                 "app-1",
                 |t| (day(t) >= date(2026, 11, 5)).then_some(0.5),
@@ -88,6 +88,11 @@ fn tenants() -> Vec<Tenant> {
             )],
         },
     ]
+}
+
+/// The namespace of unit finance's tenancy `name`, where its series are.
+fn tenancy_namespace(name: &str) -> String {
+    govcloud::provisioning::namespace_name("unit-finance", "finance", name)
 }
 
 /// The configuration the test data calls for: 15-minute samples.
@@ -159,7 +164,7 @@ pub async fn art18_daily_peaks_follow_beijing_days_in_a_real_prometheus(_: Ctx) 
             &config,
         )
         .await?;
-    let busy = &memory["finance-busy"];
+    let busy = &memory[&tenancy_namespace("busy")];
     // The spike at 23:45 Beijing belongs to 5 November (in UTC it is 15:45 the same day,
     // but the next step, 00:00 Beijing, is 16:00 UTC on the 5th, and belongs to the 6th).
     assert_eq!(busy[&date(2026, 11, 5)], 0.95);
@@ -174,7 +179,7 @@ pub async fn art18_daily_peaks_follow_beijing_days_in_a_real_prometheus(_: Ctx) 
             &config,
         )
         .await?;
-    let idle = cpu["finance-idle"][&date(2026, 11, 2)];
+    let idle = cpu[&tenancy_namespace("idle")][&date(2026, 11, 2)];
     assert!((idle - 0.10).abs() < 1e-6, "{idle}");
     assert_eq!(client.queries_sent(), 2);
     Ok(())
@@ -231,7 +236,11 @@ pub async fn art18_recorded_series_give_the_daily_peaks_of_the_raw_queries(_: Ct
             got.keys().collect::<Vec<_>>(),
             "{name}"
         );
-        assert_eq!(want["finance-new"].len(), 5, "{name}: 5 to 9 November");
+        assert_eq!(
+            want[&tenancy_namespace("new")].len(),
+            5,
+            "{name}: 5 to 9 November"
+        );
         for (ns, days) in &want {
             assert_eq!(
                 days.keys().collect::<Vec<_>>(),
@@ -250,8 +259,8 @@ pub async fn art18_recorded_series_give_the_daily_peaks_of_the_raw_queries(_: Ct
     let memory = recorded_client
         .daily(&names.memory, first, last, &config)
         .await?;
-    assert_eq!(memory["finance-busy"][&date(2026, 11, 5)], 0.95);
-    assert_eq!(memory["finance-busy"][&date(2026, 11, 6)], 0.40);
+    assert_eq!(memory[&tenancy_namespace("busy")][&date(2026, 11, 5)], 0.95);
+    assert_eq!(memory[&tenancy_namespace("busy")][&date(2026, 11, 6)], 0.40);
     recorded.stop();
     Ok(())
 }
@@ -270,7 +279,7 @@ pub async fn art18_each_rule_recommends_on_a_tenancy_from_four_queries(_: Ctx) -
         lab.approve(&ns, name).await;
         lab.deliver(&ns, name, "finance").await;
         // In use during the trial, so in formal operation after it.
-        let tns = govcloud::provisioning::namespace_name("finance", name);
+        let tns = govcloud::provisioning::namespace_name("unit-finance", "finance", name);
         lab.kubevirt_runs(&tns, "app-1", true).await?;
         lab.tenancy_where(&ns, name, "usage", |t| {
             t.status.as_ref().is_some_and(|s| s.usage.is_some())
@@ -442,7 +451,7 @@ pub async fn art18_an_unreachable_prometheus_keeps_the_last_recommendations_with
     lab.file(&unit, OA, "busy", |_| {}).await;
     lab.approve(&ns, "busy").await;
     lab.deliver(&ns, "busy", "finance").await;
-    let tns = govcloud::provisioning::namespace_name("finance", "busy");
+    let tns = tenancy_namespace("busy");
     lab.kubevirt_runs(&tns, "app-1", true).await?;
     lab.tenancy_where(&ns, "busy", "usage", |t| {
         t.status.as_ref().is_some_and(|s| s.usage.is_some())

@@ -385,7 +385,7 @@ impl Lab {
 
     /// Plays KubeVirt until the tenancy is delivered (in its trial).
     pub async fn deliver(&self, ns: &str, name: &str, unit_id: &str) -> Tenancy {
-        let tns = govcloud::provisioning::namespace_name(unit_id, name);
+        let tns = govcloud::provisioning::namespace_name(&format!("unit-{unit_id}"), unit_id, name);
         let tenancies = self.tenancies(ns);
         eventually("delivery", WAIT, || async {
             self.kubevirt_creates_vms(&tns).await.ok();
@@ -408,7 +408,7 @@ impl Lab {
         .await;
         self.approve(&unit.namespace, name).await;
         self.deliver(&unit.namespace, name, unit_id).await;
-        let tns = govcloud::provisioning::namespace_name(unit_id, name);
+        let tns = govcloud::provisioning::namespace_name(&format!("unit-{unit_id}"), unit_id, name);
         self.kubevirt_runs(&tns, "app-1", true)
             .await
             .unwrap_or_else(|e| panic!("{e}"));

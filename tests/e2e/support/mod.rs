@@ -4,6 +4,7 @@
 
 pub mod gate;
 pub mod lab;
+pub mod matrix;
 
 use std::collections::BTreeMap;
 use std::future::Future;
