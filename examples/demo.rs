@@ -230,6 +230,9 @@ impl Demo {
     }
 
     async fn lifecycle(&self) -> Result<(), Error> {
+        // The OA system's namespace: its name, and a hash of its unit's
+        // namespace and its own (status.namespace says it too).
+        let oa_ns = namespace_name("unit-finance", "finance", "finance-oa");
         self.step("the samples are filed; the operator takes them into review");
         self.request_phase("unit-finance", "finance-oa", RequestPhase::UnderReview)
             .await?;
@@ -265,7 +268,7 @@ impl Demo {
             "get",
             "vm,pvc,resourcequota,networkpolicy,rolebinding",
             "-n",
-            "finance-finance-oa",
+            &oa_ns,
         ]);
 
         self.step(
@@ -292,14 +295,7 @@ impl Demo {
             "the finance unit deploys its system: a VM runs and its monitoring probe reports",
         );
         println!("  (playing KubeVirt: app-1 running, guest agent connected)");
-        standins::run_vm(
-            &self.client,
-            "finance-finance-oa",
-            "app-1",
-            true,
-            self.clock.now(),
-        )
-        .await?;
+        standins::run_vm(&self.client, &oa_ns, "app-1", true, self.clock.now()).await?;
 
         self.clock.advance(SignedDuration::from_hours(24 * 31));
         self.step("31 days later, on the development clock");
@@ -360,13 +356,7 @@ impl Demo {
         self.change_phase("unit-finance", "finance-oa-resize-db", ChangePhase::Applied)
             .await?;
         self.kubectl(&["get", "changerequest", "-n", "unit-finance"]);
-        self.kubectl(&[
-            "get",
-            "resourcequota",
-            "govcloud-allocation",
-            "-n",
-            "finance-finance-oa",
-        ]);
+        self.kubectl(&["get", "resourcequota", "govcloud-allocation", "-n", &oa_ns]);
 
         self.step("the finance unit's extension request (one more server) is approved (Art. 17)");
         self.decide(
@@ -384,14 +374,12 @@ impl Demo {
         .await?;
         let api: Api<Tenancy> = Api::namespaced(self.client.clone(), "unit-finance");
         self.until("the extension", || async {
-            standins::create_vms(&self.client, "finance-finance-oa")
-                .await
-                .ok();
+            standins::create_vms(&self.client, &oa_ns).await.ok();
             let t = api.get("finance-oa").await.ok()?;
             (!t.status?.extension_deliveries.is_empty()).then_some(())
         })
         .await?;
-        self.kubectl(&["get", "vm", "-n", "finance-finance-oa"]);
+        self.kubectl(&["get", "vm", "-n", &oa_ns]);
 
         self.step("the finance unit stops using the cloud (Art. 19)");
         let earliest = govcloud::change::earliest_effective(&calendar()?, self.clock.now());
@@ -417,10 +405,8 @@ impl Demo {
         let api: Api<Tenancy> = Api::namespaced(self.client.clone(), "unit-finance");
         let retired = self
             .until("the termination", || async {
-                standins::stop_halted(&self.client, "finance-finance-oa")
-                    .await
-                    .ok();
-                standins::finish_jobs(&self.client, "finance-finance-oa", true, self.clock.now())
+                standins::stop_halted(&self.client, &oa_ns).await.ok();
+                standins::finish_jobs(&self.client, &oa_ns, true, self.clock.now())
                     .await
                     .ok();
                 let t = api.get("finance-oa").await.ok()?;
