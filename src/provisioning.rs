@@ -218,19 +218,19 @@ pub fn tenancy_ref(unit_namespace: &str, tenancy: &str) -> String {
     format!("{unit_namespace}/{tenancy}")
 }
 
-/// Whom an existing namespace belongs to, judged from its labels and
-/// annotations: `Ok` when it is this tenancy's, else why not.
+/// Whom an existing namespace belongs to, judged by the reference the
+/// operator writes on the namespaces it creates (which admission lets nobody
+/// else set or remove): `Ok` when it is this tenancy's, else why not. Its
+/// labels are not the judge: one removed is put back.
 pub fn owner(
-    labels: &std::collections::BTreeMap<String, String>,
     annotations: &std::collections::BTreeMap<String, String>,
     unit_namespace: &str,
     tenancy: &str,
 ) -> Result<(), String> {
-    let ours = labels.get(keys::MANAGED_BY).map(String::as_str) == Some(MANAGER);
     match annotations.get(TENANCY_REF) {
-        Some(r) if ours && *r == tenancy_ref(unit_namespace, tenancy) => Ok(()),
-        Some(r) if ours => Err(format!("it belongs to tenancy {r}")),
-        _ => Err("the operator did not create it for a tenancy".into()),
+        Some(r) if *r == tenancy_ref(unit_namespace, tenancy) => Ok(()),
+        Some(r) => Err(format!("it belongs to tenancy {r}")),
+        None => Err("the operator did not create it for a tenancy".into()),
     }
 }
 
@@ -882,41 +882,19 @@ mod tests {
 
     #[test]
     fn art8_a_namespace_is_a_tenancys_only_by_the_operators_reference() {
-        let labels = |managed: &str| {
-            std::collections::BTreeMap::from([(keys::MANAGED_BY.to_owned(), managed.to_owned())])
-        };
         let refs =
             |r: &str| std::collections::BTreeMap::from([(TENANCY_REF.to_owned(), r.to_owned())]);
         assert_eq!(
-            owner(
-                &labels(MANAGER),
-                &refs("unit-finance/oa"),
-                "unit-finance",
-                "oa"
-            ),
+            owner(&refs("unit-finance/oa"), "unit-finance", "oa"),
             Ok(())
         );
-        let other = owner(
-            &labels(MANAGER),
-            &refs("unit-finance/sod-test"),
-            "unit-finance-sod",
-            "test",
-        );
+        let other = owner(&refs("unit-finance/sod-test"), "unit-finance-sod", "test");
         assert_eq!(
             other,
             Err("it belongs to tenancy unit-finance/sod-test".into())
         );
-        // Created by someone else, even if it names the tenancy.
-        assert!(
-            owner(
-                &labels("Helm"),
-                &refs("unit-finance/oa"),
-                "unit-finance",
-                "oa"
-            )
-            .is_err()
-        );
-        assert!(owner(&labels(MANAGER), &Default::default(), "unit-finance", "oa").is_err());
+        // Made by someone else: no reference.
+        assert!(owner(&Default::default(), "unit-finance", "oa").is_err());
     }
 
     #[test]

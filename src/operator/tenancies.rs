@@ -518,7 +518,7 @@ async fn reconcile_tenancy(obj: &Guarded<Tenancy>, ctx: &Context) -> Result<Acti
         namespace: ns_meta.as_ref().map(|m| SeenNamespace {
             uid: m.uid().unwrap_or_default(),
             terminating: m.metadata.deletion_timestamp.is_some(),
-            owner: provisioning::owner(m.labels(), m.annotations(), &unit_ns, &name),
+            owner: provisioning::owner(m.annotations(), &unit_ns, &name),
         }),
         lookup: &lookup,
         view,

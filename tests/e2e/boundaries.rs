@@ -982,12 +982,38 @@ pub async fn art19_a_removed_label_frees_nothing(_: Ctx) -> TestResult {
     Ok(())
 }
 
-/// Defect 5, when every guard was bypassed (admission off, a volume deleted
-/// anyway): the tenancy says its data went unwiped, instead of Ready.
-pub async fn art19_volumes_deleted_without_a_wipe_are_reported_not_ready(_: Ctx) -> TestResult {
+/// Defect 5, when every guard was bypassed (admission off): the marks of a
+/// tenancy namespace removed are put back, and a volume deleted anyway makes
+/// the tenancy say its data went unwiped, instead of Ready.
+pub async fn art19_removed_marks_come_back_and_volumes_lost_without_a_wipe_are_reported(
+    _: Ctx,
+) -> TestResult {
     let mut lab = Lab::start("2026-11-27T02:00:00Z").await;
     let (unit, tns) = lab.active("finance", "oa").await;
     let ns = &unit.namespace;
+    // The marks of the tenancy namespace, removed anyway, are put back.
+    let namespaces: Api<Namespace> = Api::all(lab.admin.clone());
+    namespaces
+        .patch(
+            &tns,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "labels": {
+                keys::TENANCY: null, keys::MANAGED_BY: null,
+                "pod-security.kubernetes.io/enforce": "privileged" } } })),
+        )
+        .await?;
+    eventually("the namespace's marks put back", WAIT, || async {
+        let n = namespaces.get(&tns).await.ok()?;
+        let labels = n.labels();
+        (labels.get(keys::TENANCY).map(String::as_str) == Some("oa")
+            && labels.get(keys::MANAGED_BY).map(String::as_str) == Some(provisioning::MANAGER)
+            && labels
+                .get("pod-security.kubernetes.io/enforce")
+                .map(String::as_str)
+                == Some("baseline"))
+        .then_some(())
+    })
+    .await;
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(lab.admin.clone(), &tns);
     pvcs.delete("vol-files", &DeleteParams::default()).await?;
     // No kubelet uses it: what the protection controller would do.

@@ -56,7 +56,7 @@ fn all() -> Vec<(&'static str, TestFn)> {
         boundaries::art8_what_the_operator_owns_is_the_units_to_use_not_to_change,
         boundaries::art7_reviewers_decide_but_never_grant_access,
         boundaries::art19_a_removed_label_frees_nothing,
-        boundaries::art19_volumes_deleted_without_a_wipe_are_reported_not_ready,
+        boundaries::art19_removed_marks_come_back_and_volumes_lost_without_a_wipe_are_reported,
         boundaries::art19_a_wipe_record_comes_only_from_the_operators_own_job,
         boundaries::art13_a_reviewer_decides_nothing_of_their_own_unit,
         boundaries::art14_nothing_beyond_the_approved_envelope_is_had,
