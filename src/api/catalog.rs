@@ -34,7 +34,7 @@ use super::common::{Price, ServiceType, ShortName, opt_text};
     "published price periods cannot be changed or removed, so that past bills stay reproducible; add a period with a later effectiveFrom"
 ).field_path(".periods"))]
 #[x_kube(validation = Rule::new(
-    "self.periods.all(p, oldSelf.periods.exists(o, o == p) || oldSelf.periods.all(o, o.effectiveFrom < p.effectiveFrom))"
+    "self.periods.all(p, oldSelf.periods.exists(o, o.effectiveFrom == p.effectiveFrom) || oldSelf.periods.all(o, o.effectiveFrom < p.effectiveFrom))"
 ).message(
     "a new price period starts after the latest published one: a period starting earlier would reprice bills already issued; give it a later effectiveFrom"
 ).field_path(".periods"))]
