@@ -928,14 +928,8 @@ fn release_step(b: &mut Builder<'_, '_>, namespace: &str) {
         cause: &cause,
         now: input.now,
     });
-    take_steps(
-        b,
-        steps.apply,
-        steps.halt,
-        steps.delete,
-        steps.records,
-        &steps.impostors,
-    );
+    let mut steps = steps;
+    take_steps(b, &mut steps);
     if steps.failed.is_empty() {
         conditions::remove(&mut b.plan.status.conditions, condition::WIPE_FAILED);
     } else {
@@ -990,15 +984,14 @@ fn release_step(b: &mut Builder<'_, '_>, namespace: &str) {
     }
 }
 
-/// Hands a release's steps to the plan, with an event per wipe record.
-fn take_steps(
-    b: &mut Builder<'_, '_>,
-    apply: Vec<Desired>,
-    halt: Vec<String>,
-    delete: Vec<Deletion>,
-    records: Vec<crate::api::tenancy::WipeRecord>,
-    impostors: &[String],
-) {
+/// Hands a release's steps to the plan, with an event per step and wipe
+/// record; what is left of `steps` is what it waits for and what failed.
+fn take_steps(b: &mut Builder<'_, '_>, steps: &mut release::Steps) {
+    let apply = std::mem::take(&mut steps.apply);
+    let halt = std::mem::take(&mut steps.halt);
+    let delete = std::mem::take(&mut steps.delete);
+    let records = std::mem::take(&mut steps.records);
+    let impostors = std::mem::take(&mut steps.impostors);
     let namespace =
         provisioning::namespace_name(b.input.unit_namespace, &b.input.spec.unit, b.input.name);
     let related = |api_version: &'static str, kind: &'static str, ns: &str, name: &str| {
@@ -1010,7 +1003,7 @@ fn take_steps(
         })
     };
     // An event per step, about the object it concerns.
-    for job in impostors {
+    for job in &impostors {
         b.plan.events.push(Note {
             warning: true,
             reason: "WipeJobRefused",
@@ -1205,14 +1198,8 @@ fn removals(
             now: input.now,
         });
         failed.extend(steps.failed.iter().cloned());
-        take_steps(
-            b,
-            steps.apply,
-            steps.halt,
-            steps.delete,
-            steps.records,
-            &steps.impostors,
-        );
+        let mut steps = steps;
+        take_steps(b, &mut steps);
     }
     if failed.is_empty() {
         conditions::remove(&mut b.plan.status.conditions, condition::WIPE_FAILED);

@@ -112,6 +112,26 @@ impl Context {
         classes
     }
 
+    /// Merges `patch` into a namespace, as the operator's field manager.
+    async fn patch_namespace(
+        &self,
+        name: &str,
+        patch: serde_json::Value,
+    ) -> Result<(), kube::Error> {
+        kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(self.client.clone())
+            .patch(
+                name,
+                &kube::api::PatchParams {
+                    field_manager: Some(MANAGER.into()),
+                    ..Default::default()
+                },
+                &kube::api::Patch::Merge(&patch),
+            )
+            .await?;
+        self.metrics.wrote("Namespace", "patch");
+        Ok(())
+    }
+
     /// The groups never bound as a unit's: the reviewers', vendors' and
     /// auditors'.
     fn role_groups(&self) -> [&str; 3] {

@@ -455,7 +455,6 @@ async fn suspend_unit(
     reason: &str,
     now: Timestamp,
 ) -> Result<(), Error> {
-    let api: Api<Namespace> = Api::all(ctx.client.clone());
     let patch = json!({
         "metadata": {
             "labels": { keys::SUSPENDED: "true" },
@@ -466,16 +465,7 @@ async fn suspend_unit(
             },
         },
     });
-    api.patch(
-        unit_ns,
-        &PatchParams {
-            field_manager: Some(MANAGER.into()),
-            ..Default::default()
-        },
-        &Patch::Merge(&patch),
-    )
-    .await?;
-    ctx.metrics.wrote("Namespace", "patch");
+    ctx.patch_namespace(unit_ns, patch).await?;
     info!(unit = %unit_ns, reason, "unit applications suspended");
     Ok(())
 }

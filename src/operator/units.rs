@@ -9,16 +9,15 @@ use std::sync::Arc;
 
 use futures::Stream;
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Patch, PatchParams};
+use kube::ResourceExt;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
-use kube::{Api, ResourceExt};
 use serde_json::json;
 use tracing::info;
 
 use super::caches::UnitRef;
 use super::metrics::ControllerName;
-use super::{Context, Error, MANAGER, drive, timed};
+use super::{Context, Error, drive, timed};
 use crate::api::keys;
 use crate::review::Note;
 
@@ -67,18 +66,11 @@ async fn count(ns: &PartialObjectMeta<Namespace>, ctx: &Context) -> Result<(), E
     if ns.annotations().get(keys::TENANCIES_IN_SERVICE) == Some(&held) {
         return Ok(());
     }
-    let patch = json!({ "metadata": { "annotations": { keys::TENANCIES_IN_SERVICE: held } } });
-    Api::<Namespace>::all(ctx.client.clone())
-        .patch(
-            &name,
-            &PatchParams {
-                field_manager: Some(MANAGER.into()),
-                ..Default::default()
-            },
-            &Patch::Merge(&patch),
-        )
-        .await?;
-    ctx.metrics.wrote("Namespace", "patch");
+    ctx.patch_namespace(
+        &name,
+        json!({ "metadata": { "annotations": { keys::TENANCIES_IN_SERVICE: held } } }),
+    )
+    .await?;
     info!(unit = %name, tenancies = %held, "tenancies in service counted");
     Ok(())
 }
@@ -95,17 +87,7 @@ async fn lift(ns: &PartialObjectMeta<Namespace>, ctx: &Context) -> Result<Action
             "annotations": { keys::SUSPENDED_REASON: null, keys::SUSPENDED_AT: null },
         },
     });
-    Api::<Namespace>::all(ctx.client.clone())
-        .patch(
-            &ns.name_any(),
-            &PatchParams {
-                field_manager: Some(MANAGER.into()),
-                ..Default::default()
-            },
-            &Patch::Merge(&patch),
-        )
-        .await?;
-    ctx.metrics.wrote("Namespace", "patch");
+    ctx.patch_namespace(&ns.name_any(), patch).await?;
     info!(unit = %ns.name_any(), "suspension lifted");
     let namespace = Namespace {
         metadata: ns.metadata.clone(),
