@@ -174,7 +174,7 @@ fn the_rendered_configuration_is_what_the_operator_reads() {
     assert_eq!(config.wipe.mode, WipeMode::Delete);
     // The policies and the reviewers' binding use the same group.
     let policies = find(&objs, "ValidatingAdmissionPolicy");
-    assert_eq!(policies.len(), 6);
+    assert_eq!(policies.len(), 7);
     for p in &policies {
         let text = p.to_string();
         if text.contains("reviewer") {
