@@ -162,10 +162,12 @@ async fn floor(client: &Client, n: usize, prefix: &str) -> Result<(Duration, usi
     let specs: Vec<TenancySpec> = (0..n).map(spec_of).collect::<Result<_, _>>()?;
     let classes = std::collections::BTreeSet::new();
     let desired = |spec: &TenancySpec, uid: Option<&str>| -> Vec<Desired> {
+        let namespace = provisioning::namespace_name("floor", &spec.unit, "t");
         provisioning::desired(
             &provisioning::Tenancy {
                 unit_namespace: "floor",
                 name: "t",
+                namespace: &namespace,
                 spec,
                 unit_group: Some("govcloud:unit:floor"),
                 namespace_uid: uid,

@@ -120,6 +120,8 @@ pub fn needs_view(
 pub struct Input<'a> {
     pub unit_namespace: &'a str,
     pub name: &'a str,
+    /// The tenancy's namespace (see [`namespace_of`]).
+    pub namespace: &'a str,
     pub generation: i64,
     pub spec: &'a TenancySpec,
     pub status: &'a TenancyStatus,
@@ -178,6 +180,22 @@ pub struct Plan {
     pub drift: Vec<String>,
     /// Volumes found gone without a wipe by this plan.
     pub lost_volumes: Vec<String>,
+}
+
+/// The namespace a tenancy lives in: `recorded`, the one its status names,
+/// if that namespace still is the tenancy's (a tenancy keeps the namespace it
+/// was given, whatever the naming of later versions), else the one its name
+/// maps to (see [`provisioning::namespace_name`]).
+pub fn namespace_of(
+    recorded: Option<&str>,
+    unit_namespace: &str,
+    unit: &str,
+    name: &str,
+) -> String {
+    recorded.map_or_else(
+        || provisioning::namespace_name(unit_namespace, unit, name),
+        str::to_owned,
+    )
 }
 
 /// Whether a tenancy still holds resources (not yet released, or without a
@@ -263,8 +281,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
         },
         held: false,
     };
-    let namespace =
-        provisioning::namespace_name(input.unit_namespace, &input.spec.unit, input.name);
+    let namespace = input.namespace.to_owned();
     b.plan.status.observed_generation = Some(input.generation);
     b.plan.status.namespace = Some(namespace.clone());
 
@@ -316,7 +333,10 @@ pub fn plan(input: &Input<'_>) -> Plan {
     b.held = hold.enforce;
 
     // Provision: apply what differs from what was applied.
-    let procured = annotation(input.annotations, keys::PROCURED).is_some();
+    // The vendor's acknowledgment, or high-end items already in place: an
+    // annotation removed by mistake takes nothing away.
+    let procured = annotation(input.annotations, keys::PROCURED).is_some()
+        || high_end_in_place(input.spec, input.status);
     let group = unit_group(&mut b);
     let namespace_uid = input
         .observed
@@ -327,6 +347,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
     let tenancy = provisioning::Tenancy {
         unit_namespace: input.unit_namespace,
         name: input.name,
+        namespace: input.namespace,
         spec: input.spec,
         unit_group: group,
         namespace_uid,
@@ -348,10 +369,12 @@ pub fn plan(input: &Input<'_>) -> Plan {
         let applied = seen
             .as_ref()
             .is_some_and(|s| s.hash.as_deref() == Some(d.hash.as_str()));
-        // Applied, and changed since by someone else.
+        // Applied, and changed since by someone else (a held tenancy's VMs
+        // are left as the hold has them).
         let drifted = applied
             && d.fingerprint.is_some()
-            && seen.as_ref().and_then(|s| s.live.as_ref()) != d.fingerprint.as_ref();
+            && seen.as_ref().and_then(|s| s.live.as_ref()) != d.fingerprint.as_ref()
+            && !(b.held && d.kind == "VirtualMachine");
         let current = applied && !drifted;
         if !current {
             let mut d = d.clone();
@@ -359,6 +382,9 @@ pub fn plan(input: &Input<'_>) -> Plan {
                 repair(&mut b, &mut d);
             } else if d.kind == "Namespace" && input.observed.namespace.is_none() {
                 d.write = provisioning::Write::Create;
+            }
+            if d.kind == "RoleBinding" && seen.is_some() {
+                d.write = provisioning::Write::Recreate;
             }
             b.plan.apply.push(d);
         }
@@ -502,6 +528,27 @@ fn storage_in_removal(input: &Input<'_>) -> BTreeMap<String, u64> {
         }
     }
     out
+}
+
+/// Whether any high-end VM or volume of the allocation was in place.
+fn high_end_in_place(spec: &TenancySpec, status: &TenancyStatus) -> bool {
+    let a = &spec.allocation;
+    let names: Vec<String> = a
+        .vm_groups
+        .iter()
+        .filter(|g| g.high_end)
+        .flat_map(|g| (1..=g.count).map(|n| provisioning::vm_name(g.name.as_str(), n)))
+        .chain(
+            a.cloud_storage
+                .iter()
+                .filter(|v| v.high_end)
+                .map(|v| provisioning::volume_pvc(v.name.as_str())),
+        )
+        .collect();
+    status
+        .inventory
+        .iter()
+        .any(|i| i.ready && names.contains(&i.name))
 }
 
 fn held_items(spec: &TenancySpec, procured: bool) -> Vec<String> {
@@ -660,11 +707,7 @@ fn unit_group<'a>(b: &mut Builder<'a, '_>) -> Option<&'a str> {
             b.plan.delete.push(Deletion {
                 api_version: "rbac.authorization.k8s.io/v1",
                 kind: "RoleBinding",
-                namespace: Some(provisioning::namespace_name(
-                    input.unit_namespace,
-                    &input.spec.unit,
-                    input.name,
-                )),
+                namespace: Some(input.namespace.to_owned()),
                 name: binding.to_owned(),
             });
         }
@@ -677,7 +720,8 @@ fn unit_group<'a>(b: &mut Builder<'a, '_>) -> Option<&'a str> {
 /// it (a namespace, a VM), and the change is reported.
 fn repair(b: &mut Builder<'_, '_>, d: &mut Desired) {
     d.write = match d.kind {
-        "Namespace" | "VirtualMachine" => provisioning::Write::Apply,
+        "Namespace" | "PersistentVolumeClaim" => provisioning::Write::Apply,
+        "VirtualMachine" => provisioning::Write::Template,
         _ => provisioning::Write::Replace,
     };
     b.plan.drift.push(format!("{}/{}", d.kind, d.name));
@@ -706,7 +750,14 @@ fn lost_volumes(b: &mut Builder<'_, '_>, desired: &[InventoryItem]) {
             None => i.ready,
             Some(seen) => seen.deleting,
         })
-        .filter(|i| !b.plan.status.lost_volumes.iter().any(|l| l.name == i.name))
+        // A loss still unacknowledged is not counted twice.
+        .filter(|i| {
+            !b.plan
+                .status
+                .lost_volumes
+                .iter()
+                .any(|l| l.name == i.name && l.acknowledged.is_none())
+        })
         .map(|i| i.name.clone())
         .collect();
     if !lost.is_empty() {
@@ -723,38 +774,63 @@ fn lost_volumes(b: &mut Builder<'_, '_>, desired: &[InventoryItem]) {
                 .push(crate::api::tenancy::LostVolume {
                     name: name.clone(),
                     noticed_at: Time(input.now),
+                    acknowledged: None,
                 });
         }
         b.plan.lost_volumes = lost;
+    }
+    // An acknowledgment is of the losses it finds: a later loss needs a new
+    // one (the same words acknowledge nothing new).
+    if let Some(note) = annotation(input.annotations, keys::LOSS_ACKNOWLEDGED) {
+        let used = b
+            .plan
+            .status
+            .lost_volumes
+            .iter()
+            .any(|l| l.acknowledged.as_deref() == Some(note));
+        if !used {
+            for l in &mut b.plan.status.lost_volumes {
+                l.acknowledged.get_or_insert_with(|| note.to_owned());
+            }
+        }
     }
     if b.plan.status.lost_volumes.is_empty() {
         conditions::remove(&mut b.plan.status.conditions, condition::VOLUMES_LOST);
         return;
     }
-    let names: Vec<&str> = b
+    let open: Vec<&str> = b
         .plan
         .status
         .lost_volumes
         .iter()
+        .filter(|l| l.acknowledged.is_none())
         .map(|l| l.name.as_str())
         .collect();
-    let acknowledged = annotation(input.annotations, keys::LOSS_ACKNOWLEDGED);
-    let (reason, message) = match acknowledged {
-        Some(note) => (
+    let all: Vec<String> = b
+        .plan
+        .status
+        .lost_volumes
+        .iter()
+        .map(|l| match &l.acknowledged {
+            Some(note) => format!("{} (acknowledged: {note})", l.name),
+            None => l.name.clone(),
+        })
+        .collect();
+    let (reason, message) = if open.is_empty() {
+        (
             "Acknowledged",
-            format!(
-                "volumes lost without a wipe: {}; acknowledged: {note}",
-                names.join(", ")
-            ),
-        ),
-        None => (
+            format!("volumes lost without a wipe: {}", all.join(", ")),
+        )
+    } else {
+        (
             "DeletedWithoutWipe",
             format!(
-                "volumes lost without a wipe: {}; a vendor or reviewer acknowledges the loss with {}",
-                names.join(", "),
+                "volumes lost without a wipe: {}; a vendor or reviewer acknowledges {} with a new note in {}",
+                all.join(", "),
+                open.join(", "),
                 keys::LOSS_ACKNOWLEDGED
             ),
-        ),
+        )
     };
     b.cond(Wanted::new(condition::VOLUMES_LOST, true, reason, message));
 }
@@ -763,8 +839,11 @@ fn ready(b: &mut Builder<'_, '_>, complete: bool, pending: &[String]) {
     if b.held {
         return;
     }
-    if !b.plan.status.lost_volumes.is_empty()
-        && annotation(b.input.annotations, keys::LOSS_ACKNOWLEDGED).is_none()
+    if b.plan
+        .status
+        .lost_volumes
+        .iter()
+        .any(|l| l.acknowledged.is_none())
     {
         b.cond(Wanted::new(
             condition::READY,
@@ -916,7 +995,7 @@ fn release_step(b: &mut Builder<'_, '_>, namespace: &str) {
         .retirement
         .as_ref()
         .map_or_else(|| "Reclaim".to_owned(), |r| r.reference.clone());
-    let steps = release::plan(&release::Input {
+    let mut steps = release::plan(&release::Input {
         namespace,
         tenancy: input.name,
         seen,
@@ -928,7 +1007,17 @@ fn release_step(b: &mut Builder<'_, '_>, namespace: &str) {
         cause: &cause,
         now: input.now,
     });
-    let mut steps = steps;
+    if !narrow_access(b) {
+        // Nothing is wiped while the unit's people can still act here.
+        steps = release::Steps {
+            halt: steps.halt,
+            waiting: Some(format!(
+                "narrowing the unit's access to {} before anything is wiped",
+                input.provisioning.isolated_cluster_role
+            )),
+            ..Default::default()
+        };
+    }
     take_steps(b, &mut steps);
     if steps.failed.is_empty() {
         conditions::remove(&mut b.plan.status.conditions, condition::WIPE_FAILED);
@@ -984,6 +1073,53 @@ fn release_step(b: &mut Builder<'_, '_>, namespace: &str) {
     }
 }
 
+/// A namespace being released is the unit's to watch, not to act in (no
+/// exec into, eviction of or labelling of the wipe's pods, no Job or VM of
+/// its own in the wipe's way): its group is bound to the isolated role
+/// instead of its own. Whether its own binding is gone.
+fn narrow_access(b: &mut Builder<'_, '_>) -> bool {
+    let input = b.input;
+    let present = |name: &str| input.observed.lookup.object("RoleBinding", name);
+    let bindable = input
+        .unit_group
+        .filter(|g| provisioning::bindable(g, input.role_groups).is_ok());
+    let namespace_uid = input
+        .observed
+        .namespace
+        .as_ref()
+        .filter(|n| !n.terminating)
+        .map(|n| n.uid.as_str());
+    let tenancy = provisioning::Tenancy {
+        unit_namespace: input.unit_namespace,
+        name: input.name,
+        namespace: input.namespace,
+        spec: input.spec,
+        unit_group: bindable,
+        namespace_uid,
+        procured: false,
+        halted: true,
+        isolated: true,
+        storage_in_removal: BTreeMap::new(),
+        storage_classes: input.storage_classes,
+    };
+    if namespace_uid.is_some()
+        && let Some(d) = provisioning::unit_binding(&tenancy, input.provisioning)
+        && present(&d.name).and_then(|s| s.hash).as_deref() != Some(d.hash.as_str())
+    {
+        b.plan.apply.push(d);
+    }
+    if present(provisioning::UNIT_BINDING).is_none() {
+        return true;
+    }
+    b.plan.delete.push(Deletion {
+        api_version: "rbac.authorization.k8s.io/v1",
+        kind: "RoleBinding",
+        namespace: Some(input.namespace.to_owned()),
+        name: provisioning::UNIT_BINDING.to_owned(),
+    });
+    false
+}
+
 /// Hands a release's steps to the plan, with an event per step and wipe
 /// record; what is left of `steps` is what it waits for and what failed.
 fn take_steps(b: &mut Builder<'_, '_>, steps: &mut release::Steps) {
@@ -992,8 +1128,7 @@ fn take_steps(b: &mut Builder<'_, '_>, steps: &mut release::Steps) {
     let delete = std::mem::take(&mut steps.delete);
     let records = std::mem::take(&mut steps.records);
     let impostors = std::mem::take(&mut steps.impostors);
-    let namespace =
-        provisioning::namespace_name(b.input.unit_namespace, &b.input.spec.unit, b.input.name);
+    let namespace = b.input.namespace;
     let related = |api_version: &'static str, kind: &'static str, ns: &str, name: &str| {
         Some(crate::review::Related {
             api_version,
@@ -1010,7 +1145,7 @@ fn take_steps(b: &mut Builder<'_, '_>, steps: &mut release::Steps) {
             message: format!(
                 "Job {job} names a volume to wipe but is not a wipe Job the operator created (by UID) with the configured command: it is removed and counts for nothing"
             ),
-            related: related("batch/v1", "Job", &namespace, job),
+            related: related("batch/v1", "Job", namespace, job),
         });
     }
     for vm in &halt {
@@ -1018,13 +1153,18 @@ fn take_steps(b: &mut Builder<'_, '_>, steps: &mut release::Steps) {
             warning: false,
             reason: "Halting",
             message: format!("VM {vm} set to Halted before its volumes are wiped"),
-            related: related("kubevirt.io/v1", "VirtualMachine", &namespace, vm),
+            related: related("kubevirt.io/v1", "VirtualMachine", namespace, vm),
         });
     }
     for d in delete.iter().filter(|d| d.kind != "Job") {
         let (reason, api_version, kind) = match d.kind {
             "PersistentVolumeClaim" => ("VolumeDeleted", "v1", "PersistentVolumeClaim"),
             "VirtualMachine" => ("VMDeleted", "kubevirt.io/v1", "VirtualMachine"),
+            "VirtualMachineInstance" => (
+                "VMInstanceDeleted",
+                "kubevirt.io/v1",
+                "VirtualMachineInstance",
+            ),
             _ => ("NamespaceDeleted", "v1", "Namespace"),
         };
         b.plan.events.push(Note {
@@ -1356,9 +1496,11 @@ pub(crate) mod tests_support {
                 lookup: &self.fake,
                 view: self.view.clone(),
             };
+            let namespace = provisioning::namespace_name("unit-finance", &self.spec.unit, "oa");
             let plan = plan(&Input {
                 unit_namespace: "unit-finance",
                 name: "oa",
+                namespace: &namespace,
                 generation: 1,
                 spec: &self.spec,
                 status: &self.status,
@@ -1540,7 +1682,7 @@ mod tests {
                     provisioning::DENY_POLICY,
                     provisioning::Write::Replace
                 ),
-                ("VirtualMachine", "app-1", provisioning::Write::Apply),
+                ("VirtualMachine", "app-1", provisioning::Write::Template),
             ]
         );
         assert_eq!(
@@ -1597,6 +1739,8 @@ mod tests {
         assert_eq!(plan.lost_volumes, ["db-1-data"]);
         let plan = w.step();
         assert!(plan.lost_volumes.is_empty(), "counted once");
+        // Gone, and an empty one in its place.
+        w.fake.objects.get_mut(&key).unwrap().deleting = false;
         assert_eq!(
             reason_of(&plan, condition::READY).unwrap().1,
             "VolumesLost",
@@ -1613,6 +1757,24 @@ mod tests {
             Some(("True".into(), "Acknowledged".into())),
             "the loss stays on record"
         );
+        // Lost again: the note of before acknowledges nothing new.
+        w.fake.applied(&plan, true);
+        w.fake
+            .objects
+            .remove(&("PersistentVolumeClaim".to_owned(), "vol-files".to_owned()));
+        let plan = w.step();
+        assert_eq!(plan.lost_volumes, ["vol-files"]);
+        assert_eq!(reason_of(&plan, condition::READY).unwrap().1, "VolumesLost");
+        w.fake.applied(&plan, true);
+        assert_eq!(
+            reason_of(&w.step(), condition::READY).unwrap().1,
+            "VolumesLost"
+        );
+        w.annotations.insert(
+            keys::LOSS_ACKNOWLEDGED.into(),
+            "restored again, B-18".into(),
+        );
+        assert_eq!(reason_of(&w.step(), condition::READY).unwrap().0, "True");
     }
 
     #[test]
@@ -1662,6 +1824,78 @@ mod tests {
         assert!(releasing(&w.spec, &plan.status, w.now));
         // Suspended once: the next step does not suspend again.
         assert!(w.step().suspend_unit.is_none());
+    }
+
+    #[test]
+    fn art19_a_release_takes_the_units_hands_off_before_anything_is_wiped() {
+        let mut w = World::new();
+        w.settle();
+        w.now = "2026-12-27T02:00:00Z".parse().unwrap();
+        w.step();
+        // Reclaimed: the namespace as it is, VMs already stopped.
+        w.view = Some(release::Namespace {
+            exists: true,
+            pvcs: vec![release::Pvc {
+                name: "vol-files".into(),
+                size_gib: 1024,
+                block: false,
+                class: "standard".into(),
+            }],
+            ..Default::default()
+        });
+        let plan = w.step();
+        let bindings: Vec<&str> = plan
+            .apply
+            .iter()
+            .filter(|d| d.kind == "RoleBinding")
+            .map(|d| d.name.as_str())
+            .collect();
+        assert_eq!(bindings, [provisioning::UNIT_BINDING_ISOLATED]);
+        assert!(
+            plan.delete
+                .iter()
+                .any(|d| d.kind == "RoleBinding" && d.name == provisioning::UNIT_BINDING)
+        );
+        assert!(
+            !plan.apply.iter().any(|d| d.kind == "Job"),
+            "no wipe yet: {:?}",
+            plan.apply
+        );
+        assert!(plan.delete.iter().all(|d| d.kind == "RoleBinding"));
+        // Its own binding gone: the wipe begins.
+        w.fake.applied(&plan, true);
+        w.fake
+            .objects
+            .remove(&("RoleBinding".into(), provisioning::UNIT_BINDING.into()));
+        let plan = w.step();
+        assert!(
+            plan.apply
+                .iter()
+                .any(|d| d.kind == "Job" && d.name == "wipe-vol-files")
+        );
+    }
+
+    #[test]
+    fn art14_procured_items_stay_when_the_acknowledgment_is_removed() {
+        let mut w = World::new();
+        w.spec.allocation.vm_groups[1].high_end = true;
+        w.annotations
+            .insert(keys::PROCURED.into(), "PO-2026-17".into());
+        w.settle();
+        assert!(
+            w.status
+                .inventory
+                .iter()
+                .any(|i| i.name == "db-1" && i.ready)
+        );
+        w.annotations.remove(keys::PROCURED);
+        let plan = w.step();
+        assert!(
+            !plan.status.inventory.iter().any(|i| i.removing),
+            "nothing of what was procured is removed: {:?}",
+            plan.status.inventory
+        );
+        assert!(plan.halt.is_empty() && plan.delete.is_empty());
     }
 
     #[test]

@@ -62,8 +62,10 @@ pub struct ProvisioningConfig {
     pub pod_security: PodSecurity,
     /// How many objects of each kind the unit may create of its own in a
     /// tenancy namespace (quota names: `pods`, `services`, `count/jobs.batch`
-    /// ...). The operator adds what its own objects need: a launcher pod per
-    /// VM, and a volume, a wipe Job and its pod per volume.
+    /// ...; ingresses and HTTP routes none, since a route through a shared
+    /// gateway exposes the system beyond the public IPs approved). The
+    /// operator adds what its own objects need: a launcher pod per VM, and a
+    /// volume, a wipe Job and its pod per volume.
     pub object_counts: std::collections::BTreeMap<String, u32>,
 }
 
@@ -115,6 +117,10 @@ impl Default for ProvisioningConfig {
                 ("secrets", 100),
                 ("persistentvolumeclaims", 20),
                 ("count/jobs.batch", 20),
+                // Routes from the outside through a shared gateway are
+                // public exposure beyond the public IPs approved.
+                ("count/ingresses.networking.k8s.io", 0),
+                ("count/httproutes.gateway.networking.k8s.io", 0),
             ]
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))
@@ -153,6 +159,13 @@ pub enum Write {
     /// Replace it whole: someone else changed it, and fields they added
     /// must go too.
     Replace,
+    /// Delete and create it again: what must change cannot (a
+    /// RoleBinding's role).
+    Recreate,
+    /// Merge its labels and its `spec.template` into the object as it is: a
+    /// VM someone resized is put back, and its run state, which the unit
+    /// starts and stops, is left as it is.
+    Template,
 }
 
 /// The API resource of an object the operator writes, for a dynamic client.
@@ -295,6 +308,8 @@ pub fn pvc_names(spec: &TenancySpec) -> std::collections::BTreeSet<String> {
 pub struct Tenancy<'a> {
     pub unit_namespace: &'a str,
     pub name: &'a str,
+    /// The tenancy's namespace (see `lifecycle::namespace_of`).
+    pub namespace: &'a str,
     pub spec: &'a TenancySpec,
     /// The unit's Kubernetes group, from its namespace.
     pub unit_group: Option<&'a str>,
@@ -318,7 +333,7 @@ pub struct Tenancy<'a> {
 
 impl Tenancy<'_> {
     pub fn namespace(&self) -> String {
-        namespace_name(self.unit_namespace, &self.spec.unit, self.name)
+        self.namespace.to_owned()
     }
 
     fn labels(&self) -> Value {
@@ -376,9 +391,9 @@ const OWN_LABELS: [&str; 4] = [keys::MANAGED_BY, keys::TENANCY, TENANCY_UNIT, VM
 /// Of an object, what the operator governs, in a form that is the same for
 /// the object it applies and for that object as the apiserver holds it
 /// (defaults filled in, quantities respelled): anything someone else changed
-/// there shows as a difference. `None` for kinds known only by their
-/// `spec-hash` (volumes and Jobs, whose specs the apiserver keeps from
-/// changing).
+/// there shows as a difference. Of a volume only its marks (its spec the
+/// apiserver keeps from changing, but for growing, which the quota bounds);
+/// `None` for Jobs, known by their `spec-hash` and UID.
 pub fn governed(kind: &str, object: &Value) -> Option<Value> {
     let meta = &object["metadata"];
     let pick = |map: &Value, keys: &[&str]| -> Value {
@@ -413,6 +428,7 @@ pub fn governed(kind: &str, object: &Value) -> Option<Value> {
             "subjects": object["subjects"],
         }),
         "LimitRange" => json!({ "labels": labels, "spec": quantities(spec) }),
+        "PersistentVolumeClaim" => json!({ "labels": labels }),
         "ResourceQuota" => json!({
             "labels": labels,
             "hard": quantities(&spec["hard"]),
@@ -571,27 +587,7 @@ pub fn desired(t: &Tenancy<'_>, cfg: &ProvisioningConfig) -> Vec<Desired> {
             }),
         ));
     }
-    if let Some(group) = t.unit_group {
-        // A RoleBinding's role cannot change: isolation binds under another name.
-        let (binding, role) = if t.isolated {
-            (UNIT_BINDING_ISOLATED, &cfg.isolated_cluster_role)
-        } else {
-            (UNIT_BINDING, &cfg.tenant_cluster_role)
-        };
-        out.push(finish(
-            "rbac.authorization.k8s.io/v1",
-            "RoleBinding",
-            json!({
-                "metadata": t.metadata(binding, true),
-                "roleRef": {
-                    "apiGroup": "rbac.authorization.k8s.io",
-                    "kind": "ClusterRole",
-                    "name": role,
-                },
-                "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group }],
-            }),
-        ));
-    }
+    out.extend(unit_binding(t, cfg));
     let alloc = &t.spec.allocation;
     for g in alloc.vm_groups.iter().filter(|g| !g.high_end || t.procured) {
         for n in 1..=g.count {
@@ -678,6 +674,31 @@ pub fn desired(t: &Tenancy<'_>, cfg: &ProvisioningConfig) -> Vec<Desired> {
         ));
     }
     out
+}
+
+/// The unit's group bound to its role in the tenancy namespace: the tenant
+/// role, or the isolated one (to look, not to act) while the tenancy is held
+/// or released. A RoleBinding's role cannot change: each has its own name.
+pub fn unit_binding(t: &Tenancy<'_>, cfg: &ProvisioningConfig) -> Option<Desired> {
+    let group = t.unit_group?;
+    let (binding, role) = if t.isolated {
+        (UNIT_BINDING_ISOLATED, &cfg.isolated_cluster_role)
+    } else {
+        (UNIT_BINDING, &cfg.tenant_cluster_role)
+    };
+    Some(finish(
+        "rbac.authorization.k8s.io/v1",
+        "RoleBinding",
+        json!({
+            "metadata": t.metadata(binding, true),
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": role,
+            },
+            "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group }],
+        }),
+    ))
 }
 
 fn pvc(t: &Tenancy<'_>, name: &str, class: &str, size_gib: u32) -> Value {
@@ -822,6 +843,8 @@ mod tests {
         }
     }
 
+    static NS: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| namespace_name("unit-finance", "finance", "finance-oa"));
     static CLASSES: std::sync::LazyLock<std::collections::BTreeSet<String>> =
         std::sync::LazyLock::new(|| {
             ["backup", "premium-ssd", "standard"]
@@ -831,6 +854,7 @@ mod tests {
 
     fn tenancy<'a>(spec: &'a TenancySpec, uid: Option<&'a str>) -> Tenancy<'a> {
         Tenancy {
+            namespace: NS.as_str(),
             storage_classes: &CLASSES,
             unit_namespace: "unit-finance",
             name: "finance-oa",
@@ -975,16 +999,7 @@ mod tests {
         let s = spec();
         let d = desired(&tenancy(&s, Some("uid-1")), &ProvisioningConfig::default());
         let of = |kind: &str| d.iter().find(|o| o.kind == kind).unwrap();
-        for o in &d {
-            let governed_kind = !matches!(o.kind, "PersistentVolumeClaim");
-            assert_eq!(
-                o.fingerprint.is_some(),
-                governed_kind,
-                "{} {}",
-                o.kind,
-                o.name
-            );
-        }
+        assert!(d.iter().all(|o| o.fingerprint.is_some()));
         // The apiserver's spellings and defaults.
         let mut quota = of("ResourceQuota").object.clone();
         quota["spec"]["hard"]["requests.cpu"] = json!("16.6");

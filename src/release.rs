@@ -100,11 +100,13 @@ pub enum JobOutcome {
     Failed,
 }
 
-/// A Job in the namespace that names a volume as the one it wipes.
+/// A Job in the namespace that names a volume as the one it wipes, or has
+/// the name of a volume's wipe Job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
     pub name: String,
     pub uid: String,
+    /// The volume it claims to wipe, or whose wipe Job's name it has.
     pub pvc: String,
     pub outcome: JobOutcome,
     /// The fingerprint of what it runs (see [`job_fingerprint`]).
@@ -230,6 +232,12 @@ pub fn wipe_job(
         },
         "spec": {
             "backoffLimit": 2,
+            // A pod evicted or preempted is run again, not counted as a
+            // failed wipe.
+            "podFailurePolicy": { "rules": [{
+                "action": "Ignore",
+                "onPodConditions": [{ "type": "DisruptionTarget" }],
+            }] },
             "template": {
                 "metadata": { "labels": { keys::MANAGED_BY: MANAGER, keys::TENANCY: tenancy } },
                 "spec": {
@@ -331,10 +339,23 @@ pub fn plan(input: &Input<'_>) -> Steps {
     if !seen.exists {
         return steps;
     }
-    // 1. Halt every VM and wait for the instances to go.
+    // 1. Halt every VM and wait for the instances to go; an instance of no
+    // VM (made by hand) is deleted.
     let running: Vec<&Vm> = seen.vms.iter().filter(|v| !v.halted).collect();
     for vm in &running {
         steps.halt.push(vm.name.clone());
+    }
+    for orphan in seen
+        .instances
+        .iter()
+        .filter(|i| !seen.vms.iter().any(|v| &v.name == *i))
+    {
+        steps.delete.push(Deletion {
+            api_version: "kubevirt.io/v1",
+            kind: "VirtualMachineInstance",
+            namespace: Some(ns.to_owned()),
+            name: orphan.clone(),
+        });
     }
     if !running.is_empty() || !seen.instances.is_empty() {
         steps.waiting = Some(format!(
@@ -551,6 +572,32 @@ mod tests {
         assert!(steps.records.is_empty());
         assert_eq!(steps.halt, ["app-1", "mine"]);
         assert!(steps.waiting.unwrap().contains("stopping VMs: app-1, mine"));
+    }
+
+    #[test]
+    fn an_instance_of_no_vm_is_deleted_before_anything_is_wiped() {
+        let mut seen = ns();
+        seen.instances.push("made-by-hand".into());
+        let steps = plan(&Input {
+            namespace: "t",
+            tenancy: "oa",
+            seen: &seen,
+            records: &[],
+            jobs: &[],
+            wipe: &WipeConfig::default(),
+            pod_security: PodSecurity::Baseline,
+            scope: Scope::Namespace,
+            cause: "Reclaim",
+            now: now(),
+        });
+        let deleted: Vec<(&str, &str)> = steps
+            .delete
+            .iter()
+            .map(|d| (d.kind, d.name.as_str()))
+            .collect();
+        assert_eq!(deleted, [("VirtualMachineInstance", "made-by-hand")]);
+        assert!(steps.apply.is_empty() && steps.records.is_empty());
+        assert!(steps.waiting.unwrap().contains("made-by-hand"));
     }
 
     #[test]

@@ -257,6 +257,10 @@ pub struct LostVolume {
     pub name: String,
     /// When the operator found it gone.
     pub noticed_at: Time,
+    /// The note of the vendor or reviewer who acknowledged the loss (what
+    /// was done about it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
@@ -337,8 +341,8 @@ pub struct TenancyStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub wipe_jobs: Vec<WipeJob>,
     /// Volumes that disappeared without a wipe; the tenancy is not Ready
-    /// until a vendor or reviewer acknowledges the loss
-    /// (`govcloud.dev/loss-acknowledged`).
+    /// until a vendor or reviewer acknowledges each loss with a note of its
+    /// own (`govcloud.dev/loss-acknowledged`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lost_volumes: Vec<LostVolume>,
     /// When every resource was released (Reclaimed or Retired).

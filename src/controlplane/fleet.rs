@@ -502,15 +502,15 @@ pub async fn audit(client: &Client, config: &crate::config::Config) -> Result<Au
             audit.delivered += 1;
         }
         let name = t.name_any();
+        let ns = provisioning::namespace_name(&unit_ns, &t.spec.unit, &name);
         let objects = provisioning::desired(
             &provisioning::Tenancy {
                 unit_namespace: &unit_ns,
                 name: &name,
+                namespace: &ns,
                 spec: &t.spec,
                 unit_group: groups.get(&unit_ns).map(String::as_str),
-                namespace_uid: uids
-                    .get(&provisioning::namespace_name(&unit_ns, &t.spec.unit, &name))
-                    .map(String::as_str),
+                namespace_uid: uids.get(&ns).map(String::as_str),
                 procured: true,
                 halted: false,
                 isolated: false,

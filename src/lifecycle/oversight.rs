@@ -648,11 +648,7 @@ fn deletion(kind: &'static str, input: &super::Input<'_>, name: &str) -> crate::
     crate::release::Deletion {
         api_version,
         kind,
-        namespace: Some(crate::provisioning::namespace_name(
-            input.unit_namespace,
-            &input.spec.unit,
-            input.name,
-        )),
+        namespace: Some(input.namespace.to_owned()),
         name: name.to_owned(),
     }
 }

@@ -532,12 +532,16 @@ impl Caches {
         }
         {
             let w = wake_owner.clone();
+            // Every volume, not only those labelled the operator's: one whose
+            // label someone removed is still there, not lost.
             tasks.push(
-                meta::<PersistentVolumeClaim>(
-                    c.clone(),
-                    managed(),
+                trimmed(
+                    Api::<PartialObjectMeta<PersistentVolumeClaim>>::all(c.clone()),
+                    watcher::Config::default(),
                     pvcs_w,
                     move |o| w(&o.metadata),
+                    true,
+                    |o| mark_live(o, "PersistentVolumeClaim"),
                 )
                 .boxed(),
             );

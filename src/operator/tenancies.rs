@@ -232,7 +232,13 @@ async fn gather(
             .items
             .iter()
             .filter_map(|j| {
-                let pvc = j.annotations().get(WIPE_OF)?.clone();
+                // Claiming to wipe a volume, or squatting its wipe Job's name.
+                let pvc = j.annotations().get(WIPE_OF).cloned().or_else(|| {
+                    pvcs.items
+                        .iter()
+                        .map(|p| p.name_any())
+                        .find(|p| release::job_name(p) == j.name_any())
+                })?;
                 let conditions = j
                     .status
                     .as_ref()
@@ -291,11 +297,36 @@ async fn apply(ctx: &Context, d: &Desired) -> Result<Option<DynamicObject>, Erro
             api.replace(&d.name, &params, &object()?).await?;
             None
         }
+        Write::Recreate => {
+            match api.delete(&d.name, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+            Some(api.create(&params, &object()?).await?)
+        }
+        Write::Template => {
+            let patch = json!({
+                "metadata": {
+                    "labels": d.object["metadata"]["labels"],
+                    "annotations": d.object["metadata"]["annotations"],
+                },
+                "spec": { "template": d.object["spec"]["template"] },
+            });
+            let params = PatchParams {
+                field_manager: Some(MANAGER.into()),
+                ..Default::default()
+            };
+            api.patch(&d.name, &params, &Patch::Merge(&patch)).await?;
+            None
+        }
     };
     let verb = match d.write {
         Write::Apply => "apply",
         Write::Create => "create",
         Write::Replace => "replace",
+        Write::Recreate => "recreate",
+        Write::Template => "patch",
     };
     ctx.metrics.wrote(d.kind, verb);
     debug!(kind = d.kind, name = %d.name, verb, "written");
@@ -492,7 +523,12 @@ async fn reconcile_tenancy(obj: &Guarded<Tenancy>, ctx: &Context) -> Result<Acti
     let name = tenancy.name_any();
     let now = ctx.clock.now();
     let status = tenancy.status.clone().unwrap_or_default();
-    let ns = provisioning::namespace_name(&unit_ns, &tenancy.spec.unit, &name);
+    let recorded = status.namespace.as_deref().and_then(|n| {
+        let m = ctx.caches.namespaces.get(&ObjectRef::new(n))?;
+        provisioning::owner(m.annotations(), &unit_ns, &name).ok()?;
+        Some(n)
+    });
+    let ns = lifecycle::namespace_of(recorded, &unit_ns, &tenancy.spec.unit, &name);
     let ns_meta = ctx.caches.namespaces.get(&ObjectRef::new(&ns));
     let unit = ctx.caches.units.get(&ObjectRef::new(&unit_ns));
     let unit_group = unit
@@ -518,6 +554,7 @@ async fn reconcile_tenancy(obj: &Guarded<Tenancy>, ctx: &Context) -> Result<Acti
     let input = lifecycle::Input {
         unit_namespace: &unit_ns,
         name: &name,
+        namespace: &ns,
         generation: tenancy.metadata.generation.unwrap_or_default(),
         spec: &tenancy.spec,
         status: &status,
@@ -538,6 +575,16 @@ async fn reconcile_tenancy(obj: &Guarded<Tenancy>, ctx: &Context) -> Result<Acti
     };
     let mut plan = lifecycle::plan(&input);
     plan.status.accrual = accrual(ctx, tenancy, &plan.status, now);
+    // A Job is called an impostor by the wipe Jobs recorded in the status;
+    // the cache may not show the record of one created a moment ago yet.
+    if plan.delete.iter().any(|d| d.kind == "Job") {
+        let fresh = Api::<Tenancy>::namespaced(ctx.client.clone(), &unit_ns)
+            .get(&name)
+            .await?;
+        if fresh.status.map(|s| s.wipe_jobs).unwrap_or_default() != status.wipe_jobs {
+            return Ok(Action::requeue(Duration::from_millis(500)));
+        }
+    }
 
     if let Some(reason) = &plan.suspend_unit {
         suspend_unit(ctx, &unit_ns, reason, now).await?;

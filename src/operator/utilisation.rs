@@ -209,11 +209,17 @@ pub async fn evaluate_all(ctx: &Context, client: &Client, now: Timestamp) -> Res
         }
     };
     for tenancy in &tenancies {
-        let ns = crate::provisioning::namespace_name(
-            &tenancy.namespace().unwrap_or_default(),
-            &tenancy.spec.unit,
-            &tenancy.name_any(),
-        );
+        let ns = tenancy
+            .status
+            .as_ref()
+            .and_then(|s| s.namespace.clone())
+            .unwrap_or_else(|| {
+                crate::provisioning::namespace_name(
+                    &tenancy.namespace().unwrap_or_default(),
+                    &tenancy.spec.unit,
+                    &tenancy.name_any(),
+                )
+            });
         let usage = answers.usage(&ns);
         let evaluation = rightsizing::evaluate(&usage, &tenancy.spec.allocation, today, t);
         let (status, notes) = outcome(ctx, tenancy, evaluation, now);

@@ -293,7 +293,7 @@ pub async fn art8_no_two_tenancies_share_a_namespace_and_none_is_taken_over(_: C
     );
     f.m.refused(
         "an administrator marks a namespace as a tenancy's to hand it over",
-        "label govcloud.dev/tenancy, annotation govcloud.dev/tenancy-ref on namespace",
+        "annotation govcloud.dev/tenancy-ref on namespace",
         patch_namespace(
             &admin,
             &taken,
@@ -377,6 +377,32 @@ pub async fn art8_a_unit_runs_nothing_privileged_and_passes_the_multi_tenancy_be
             create(&a, Some(tns), pod(&format!("p{i}"), spec)).await,
         );
     }
+    let controller = f
+        .lab
+        .plane
+        .impersonating(
+            "system:serviceaccount:kube-system:replicaset-controller",
+            &[
+                "system:serviceaccounts",
+                "system:serviceaccounts:kube-system",
+            ],
+        )
+        .await?;
+    m.refused(
+        "a tenant lets a container escalate its privileges through a Deployment (the ReplicaSet controller creates the pod)",
+        "set securityContext.allowPrivilegeEscalation to false",
+        create(&controller, Some(tns), pod("web-abc12", json!({
+            "containers": [{ "name": "app", "securityContext": { "allowPrivilegeEscalation": true } }] }))).await,
+    );
+    m.refused(
+        "a tenant labels a pod of its own as a Job's, for the Job to adopt it",
+        "are the Job controller's: they make a pod a Job's",
+        create(&a, Some(tns), {
+            let mut p = pod("adopt-me", json!({}));
+            p["metadata"]["labels"] = json!({ "batch.kubernetes.io/controller-uid": "0b7c5b4e-0000-0000-0000-000000000000" });
+            p
+        }).await,
+    );
     m.refused(
         "a tenant exposes a NodePort Service (MTB block-use-of-nodeport-services)",
         "a NodePort Service opens every node to the outside",
@@ -680,6 +706,29 @@ pub async fn art8_what_the_operator_owns_is_the_units_to_use_not_to_change(_: Ct
         },
     );
 
+    // A wipe Job's pod (as the Job controller makes it while a reduction
+    // wipes a volume): the unit neither enters nor evicts it.
+    let wipe_pod = "wipe-app-2-system-x7k2p";
+    create(&admin, Some(tns), pod(wipe_pod, json!({}))).await?;
+    let exec = http::Request::post(format!(
+        "/api/v1/namespaces/{tns}/pods/{wipe_pod}/exec?command=true&stdout=true"
+    ))
+    .body(Vec::new())?;
+    f.m.refused(
+        "a tenant enters a wipe Job's pod to stop its overwrite",
+        "overwrites a volume being removed (Art. 17, 19): the unit neither enters it",
+        outcome(a.request_text(exec).await),
+    );
+    f.m.refused(
+        "a tenant evicts a wipe Job's pod",
+        "the unit neither evicts it",
+        outcome(
+            Api::<k8s_openapi::api::core::v1::Pod>::namespaced(a.clone(), tns)
+                .evict(wipe_pod, &Default::default())
+                .await,
+        ),
+    );
+
     // An administrator may change them; the operator puts them back.
     let deny: Api<NetworkPolicy> = Api::namespaced(admin.clone(), tns);
     f.m.allowed(
@@ -837,6 +886,13 @@ pub async fn art7_reviewers_decide_but_never_grant_access(_: Ctx) -> TestResult 
         .await,
     );
     m.refused(
+        "a reviewer gives a tenancy namespace an owner that does not exist, for the garbage collector to delete it",
+        "an owner reference would let the garbage collector delete it",
+        patch_namespace(&r, &tns, json!({ "metadata": { "ownerReferences": [{
+            "apiVersion": "v1", "kind": "Node", "name": "gone",
+            "uid": "00000000-0000-0000-0000-000000000001" }] } })).await,
+    );
+    m.refused(
         "a reviewer binds a role in a tenancy namespace",
         "forbidden",
         create(&r, Some(&tns), json!({
@@ -974,6 +1030,18 @@ pub async fn art19_a_removed_label_frees_nothing(_: Ctx) -> TestResult {
         .await,
     );
     m.refused(
+        "an administrator gives a unit's namespace an owner",
+        "an owner reference would let the garbage collector delete it",
+        patch_namespace(
+            &admin,
+            &ns,
+            json!({ "metadata": { "ownerReferences": [{
+            "apiVersion": "v1", "kind": "Node", "name": "gone",
+            "uid": "00000000-0000-0000-0000-000000000001" }] } }),
+        )
+        .await,
+    );
+    m.refused(
         "an administrator deletes the namespace of a unit holding a tenancy in service",
         "is unit finance's",
         outcome(unit_ns.delete(&ns, &DeleteParams::default()).await),
@@ -1074,6 +1142,7 @@ pub async fn art19_a_wipe_record_comes_only_from_the_operators_own_job(_: Ctx) -
         .unwrap_or_default();
     lab.jobs_finish(&tns, true).await?;
     // Terminated from 2026-07-16.
+    let clerk = lab.plane.client(&unit.member("clerk")).await?;
     let stop: ChangeRequest = from_sample(crate::admission::TERMINATE, ns, "stop", json!({}));
     let mut stop = serde_json::to_value(stop)?;
     stop["spec"]["tenancy"] = json!("oa");
@@ -1086,6 +1155,25 @@ pub async fn art19_a_wipe_record_comes_only_from_the_operators_own_job(_: Ctx) -
     annotate::<ChangeRequest>(&lab.admin, ns, "stop", decision(REVIEWER, g, "approve")).await?;
     change_in(&lab, ns, "stop", ChangePhase::Approved).await;
     lab.set_clock("2026-07-15T16:00:00Z");
+    // The unit's people watch a release; they do not act in it.
+    let configmaps = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(clerk.clone(), &tns);
+    eventually("the unit's hands off the namespace", WAIT, || async {
+        let refused = configmaps
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({ "metadata": { "name": "late" } })).ok()?,
+            )
+            .await
+            .err()?;
+        matches!(refused, kube::Error::Api(s) if s.code == 403).then_some(())
+    })
+    .await;
+    assert!(
+        listed(Api::<Job>::namespaced(clerk.clone(), &tns))
+            .await
+            .is_ok(),
+        "still watching"
+    );
     let t = eventually("the release", Duration::from_secs(90), || async {
         lab.play_release(&tns).await;
         let t = lab.tenancies(ns).get("oa").await.ok()?;

@@ -622,6 +622,20 @@ pub async fn art19_an_approved_termination_releases_everything_wiped_at_its_effe
     );
     let wiped: BTreeSet<String> = status.wipe_records.iter().map(|r| r.name.clone()).collect();
     assert_eq!(wiped, before);
+    // Each by the Job the operator created for it, run once.
+    assert_eq!(status.wipe_jobs.len(), before.len());
+    for r in &status.wipe_records {
+        let job = status.wipe_jobs.iter().find(|j| j.pvc == r.name).unwrap();
+        assert_eq!(
+            r.job.as_deref(),
+            Some(format!("{} (uid {})", job.job, job.uid).as_str())
+        );
+    }
+    let events = lab.events(ns, "oa").await;
+    assert!(
+        !events.iter().any(|(reason, _)| reason == "WipeJobRefused"),
+        "no Job of the operator's own is taken for another's: {events:?}"
+    );
     assert!(
         status
             .wipe_records
