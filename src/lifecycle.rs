@@ -178,6 +178,8 @@ pub struct Plan {
     pub retire: Option<crate::api::tenancy::Retirement>,
     /// Objects someone else changed, put back by this plan (`Kind/name`).
     pub drift: Vec<String>,
+    /// The unit's own workloads to delete (a release).
+    pub remove: Vec<release::Removal>,
     /// Volumes found gone without a wipe by this plan.
     pub lost_volumes: Vec<String>,
 }
@@ -277,6 +279,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
             restore_policies: Vec::new(),
             retire: None,
             drift: Vec::new(),
+            remove: Vec::new(),
             lost_volumes: Vec::new(),
         },
         held: false,
@@ -385,6 +388,10 @@ pub fn plan(input: &Input<'_>) -> Plan {
             }
             if d.kind == "RoleBinding" && seen.is_some() {
                 d.write = provisioning::Write::Recreate;
+            }
+            // An existing VM's run state is the unit's (and a hold's).
+            if d.kind == "VirtualMachine" && seen.is_some() {
+                d.write = provisioning::Write::Template;
             }
             b.plan.apply.push(d);
         }
@@ -545,10 +552,9 @@ fn high_end_in_place(spec: &TenancySpec, status: &TenancyStatus) -> bool {
                 .map(|v| provisioning::volume_pvc(v.name.as_str())),
         )
         .collect();
-    status
-        .inventory
-        .iter()
-        .any(|i| i.ready && names.contains(&i.name))
+    // In the inventory, it was procured: ready or not (a VM stopped or held
+    // is not "created" for KubeVirt).
+    status.inventory.iter().any(|i| names.contains(&i.name))
 }
 
 fn held_items(spec: &TenancySpec, procured: bool) -> Vec<String> {
@@ -748,7 +754,7 @@ fn lost_volumes(b: &mut Builder<'_, '_>, desired: &[InventoryItem]) {
         // Gone after it was in place, or going now, and not by the operator.
         .filter(|i| match input.observed.lookup.object(&i.kind, &i.name) {
             None => i.ready,
-            Some(seen) => seen.deleting,
+            Some(seen) => seen.deleting && i.ready,
         })
         // A loss still unacknowledged is not counted twice.
         .filter(|i| {
@@ -1080,6 +1086,16 @@ fn release_step(b: &mut Builder<'_, '_>, namespace: &str) {
 fn narrow_access(b: &mut Builder<'_, '_>) -> bool {
     let input = b.input;
     let present = |name: &str| input.observed.lookup.object("RoleBinding", name);
+    // The cache knows bindings by the operator's label; what binds is what
+    // the namespace holds, whatever its labels.
+    let bound = |name: &str| {
+        present(name).is_some()
+            || input
+                .observed
+                .view
+                .as_ref()
+                .is_some_and(|v| v.bindings.iter().any(|b| b == name))
+    };
     let bindable = input
         .unit_group
         .filter(|g| provisioning::bindable(g, input.role_groups).is_ok());
@@ -1108,7 +1124,7 @@ fn narrow_access(b: &mut Builder<'_, '_>) -> bool {
     {
         b.plan.apply.push(d);
     }
-    if present(provisioning::UNIT_BINDING).is_none() {
+    if !bound(provisioning::UNIT_BINDING) {
         return true;
     }
     b.plan.delete.push(Deletion {
@@ -1128,6 +1144,18 @@ fn take_steps(b: &mut Builder<'_, '_>, steps: &mut release::Steps) {
     let delete = std::mem::take(&mut steps.delete);
     let records = std::mem::take(&mut steps.records);
     let impostors = std::mem::take(&mut steps.impostors);
+    for r in std::mem::take(&mut steps.remove) {
+        b.plan.events.push(Note {
+            warning: false,
+            reason: "WorkloadRemoved",
+            message: format!(
+                "{} {} of the unit's removed before the volumes are wiped",
+                r.workload.kind, r.workload.name
+            ),
+            related: None,
+        });
+        b.plan.remove.push(r);
+    }
     let namespace = b.input.namespace;
     let related = |api_version: &'static str, kind: &'static str, ns: &str, name: &str| {
         Some(crate::review::Related {
@@ -1288,6 +1316,7 @@ fn removals(
             .filter(|j| named("PersistentVolumeClaim", &j.pvc))
             .cloned()
             .collect(),
+        ..Default::default()
     };
     let mut failed = Vec::new();
     let causes: std::collections::BTreeSet<String> =
@@ -1363,20 +1392,24 @@ fn removals(
 }
 
 /// Records what the operator has just created that only counts by its UID:
-/// a wipe Job (see [`release::plan`]).
-pub fn created(status: &mut TenancyStatus, d: &Desired, uid: &str) {
+/// a wipe Job (see [`release::plan`]). The record, if there is one to keep.
+pub fn created(
+    status: &mut TenancyStatus,
+    d: &Desired,
+    uid: &str,
+) -> Option<crate::api::tenancy::WipeJob> {
     if d.kind != "Job" {
-        return;
+        return None;
     }
-    let Some(pvc) = d.object["metadata"]["annotations"][release::WIPE_OF].as_str() else {
-        return;
-    };
-    status.wipe_jobs.retain(|j| j.pvc != pvc);
-    status.wipe_jobs.push(crate::api::tenancy::WipeJob {
+    let pvc = d.object["metadata"]["annotations"][release::WIPE_OF].as_str()?;
+    let record = crate::api::tenancy::WipeJob {
         pvc: pvc.to_owned(),
         job: d.name.clone(),
         uid: uid.to_owned(),
-    });
+    };
+    status.wipe_jobs.retain(|j| j.pvc != pvc);
+    status.wipe_jobs.push(record.clone());
+    Some(record)
 }
 
 /// Whether two statuses say the same thing (condition times aside).
@@ -1827,7 +1860,7 @@ mod tests {
     }
 
     #[test]
-    fn art19_a_release_takes_the_units_hands_off_before_anything_is_wiped() {
+    fn art19_a_release_takes_the_units_hands_off_and_its_workloads_away_before_anything_is_wiped() {
         let mut w = World::new();
         w.settle();
         w.now = "2026-12-27T02:00:00Z".parse().unwrap();
@@ -1862,11 +1895,33 @@ mod tests {
             plan.apply
         );
         assert!(plan.delete.iter().all(|d| d.kind == "RoleBinding"));
-        // Its own binding gone: the wipe begins.
+        // Its own binding gone: what of its own runs goes first ...
         w.fake.applied(&plan, true);
         w.fake
             .objects
             .remove(&("RoleBinding".into(), provisioning::UNIT_BINDING.into()));
+        let view = w.view.as_mut().unwrap();
+        view.workloads = vec![release::Workload {
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            name: "web".into(),
+        }];
+        view.pods = vec!["web-7d4b9-x2x9z".into()];
+        let plan = w.step();
+        let removed: Vec<&str> = plan
+            .remove
+            .iter()
+            .map(|r| r.workload.name.as_str())
+            .collect();
+        assert_eq!(removed, ["web"]);
+        assert!(
+            !plan.apply.iter().any(|d| d.kind == "Job"),
+            "nothing wiped while it runs"
+        );
+        // ... its pods gone too, the wipe begins.
+        let view = w.view.as_mut().unwrap();
+        view.workloads.clear();
+        view.pods.clear();
         let plan = w.step();
         assert!(
             plan.apply
@@ -2012,6 +2067,7 @@ mod reduction_tests {
                 class: "standard".into(),
             }],
             jobs: vec![],
+            ..Default::default()
         });
         let plan = w.step();
         assert_eq!(plan.halt, ["app-2"]);

@@ -120,7 +120,12 @@ impl Default for ProvisioningConfig {
                 // Routes from the outside through a shared gateway are
                 // public exposure beyond the public IPs approved.
                 ("count/ingresses.networking.k8s.io", 0),
+                ("count/gateways.gateway.networking.k8s.io", 0),
                 ("count/httproutes.gateway.networking.k8s.io", 0),
+                ("count/grpcroutes.gateway.networking.k8s.io", 0),
+                ("count/tlsroutes.gateway.networking.k8s.io", 0),
+                ("count/tcproutes.gateway.networking.k8s.io", 0),
+                ("count/udproutes.gateway.networking.k8s.io", 0),
             ]
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))
@@ -385,6 +390,12 @@ fn finish(api_version: &'static str, kind: &'static str, mut object: Value) -> D
     }
 }
 
+/// The annotations of a VM's template that carry its bandwidth.
+pub const BANDWIDTH_ANNOTATIONS: [&str; 2] = [
+    "kubernetes.io/ingress-bandwidth",
+    "kubernetes.io/egress-bandwidth",
+];
+
 /// The labels and annotations the operator sets on what it owns.
 const OWN_LABELS: [&str; 4] = [keys::MANAGED_BY, keys::TENANCY, TENANCY_UNIT, VM_GROUP];
 
@@ -439,13 +450,7 @@ pub fn governed(kind: &str, object: &Value) -> Option<Value> {
             // What the operator sets of a VM; KubeVirt fills in much more.
             let template = &spec["template"];
             let domain = &template["spec"]["domain"];
-            let bandwidth = pick(
-                &template["metadata"]["annotations"],
-                &[
-                    "kubernetes.io/ingress-bandwidth",
-                    "kubernetes.io/egress-bandwidth",
-                ],
-            );
+            let bandwidth = pick(&template["metadata"]["annotations"], &BANDWIDTH_ANNOTATIONS);
             let disks: Vec<Value> = domain["devices"]["disks"]
                 .as_array()
                 .map(|d| {
@@ -471,7 +476,7 @@ pub fn governed(kind: &str, object: &Value) -> Option<Value> {
                 "architecture": template["spec"]["architecture"],
                 "cores": domain["cpu"]["cores"],
                 "guest": quantities(&domain["memory"]["guest"]),
-                "requests": quantities(&domain["resources"]["requests"]),
+                "memory": quantities(&domain["resources"]["requests"]["memory"]),
                 "disks": disks,
                 "volumes": volumes,
             })

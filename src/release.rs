@@ -113,6 +113,15 @@ pub struct Job {
     pub runs: String,
 }
 
+/// Something of the unit's own that runs pods or VMs (a Deployment, a Job,
+/// a bare pod, a VM replica set ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workload {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+}
+
 /// What exists in the tenancy namespace.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Namespace {
@@ -121,6 +130,15 @@ pub struct Namespace {
     pub vms: Vec<Vm>,
     /// Names of the VM instances still present.
     pub instances: Vec<String>,
+    /// Of those, the ones already being deleted.
+    pub instances_deleting: Vec<String>,
+    /// What of the unit's own runs pods or VMs, gathered for a release only.
+    pub workloads: Vec<Workload>,
+    /// Pods still present that are not a wipe Job's, gathered for a release
+    /// only.
+    pub pods: Vec<String>,
+    /// The RoleBindings of the namespace, gathered for a release only.
+    pub bindings: Vec<String>,
     /// Names of the instances that are paused.
     pub paused: Vec<String>,
     pub network_policies: Vec<Policy>,
@@ -135,6 +153,13 @@ pub struct Deletion {
     pub kind: &'static str,
     pub namespace: Option<String>,
     pub name: String,
+}
+
+/// Something of the unit's own to delete (its kind known only at run time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removal {
+    pub namespace: String,
+    pub workload: Workload,
 }
 
 /// The field manager of halt patches: apart from the operator's own, so that
@@ -167,6 +192,8 @@ pub struct Steps {
     /// Jobs that claim to wipe a volume but are not the operator's (not
     /// created by it, or running something else): removed, never counted.
     pub impostors: Vec<String>,
+    /// The unit's own workloads, removed before anything is wiped.
+    pub remove: Vec<Removal>,
 }
 
 /// A Job name for wiping `pvc`: `wipe-<pvc>`, kept within 63 characters.
@@ -340,15 +367,37 @@ pub fn plan(input: &Input<'_>) -> Steps {
         return steps;
     }
     // 1. Halt every VM and wait for the instances to go; an instance of no
-    // VM (made by hand) is deleted.
+    // VM (made by hand) is deleted. In a release, what of the unit's own runs
+    // pods or VMs goes too, so that nothing writes to a volume being wiped,
+    // holds it, or takes the quota the wipe needs.
     let running: Vec<&Vm> = seen.vms.iter().filter(|v| !v.halted).collect();
     for vm in &running {
         steps.halt.push(vm.name.clone());
+    }
+    for w in &seen.workloads {
+        steps.remove.push(Removal {
+            namespace: ns.to_owned(),
+            workload: w.clone(),
+        });
+    }
+    if scope == Scope::Namespace && (!seen.workloads.is_empty() || !seen.pods.is_empty()) {
+        let names: Vec<String> = seen
+            .workloads
+            .iter()
+            .map(|w| format!("{} {}", w.kind, w.name))
+            .chain(seen.pods.iter().map(|p| format!("Pod {p}")))
+            .collect();
+        steps.waiting = Some(format!(
+            "removing the unit's own workloads: {}",
+            names.join(", ")
+        ));
+        return steps;
     }
     for orphan in seen
         .instances
         .iter()
         .filter(|i| !seen.vms.iter().any(|v| &v.name == *i))
+        .filter(|i| !seen.instances_deleting.contains(i))
     {
         steps.delete.push(Deletion {
             api_version: "kubevirt.io/v1",
@@ -415,7 +464,7 @@ pub fn plan(input: &Input<'_>) -> Steps {
                 let (genuine, impostors): (Vec<&Job>, Vec<&Job>) = seen
                     .jobs
                     .iter()
-                    .filter(|j| j.pvc == pvc.name)
+                    .filter(|j| j.pvc == pvc.name || j.name == job_name(&pvc.name))
                     .partition(|j| {
                         j.runs == runs
                             && jobs
@@ -551,6 +600,7 @@ mod tests {
                 },
             ],
             jobs: vec![],
+            ..Default::default()
         }
     }
 

@@ -502,7 +502,10 @@ pub async fn audit(client: &Client, config: &crate::config::Config) -> Result<Au
             audit.delivered += 1;
         }
         let name = t.name_any();
-        let ns = provisioning::namespace_name(&unit_ns, &t.spec.unit, &name);
+        let ns = status
+            .namespace
+            .clone()
+            .unwrap_or_else(|| provisioning::namespace_name(&unit_ns, &t.spec.unit, &name));
         let objects = provisioning::desired(
             &provisioning::Tenancy {
                 unit_namespace: &unit_ns,

@@ -144,25 +144,27 @@ impl Context {
 
     /// Merges `spec` into a tenancy's spec, as the operator's own field
     /// manager (a retirement, a regularised emergency).
+    /// The tenancy's resourceVersion after it.
     async fn patch_tenancy_spec(
         &self,
         ns: &str,
         name: &str,
         spec: serde_json::Value,
-    ) -> Result<(), kube::Error> {
+    ) -> Result<Option<String>, kube::Error> {
         let api: kube::Api<crate::api::Tenancy> = kube::Api::namespaced(self.client.clone(), ns);
         let params = kube::api::PatchParams {
             field_manager: Some(MANAGER.into()),
             ..Default::default()
         };
-        api.patch(
-            name,
-            &params,
-            &kube::api::Patch::Merge(serde_json::json!({ "spec": spec })),
-        )
-        .await?;
+        let patched = api
+            .patch(
+                name,
+                &params,
+                &kube::api::Patch::Merge(serde_json::json!({ "spec": spec })),
+            )
+            .await?;
         self.metrics.wrote("Tenancy", "patch");
-        Ok(())
+        Ok(kube::Resource::meta(&patched).resource_version.clone())
     }
 
     async fn publish<K>(&self, obj: &K, notes: &[Note])

@@ -141,12 +141,44 @@ impl Lookup for CacheLookup<'_> {
     }
 }
 
+/// What of the unit's own may run pods or VMs, by API version and kind
+/// (KubeVirt's kinds where KubeVirt has them).
+const WORKLOAD_KINDS: [(&str, &str); 8] = [
+    ("apps/v1", "Deployment"),
+    ("apps/v1", "StatefulSet"),
+    ("apps/v1", "DaemonSet"),
+    ("apps/v1", "ReplicaSet"),
+    ("v1", "ReplicationController"),
+    ("batch/v1", "CronJob"),
+    ("kubevirt.io/v1", "VirtualMachineInstanceReplicaSet"),
+    ("pool.kubevirt.io/v1alpha1", "VirtualMachinePool"),
+];
+
+/// The objects of a kind in a namespace; none if the cluster has no such kind.
+async fn list_kind(
+    client: &kube::Client,
+    ns: &str,
+    api_version: &str,
+    kind: &str,
+) -> Result<Vec<DynamicObject>, Error> {
+    let ar = provisioning::api_resource(api_version, kind);
+    match Api::<DynamicObject>::namespaced_with(client.clone(), ns, &ar)
+        .list(&ListParams::default())
+        .await
+    {
+        Ok(l) => Ok(l.items),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(Vec::new()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Everything in the namespace, from the API: what a release must see,
-/// including what the unit created itself.
+/// including what the unit created itself (its workloads when `releasing`).
 async fn gather(
     ctx: &Context,
     ns: &str,
     meta: Option<&PartialObjectMeta<Namespace>>,
+    releasing: bool,
 ) -> Result<release::Namespace, Error> {
     let Some(meta) = meta else {
         return Ok(release::Namespace::default());
@@ -163,8 +195,86 @@ async fn gather(
         .list(&lp)
         .await?;
     let jobs = Api::<Job>::namespaced(c.clone(), ns).list(&lp).await?;
-    let policies = Api::<NetworkPolicy>::namespaced(c, ns).list(&lp).await?;
+    let policies = Api::<NetworkPolicy>::namespaced(c.clone(), ns)
+        .list(&lp)
+        .await?;
+    // Jobs that are a volume's wipe Job or claim to be: judged by the wipe.
+    let wipe_of = |j: &Job| {
+        j.annotations().get(WIPE_OF).cloned().or_else(|| {
+            pvcs.items
+                .iter()
+                .map(|p| p.name_any())
+                .find(|p| release::job_name(p) == j.name_any())
+        })
+    };
+    let (mut workloads, mut pods, mut bindings) = (Vec::new(), Vec::new(), Vec::new());
+    if releasing {
+        bindings = Api::<k8s_openapi::api::rbac::v1::RoleBinding>::namespaced(c.clone(), ns)
+            .list(&lp)
+            .await?
+            .items
+            .iter()
+            .map(|b| b.name_any())
+            .collect();
+        let going = |m: &kube::api::ObjectMeta| m.deletion_timestamp.is_some();
+        for (api_version, kind) in WORKLOAD_KINDS {
+            for o in list_kind(&c, ns, api_version, kind).await? {
+                if !going(&o.metadata) {
+                    workloads.push(release::Workload {
+                        api_version: api_version.to_owned(),
+                        kind: kind.to_owned(),
+                        name: o.name_any(),
+                    });
+                }
+            }
+        }
+        for j in jobs
+            .items
+            .iter()
+            .filter(|j| wipe_of(j).is_none() && !going(&j.metadata))
+        {
+            workloads.push(release::Workload {
+                api_version: "batch/v1".into(),
+                kind: "Job".into(),
+                name: j.name_any(),
+            });
+        }
+        let wipe_jobs: Vec<String> = jobs
+            .items
+            .iter()
+            .filter(|j| wipe_of(j).is_some())
+            .map(|j| j.name_any())
+            .collect();
+        for p in list_kind(&c, ns, "v1", "Pod").await? {
+            let owners = p.metadata.owner_references.clone().unwrap_or_default();
+            // A wipe Job's pods run the wipe; a VM's launcher goes with its
+            // instance.
+            if owners.iter().any(|o| {
+                (o.kind == "Job" && wipe_jobs.contains(&o.name))
+                    || o.kind == "VirtualMachineInstance"
+            }) {
+                continue;
+            }
+            if owners.is_empty() && !going(&p.metadata) {
+                workloads.push(release::Workload {
+                    api_version: "v1".into(),
+                    kind: "Pod".into(),
+                    name: p.name_any(),
+                });
+            }
+            pods.push(p.name_any());
+        }
+    }
     Ok(release::Namespace {
+        workloads,
+        pods,
+        bindings,
+        instances_deleting: vmis
+            .items
+            .iter()
+            .filter(|i| i.metadata.deletion_timestamp.is_some())
+            .map(|i| i.name_any())
+            .collect(),
         exists: true,
         terminating: meta.metadata.deletion_timestamp.is_some(),
         vms: vms
@@ -233,12 +343,7 @@ async fn gather(
             .iter()
             .filter_map(|j| {
                 // Claiming to wipe a volume, or squatting its wipe Job's name.
-                let pvc = j.annotations().get(WIPE_OF).cloned().or_else(|| {
-                    pvcs.items
-                        .iter()
-                        .map(|p| p.name_any())
-                        .find(|p| release::job_name(p) == j.name_any())
-                })?;
+                let pvc = wipe_of(j)?;
                 let conditions = j
                     .status
                     .as_ref()
@@ -298,7 +403,21 @@ async fn apply(ctx: &Context, d: &Desired) -> Result<Option<DynamicObject>, Erro
             None
         }
         Write::Recreate => {
-            match api.delete(&d.name, &DeleteParams::default()).await {
+            // The one the planner saw, not one made since (a cache that lags
+            // would have a binding made a moment ago deleted again).
+            let seen = d.namespace.as_deref().and_then(|ns| {
+                ctx.caches
+                    .role_bindings
+                    .get(&ObjectRef::new(&d.name).within(ns))
+            });
+            let once = DeleteParams {
+                preconditions: seen.map(|b| kube::api::Preconditions {
+                    uid: b.uid(),
+                    resource_version: b.resource_version(),
+                }),
+                ..DeleteParams::default()
+            };
+            match api.delete(&d.name, &once).await {
                 Ok(_) => {}
                 Err(kube::Error::Api(s)) if s.code == 404 => {}
                 Err(e) => return Err(e.into()),
@@ -306,12 +425,19 @@ async fn apply(ctx: &Context, d: &Desired) -> Result<Option<DynamicObject>, Erro
             Some(api.create(&params, &object()?).await?)
         }
         Write::Template => {
+            let mut template = d.object["spec"]["template"].clone();
+            // What the operator sets and the allocation no longer has goes.
+            for key in provisioning::BANDWIDTH_ANNOTATIONS {
+                if template["metadata"]["annotations"][key].is_null() {
+                    template["metadata"]["annotations"][key] = Value::Null;
+                }
+            }
             let patch = json!({
                 "metadata": {
                     "labels": d.object["metadata"]["labels"],
                     "annotations": d.object["metadata"]["annotations"],
                 },
-                "spec": { "template": d.object["spec"]["template"] },
+                "spec": { "template": template },
             });
             let params = PatchParams {
                 field_manager: Some(MANAGER.into()),
@@ -351,8 +477,8 @@ async fn delete(ctx: &Context, d: &Deletion) -> Result<(), Error> {
 }
 
 /// Adds or removes the operator's finalizer, guarded by the resourceVersion
-/// read.
-async fn finalizer(ctx: &Context, tenancy: &Tenancy, add: bool) -> Result<(), Error> {
+/// read; the tenancy's resourceVersion after it.
+async fn finalizer(ctx: &Context, tenancy: &Tenancy, add: bool) -> Result<Option<String>, Error> {
     let mut finalizers: Vec<String> = tenancy
         .finalizers()
         .iter()
@@ -364,19 +490,65 @@ async fn finalizer(ctx: &Context, tenancy: &Tenancy, add: bool) -> Result<(), Er
     }
     let api: Api<Tenancy> =
         Api::namespaced(ctx.client.clone(), &tenancy.namespace().unwrap_or_default());
-    api.patch(
-        &tenancy.name_any(),
-        &PatchParams {
-            field_manager: Some(MANAGER.into()),
-            ..Default::default()
-        },
-        &Patch::Merge(json!({ "metadata": {
-            "finalizers": finalizers,
-            "resourceVersion": tenancy.resource_version(),
-        }})),
-    )
-    .await?;
+    let patched = api
+        .patch(
+            &tenancy.name_any(),
+            &PatchParams {
+                field_manager: Some(MANAGER.into()),
+                ..Default::default()
+            },
+            &Patch::Merge(json!({ "metadata": {
+                "finalizers": finalizers,
+                "resourceVersion": tenancy.resource_version(),
+            }})),
+        )
+        .await?;
     ctx.metrics.wrote("Tenancy", "patch");
+    Ok(patched.resource_version())
+}
+
+/// Appends the record of a wipe Job just created to the tenancy's status at
+/// once, whatever else the status says: were it written only with the rest
+/// of the status, and that write refused (the tenancy changed meanwhile), the
+/// Job would be taken for another's next time.
+async fn record_wipe_job(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+    record: &crate::api::tenancy::WipeJob,
+) -> Result<(), Error> {
+    let api: Api<Tenancy> = Api::namespaced(ctx.client.clone(), ns);
+    let append = |path: &str, value: Value| -> Result<json_patch::Patch, Error> {
+        Ok(serde_json::from_value(
+            json!([{ "op": "add", "path": path, "value": value }]),
+        )?)
+    };
+    let params = PatchParams {
+        field_manager: Some(MANAGER.into()),
+        ..Default::default()
+    };
+    let one = serde_json::to_value(record)?;
+    let added = api
+        .patch_status(
+            name,
+            &params,
+            &Patch::Json::<()>(append("/status/wipeJobs/-", one.clone())?),
+        )
+        .await;
+    match added {
+        Ok(_) => {}
+        // The first: there is no list to append to yet.
+        Err(kube::Error::Api(s)) if s.code == 422 => {
+            api.patch_status(
+                name,
+                &params,
+                &Patch::Json::<()>(append("/status/wipeJobs", json!([one]))?),
+            )
+            .await?;
+        }
+        Err(e) => return Err(e.into()),
+    }
+    ctx.metrics.wrote("Tenancy", "status");
     Ok(())
 }
 
@@ -535,7 +707,8 @@ async fn reconcile_tenancy(obj: &Guarded<Tenancy>, ctx: &Context) -> Result<Acti
         .as_ref()
         .and_then(|u| u.annotations().get(keys::UNIT_GROUP).cloned());
     let view = if lifecycle::needs_view(&tenancy.spec, &status, tenancy.annotations(), now) {
-        Some(gather(ctx, &ns, ns_meta.as_deref()).await?)
+        let releasing = lifecycle::releasing(&tenancy.spec, &status, now);
+        Some(gather(ctx, &ns, ns_meta.as_deref(), releasing).await?)
     } else {
         None
     };
@@ -589,8 +762,10 @@ async fn reconcile_tenancy(obj: &Guarded<Tenancy>, ctx: &Context) -> Result<Acti
     if let Some(reason) = &plan.suspend_unit {
         suspend_unit(ctx, &unit_ns, reason, now).await?;
     }
+    // The tenancy as this reconcile last read or wrote it.
+    let mut read_as = tenancy.resource_version();
     if let Some(add) = plan.finalizer {
-        finalizer(ctx, tenancy, add).await?;
+        read_as = finalizer(ctx, tenancy, add).await?;
     }
     // An object the apiserver refuses (422) is reported, not retried blindly:
     // the others still apply, and the status says what was refused.
@@ -616,8 +791,11 @@ async fn reconcile_tenancy(obj: &Guarded<Tenancy>, ctx: &Context) -> Result<Acti
                 failed.get_or_insert(e);
             }
             Ok(Some(created)) => {
-                if let Some(uid) = created.uid() {
-                    lifecycle::created(&mut plan.status, d, &uid);
+                if let Some(record) = created
+                    .uid()
+                    .and_then(|uid| lifecycle::created(&mut plan.status, d, &uid))
+                {
+                    record_wipe_job(ctx, &unit_ns, &name, &record).await?;
                 }
             }
             Ok(None) => {}
@@ -722,7 +900,8 @@ async fn reconcile_tenancy(obj: &Guarded<Tenancy>, ctx: &Context) -> Result<Acti
     if let Some(retirement) = &plan.retire
         && tenancy.spec.retirement.is_none()
     {
-        ctx.patch_tenancy_spec(&unit_ns, &name, json!({ "retirement": retirement }))
+        read_as = ctx
+            .patch_tenancy_spec(&unit_ns, &name, json!({ "retirement": retirement }))
             .await?;
         info!(tenancy = %format!("{unit_ns}/{name}"), "deregistered: retiring");
     }
@@ -731,9 +910,13 @@ async fn reconcile_tenancy(obj: &Guarded<Tenancy>, ctx: &Context) -> Result<Acti
         // What the utilisation evaluator owns is neither written nor removed here.
         let mut own = plan.status.clone();
         super::utilisation::strip(&mut own);
+        // Written over the tenancy as read (and as this reconcile changed
+        // it), never over a newer one: a status planned from a cache that
+        // lags would drop what a reconcile before recorded (wipe records).
         let patch = json!({
             "apiVersion": "govcloud.dev/v1alpha1",
             "kind": "Tenancy",
+            "metadata": { "resourceVersion": read_as },
             "status": own,
         });
         api.patch_status(
@@ -747,6 +930,21 @@ async fn reconcile_tenancy(obj: &Guarded<Tenancy>, ctx: &Context) -> Result<Acti
     }
     for d in &plan.delete {
         delete(ctx, d).await?;
+    }
+    for r in &plan.remove {
+        let w = &r.workload;
+        let ar = provisioning::api_resource(&w.api_version, &w.kind);
+        match Api::<DynamicObject>::namespaced_with(ctx.client.clone(), &r.namespace, &ar)
+            .delete(&w.name, &DeleteParams::background())
+            .await
+        {
+            Ok(_) => {
+                ctx.metrics.wrote(&w.kind, "delete");
+                info!(kind = %w.kind, name = %w.name, "the unit's workload removed for the release");
+            }
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     ctx.publish(tenancy, &plan.events).await;
     if !unpaused.is_empty() {

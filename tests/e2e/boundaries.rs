@@ -404,6 +404,31 @@ pub async fn art8_a_unit_runs_nothing_privileged_and_passes_the_multi_tenancy_be
         }).await,
     );
     m.refused(
+        "a tenant has a Deployment make pods labelled as a Job's (the ReplicaSet controller creates them)",
+        "are the Job controller's: they make a pod a Job's",
+        create(&controller, Some(tns), {
+            let mut p = pod("web-def34", json!({}));
+            p["metadata"]["labels"] = json!({ "controller-uid": "0b7c5b4e-0000-0000-0000-000000000000" });
+            p
+        }).await,
+    );
+    m.refused(
+        "a tenant runs a Job that chooses its own selector, to adopt another Job's pods",
+        "chooses no selector of its own (spec.manualSelector)",
+        create(&a, Some(tns), json!({
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": { "name": "adopter" },
+            "spec": {
+                "manualSelector": true,
+                "selector": { "matchLabels": { "batch.kubernetes.io/controller-uid": "0b7c5b4e-0000-0000-0000-000000000000" } },
+                "template": {
+                    "metadata": { "labels": { "batch.kubernetes.io/controller-uid": "0b7c5b4e-0000-0000-0000-000000000000" } },
+                    "spec": { "restartPolicy": "Never", "containers": [{ "name": "x", "image": "busybox", "command": ["true"] }] },
+                },
+            },
+        })).await,
+    );
+    m.refused(
         "a tenant exposes a NodePort Service (MTB block-use-of-nodeport-services)",
         "a NodePort Service opens every node to the outside",
         create(&a, Some(tns), service("np", json!({ "type": "NodePort" }))).await,
