@@ -100,6 +100,17 @@ pub struct Observed<'a> {
     pub view: Option<release::Namespace>,
 }
 
+impl Observed<'_> {
+    /// The UID of the tenancy's namespace, while it exists and is not being
+    /// deleted: what the objects in it are owned by.
+    pub fn namespace_uid(&self) -> Option<&str> {
+        self.namespace
+            .as_ref()
+            .filter(|n| !n.terminating)
+            .map(|n| n.uid.as_str())
+    }
+}
+
 /// Whether the controller should gather the whole namespace for this reconcile.
 pub fn needs_view(
     spec: &TenancySpec,
@@ -341,12 +352,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
     let procured = annotation(input.annotations, keys::PROCURED).is_some()
         || high_end_in_place(input.spec, input.status);
     let group = unit_group(&mut b);
-    let namespace_uid = input
-        .observed
-        .namespace
-        .as_ref()
-        .filter(|n| !n.terminating)
-        .map(|n| n.uid.as_str());
+    let namespace_uid = input.observed.namespace_uid();
     let tenancy = provisioning::Tenancy {
         unit_namespace: input.unit_namespace,
         name: input.name,
@@ -1099,12 +1105,7 @@ fn narrow_access(b: &mut Builder<'_, '_>) -> bool {
     let bindable = input
         .unit_group
         .filter(|g| provisioning::bindable(g, input.role_groups).is_ok());
-    let namespace_uid = input
-        .observed
-        .namespace
-        .as_ref()
-        .filter(|n| !n.terminating)
-        .map(|n| n.uid.as_str());
+    let namespace_uid = input.observed.namespace_uid();
     let tenancy = provisioning::Tenancy {
         unit_namespace: input.unit_namespace,
         name: input.name,
