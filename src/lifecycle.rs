@@ -154,6 +154,32 @@ pub struct Input<'a> {
     pub now: Timestamp,
 }
 
+impl<'a> Input<'a> {
+    /// What the tenancy's objects are built from (see
+    /// [`provisioning::desired`]), bound to `group` if any, isolated or not.
+    fn tenancy(
+        &self,
+        group: Option<&'a str>,
+        procured: bool,
+        isolated: bool,
+        storage_in_removal: BTreeMap<String, u64>,
+    ) -> provisioning::Tenancy<'a> {
+        provisioning::Tenancy {
+            unit_namespace: self.unit_namespace,
+            name: self.name,
+            namespace: self.namespace,
+            spec: self.spec,
+            unit_group: group,
+            namespace_uid: self.observed.namespace_uid(),
+            procured,
+            halted: false,
+            isolated,
+            storage_in_removal,
+            storage_classes: self.storage_classes,
+        }
+    }
+}
+
 /// The finalizer that keeps a tenancy, and so its resources, until they are
 /// released by a decision the measures require.
 pub const FINALIZER: &str = "govcloud.dev/release";
@@ -353,19 +379,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
         || high_end_in_place(input.spec, input.status);
     let group = unit_group(&mut b);
     let namespace_uid = input.observed.namespace_uid();
-    let tenancy = provisioning::Tenancy {
-        unit_namespace: input.unit_namespace,
-        name: input.name,
-        namespace: input.namespace,
-        spec: input.spec,
-        unit_group: group,
-        namespace_uid,
-        procured,
-        halted: false,
-        isolated: hold.enforce,
-        storage_in_removal: storage_in_removal(input),
-        storage_classes: input.storage_classes,
-    };
+    let tenancy = input.tenancy(group, procured, hold.enforce, storage_in_removal(input));
     let desired = provisioning::desired(&tenancy, input.provisioning);
     let vms: Vec<&str> = desired
         .iter()
@@ -1106,19 +1120,7 @@ fn narrow_access(b: &mut Builder<'_, '_>) -> bool {
         .unit_group
         .filter(|g| provisioning::bindable(g, input.role_groups).is_ok());
     let namespace_uid = input.observed.namespace_uid();
-    let tenancy = provisioning::Tenancy {
-        unit_namespace: input.unit_namespace,
-        name: input.name,
-        namespace: input.namespace,
-        spec: input.spec,
-        unit_group: bindable,
-        namespace_uid,
-        procured: false,
-        halted: true,
-        isolated: true,
-        storage_in_removal: BTreeMap::new(),
-        storage_classes: input.storage_classes,
-    };
+    let tenancy = input.tenancy(bindable, false, true, BTreeMap::new());
     if namespace_uid.is_some()
         && let Some(d) = provisioning::unit_binding(&tenancy, input.provisioning)
         && present(&d.name).and_then(|s| s.hash).as_deref() != Some(d.hash.as_str())

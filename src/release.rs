@@ -564,6 +564,27 @@ mod tests {
         "2026-03-15T02:00:00Z".parse().unwrap()
     }
 
+    /// The next steps of releasing the namespace `seen` of tenancy `oa`.
+    fn released(
+        seen: &Namespace,
+        records: &[WipeRecord],
+        jobs: &[WipeJob],
+        wipe: &WipeConfig,
+    ) -> Steps {
+        plan(&Input {
+            namespace: "t",
+            tenancy: "oa",
+            seen,
+            records,
+            jobs,
+            wipe,
+            pod_security: PodSecurity::Baseline,
+            scope: Scope::Namespace,
+            cause: "Reclaim",
+            now: now(),
+        })
+    }
+
     fn ns() -> Namespace {
         Namespace {
             exists: true,
@@ -606,18 +627,7 @@ mod tests {
 
     #[test]
     fn nothing_is_wiped_while_a_vm_runs() {
-        let steps = plan(&Input {
-            namespace: "t",
-            tenancy: "oa",
-            seen: &ns(),
-            records: &[],
-            jobs: &[],
-            wipe: &WipeConfig::default(),
-            pod_security: PodSecurity::Baseline,
-            scope: Scope::Namespace,
-            cause: "Reclaim",
-            now: now(),
-        });
+        let steps = released(&ns(), &[], &[], &WipeConfig::default());
         assert!(steps.delete.is_empty());
         assert!(steps.records.is_empty());
         assert_eq!(steps.halt, ["app-1", "mine"]);
@@ -628,18 +638,7 @@ mod tests {
     fn an_instance_of_no_vm_is_deleted_before_anything_is_wiped() {
         let mut seen = ns();
         seen.instances.push("made-by-hand".into());
-        let steps = plan(&Input {
-            namespace: "t",
-            tenancy: "oa",
-            seen: &seen,
-            records: &[],
-            jobs: &[],
-            wipe: &WipeConfig::default(),
-            pod_security: PodSecurity::Baseline,
-            scope: Scope::Namespace,
-            cause: "Reclaim",
-            now: now(),
-        });
+        let steps = released(&seen, &[], &[], &WipeConfig::default());
         let deleted: Vec<(&str, &str)> = steps
             .delete
             .iter()
@@ -658,18 +657,7 @@ mod tests {
         }
         seen.instances.clear();
         let cfg = WipeConfig::default();
-        let steps = plan(&Input {
-            namespace: "t",
-            tenancy: "oa",
-            seen: &seen,
-            records: &[],
-            jobs: &[],
-            wipe: &cfg,
-            pod_security: PodSecurity::Baseline,
-            scope: Scope::Namespace,
-            cause: "Reclaim",
-            now: now(),
-        });
+        let steps = released(&seen, &[], &[], &cfg);
         let jobs: Vec<&str> = steps.apply.iter().map(|d| d.name.as_str()).collect();
         assert_eq!(jobs, ["wipe-app-1-system", "wipe-scratch"]);
         assert!(
@@ -682,18 +670,7 @@ mod tests {
         let (second, second_uid) = created(&steps.apply[1], "uid-2", JobOutcome::Failed);
         seen.jobs = vec![first, second];
         let recorded = [first_uid, second_uid];
-        let steps = plan(&Input {
-            namespace: "t",
-            tenancy: "oa",
-            seen: &seen,
-            records: &[],
-            jobs: &recorded,
-            wipe: &cfg,
-            pod_security: PodSecurity::Baseline,
-            scope: Scope::Namespace,
-            cause: "Reclaim",
-            now: now(),
-        });
+        let steps = released(&seen, &[], &recorded, &cfg);
         assert!(
             steps.delete.is_empty(),
             "nothing is deleted before its record is written"
@@ -712,18 +689,7 @@ mod tests {
         assert_eq!(steps.failed, ["scratch"]);
 
         let records = steps.records;
-        let steps = plan(&Input {
-            namespace: "t",
-            tenancy: "oa",
-            seen: &seen,
-            records: &records,
-            jobs: &recorded,
-            pod_security: PodSecurity::Baseline,
-            wipe: &cfg,
-            scope: Scope::Namespace,
-            cause: "Reclaim",
-            now: now(),
-        });
+        let steps = released(&seen, &records, &recorded, &cfg);
         let deleted: Vec<&str> = steps.delete.iter().map(|d| d.name.as_str()).collect();
         assert_eq!(deleted, ["app-1-system"], "the failed volume is kept");
         assert!(steps.records.is_empty(), "the failure is recorded once");
@@ -764,20 +730,7 @@ mod tests {
         seen.instances.clear();
         seen.pvcs.truncate(1);
         let cfg = WipeConfig::default();
-        let input = |seen: &Namespace, jobs: &[WipeJob]| {
-            plan(&Input {
-                namespace: "t",
-                tenancy: "oa",
-                seen,
-                records: &[],
-                jobs,
-                wipe: &cfg,
-                pod_security: PodSecurity::Baseline,
-                scope: Scope::Namespace,
-                cause: "Reclaim",
-                now: now(),
-            })
-        };
+        let input = |seen: &Namespace, jobs: &[WipeJob]| released(seen, &[], jobs, &cfg);
         let wanted = input(&seen, &[]).apply.remove(0);
         assert_eq!(
             wanted.write,
@@ -868,33 +821,11 @@ mod tests {
             mode: WipeMode::Delete,
             ..WipeConfig::default()
         };
-        let steps = plan(&Input {
-            namespace: "t",
-            tenancy: "oa",
-            seen: &seen,
-            records: &[],
-            jobs: &[],
-            wipe: &cfg,
-            pod_security: PodSecurity::Baseline,
-            scope: Scope::Namespace,
-            cause: "Reclaim",
-            now: now(),
-        });
+        let steps = released(&seen, &[], &[], &cfg);
         assert!(steps.apply.is_empty());
         assert_eq!(steps.records.len(), 2);
         assert_eq!(steps.records[0].method, WipeMethod::Delete);
-        let steps = plan(&Input {
-            namespace: "t",
-            tenancy: "oa",
-            seen: &seen,
-            records: &steps.records,
-            jobs: &[],
-            pod_security: PodSecurity::Baseline,
-            wipe: &cfg,
-            scope: Scope::Namespace,
-            cause: "Reclaim",
-            now: now(),
-        });
+        let steps = released(&seen, &steps.records, &[], &cfg);
         assert_eq!(steps.delete.len(), 2);
     }
 
@@ -906,32 +837,10 @@ mod tests {
             vm.halted = true;
         }
         seen.pvcs.clear();
-        let steps = plan(&Input {
-            namespace: "t",
-            tenancy: "oa",
-            seen: &seen,
-            records: &[],
-            jobs: &[],
-            wipe: &WipeConfig::default(),
-            pod_security: PodSecurity::Baseline,
-            scope: Scope::Namespace,
-            cause: "Reclaim",
-            now: now(),
-        });
+        let steps = released(&seen, &[], &[], &WipeConfig::default());
         assert!(steps.delete.iter().all(|d| d.kind == "VirtualMachine"));
         seen.vms.clear();
-        let steps = plan(&Input {
-            namespace: "t",
-            tenancy: "oa",
-            seen: &seen,
-            records: &[],
-            jobs: &[],
-            wipe: &WipeConfig::default(),
-            pod_security: PodSecurity::Baseline,
-            scope: Scope::Namespace,
-            cause: "Reclaim",
-            now: now(),
-        });
+        let steps = released(&seen, &[], &[], &WipeConfig::default());
         assert_eq!(steps.delete[0].kind, "Namespace");
         let items = plan(&Input {
             namespace: "t",
@@ -950,18 +859,7 @@ mod tests {
             "a reduction leaves the namespace"
         );
         seen.exists = false;
-        let steps = plan(&Input {
-            namespace: "t",
-            tenancy: "oa",
-            seen: &seen,
-            records: &[],
-            jobs: &[],
-            wipe: &WipeConfig::default(),
-            pod_security: PodSecurity::Baseline,
-            scope: Scope::Namespace,
-            cause: "Reclaim",
-            now: now(),
-        });
+        let steps = released(&seen, &[], &[], &WipeConfig::default());
         assert_eq!(steps, Steps::default());
     }
 }
