@@ -6,8 +6,10 @@
 //! are (see `provisioning::governed`), so that a change by anyone else is
 //! seen without keeping the objects whole.
 
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::future::Future;
+use std::sync::Arc;
 
 use futures::{FutureExt, Stream, StreamExt};
 use k8s_openapi::api::batch::v1::Job;
@@ -211,20 +213,17 @@ where
         .to_owned();
     drive(
         kind,
-        watcher(api, config)
-            .default_backoff()
-            .modify(move |o| {
-                let meta = o.meta_mut();
-                if drop_managed_fields {
-                    meta.managed_fields = None;
-                }
-                if let Some(a) = meta.annotations.as_mut() {
-                    a.remove("kubectl.kubernetes.io/last-applied-configuration");
-                }
-                fields(o);
-            })
-            .reflect(writer)
-            .touched_objects(),
+        watcher(api, config).default_backoff().modify(move |o| {
+            let meta = o.meta_mut();
+            if drop_managed_fields {
+                meta.managed_fields = None;
+            }
+            if let Some(a) = meta.annotations.as_mut() {
+                a.remove("kubectl.kubernetes.io/last-applied-configuration");
+            }
+            fields(o);
+        }),
+        writer,
         wake,
     )
 }
@@ -247,16 +246,73 @@ where
     )
 }
 
+/// Where an object is: its namespace and name.
+type Key = (Option<String>, String);
+
+fn key<K: Resource>(o: &K) -> Key {
+    (
+        o.meta().namespace.clone(),
+        o.meta().name.clone().unwrap_or_default(),
+    )
+}
+
+/// What a relist changed: of the objects the cache holds after it, those it
+/// did not hold before at that version, and those it held that the list no
+/// longer has (deleted while the watch was down).
+fn relisted<K: Resource>(mut before: HashMap<Key, Arc<K>>, after: Vec<Arc<K>>) -> Vec<Arc<K>> {
+    let mut changed = Vec::new();
+    for o in after {
+        let held = before.remove(&key(&*o));
+        if held.is_none_or(|h| h.meta().resource_version != o.meta().resource_version) {
+            changed.push(o);
+        }
+    }
+    changed.extend(before.into_values());
+    changed
+}
+
+/// Applies a watch's events to its cache, and only then wakes what each
+/// object concerns, so that a reconcile woken reads the cache as the event
+/// left it. A relist shows in the cache all at once when it is done (until
+/// then the cache keeps what it held), so what it changed wakes only then.
+///
+/// Waking on a relisted object as it arrives (as `touched_objects` does)
+/// loses the wake: the reconcile it starts reads the cache from before the
+/// relist and nothing wakes it again.
 async fn drive<K>(
     kind: String,
-    stream: impl Stream<Item = Result<K, watcher::Error>> + Send,
+    events: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send,
+    mut writer: reflector::store::Writer<K>,
     wake: impl Fn(&K),
-) {
-    futures::pin_mut!(stream);
-    while let Some(item) = stream.next().await {
-        match item {
-            Ok(obj) => wake(&obj),
-            Err(e) => tracing::warn!(kind = %kind, error = %e, "watch error; retrying"),
+) where
+    K: Resource + Clone,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    let cache = writer.as_reader();
+    futures::pin_mut!(events);
+    while let Some(item) = events.next().await {
+        let event = match item {
+            Ok(event) => event,
+            Err(e) => {
+                tracing::warn!(kind = %kind, error = %e, "watch error; retrying");
+                continue;
+            }
+        };
+        match &event {
+            watcher::Event::Apply(o) | watcher::Event::Delete(o) => {
+                writer.apply_watcher_event(&event);
+                wake(o);
+            }
+            watcher::Event::Init | watcher::Event::InitApply(_) => {
+                writer.apply_watcher_event(&event);
+            }
+            watcher::Event::InitDone => {
+                let before = cache.state().into_iter().map(|o| (key(&*o), o)).collect();
+                writer.apply_watcher_event(&event);
+                for o in relisted(before, cache.state()) {
+                    wake(&o);
+                }
+            }
         }
     }
 }
@@ -619,6 +675,165 @@ mod tests {
         let mut o = DynamicObject::new("app-1", &virtual_machines());
         o.data = data;
         o
+    }
+
+    use std::sync::Mutex;
+
+    fn vm(name: &str, version: &str, created: bool) -> DynamicObject {
+        let mut o = object(json!({ "status": { "created": created } }));
+        o.metadata.name = Some(name.into());
+        o.metadata.namespace = Some("unit-a-web-0123456789".into());
+        o.metadata.resource_version = Some(version.into());
+        o
+    }
+
+    fn vm_cache() -> (
+        reflector::store::Writer<DynamicObject>,
+        Store<DynamicObject>,
+    ) {
+        let writer = reflector::store::Writer::new(virtual_machines());
+        let reader = writer.as_reader();
+        (writer, reader)
+    }
+
+    type Events<K> = Vec<Result<watcher::Event<K>, watcher::Error>>;
+
+    /// Runs `events` through the watch pipeline; each wake records what
+    /// `look` reads from the caches at that moment.
+    async fn run<K, T: Send + 'static>(
+        events: Events<K>,
+        writer: reflector::store::Writer<K>,
+        look: impl Fn(&K) -> T + Send + 'static,
+    ) -> Vec<T>
+    where
+        K: Resource + Clone + Send + Sync + 'static,
+        K::DynamicType: Eq + std::hash::Hash + Clone,
+    {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = seen.clone();
+        drive(
+            "test".into(),
+            futures::stream::iter(events),
+            writer,
+            move |o: &K| record.lock().unwrap().push(look(o)),
+        )
+        .await;
+        Arc::try_unwrap(seen).ok().unwrap().into_inner().unwrap()
+    }
+
+    fn created(cache: &Store<DynamicObject>, name: &str) -> Option<bool> {
+        let r = ObjectRef::new_with(name, virtual_machines()).within("unit-a-web-0123456789");
+        cache
+            .get(&r)
+            .map(|o| o.data["status"]["created"] == json!(true))
+    }
+
+    #[tokio::test]
+    async fn a_change_seen_in_a_relist_wakes_once_the_cache_shows_it() {
+        use watcher::Event::*;
+        let (writer, cache) = vm_cache();
+        // The watch listed app-1 before KubeVirt created it, and app-2.
+        let first = vec![
+            Ok(Init),
+            Ok(InitApply(vm("app-1", "1", false))),
+            Ok(InitApply(vm("app-2", "2", true))),
+            Ok(InitApply(vm("app-3", "3", true))),
+            Ok(InitDone),
+        ];
+        let looked = cache.clone();
+        let woken = run(first, writer, move |o: &DynamicObject| {
+            (o.name_any(), created(&looked, &o.name_any()))
+        })
+        .await;
+        assert_eq!(woken.len(), 3, "a first list wakes every object: {woken:?}");
+
+        // The apiserver restarted: the watch expired and listed again. KubeVirt
+        // created app-1 meanwhile, app-2 was deleted, app-3 did not change.
+        let (mut writer, cache) = vm_cache();
+        for o in [
+            vm("app-1", "1", false),
+            vm("app-2", "2", true),
+            vm("app-3", "3", true),
+        ] {
+            writer.apply_watcher_event(&Apply(o));
+        }
+        let relist = vec![
+            Ok(Init),
+            Ok(InitApply(vm("app-1", "7", true))),
+            Ok(InitApply(vm("app-3", "3", true))),
+            Ok(InitDone),
+        ];
+        let looked = cache.clone();
+        let mut woken = run(relist, writer, move |o: &DynamicObject| {
+            (o.name_any(), created(&looked, &o.name_any()))
+        })
+        .await;
+        woken.sort();
+        assert_eq!(
+            woken,
+            vec![
+                // Woken when a reconcile reads it created, not before.
+                ("app-1".to_owned(), Some(true)),
+                // Woken as gone, when the cache no longer has it.
+                ("app-2".to_owned(), None),
+            ],
+            "app-3, unchanged, wakes nothing"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_change_routed_while_the_namespace_is_unknown_wakes_its_tenancy_when_it_is_known() {
+        use watcher::Event::*;
+        let ns_name = "unit-a-web-0123456789";
+        let (namespaces, ns_writer) = reflector::store::<PartialObjectMeta<Namespace>>();
+        let (mut vm_writer, vms) = vm_cache();
+        vm_writer.apply_watcher_event(&Init);
+        vm_writer.apply_watcher_event(&InitDone);
+        let woken = Arc::new(Mutex::new(Vec::new()));
+        let wake = {
+            let (woken, namespaces, vms) = (woken.clone(), namespaces.clone(), vms.clone());
+            move |meta: &kube::api::ObjectMeta| {
+                if let Some(t) = tenancy_of(meta, &namespaces) {
+                    let known = namespaces.get(&ObjectRef::new(ns_name)).is_some();
+                    woken
+                        .lock()
+                        .unwrap()
+                        .push((t, known, created(&vms, "app-1")));
+                }
+            }
+        };
+        // The namespace watch is relisting (the namespace was made while it
+        // was down) when KubeVirt's change to the VM arrives.
+        let w = wake.clone();
+        drive(
+            "vms".into(),
+            futures::stream::iter(vec![Ok(Apply(vm("app-1", "9", true)))]),
+            vm_writer,
+            move |o: &DynamicObject| w(&o.metadata),
+        )
+        .await;
+        assert!(
+            woken.lock().unwrap().is_empty(),
+            "no tenancy to route to yet"
+        );
+
+        let mut ns = PartialObjectMeta::<Namespace>::default();
+        ns.metadata.name = Some(ns_name.into());
+        ns.metadata.resource_version = Some("5".into());
+        ns.metadata.annotations = Some([(TENANCY_REF.to_owned(), "unit-a/web".to_owned())].into());
+        let relist = vec![Ok(Init), Ok(InitApply(ns)), Ok(InitDone)];
+        drive(
+            "namespaces".into(),
+            futures::stream::iter(relist),
+            ns_writer,
+            move |o| wake(&o.metadata),
+        )
+        .await;
+        assert_eq!(
+            *woken.lock().unwrap(),
+            vec![(ObjectRef::new("web").within("unit-a"), true, Some(true))],
+            "the tenancy wakes when a reconcile sees its namespace and its VM created"
+        );
     }
 
     #[test]
