@@ -809,6 +809,12 @@ fn applied(b: &mut Builder<'_, '_>, allocation: Resources, tenancy: &str) {
     b.note(false, "Applied", message);
 }
 
+/// Whether a change with this status has nothing in progress: an approved
+/// one is until it is applied to its tenancy.
+pub fn settled(status: &ChangeRequestStatus) -> bool {
+    status.phase != Some(ChangePhase::Approved)
+}
+
 /// Whether two statuses say the same thing (condition times aside).
 pub fn same_status(a: &ChangeRequestStatus, b: &ChangeRequestStatus) -> bool {
     conditions::same(&a.conditions, &b.conditions) && {
@@ -823,6 +829,17 @@ pub fn same_status(a: &ChangeRequestStatus, b: &ChangeRequestStatus) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_change_is_settled_once_applied() {
+        let at = |phase| ChangeRequestStatus {
+            phase: Some(phase),
+            ..Default::default()
+        };
+        assert!(!settled(&at(ChangePhase::Approved)));
+        assert!(settled(&at(ChangePhase::Applied)));
+        assert!(settled(&at(ChangePhase::UnderReview)));
+    }
     use crate::api::CloudResourceRequest;
     use jiff::civil::date;
 

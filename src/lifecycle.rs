@@ -1415,6 +1415,26 @@ pub fn created(
     Some(record)
 }
 
+/// Whether a tenancy with this status has nothing in progress: nothing left
+/// for the operator to do until something changes or a deadline comes.
+/// One that is not settled is looked at again soon even if no change is
+/// seen (a change missed must not leave it half done).
+pub fn settled(status: &TenancyStatus, deleting: bool) -> bool {
+    use conditions::{get, is_true};
+    let c = &status.conditions;
+    let in_progress = matches!(
+        status.phase,
+        None | Some(TenancyPhase::Provisioning | TenancyPhase::Terminating)
+    );
+    !deleting
+        && !in_progress
+        && get(c, condition::DELIVERED).is_none_or(|d| d.status == "True")
+        && get(c, condition::NAMESPACE_OWNED).is_none_or(|d| d.status == "True")
+        && !is_true(c, condition::APPLY_FAILED)
+        && !is_true(c, condition::WIPE_FAILED)
+        && !is_true(c, oversight_condition::HOLD_INCOMPLETE)
+}
+
 /// Whether two statuses say the same thing (condition times aside).
 pub fn same_status(a: &TenancyStatus, b: &TenancyStatus) -> bool {
     conditions::same(&a.conditions, &b.conditions) && {
@@ -1580,6 +1600,48 @@ pub(crate) mod tests_support {
 mod tests {
     use super::tests_support::*;
     use super::*;
+
+    #[test]
+    fn a_tenancy_is_settled_when_nothing_is_in_progress() {
+        use crate::api::tenancy::TenancyStatus;
+        let now: Timestamp = "2026-12-07T02:00:00Z".parse().unwrap();
+        let with = |phase, conds: &[(&str, bool)]| {
+            let mut s = TenancyStatus {
+                phase: Some(phase),
+                ..Default::default()
+            };
+            for (t, v) in conds {
+                conditions::set(&mut s.conditions, Wanted::new(t, *v, "R", "m"), 1, now);
+            }
+            s
+        };
+        let delivered = [(condition::DELIVERED, true)];
+        assert!(settled(&with(TenancyPhase::Active, &delivered), false));
+        assert!(settled(&with(TenancyPhase::Trial, &delivered), false));
+        assert!(settled(&with(TenancyPhase::Retired, &[]), false));
+        assert!(
+            !settled(&with(TenancyPhase::Active, &delivered), true),
+            "deleting"
+        );
+        assert!(!settled(&with(TenancyPhase::Provisioning, &[]), false));
+        assert!(!settled(&with(TenancyPhase::Terminating, &[]), false));
+        assert!(
+            !settled(&TenancyStatus::default(), false),
+            "never reconciled"
+        );
+        for waiting in [
+            (condition::DELIVERED, false),
+            (condition::APPLY_FAILED, true),
+            (condition::NAMESPACE_OWNED, false),
+            (condition::WIPE_FAILED, true),
+            (oversight_condition::HOLD_INCOMPLETE, true),
+        ] {
+            assert!(
+                !settled(&with(TenancyPhase::Active, &[waiting]), false),
+                "{waiting:?}"
+            );
+        }
+    }
 
     #[test]
     fn art14_delivery_comes_once_everything_is_ready_and_starts_the_trial() {

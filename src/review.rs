@@ -887,6 +887,19 @@ fn paperwork(b: &mut Builder<'_, '_>) {
     }
 }
 
+/// Whether a request with this status has nothing in progress: an approved
+/// or emergency-opened one is not until its tenancy exists, an extension
+/// not until it is accepted.
+pub fn settled(status: &CloudResourceRequestStatus, has_tenancy: bool) -> bool {
+    let opened = matches!(
+        status.phase,
+        Some(RequestPhase::Approved | RequestPhase::EmergencyOpened)
+    );
+    let waiting = conditions::get(&status.conditions, condition::ACCEPTED)
+        .is_some_and(|c| c.status == "False");
+    (!opened || has_tenancy) && !waiting
+}
+
 /// Whether two statuses say the same thing (condition times aside).
 pub fn same_status(a: &CloudResourceRequestStatus, b: &CloudResourceRequestStatus) -> bool {
     conditions::same(&a.conditions, &b.conditions) && {
@@ -901,6 +914,31 @@ pub fn same_status(a: &CloudResourceRequestStatus, b: &CloudResourceRequestStatu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_is_settled_once_its_tenancy_exists() {
+        use crate::api::request::CloudResourceRequestStatus;
+        let at = |phase| CloudResourceRequestStatus {
+            phase: Some(phase),
+            ..Default::default()
+        };
+        assert!(!settled(&at(RequestPhase::Approved), false));
+        assert!(!settled(&at(RequestPhase::EmergencyOpened), false));
+        assert!(settled(&at(RequestPhase::Approved), true));
+        assert!(
+            settled(&at(RequestPhase::UnderReview), false),
+            "waits for people"
+        );
+        let mut extension = at(RequestPhase::Approved);
+        let now: Timestamp = "2026-12-07T02:00:00Z".parse().unwrap();
+        conditions::set(
+            &mut extension.conditions,
+            Wanted::new(condition::ACCEPTED, false, "TenancyNotReady", "m"),
+            1,
+            now,
+        );
+        assert!(!settled(&extension, true));
+    }
     use crate::api::CloudResourceRequest;
     use crate::api::common::Decision;
 

@@ -58,6 +58,11 @@ enum Command {
         /// until the apiserver queues them.
         #[arg(long, env = "GOVCLOUD_MAX_CONCURRENT_RECONCILES", default_value_t = govcloud::operator::DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=1024))]
         max_concurrent_reconciles: u16,
+        /// Seconds between looks at a settled tenancy, request or change,
+        /// under the watches (a look that finds nothing to do writes
+        /// nothing). One with something in progress is looked at every 30.
+        #[arg(long, env = "GOVCLOUD_RESYNC_SECONDS", default_value_t = govcloud::operator::DEFAULT_RESYNC.as_secs(), value_parser = clap::value_parser!(u64).range(10..=86400))]
+        resync_seconds: u64,
     },
     /// Print the CustomResourceDefinitions as YAML.
     Crds,
@@ -150,6 +155,7 @@ async fn main() -> ExitCode {
             lease_name,
             lease_seconds,
             max_concurrent_reconciles,
+            resync_seconds,
         } => {
             govcloud::telemetry::init();
             let config = match load(config.as_ref()) {
@@ -186,6 +192,7 @@ async fn main() -> ExitCode {
             let mut operator = govcloud::operator::Operator::new(client, config)
                 .with_clock(clock)
                 .with_concurrency(max_concurrent_reconciles)
+                .with_resync(std::time::Duration::from_secs(resync_seconds))
                 .serve_on(metrics_address);
             if leader_elect {
                 let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {

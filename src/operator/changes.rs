@@ -19,7 +19,7 @@ use tracing::info;
 
 use super::caches::{ChangeRef, Guarded};
 use super::metrics::ControllerName;
-use super::{Context, Error, MANAGER, drive, requeue_at, timed};
+use super::{Context, Error, MANAGER, drive, recheck, timed};
 use crate::api::change::{ChangeAction, ChangePhase};
 use crate::api::tenancy::{Retirement, RetirementReason};
 use crate::api::{ChangeRequest, Tenancy};
@@ -161,7 +161,7 @@ async fn reconcile_change(obj: &Guarded<ChangeRequest>, ctx: &Context) -> Result
         ctx.metrics.calendar_fallback();
     }
     ctx.publish(change, &plan.events).await;
-    Ok(requeue_at(&ctx.clock, plan.requeue_at))
+    Ok(recheck(ctx, plan.requeue_at, change::settled(&plan.status)))
 }
 
 async fn execute(ctx: &Context, ns: &str, order: &Order, now: Timestamp) -> Result<(), Error> {

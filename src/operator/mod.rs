@@ -82,6 +82,8 @@ pub struct Context {
     recorder: Recorder,
     /// Reconciles each controller runs at once.
     concurrency: u16,
+    /// How often a settled object is looked at again.
+    resync: Duration,
 }
 
 impl Context {
@@ -309,15 +311,68 @@ async fn timed(
     result
 }
 
-/// How long until `at`, as a requeue.
-fn requeue_at(clock: &Clock, at: Option<jiff::Timestamp>) -> Action {
+/// How soon an object with something in progress is looked at again even if
+/// no change to it or its objects is seen.
+pub const UNSETTLED_RECHECK: Duration = Duration::from_secs(30);
+
+/// How often a settled object is looked at again, unless told otherwise: a
+/// look that finds nothing to do writes nothing.
+pub const DEFAULT_RESYNC: Duration = Duration::from_secs(600);
+
+/// When to look at an object again: at its next deadline `at`, and no later
+/// than [`UNSETTLED_RECHECK`] while it is not `settled`, or the resync
+/// period while it is. This is the safety net under the watches.
+fn recheck(ctx: &Context, at: Option<jiff::Timestamp>, settled: bool) -> Action {
+    Action::requeue(recheck_after(ctx.clock.now(), at, settled, ctx.resync))
+}
+
+fn recheck_after(
+    now: jiff::Timestamp,
+    at: Option<jiff::Timestamp>,
+    settled: bool,
+    resync: Duration,
+) -> Duration {
+    let bound = if settled { resync } else { UNSETTLED_RECHECK };
     match at {
         Some(at) => {
-            let wait = at.duration_since(clock.now());
-            let secs = wait.as_secs().max(0) as u64;
-            Action::requeue(Duration::from_secs(secs.clamp(1, 24 * 3600)))
+            let secs = at.duration_since(now).as_secs().max(0) as u64;
+            Duration::from_secs(secs.max(1)).min(bound)
         }
-        None => Action::await_change(),
+        None => bound,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_waits_for_a_change_alone() {
+        let now: jiff::Timestamp = "2026-12-07T02:00:00Z".parse().unwrap();
+        let resync = Duration::from_secs(600);
+        let in_ = |secs: i64| Some(now + jiff::SignedDuration::from_secs(secs));
+        // In progress: 30 s at most, sooner for a deadline.
+        assert_eq!(recheck_after(now, None, false, resync), UNSETTLED_RECHECK);
+        assert_eq!(
+            recheck_after(now, in_(3600), false, resync),
+            UNSETTLED_RECHECK
+        );
+        assert_eq!(
+            recheck_after(now, in_(5), false, resync),
+            Duration::from_secs(5)
+        );
+        // Settled: the resync period at most, the deadline when sooner.
+        assert_eq!(recheck_after(now, None, true, resync), resync);
+        assert_eq!(recheck_after(now, in_(86_400), true, resync), resync);
+        assert_eq!(
+            recheck_after(now, in_(90), true, resync),
+            Duration::from_secs(90)
+        );
+        // A deadline passed: at once (a second on).
+        assert_eq!(
+            recheck_after(now, in_(-60), true, resync),
+            Duration::from_secs(1)
+        );
     }
 }
 
@@ -330,6 +385,7 @@ pub struct Operator {
     serve_on: Option<std::net::SocketAddr>,
     lease: Option<leader::LeaseConfig>,
     concurrency: u16,
+    resync: Duration,
 }
 
 /// Reconciles each controller runs at once, unless told otherwise. Unbounded,
@@ -360,7 +416,14 @@ impl Operator {
             serve_on: None,
             lease: None,
             concurrency: DEFAULT_CONCURRENCY,
+            resync: DEFAULT_RESYNC,
         }
+    }
+
+    /// How often a settled object is looked at again (at least a second).
+    pub fn with_resync(mut self, every: Duration) -> Self {
+        self.resync = every.max(Duration::from_secs(1));
+        self
     }
 
     /// Reconciles each controller runs at once (at least one).
@@ -403,6 +466,7 @@ impl Operator {
             serve_on,
             lease,
             concurrency,
+            resync,
         } = self;
         info!(
             clock = %clock.describe(),
@@ -467,6 +531,7 @@ impl Operator {
             caches,
             metrics: metrics.clone(),
             concurrency,
+            resync,
         });
         let clock_moves = || WatchStream::from_changes(clock.subscribe()).map(|_| ());
 

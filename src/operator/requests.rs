@@ -17,7 +17,7 @@ use tracing::info;
 
 use super::caches::{Guarded, RequestRef};
 use super::metrics::ControllerName;
-use super::{Context, Error, MANAGER, drive, requeue_at, timed};
+use super::{Context, Error, MANAGER, drive, recheck, timed};
 use crate::api::tenancy::{Retirement, RetirementReason};
 use crate::api::{CloudResourceRequest, Tenancy, TenancySpec, keys};
 use crate::calendar::Calendar;
@@ -176,17 +176,10 @@ async fn reconcile_request(
         ctx.metrics.calendar_fallback();
     }
     ctx.publish(request, &plan.events).await;
-    let action = requeue_at(&ctx.clock, plan.requeue_at);
-    // Extension requests waiting for their tenancy look again now and then.
-    if plan
-        .status
-        .conditions
-        .iter()
-        .any(|c| c.type_ == review::condition::ACCEPTED && c.status == "False")
-    {
-        return Ok(Action::requeue(std::time::Duration::from_secs(30)));
-    }
-    Ok(action)
+    // Extension requests waiting for their tenancy, and approved requests
+    // whose tenancy is not seen yet, look again soon.
+    let settled = review::settled(&plan.status, own.is_some());
+    Ok(recheck(ctx, plan.requeue_at, settled))
 }
 
 fn tenancy_object(ns: &str, name: &str, spec: &TenancySpec) -> serde_json::Value {

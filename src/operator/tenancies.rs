@@ -23,7 +23,7 @@ use tracing::{debug, info};
 
 use super::caches::{Guarded, LIVE, TenancyRef, virtual_machine_instances, virtual_machines};
 use super::metrics::ControllerName;
-use super::{Context, Error, MANAGER, drive, requeue_at, timed};
+use super::{Context, Error, MANAGER, drive, recheck, timed};
 use crate::api::tenancy::{Accrual, HeldVm, StashedPolicy, TenancyStatus};
 use crate::api::{ChangeRequest, CloudResourceRequest, Tenancy, keys};
 use crate::billing;
@@ -961,7 +961,8 @@ async fn reconcile_tenancy(obj: &Guarded<Tenancy>, ctx: &Context) -> Result<Acti
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
-    Ok(requeue_at(&ctx.clock, next))
+    let settled = lifecycle::settled(&plan.status, tenancy.metadata.deletion_timestamp.is_some());
+    Ok(recheck(ctx, next, settled))
 }
 
 /// The month's charge (Art. 6, 16) for the status the plan leaves, from the
