@@ -16,6 +16,34 @@ pub const MANAGER: &str = "govcloud-operator";
 pub const SPEC_HASH: &str = "govcloud.dev/spec-hash";
 /// On every object the operator creates: `<unit namespace>/<tenancy>`.
 pub const TENANCY_REF: &str = "govcloud.dev/tenancy-ref";
+
+/// The tenancy's ResourceQuota: its allocation (Art. 11).
+pub const QUOTA: &str = "govcloud-allocation";
+
+/// A limit no object can reach (no storage class has this name), set and
+/// removed at once to have the quota controller count a quota's usage
+/// again: a change to `spec.hard` is what makes it recount a quota before
+/// its full resync. Held at zero, it only ever tightens the quota.
+pub const RECOUNT: &str = "govcloud-recount.storageclass.storage.k8s.io/requests.storage";
+
+/// Whether to ask for a recount of a quota that refused a create: quota
+/// admission charges a create before it is stored, so a create cut off (the
+/// operator killed mid-request, the apiserver restarted) stays charged until
+/// the quota controller recounts, which by itself it does every five
+/// minutes. Asked once per usage the quota shows (`used`): if the count
+/// stands after a recount, the refusal is the unit's own use, and asking
+/// again would only write.
+pub fn recount(used: &str, asked_at: Option<&str>) -> bool {
+    asked_at != Some(used)
+}
+
+/// The two patches of a recount: the limit no object reaches, then its removal.
+pub fn recount_patches() -> [serde_json::Value; 2] {
+    [
+        json!({ "spec": { "hard": { RECOUNT: "0" } } }),
+        json!({ "spec": { "hard": { RECOUNT: null } } }),
+    ]
+}
 /// Label: the unit whose tenancy an object belongs to.
 pub const TENANCY_UNIT: &str = "govcloud.dev/tenancy-unit";
 /// Label on VMs and their instances: the VM group.
@@ -814,13 +842,28 @@ fn quota(t: &Tenancy<'_>, cfg: &ProvisioningConfig) -> Desired {
     finish(
         "v1",
         "ResourceQuota",
-        json!({ "metadata": t.metadata("govcloud-allocation", true), "spec": { "hard": hard } }),
+        json!({ "metadata": t.metadata(QUOTA, true), "spec": { "hard": hard } }),
     )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn art14_a_recount_is_asked_once_per_usage_and_only_tightens() {
+        // Refused at a usage never recounted: ask.
+        assert!(recount(r#"{"requests.storage":"2668Gi"}"#, None));
+        // The recount left the usage as it was: the unit's own; ask no more.
+        let used = r#"{"requests.storage":"1644Gi"}"#;
+        assert!(!recount(used, Some(used)));
+        // The usage changed since: ask again.
+        assert!(recount(used, Some(r#"{"requests.storage":"2668Gi"}"#)));
+        let [set, unset] = recount_patches();
+        assert_eq!(set["spec"]["hard"][RECOUNT], "0", "a limit of zero");
+        assert!(unset["spec"]["hard"][RECOUNT].is_null(), "then removed");
+        assert_eq!(set["spec"]["hard"].as_object().map(|h| h.len()), Some(1));
+    }
     use crate::api::CloudResourceRequest;
 
     fn spec() -> TenancySpec {

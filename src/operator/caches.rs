@@ -182,15 +182,13 @@ fn vmi_fields(vmi: &mut DynamicObject) {
     vmi.data = kept;
 }
 
-/// Of a ResourceQuota, [`LIVE`] and its hard limits as asked and as in force.
+/// Of a ResourceQuota, [`LIVE`], its hard limits as asked and as in force,
+/// and what it counts as used (see `provisioning::recount`).
 fn quota_fields(q: &mut ResourceQuota) {
     mark_live(q, "ResourceQuota");
     if let Some(spec) = q.spec.as_mut() {
         spec.scopes = None;
         spec.scope_selector = None;
-    }
-    if let Some(status) = q.status.as_mut() {
-        status.used = None;
     }
 }
 
@@ -889,7 +887,7 @@ mod tests {
     }
 
     #[test]
-    fn a_cached_quota_keeps_its_hard_limits_asked_and_in_force() {
+    fn a_cached_quota_keeps_its_hard_limits_asked_and_in_force_and_its_usage() {
         let mut q: ResourceQuota = serde_json::from_value(json!({
             "metadata": { "name": "allocation", "namespace": "t" },
             "spec": { "hard": { "requests.cpu": "4" }, "scopes": ["NotTerminating"] },
@@ -899,6 +897,9 @@ mod tests {
         quota_fields(&mut q);
         let v = serde_json::to_value(&q).unwrap();
         assert_eq!(v["spec"], json!({ "hard": { "requests.cpu": "4" } }));
-        assert_eq!(v["status"], json!({ "hard": { "requests.cpu": "4" } }));
+        assert_eq!(
+            v["status"],
+            json!({ "hard": { "requests.cpu": "4" }, "used": { "requests.cpu": "2" } })
+        );
     }
 }

@@ -56,6 +56,7 @@ pub struct Metrics {
     calendar_fallbacks: Counter,
     drift_repairs: Family<KindLabels, Counter>,
     volumes_lost: Counter,
+    quota_recounts: Counter,
     prometheus_queries: Counter,
     evaluations: Counter,
     evaluation_seconds: Histogram,
@@ -77,6 +78,12 @@ impl Default for Metrics {
         let calendar_fallbacks = Counter::default();
         let drift_repairs = Family::<KindLabels, Counter>::default();
         let volumes_lost = Counter::default();
+        let quota_recounts = Counter::default();
+        registry.register(
+            "quota_recounts",
+            "Quotas the quota controller was asked to count again after refusing a create",
+            quota_recounts.clone(),
+        );
         registry.register(
             "drift_repairs",
             "Objects of the operator's that someone else changed, put back, by kind",
@@ -147,6 +154,7 @@ impl Default for Metrics {
             calendar_fallbacks,
             drift_repairs,
             volumes_lost,
+            quota_recounts,
             prometheus_queries,
             evaluations,
             evaluation_seconds,
@@ -167,6 +175,11 @@ impl Metrics {
     /// Volumes found deleted without a wipe.
     pub fn volumes_lost(&self, n: usize) {
         self.volumes_lost.inc_by(n as u64);
+    }
+
+    /// A quota's usage to be counted again.
+    pub fn quota_recounted(&self) {
+        self.quota_recounts.inc();
     }
 
     pub fn reconciled(&self, controller: ControllerName, seconds: f64) {

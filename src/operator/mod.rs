@@ -84,6 +84,9 @@ pub struct Context {
     concurrency: u16,
     /// How often a settled object is looked at again.
     resync: Duration,
+    /// Per tenancy namespace, the usage its quota showed when a recount
+    /// was last asked for (see `provisioning::recount`).
+    recounts: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl Context {
@@ -532,6 +535,7 @@ impl Operator {
             metrics: metrics.clone(),
             concurrency,
             resync,
+            recounts: Default::default(),
         });
         let clock_moves = || WatchStream::from_changes(clock.subscribe()).map(|_| ());
 

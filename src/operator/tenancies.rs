@@ -673,6 +673,38 @@ async fn suspend_unit(
     Ok(())
 }
 
+/// Has the quota controller count the usage of the tenancy's quota again,
+/// unless it was asked to at the usage the quota shows now. Whether it was
+/// asked.
+async fn recount_quota(ctx: &Context, ns: &str) -> Result<bool, Error> {
+    let quota = ctx
+        .caches
+        .quotas
+        .get(&ObjectRef::new(provisioning::QUOTA).within(ns));
+    let used = serde_json::to_string(&quota.and_then(|q| q.status.clone()?.used))?;
+    {
+        let mut asked = ctx.recounts.lock().unwrap_or_else(|e| e.into_inner());
+        if !provisioning::recount(&used, asked.get(ns).map(String::as_str)) {
+            return Ok(false);
+        }
+        asked.insert(ns.to_owned(), used);
+    }
+    let api: Api<k8s_openapi::api::core::v1::ResourceQuota> =
+        Api::namespaced(ctx.client.clone(), ns);
+    let params = PatchParams {
+        field_manager: Some(MANAGER.into()),
+        ..Default::default()
+    };
+    for patch in provisioning::recount_patches() {
+        api.patch(provisioning::QUOTA, &params, &Patch::Merge(&patch))
+            .await?;
+        ctx.metrics.wrote("ResourceQuota", "patch");
+    }
+    ctx.metrics.quota_recounted();
+    info!(namespace = %ns, "asked the quota controller to count usage again");
+    Ok(true)
+}
+
 async fn reconcile(obj: Arc<Guarded<Tenancy>>, ctx: Arc<Context>) -> Result<Action, Error> {
     timed(
         &ctx,
@@ -804,39 +836,48 @@ async fn reconcile_tenancy(obj: &Guarded<Tenancy>, ctx: &Context) -> Result<Acti
     if let Some(e) = failed {
         return Err(e);
     }
-    if !plan.apply.is_empty() {
+    // Nothing refused, nothing to report: also when nothing was left to
+    // apply (the last refused object went in on a reconcile whose status
+    // was not written).
+    if refused.is_empty() {
+        conditions::remove(
+            &mut plan.status.conditions,
+            lifecycle::condition::APPLY_FAILED,
+        );
+    } else {
         let generation = tenancy.metadata.generation.unwrap_or_default();
-        if refused.is_empty() {
-            conditions::remove(
-                &mut plan.status.conditions,
-                lifecycle::condition::APPLY_FAILED,
-            );
-        } else {
-            let mut message = format!("the apiserver refused {}", refused.join("; "));
-            if refused.iter().any(|r| r.contains("exceeded quota")) {
-                // Quota admission charges a create before it is stored; a
-                // create cut off (the operator killed mid-request) stays
-                // charged until the quota controller recounts.
-                message.push_str(
-                    " (if the namespace's objects fit the quota, the excess is creates that \
-                     were cut off, counted until kube-controller-manager's next full quota \
-                     sync, 5 minutes by default; then this is applied)",
-                );
-            }
-            let wanted = Wanted::new(
-                lifecycle::condition::APPLY_FAILED,
-                true,
-                "Refused",
-                message.clone(),
-            );
-            if conditions::set(&mut plan.status.conditions, wanted, generation, now) {
+        let mut message = format!("the apiserver refused {}", refused.join("; "));
+        if refused.iter().any(|r| r.contains("exceeded quota")) {
+            if recount_quota(ctx, &ns).await? {
                 plan.events.push(crate::review::Note {
-                    warning: true,
-                    reason: "ApplyFailed",
-                    message,
+                    warning: false,
+                    reason: "QuotaRecount",
+                    message: "the quota refused a create: the quota controller was asked to \
+                                  count the namespace's usage again (creates cut off by a restart \
+                                  stay charged until it does)"
+                        .into(),
                     related: None,
                 });
             }
+            message.push_str(
+                " (the quota controller was asked to count the namespace's usage again: \
+                     creates cut off by a restart stay charged until it does; if the \
+                     namespace's objects fit the quota, this is then applied)",
+            );
+        }
+        let wanted = Wanted::new(
+            lifecycle::condition::APPLY_FAILED,
+            true,
+            "Refused",
+            message.clone(),
+        );
+        if conditions::set(&mut plan.status.conditions, wanted, generation, now) {
+            plan.events.push(crate::review::Note {
+                warning: true,
+                reason: "ApplyFailed",
+                message,
+                related: None,
+            });
         }
     }
     for object in &plan.drift {

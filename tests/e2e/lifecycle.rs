@@ -13,7 +13,7 @@ use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
-use crate::support::lab::{Lab, vms};
+use crate::support::lab::{Lab, WAIT, vms};
 use crate::support::{Ctx, TestResult, eventually};
 
 const OA: &str = "config/samples/20-cloudresourcerequest-oa.yaml";
@@ -448,5 +448,137 @@ pub async fn art13_expert_review_return_and_rejection_follow_the_reviewers(_: Ct
         reviews[2].expert_opinion.as_deref(),
         Some("专家评审意见 ZJ-2026-031")
     );
+    Ok(())
+}
+
+/// Quota admission charges a create before it is stored: one cut off (the
+/// operator killed mid-request, the apiserver restarted) stays charged until
+/// the quota controller counts again, which by itself it does every five
+/// minutes. The operator has it count at once, and the envelope stays what
+/// was approved.
+pub async fn art14_a_charge_left_by_a_cut_off_create_holds_delivery_seconds_not_minutes(
+    _: Ctx,
+) -> TestResult {
+    use kube::api::{Patch, PatchParams, PostParams};
+    let mut lab = Lab::start("2026-11-27T02:00:00Z").await;
+    let unit = lab.unit("finance").await;
+    let ns = &unit.namespace;
+    let tns = namespace_name("unit-finance", "finance", "oa");
+    let admin = lab.admin.clone();
+
+    // Volumes cannot be created in the tenancy's namespace for now.
+    let gvk = |kind| kube::api::GroupVersionKind::gvk("admissionregistration.k8s.io", "v1", kind);
+    let vap = kube::api::ApiResource::from_gvk_with_plural(
+        &gvk("ValidatingAdmissionPolicy"),
+        "validatingadmissionpolicies",
+    );
+    let binding = kube::api::ApiResource::from_gvk_with_plural(
+        &gvk("ValidatingAdmissionPolicyBinding"),
+        "validatingadmissionpolicybindings",
+    );
+    let policy: kube::api::DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": { "name": "test-hold-volumes" },
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": { "resourceRules": [{
+                "apiGroups": [""], "apiVersions": ["v1"],
+                "operations": ["CREATE"], "resources": ["persistentvolumeclaims"] }] },
+            "validations": [{
+                "expression": "!request.namespace.startsWith('finance-')",
+                "message": "volumes are held by the test" }]
+        }
+    }))?;
+    let bound: kube::api::DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": { "name": "test-hold-volumes" },
+        "spec": { "policyName": "test-hold-volumes", "validationActions": ["Deny"] }
+    }))?;
+    Api::<kube::api::DynamicObject>::all_with(admin.clone(), &vap)
+        .create(&PostParams::default(), &policy)
+        .await?;
+    let bindings = Api::<kube::api::DynamicObject>::all_with(admin.clone(), &binding);
+    bindings.create(&PostParams::default(), &bound).await?;
+    // In force once a volume in a namespace like the tenancy's is refused.
+    let probe: Namespace =
+        serde_json::from_value(json!({ "metadata": { "name": "finance-probe" } }))?;
+    Api::<Namespace>::all(admin.clone())
+        .create(&PostParams::default(), &probe)
+        .await?;
+    let claim: PersistentVolumeClaim = serde_json::from_value(json!({
+        "metadata": { "name": "probe" },
+        "spec": { "accessModes": ["ReadWriteOnce"],
+                  "resources": { "requests": { "storage": "1Gi" } } }
+    }))?;
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    eventually("the test's policy to hold volumes", WAIT, || async {
+        let r = Api::<PersistentVolumeClaim>::namespaced(admin.clone(), "finance-probe")
+            .create(&dry, &claim)
+            .await;
+        r.is_err().then_some(())
+    })
+    .await;
+
+    lab.file(&unit, OA, "oa", |_| {}).await;
+    lab.approve(ns, "oa").await;
+    let quotas = Api::<ResourceQuota>::namespaced(admin.clone(), &tns);
+    let quota = eventually("the quota in force", WAIT, || async {
+        let q = quotas.get(govcloud::provisioning::QUOTA).await.ok()?;
+        let hard = q.spec.as_ref()?.hard.clone()?;
+        (q.status.as_ref()?.hard.as_ref() == Some(&hard)).then_some(hard)
+    })
+    .await;
+    lab.tenancy_where(ns, "oa", "the volumes refused", |t| {
+        t.status.as_ref().is_some_and(|s| {
+            condition(&s.conditions, "ApplyFailed")
+                .is_some_and(|c| c.message.contains("volumes are held by the test"))
+        })
+    })
+    .await;
+    let pvcs = Api::<PersistentVolumeClaim>::namespaced(admin.clone(), &tns);
+    assert!(pvcs.list(&ListParams::default()).await?.items.is_empty());
+
+    // What a create cut off mid-request leaves: the quota counts all its
+    // storage used, though no volume is stored.
+    let charged: serde_json::Map<String, serde_json::Value> = quota
+        .iter()
+        .filter(|(k, _)| k.ends_with("requests.storage"))
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
+    quotas
+        .patch_status(
+            govcloud::provisioning::QUOTA,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "status": { "used": charged } })),
+        )
+        .await?;
+    bindings
+        .delete("test-hold-volumes", &Default::default())
+        .await?;
+
+    // Delivered within the lab's wait (30 s), not after the quota
+    // controller's five-minute resync.
+    let t = deliver(&lab, ns, "oa", &tns).await;
+    assert!(
+        t.status
+            .as_ref()
+            .is_some_and(|s| condition(&s.conditions, "ApplyFailed").is_none()),
+        "nothing refused any more: {:?}",
+        t.status.as_ref().map(|s| &s.conditions)
+    );
+    let events = lab.events(ns, "oa").await;
+    assert!(
+        events.iter().any(|(r, m)| r == "QuotaRecount"
+            && m.contains("asked to count the namespace's usage again")),
+        "{events:?}"
+    );
+    // The envelope is what was approved, without the recount's limit.
+    let after = quotas.get(govcloud::provisioning::QUOTA).await?;
+    assert_eq!(after.spec.and_then(|s| s.hard), Some(quota));
     Ok(())
 }

@@ -69,6 +69,7 @@ fn all() -> Vec<(&'static str, TestFn)> {
         plugin::art16_bill_prints_a_statement_whose_total_is_the_sum_of_its_lines,
         lifecycle::art13_nothing_is_provisioned_before_an_approval_of_the_current_generation,
         lifecycle::art14_an_approval_provisions_exactly_the_approved_objects,
+        lifecycle::art14_a_charge_left_by_a_cut_off_create_holds_delivery_seconds_not_minutes,
         lifecycle::art13_a_reviewer_amendment_is_what_gets_provisioned,
         lifecycle::art13_expert_review_return_and_rejection_follow_the_reviewers,
         trial::art13_an_urgent_mark_alone_opens_nothing_and_emergency_open_starts_the_paperwork_clock,
