@@ -363,27 +363,35 @@ async fn main() -> Result<(), Error> {
     // Quiet: nothing to do, nothing written.
     if args.quiet_minutes > 0 {
         tokio::time::sleep(Duration::from_secs(5)).await;
-        let (a0, o0) = (
+        let (a0, o0, r0) = (
             fleet::apiserver_writes(&admin).await?,
             operator.counter("writes").await,
+            operator.counter("reconciles").await,
         );
         tokio::time::sleep(Duration::from_secs(60 * args.quiet_minutes)).await;
-        let (a1, o1) = (
+        let (a1, o1, r1) = (
             fleet::apiserver_writes(&admin).await?,
             operator.counter("writes").await,
+            operator.counter("reconciles").await,
         );
         let per_minute = (a1 - a0) as f64 / args.quiet_minutes as f64;
         let sent = o1.zip(o0).map(|(b, a)| b - a);
+        // The safety net's looks at settled objects (GOVCLOUD_RESYNC_SECONDS
+        // shorter than the window to see them).
+        let looked = r1.zip(r0).map(|(b, a)| b - a);
         report.results["quiet"] = json!({
             "tenancies": total,
             "minutes": args.quiet_minutes,
+            "resyncSeconds": std::env::var("GOVCLOUD_RESYNC_SECONDS").ok(),
             "apiserverWritesPerMinute": per_minute,
             "operatorWrites": sent,
+            "operatorReconciles": looked,
         });
         report.row(
             format!("settled, {total} tenancies, {} min", args.quiet_minutes),
             format!(
-                "{per_minute:.1} apiserver writes/min (all clients); operator sent {}",
+                "{per_minute:.1} apiserver writes/min (all clients); operator reconciled {} times and sent {} writes",
+                looked.map_or("?".into(), |s| s.to_string()),
                 sent.map_or("?".into(), |s| s.to_string())
             ),
         );

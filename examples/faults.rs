@@ -309,6 +309,7 @@ async fn run(
         .collect();
     fleet::file(&admin, &names).await?;
     fleet::approve_all(&admin, &names).await?;
+    let approved = Instant::now();
     let mut at_kill = Vec::new();
     for _ in 0..args.kills {
         tokio::time::sleep(Duration::from_millis(200 + rng.below(3800))).await;
@@ -318,6 +319,7 @@ async fn run(
         operator = fleet.operator()?;
     }
     let after_last = converge(&admin, args.requests, args, "kills", file, runs).await?;
+    let all_delivered = approved.elapsed() - after_last;
     let (over_quota, recounts) = quota_refusals(&admin).await?;
     let settled = quiet(&operator, 10).await;
     let audit = fleet::audit(&admin, &config).await?;
@@ -328,7 +330,8 @@ async fn run(
         args.kills, args.requests
     );
     println!(
-        "  converged {:.1} s after the last kill{}; operator writes in 10 s after: {}",
+        "  all delivered {:.1} s after the approvals; converged {:.1} s after the last kill{}; operator writes in 10 s after: {}",
+        all_delivered.as_secs_f64(),
         after_last.as_secs_f64(),
         if within(after_last) {
             ""
@@ -350,6 +353,7 @@ async fn run(
             "deliveredAtEachKill": at_kill,
             "killsBeforeAllDelivered": mid,
             "convergedSecondsAfterLastKill": after_last.as_secs_f64(),
+            "allDeliveredSecondsAfterApprovals": all_delivered.as_secs_f64(),
             "operatorWritesWhenSettled10s": settled,
             "audit": audit_json(&audit),
         });

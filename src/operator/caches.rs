@@ -84,7 +84,11 @@ pub struct Caches {
     pub jobs: Store<Job>,
 }
 
-/// Where an object of a tenancy namespace points: its tenancy.
+/// Where an object of a tenancy namespace points: its tenancy, by the
+/// reference its namespace carries. While the namespace is not in its cache
+/// (made while its watch was down, and not relisted yet), nothing is woken
+/// here and nothing is lost: the namespace wakes its tenancy when its cache
+/// shows it (see [`drive`]), and this object is in its own cache by then.
 fn tenancy_of(
     meta: &kube::api::ObjectMeta,
     namespaces: &Store<PartialObjectMeta<Namespace>>,
