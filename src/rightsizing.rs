@@ -189,8 +189,10 @@ fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }
 
+/// A fraction as the percentage shown, to a hundredth of a point (the rules
+/// compare the fraction itself, unrounded).
 fn pct(x: f64) -> f64 {
-    round1(x * 100.0)
+    (x * 10_000.0).round() / 100.0
 }
 
 /// The days of `series` within `[from, to]`; none when the window is empty
@@ -216,39 +218,49 @@ fn month_start(day: Date, back: i32) -> Date {
     first.checked_sub((back as i64).months()).unwrap_or(first)
 }
 
-fn summarise(series: &Daily, today: Date, t: &Thresholds) -> MetricSummary {
+/// One metric's figures as fractions, unrounded: what the rules compare.
+/// The percentages shown are rounded from these.
+#[derive(Debug, Clone, Default)]
+struct Exact {
+    last30_mean: Option<f64>,
+    /// (mean of the daily peaks, largest daily peak) of each month counted,
+    /// oldest first; `None` for a month without data.
+    months: Vec<Option<(f64, f64)>>,
+}
+
+fn summarise(series: &Daily, today: Date, t: &Thresholds) -> (MetricSummary, Exact) {
     let yesterday = today.yesterday().unwrap_or(today);
     let from = today
         .checked_sub((t.scale_up_days as i64).days())
         .unwrap_or(today);
     let last = window(series, from, yesterday);
+    let mut exact = Exact {
+        last30_mean: (!last.is_empty()).then(|| mean(&last)),
+        months: Vec::new(),
+    };
     let months = (1..=t.months as i32)
         .rev()
         .map(|back| {
             let start = month_start(today, back);
             let end = start.last_of_month();
             let days = window(series, start, end);
+            let figures = (!days.is_empty()).then(|| (mean(&days), max(&days)));
+            exact.months.push(figures);
+            let (mean_peak, peak) = figures.unwrap_or((0.0, 0.0));
             Month {
                 month: format!("{:04}-{:02}", start.year(), start.month()),
                 days_with_data: days.len() as u32,
-                mean_peak_percent: if days.is_empty() {
-                    0.0
-                } else {
-                    pct(mean(&days))
-                },
-                peak_percent: if days.is_empty() {
-                    0.0
-                } else {
-                    pct(max(&days))
-                },
+                mean_peak_percent: pct(mean_peak),
+                peak_percent: pct(peak),
             }
         })
         .collect();
-    MetricSummary {
-        last30_mean_peak_percent: (!last.is_empty()).then(|| pct(mean(&last))),
+    let summary = MetricSummary {
+        last30_mean_peak_percent: exact.last30_mean.map(pct),
         last30_days_with_data: last.len() as u32,
         months,
-    }
+    };
+    (summary, exact)
 }
 
 /// The least-squares slope of `series` in units per day.
@@ -297,39 +309,50 @@ fn totals(a: &Resources) -> (u32, u32) {
 /// Evaluates the four rules for one tenancy on `today` (the days counted end
 /// yesterday; complete months end before today's month).
 pub fn evaluate(usage: &Usage, allocation: &Resources, today: Date, t: &Thresholds) -> Evaluation {
+    let (cpu, cpu_exact) = summarise(&usage.cpu, today, t);
+    let (memory, memory_exact) = summarise(&usage.memory, today, t);
+    let (data_disk, disk_exact) = summarise(&usage.disk, today, t);
     let mut e = Evaluation {
         summary: Summary {
-            cpu: summarise(&usage.cpu, today, t),
-            memory: summarise(&usage.memory, today, t),
-            data_disk: summarise(&usage.disk, today, t),
+            cpu,
+            memory,
+            data_disk,
             disk: None,
         },
         ..Evaluation::default()
     };
     let (vcpu, mem_gib) = totals(allocation);
     let sizes = [
-        (Metric::Cpu, e.summary.cpu.clone(), f64::from(vcpu), "vCPU"),
+        (
+            Metric::Cpu,
+            e.summary.cpu.clone(),
+            cpu_exact,
+            f64::from(vcpu),
+            "vCPU",
+        ),
         (
             Metric::Memory,
             e.summary.memory.clone(),
+            memory_exact,
             f64::from(mem_gib),
             "GiB of memory",
         ),
         (
             Metric::DataDisk,
             e.summary.data_disk.clone(),
+            disk_exact,
             usage.disk_capacity.unwrap_or(0.0) / GIB,
             "GiB of data disk",
         ),
     ];
 
-    // 18(1): the last 30 days.
-    for (metric, summary, size, unit) in &sizes {
-        match summary.last30_mean_peak_percent {
-            Some(m) if summary.last30_days_with_data >= t.min_days => {
-                if m > t.scale_up * 100.0 {
+    // 18(1): the last 30 days, compared unrounded.
+    for (metric, summary, exact, size, unit) in &sizes {
+        match (exact.last30_mean, summary.last30_mean_peak_percent) {
+            (Some(mean), Some(m)) if summary.last30_days_with_data >= t.min_days => {
+                if mean > t.scale_up {
                     // Enough that the mean peak would come to about 60%.
-                    let suggested = (size * m / 60.0).ceil();
+                    let suggested = (size * mean / 0.60).ceil();
                     e.recommendations.push(Recommendation {
                         rule: "art18-1".into(),
                         direction: Direction::ScaleUp,
@@ -357,13 +380,14 @@ pub fn evaluate(usage: &Usage, allocation: &Resources, today: Date, t: &Threshol
     }
 
     // 18(2), 18(3): each of the last complete months.
-    for (rule, metric, summary, size, unit, mean_limit, peak_limit) in [
+    for (rule, metric, summary, exact, size, unit, mean_limit, peak_limit) in [
         (
             "art18-2",
             Metric::Cpu,
             &sizes[0].1,
-            sizes[0].2,
+            &sizes[0].2,
             sizes[0].3,
+            sizes[0].4,
             t.cpu_mean_peak,
             t.cpu_peak,
         ),
@@ -371,8 +395,9 @@ pub fn evaluate(usage: &Usage, allocation: &Resources, today: Date, t: &Threshol
             "art18-3",
             Metric::Memory,
             &sizes[1].1,
-            sizes[1].2,
+            &sizes[1].2,
             sizes[1].3,
+            sizes[1].4,
             t.memory_mean_peak,
             t.memory_peak,
         ),
@@ -398,17 +423,20 @@ pub fn evaluate(usage: &Usage, allocation: &Resources, today: Date, t: &Threshol
             });
             continue;
         }
-        let low = summary.months.iter().all(|m| {
-            m.mean_peak_percent < mean_limit * 100.0 && m.peak_percent < peak_limit * 100.0
-        });
-        if low && !summary.months.is_empty() {
-            let highest = summary
+        // Compared unrounded: 14.96% is under 15%, though shown as 15.0%.
+        let low = exact
+            .months
+            .iter()
+            .all(|m| m.is_some_and(|(mean, peak)| mean < mean_limit && peak < peak_limit));
+        if low && !exact.months.is_empty() {
+            let highest = exact
                 .months
                 .iter()
-                .map(|m| m.peak_percent)
+                .flatten()
+                .map(|(_, peak)| *peak)
                 .fold(0.0, f64::max);
             // Enough that the highest peak would stay under the peak bound.
-            let suggested = (size * highest / (peak_limit * 100.0)).ceil().max(1.0);
+            let suggested = (size * highest / peak_limit).ceil().max(1.0);
             let figures = summary
                 .months
                 .iter()
@@ -513,6 +541,7 @@ pub fn low_after_scale_down(
 mod tests {
     use super::*;
     use jiff::civil::date;
+    use proptest::prelude::*;
 
     fn allocation() -> Resources {
         let text = std::fs::read_to_string(concat!(
@@ -574,6 +603,179 @@ mod tests {
                 .recommendations
                 .is_empty()
         );
+    }
+
+    /// Every day of the three months before TODAY at `value`, and the 15th
+    /// of each at `peak`.
+    fn months(value: f64, peak: f64) -> Daily {
+        days(date(2026, 8, 1), date(2026, 11, 14), |d| {
+            Some(if d.day() == 15 { peak } else { value })
+        })
+    }
+
+    #[test]
+    fn art18_thresholds_are_compared_on_exact_values_0_04_points_either_side() {
+        let t = Thresholds::default();
+        let fires = |usage: Usage, rule: &str, metric: Metric| {
+            evaluate(&usage, &allocation(), TODAY, &t)
+                .recommendations
+                .iter()
+                .any(|r| r.rule == rule && r.metric == metric)
+        };
+        let busy = months(0.60, 0.60);
+        // 18(1): above 75% over the last 30 days.
+        let cpu = |v: f64| Usage {
+            cpu: months(v, v),
+            memory: busy.clone(),
+            ..Usage::default()
+        };
+        assert!(fires(cpu(0.7504), "art18-1", Metric::Cpu), "75.04%");
+        assert!(!fires(cpu(0.7496), "art18-1", Metric::Cpu), "74.96%");
+        let e = evaluate(&cpu(0.7504), &allocation(), TODAY, &t);
+        let r = e
+            .recommendations
+            .iter()
+            .find(|r| r.rule == "art18-1")
+            .unwrap();
+        assert!(r.figures.contains("75.04% (> 75%)"), "{}", r.figures);
+        // 18(2): CPU under 15% mean peak and under 50% peak in each month.
+        let cpu_low = |value: f64, peak: f64| Usage {
+            cpu: months(value, peak),
+            memory: busy.clone(),
+            ..Usage::default()
+        };
+        assert!(
+            fires(cpu_low(0.1496, 0.1496), "art18-2", Metric::Cpu),
+            "14.96%"
+        );
+        assert!(
+            !fires(cpu_low(0.1504, 0.1504), "art18-2", Metric::Cpu),
+            "15.04%"
+        );
+        assert!(
+            fires(cpu_low(0.05, 0.4996), "art18-2", Metric::Cpu),
+            "peak 49.96%"
+        );
+        assert!(
+            !fires(cpu_low(0.05, 0.5004), "art18-2", Metric::Cpu),
+            "peak 50.04%"
+        );
+        let e = evaluate(&cpu_low(0.1496, 0.1496), &allocation(), TODAY, &t);
+        let r = e
+            .recommendations
+            .iter()
+            .find(|r| r.rule == "art18-2")
+            .unwrap();
+        assert!(r.figures.contains("mean peak 14.96%"), "{}", r.figures);
+        // 18(3): memory under 20% mean peak and under 50% peak.
+        let memory_low = |value: f64, peak: f64| Usage {
+            cpu: busy.clone(),
+            memory: months(value, peak),
+            ..Usage::default()
+        };
+        assert!(
+            fires(memory_low(0.1996, 0.1996), "art18-3", Metric::Memory),
+            "19.96%"
+        );
+        assert!(
+            !fires(memory_low(0.2004, 0.2004), "art18-3", Metric::Memory),
+            "20.04%"
+        );
+        assert!(
+            fires(memory_low(0.05, 0.4996), "art18-3", Metric::Memory),
+            "peak 49.96%"
+        );
+        assert!(
+            !fires(memory_low(0.05, 0.5004), "art18-3", Metric::Memory),
+            "peak 50.04%"
+        );
+    }
+
+    /// A daily peak: anywhere, or within a few hundredths of a point of a
+    /// threshold, or missing.
+    fn peak() -> impl Strategy<Value = Option<f64>> {
+        prop_oneof![
+            3 => (0.0f64..1.0).prop_map(Some),
+            3 => (prop_oneof![Just(0.15), Just(0.20), Just(0.50), Just(0.75)], -0.0005f64..0.0005)
+                .prop_map(|(t, d)| Some(t + d)),
+            1 => Just(None),
+        ]
+    }
+
+    /// The rules read directly off the days: which fire.
+    fn by_the_rules(usage: &Usage, t: &Thresholds) -> Vec<(String, Metric)> {
+        let in_range = |s: &Daily, from: Date, to: Date| -> Vec<f64> {
+            s.iter()
+                .filter(|(d, _)| **d >= from && **d <= to)
+                .map(|(_, v)| *v)
+                .collect()
+        };
+        let mut fired = Vec::new();
+        for (metric, s) in [(Metric::Cpu, &usage.cpu), (Metric::Memory, &usage.memory)] {
+            let last = in_range(s, date(2026, 10, 16), date(2026, 11, 14));
+            if last.len() >= 20 && last.iter().sum::<f64>() / last.len() as f64 > t.scale_up {
+                fired.push(("art18-1".to_owned(), metric));
+            }
+        }
+        for (rule, metric, s, mean_limit, peak_limit) in [
+            (
+                "art18-2",
+                Metric::Cpu,
+                &usage.cpu,
+                t.cpu_mean_peak,
+                t.cpu_peak,
+            ),
+            (
+                "art18-3",
+                Metric::Memory,
+                &usage.memory,
+                t.memory_mean_peak,
+                t.memory_peak,
+            ),
+        ] {
+            let low = [(8, 31), (9, 30), (10, 31)].iter().all(|(m, last)| {
+                let days = in_range(s, date(2026, *m, 1), date(2026, *m, *last));
+                days.len() >= 20
+                    && days.iter().sum::<f64>() / (days.len() as f64) < mean_limit
+                    && days.iter().all(|v| *v < peak_limit)
+            });
+            if low {
+                fired.push((rule.to_owned(), metric));
+            }
+        }
+        fired.sort_by_key(|(r, m)| (r.clone(), format!("{m:?}")));
+        fired
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn art18_verdicts_are_a_direct_reading_of_the_rules(
+            cpu in proptest::collection::vec(peak(), 106),
+            memory in proptest::collection::vec(peak(), 106),
+            scale in prop_oneof![Just(1.0f64), Just(0.2), Just(0.3)],
+        ) {
+            let t = Thresholds::default();
+            let series = |values: &[Option<f64>]| -> Daily {
+                values
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, v)| {
+                        let day = date(2026, 8, 1).checked_add((i as i64).days()).ok()?;
+                        Some((day, (*v)? * scale))
+                    })
+                    .collect()
+            };
+            let usage = Usage { cpu: series(&cpu), memory: series(&memory), ..Usage::default() };
+            let e = evaluate(&usage, &allocation(), TODAY, &t);
+            let mut got: Vec<(String, Metric)> = e
+                .recommendations
+                .iter()
+                .filter(|r| r.metric != Metric::DataDisk)
+                .map(|r| (r.rule.clone(), r.metric))
+                .collect();
+            got.sort_by_key(|(r, m)| (r.clone(), format!("{m:?}")));
+            proptest::prop_assert_eq!(got, by_the_rules(&usage, &t));
+        }
     }
 
     #[test]
