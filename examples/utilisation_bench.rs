@@ -223,14 +223,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ((u0, u1), (d0, d1)) =
         govcloud::prometheus::windows(TODAY, thresholds.months, thresholds.scale_up_days);
     let q = &config.queries;
-    for (name, query, first, last) in [
-        ("cpu", &q.cpu, u0, u1),
-        ("memory", &q.memory, u0, u1),
-        ("disk used", &q.disk_used, d0, d1),
-        ("disk capacity", &q.disk_capacity, d0, d1),
+    use govcloud::prometheus::Combine;
+    for (name, query, first, last, combine) in [
+        ("cpu", &q.cpu, u0, u1, Combine::Max),
+        ("memory", &q.memory, u0, u1, Combine::Max),
+        ("disk used", &q.disk_used, d0, d1, Combine::Sum),
+        ("disk capacity", &q.disk_capacity, d0, d1, Combine::Sum),
     ] {
         let started = Instant::now();
-        let daily = client.daily(query, first, last, &config).await?;
+        let daily = client.daily(query, first, last, &config, combine).await?;
         let seconds = started.elapsed().as_secs_f64();
         println!(
             "  {name}: {} days ({first} .. {last}), {} series in {seconds:.2} s",

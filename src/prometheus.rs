@@ -259,19 +259,44 @@ pub fn recording_rules(raw: &Queries, interval_seconds: u32) -> String {
     )
 }
 
-/// Groups points into daily peaks by the value of `label`, keeping the largest
-/// value per Beijing day (points are one per day; the max guards against more).
-pub fn by_label(series: &[Series], label: &str) -> BTreeMap<String, Daily> {
+/// How the series that answer for one namespace make its daily value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Combine {
+    /// The largest: utilisation ratios, where the busiest answers.
+    Max,
+    /// Their sum: bytes used and capacity of several disks add up.
+    Sum,
+}
+
+/// Groups points into daily values by the value of `label`: each series'
+/// largest point per Beijing day (points are one per day; the max guards
+/// against more), then the series of one value combined by `combine`.
+pub fn by_label(series: &[Series], label: &str, combine: Combine) -> BTreeMap<String, Daily> {
     let mut out: BTreeMap<String, Daily> = BTreeMap::new();
     for s in series {
         let Some(key) = s.labels.get(label) else {
             continue;
         };
-        let daily = out.entry(key.clone()).or_default();
+        let mut own = Daily::new();
         for (at, v) in &s.points {
             if v.is_finite() {
-                let e = daily.entry(day_of(*at)).or_insert(*v);
+                let e = own.entry(day_of(*at)).or_insert(*v);
                 *e = e.max(*v);
+            }
+        }
+        let daily = out.entry(key.clone()).or_default();
+        for (day, v) in own {
+            match daily.entry(day) {
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(v);
+                }
+                std::collections::btree_map::Entry::Occupied(mut e) => {
+                    let e = e.get_mut();
+                    *e = match combine {
+                        Combine::Max => e.max(v),
+                        Combine::Sum => *e + v,
+                    };
+                }
             }
         }
     }
@@ -416,6 +441,7 @@ impl Client {
         first: Date,
         last: Date,
         config: &PrometheusConfig,
+        combine: Combine,
     ) -> Result<BTreeMap<String, Daily>, Error> {
         let series = self
             .range(
@@ -425,7 +451,7 @@ impl Client {
                 SignedDuration::from_hours(24),
             )
             .await?;
-        Ok(by_label(&series, &config.namespace_label))
+        Ok(by_label(&series, &config.namespace_label, combine))
     }
 }
 
@@ -450,10 +476,10 @@ impl Answers {
         let ((u0, u1), (d0, d1)) = windows(today, months, scale_up_days);
         let q = &config.queries;
         let (cpu, memory, disk_used, disk_capacity) = futures::try_join!(
-            client.daily(&q.cpu, u0, u1, config),
-            client.daily(&q.memory, u0, u1, config),
-            client.daily(&q.disk_used, d0, d1, config),
-            client.daily(&q.disk_capacity, d0, d1, config),
+            client.daily(&q.cpu, u0, u1, config, Combine::Max),
+            client.daily(&q.memory, u0, u1, config, Combine::Max),
+            client.daily(&q.disk_used, d0, d1, config, Combine::Sum),
+            client.daily(&q.disk_capacity, d0, d1, config, Combine::Sum),
         )?;
         Ok(Self {
             cpu,
@@ -539,12 +565,31 @@ mod tests {
                 s("education-exam", &[("2026-03-05T15:59:59.999Z", 0.9)]),
             ],
             "namespace",
+            Combine::Max,
         );
         assert_eq!(
             grouped["finance-oa"],
             Daily::from([(date(2026, 3, 5), 0.4)])
         );
         assert_eq!(grouped["education-exam"][&date(2026, 3, 5)], 0.9);
+
+        // Two series answer for one namespace (two VMs, two disks): the
+        // busier ratio, but the bytes of both disks.
+        let gib = 1024.0 * 1024.0 * 1024.0;
+        let two = [
+            s("finance-oa", &[("2026-03-05T15:59:59.999Z", 100.0 * gib)]),
+            s("finance-oa", &[("2026-03-05T15:59:59.999Z", 300.0 * gib)]),
+        ];
+        let day = date(2026, 3, 5);
+        assert_eq!(
+            by_label(&two, "namespace", Combine::Max)["finance-oa"][&day],
+            300.0 * gib
+        );
+        assert_eq!(
+            by_label(&two, "namespace", Combine::Sum)["finance-oa"][&day],
+            400.0 * gib,
+            "disk bytes add up"
+        );
     }
 
     #[test]

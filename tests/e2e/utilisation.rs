@@ -162,6 +162,7 @@ pub async fn art18_daily_peaks_follow_beijing_days_in_a_real_prometheus(_: Ctx) 
             date(2026, 11, 1),
             date(2026, 11, 10),
             &config,
+            govcloud::prometheus::Combine::Max,
         )
         .await?;
     let busy = &memory[&tenancy_namespace("busy")];
@@ -177,6 +178,7 @@ pub async fn art18_daily_peaks_follow_beijing_days_in_a_real_prometheus(_: Ctx) 
             date(2026, 11, 1),
             date(2026, 11, 3),
             &config,
+            govcloud::prometheus::Combine::Max,
         )
         .await?;
     let idle = cpu[&tenancy_namespace("idle")][&date(2026, 11, 2)];
@@ -223,14 +225,23 @@ pub async fn art18_recorded_series_give_the_daily_peaks_of_the_raw_queries(_: Ct
     let recorded_client = Client::new(recorded.url(), &config)?;
     let names = Queries::recorded();
     let (first, last) = (date(2026, 11, 1), date(2026, 11, 9));
-    for (query, name) in [
-        (&config.queries.cpu, &names.cpu),
-        (&config.queries.memory, &names.memory),
-        (&config.queries.disk_used, &names.disk_used),
-        (&config.queries.disk_capacity, &names.disk_capacity),
+    use govcloud::prometheus::Combine;
+    for (query, name, combine) in [
+        (&config.queries.cpu, &names.cpu, Combine::Max),
+        (&config.queries.memory, &names.memory, Combine::Max),
+        (&config.queries.disk_used, &names.disk_used, Combine::Sum),
+        (
+            &config.queries.disk_capacity,
+            &names.disk_capacity,
+            Combine::Sum,
+        ),
     ] {
-        let want = raw_client.daily(query, first, last, &config).await?;
-        let got = recorded_client.daily(name, first, last, &config).await?;
+        let want = raw_client
+            .daily(query, first, last, &config, combine)
+            .await?;
+        let got = recorded_client
+            .daily(name, first, last, &config, combine)
+            .await?;
         assert_eq!(
             want.keys().collect::<Vec<_>>(),
             got.keys().collect::<Vec<_>>(),
@@ -257,7 +268,7 @@ pub async fn art18_recorded_series_give_the_daily_peaks_of_the_raw_queries(_: Ct
     }
     // The spike at 23:45 Beijing is in the recorded series too, on its day.
     let memory = recorded_client
-        .daily(&names.memory, first, last, &config)
+        .daily(&names.memory, first, last, &config, Combine::Max)
         .await?;
     assert_eq!(memory[&tenancy_namespace("busy")][&date(2026, 11, 5)], 0.95);
     assert_eq!(memory[&tenancy_namespace("busy")][&date(2026, 11, 6)], 0.40);
