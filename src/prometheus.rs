@@ -489,6 +489,23 @@ impl Answers {
         })
     }
 
+    /// The namespaces answered for that are not among `known` (the tenancy
+    /// namespaces in service): their series are ignored.
+    pub fn unmatched(&self, known: &std::collections::BTreeSet<String>) -> Vec<String> {
+        let answered: std::collections::BTreeSet<&String> = self
+            .cpu
+            .keys()
+            .chain(self.memory.keys())
+            .chain(self.disk_used.keys())
+            .chain(self.disk_capacity.keys())
+            .collect();
+        answered
+            .into_iter()
+            .filter(|ns| !known.contains(*ns))
+            .cloned()
+            .collect()
+    }
+
     /// What they say about the tenancy namespace `ns`.
     pub fn usage(&self, ns: &str) -> Usage {
         let empty = Daily::new();
@@ -542,6 +559,19 @@ mod tests {
             "2026-03-05T15:59:59.999Z"
         );
         assert_eq!(day_of(day_end(date(2026, 3, 5))), date(2026, 3, 5));
+    }
+
+    #[test]
+    fn art18_namespaces_answered_that_hold_no_tenancy_are_named() {
+        let one = |ns: &str| BTreeMap::from([(ns.to_owned(), Daily::new())]);
+        let answers = Answers {
+            cpu: one("finance-oa-ed59c856e4"),
+            memory: one("kube-system"),
+            disk_used: one("finance-oa-ed59c856e4"),
+            disk_capacity: one("monitoring"),
+        };
+        let known = std::collections::BTreeSet::from(["finance-oa-ed59c856e4".to_owned()]);
+        assert_eq!(answers.unmatched(&known), ["kube-system", "monitoring"]);
     }
 
     #[test]

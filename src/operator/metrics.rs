@@ -60,6 +60,7 @@ pub struct Metrics {
     prometheus_queries: Counter,
     evaluations: Counter,
     evaluation_seconds: Histogram,
+    unmatched: Gauge,
     leader: Gauge,
     writes_total: AtomicU64,
     ready: AtomicBool,
@@ -96,6 +97,12 @@ impl Default for Metrics {
         );
         let prometheus_queries = Counter::default();
         let evaluations = Counter::default();
+        let unmatched = Gauge::default();
+        registry.register(
+            "utilisation_unmatched_namespaces",
+            "Namespaces Prometheus answered for at the last evaluation that hold no tenancy in service (their series are ignored)",
+            unmatched.clone(),
+        );
         let leader = Gauge::default();
         registry.register(
             "leader",
@@ -158,6 +165,7 @@ impl Default for Metrics {
             prometheus_queries,
             evaluations,
             evaluation_seconds,
+            unmatched,
             leader,
             writes_total: AtomicU64::new(0),
             ready: AtomicBool::new(false),
@@ -212,6 +220,15 @@ impl Metrics {
     pub fn evaluation_queried(&self, queries: u64) {
         self.prometheus_queries.inc_by(queries);
         self.evaluations.inc();
+    }
+
+    /// Namespaces answered for that hold no tenancy in service.
+    pub fn unmatched_namespaces(&self, n: usize) {
+        self.unmatched.set(n as i64);
+    }
+
+    pub fn unmatched_namespaces_now(&self) -> i64 {
+        self.unmatched.get()
     }
 
     pub fn evaluation_took(&self, seconds: f64) {

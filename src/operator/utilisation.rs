@@ -208,8 +208,8 @@ pub async fn evaluate_all(ctx: &Context, client: &Client, now: Timestamp) -> Res
             return Err(());
         }
     };
-    for tenancy in &tenancies {
-        let ns = tenancy
+    let namespace_of = |tenancy: &Tenancy| {
+        tenancy
             .status
             .as_ref()
             .and_then(|s| s.namespace.clone())
@@ -219,7 +219,21 @@ pub async fn evaluate_all(ctx: &Context, client: &Client, now: Timestamp) -> Res
                     &tenancy.spec.unit,
                     &tenancy.name_any(),
                 )
-            });
+            })
+    };
+    let known = tenancies.iter().map(namespace_of).collect();
+    let unmatched = answers.unmatched(&known);
+    ctx.metrics.unmatched_namespaces(unmatched.len());
+    if !unmatched.is_empty() {
+        info!(
+            count = unmatched.len(),
+            first = %unmatched.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
+            label = %config.namespace_label,
+            "series of namespaces that hold no tenancy in service were ignored"
+        );
+    }
+    for tenancy in &tenancies {
+        let ns = namespace_of(tenancy);
         let usage = answers.usage(&ns);
         let evaluation = rightsizing::evaluate(&usage, &tenancy.spec.allocation, today, t);
         let (status, notes) = outcome(ctx, tenancy, evaluation, now);
