@@ -605,9 +605,10 @@ fn delivery(b: &mut Builder<'_, '_>, complete: bool, pending: &[String], held: &
             condition::DELIVERED,
             true,
             "Delivered",
+            // True for as long as it stands, in the trial and after it.
             format!(
-                "every approved resource is in place; the trial runs until {}",
-                calendar::local_date(ends)
+                "every approved resource was in place at {}; the 30-day trial (Art. 15) counts from then",
+                calendar::display(now)
             ),
         ));
         b.enter(
@@ -2055,6 +2056,14 @@ mod tests {
         assert_eq!(
             plan.status.billing_started_at.unwrap().0.to_string(),
             "2026-12-27T02:00:00Z"
+        );
+        // In formal operation, the delivery condition says nothing of a
+        // trial still running, and gives its time in Beijing.
+        let delivered = conditions::get(&plan.status.conditions, condition::DELIVERED).unwrap();
+        assert_eq!(
+            delivered.message,
+            "every approved resource was in place at 2026-11-27 10:00:00 +08:00; \
+             the 30-day trial (Art. 15) counts from then"
         );
     }
 
