@@ -117,11 +117,16 @@ pub struct Line {
     pub amount: Fen,
 }
 
+fn as_month<S: serde::Serializer>(day: &Date, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{:04}-{:02}", day.year(), day.month()))
+}
+
 /// A month's statement.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Statement {
-    /// The first day of the month.
+    /// The first day of the month; written as the month, `2026-03`.
+    #[serde(serialize_with = "as_month")]
     pub month: Date,
     pub lines: Vec<Line>,
     pub total: Fen,
@@ -542,6 +547,17 @@ pub fn month_accrual(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn art16_a_statement_names_its_month_as_a_month() {
+        let statement = Statement {
+            month: jiff::civil::date(2026, 3, 1),
+            lines: Vec::new(),
+            total: Fen(0),
+        };
+        let json = serde_json::to_value(&statement).unwrap();
+        assert_eq!(json["month"], "2026-03");
+    }
 
     fn period(from: &str, vcpu: &str) -> PricePeriod {
         serde_json::from_value(serde_json::json!({

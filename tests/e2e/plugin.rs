@@ -346,6 +346,7 @@ pub async fn art16_bill_prints_a_statement_whose_total_is_the_sum_of_its_lines(
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
     let s: Value = serde_json::from_str(&run.stdout)?;
+    assert_eq!(s["month"], "2026-12");
     let lines = s["lines"].as_array().ok_or("lines")?;
     let line = |item: &str| {
         lines
