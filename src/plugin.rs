@@ -32,6 +32,15 @@ pub struct Pending {
     /// overdue (working days since).
     pub working_days_left: Option<i64>,
     pub overdue: bool,
+    /// The operator counted the due date without the State Council's
+    /// calendar for a year it spans (Monday to Friday): it may move.
+    pub due_uncertain: bool,
+}
+
+/// Whether the operator says it counted without a year's calendar.
+fn uncertain(conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]) -> bool {
+    crate::conditions::get(conditions, crate::review::condition::CALENDAR_COMPLETE)
+        .is_some_and(|c| c.status == "False")
 }
 
 /// Rejecting and returning need an opinion (what is wrong, what to
@@ -94,10 +103,16 @@ pub fn pending(
             name: r.metadata.name.clone().unwrap_or_default(),
             what: format!("{} / {}", r.spec.unit.name, r.spec.system.name),
             phase: format!("{phase:?}"),
-            filed: r.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            // When it was filed (the operator's record), not when the object was made.
+            filed: status.submitted_at.map(|t| t.0).or(r
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0)),
             due,
             working_days_left: due.map(|d| working_days_left(calendar, now, d)),
             overdue: due.is_some_and(|d| d < now),
+            due_uncertain: due.is_some() && uncertain(&status.conditions),
         });
     }
     for c in changes {
@@ -117,10 +132,15 @@ pub fn pending(
             name: c.metadata.name.clone().unwrap_or_default(),
             what: format!("{action} tenancy {}", c.spec.tenancy),
             phase: format!("{phase:?}"),
-            filed: c.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            filed: status.submitted_at.map(|t| t.0).or(c
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0)),
             due,
             working_days_left: due.map(|d| working_days_left(calendar, now, d)),
             overdue: due.is_some_and(|d| d < now),
+            due_uncertain: due.is_some() && uncertain(&status.conditions),
         });
     }
     out.sort_by(|a, b| {
@@ -170,7 +190,13 @@ pub fn pending_table(items: &[Pending], all_namespaces: bool) -> String {
             p.filed
                 .map(|t| local_date(t).to_string())
                 .unwrap_or_default(),
-            p.due.map(display).unwrap_or_else(|| "-".into()),
+            match p.due {
+                Some(d) if p.due_uncertain => {
+                    format!("{} (Mon-Fri, no calendar)", display(d))
+                }
+                Some(d) => display(d),
+                None => "-".into(),
+            },
             left,
         ];
         if all_namespaces {
@@ -474,6 +500,43 @@ mod tests {
         ));
         r.status = serde_json::from_value(json!({ "phase": "UnderReview" })).unwrap();
         r
+    }
+
+    #[test]
+    fn art17_pending_shows_when_filed_and_marks_a_due_date_counted_without_a_calendar() {
+        let now: Timestamp = "2025-10-20T02:00:00Z".parse().unwrap();
+        // Made on 1 October, filed (status.submittedAt) on 10 October, Beijing time.
+        let mut c = change(
+            "resized",
+            "2025-10-01T02:00:00Z",
+            Some("2025-10-24T15:59:59Z"),
+            ChangePhase::UnderReview,
+        );
+        let status = c.status.as_mut().unwrap();
+        status.submitted_at = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            "2025-10-09T17:00:00Z".parse().unwrap(),
+        ));
+        let sure = pending(&[], std::slice::from_ref(&c), &calendar(), now);
+        assert!(!sure[0].due_uncertain);
+        let table = pending_table(&sure, false);
+        assert!(
+            table.contains("2025-10-10"),
+            "filed on the 10th in Beijing: {table}"
+        );
+        assert!(!table.contains("no calendar"), "{table}");
+
+        c.status.as_mut().unwrap().conditions = serde_json::from_value(json!([{
+            "type": "CalendarComplete", "status": "False", "reason": "YearNotLoaded",
+            "message": "no WorkCalendar for 2025", "lastTransitionTime": "2025-10-09T17:00:00Z",
+        }]))
+        .unwrap();
+        let unsure = pending(&[], &[c], &calendar(), now);
+        assert!(unsure[0].due_uncertain);
+        let table = pending_table(&unsure, false);
+        assert!(
+            table.contains("2025-10-24 23:59:59 +08:00 (Mon-Fri, no calendar)"),
+            "{table}"
+        );
     }
 
     #[test]
