@@ -213,9 +213,10 @@ pub fn pending_table(items: &[Pending], all_namespaces: bool) -> String {
 pub struct TenancyReport {
     pub name: String,
     pub phase: String,
-    pub vcpu: u64,
-    pub memory_gib: u64,
-    pub storage_gib: u64,
+    /// What it holds; none once reclaimed or retired (released, wiped).
+    pub vcpu: Option<u64>,
+    pub memory_gib: Option<u64>,
+    pub storage_gib: Option<u64>,
     /// Rightsizing recommendations (Art. 18), as `art18-1 Cpu ScaleUp 16 -> 22`.
     pub recommendations: Vec<String>,
     /// Compliance evidence missing past its deadline (Art. 12 ¶2, 24).
@@ -264,15 +265,21 @@ pub fn report(
         let sum = |f: &dyn Fn(&crate::api::VmGroup) -> u64| -> u64 {
             a.vm_groups.iter().map(|g| u64::from(g.count) * f(g)).sum()
         };
+        // Reclaimed and retired tenancies hold nothing any more.
+        let holds = !matches!(
+            status.phase,
+            Some(crate::api::TenancyPhase::Reclaimed | crate::api::TenancyPhase::Retired)
+        );
+        let held = |n: u64| holds.then_some(n);
         let report = TenancyReport {
             name: t.metadata.name.clone().unwrap_or_default(),
             phase: status
                 .phase
                 .map(|p| format!("{p:?}"))
                 .unwrap_or_else(|| "Provisioning".into()),
-            vcpu: sum(&|g| g.vcpu.into()),
-            memory_gib: sum(&|g| g.memory_gib.into()),
-            storage_gib: a.cloud_storage.iter().map(|v| u64::from(v.size_gib)).sum(),
+            vcpu: held(sum(&|g| g.vcpu.into())),
+            memory_gib: held(sum(&|g| g.memory_gib.into())),
+            storage_gib: held(a.cloud_storage.iter().map(|v| u64::from(v.size_gib)).sum()),
             recommendations: status
                 .recommendations
                 .iter()
@@ -337,9 +344,9 @@ pub fn report_text(units: &[UnitReport]) -> String {
             rows.push(vec![
                 t.name.clone(),
                 phase,
-                t.vcpu.to_string(),
-                t.memory_gib.to_string(),
-                t.storage_gib.to_string(),
+                t.vcpu.map_or("-".into(), |n| n.to_string()),
+                t.memory_gib.map_or("-".into(), |n| n.to_string()),
+                t.storage_gib.map_or("-".into(), |n| n.to_string()),
                 if t.recommendations.is_empty() {
                     "-".into()
                 } else {
@@ -537,6 +544,37 @@ mod tests {
             table.contains("2025-10-24 23:59:59 +08:00 (Mon-Fri, no calendar)"),
             "{table}"
         );
+    }
+
+    #[test]
+    fn art16_a_report_shows_no_size_for_what_was_released() {
+        let now: Timestamp = "2026-12-20T02:00:00Z".parse().unwrap();
+        let tenancy = |name: &str, phase: &str| {
+            let mut t = Tenancy::new(name, crate::lifecycle::tests_support::spec());
+            t.metadata.namespace = Some("unit-finance".into());
+            t.status = serde_json::from_value(json!({ "phase": phase })).unwrap();
+            t
+        };
+        let units = report(
+            &[
+                tenancy("oa", "Active"),
+                tenancy("old", "Retired"),
+                tenancy("idle", "Reclaimed"),
+            ],
+            &[],
+            &[],
+            &calendar(),
+            now,
+        );
+        let sizes: Vec<(&str, Option<u64>)> = units[0]
+            .tenancies
+            .iter()
+            .map(|t| (t.name.as_str(), t.vcpu))
+            .collect();
+        assert_eq!(sizes, [("oa", Some(16)), ("old", None), ("idle", None)]);
+        let text = report_text(&units);
+        let old = text.lines().find(|l| l.contains("old")).unwrap();
+        assert!(old.contains("Retired") && !old.contains("16"), "{old}");
     }
 
     #[test]
