@@ -556,9 +556,36 @@ pub fn plan(input: &Input<'_>) -> Steps {
     steps
 }
 
+/// The wipe records `after` adds to `before`: what a status write reports
+/// as done.
+pub fn recorded_wipes<'a>(
+    before: &crate::api::tenancy::TenancyStatus,
+    after: &'a crate::api::tenancy::TenancyStatus,
+) -> Vec<&'a crate::api::tenancy::WipeRecord> {
+    after
+        .wipe_records
+        .iter()
+        .filter(|w| !before.wipe_records.contains(w))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn art19_a_wipe_recorded_by_a_status_write_is_reported() {
+        let record: WipeRecord = serde_json::from_value(serde_json::json!({
+            "kind": "PersistentVolumeClaim", "name": "vol-files", "namespace": "finance-oa-ed59c856e4",
+            "sizeGiB": 100, "method": "Overwrite", "at": "2026-12-05T02:00:00Z", "result": "Succeeded",
+        }))
+        .unwrap();
+        let before = crate::api::tenancy::TenancyStatus::default();
+        let mut after = before.clone();
+        after.wipe_records.push(record.clone());
+        assert_eq!(recorded_wipes(&before, &after), [&record]);
+        assert!(recorded_wipes(&after, &after).is_empty(), "reported once");
+    }
 
     fn now() -> Timestamp {
         "2026-03-15T02:00:00Z".parse().unwrap()

@@ -468,7 +468,12 @@ async fn delete(ctx: &Context, d: &Deletion) -> Result<(), Error> {
     match api.delete(&d.name, &DeleteParams::background()).await {
         Ok(_) => {
             ctx.metrics.wrote(d.kind, "delete");
-            info!(kind = d.kind, name = %d.name, "deleted");
+            info!(
+                kind = d.kind,
+                namespace = d.namespace.as_deref().unwrap_or("-"),
+                name = %d.name,
+                "deleted"
+            );
             Ok(())
         }
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
@@ -968,6 +973,18 @@ async fn reconcile_tenancy(obj: &Guarded<Tenancy>, ctx: &Context) -> Result<Acti
         .await?;
         ctx.metrics.wrote("Tenancy", "status");
         info!(tenancy = %format!("{unit_ns}/{name}"), phase = ?plan.status.phase, "status updated");
+        for w in release::recorded_wipes(&status, &plan.status) {
+            info!(
+                tenancy = %format!("{unit_ns}/{name}"),
+                kind = %w.kind,
+                namespace = %w.namespace,
+                name = %w.name,
+                result = ?w.result,
+                method = ?w.method,
+                at = %crate::calendar::display(w.at.0),
+                "wipe recorded"
+            );
+        }
     }
     for d in &plan.delete {
         delete(ctx, d).await?;
