@@ -69,6 +69,22 @@ pub fn decision_patch(
     json!({ "metadata": { "resourceVersion": resource_version, "annotations": annotations } })
 }
 
+/// What `rectify` writes and says: opening a case for a trigger (Art. 20),
+/// or closing the open one as rectified.
+pub fn rectification(trigger: Option<u8>, rectified: Option<&str>) -> Option<(Value, String)> {
+    match (trigger, rectified) {
+        (Some(code), _) => Some((
+            json!({ keys::RECTIFICATION: code.to_string() }),
+            format!("rectification case opened (trigger {code})"),
+        )),
+        (None, Some(note)) => Some((
+            json!({ keys::RECTIFIED: note }),
+            format!("rectification case closed as rectified: {note}"),
+        )),
+        (None, None) => None,
+    }
+}
+
 fn working_days_left(calendar: &Calendar, now: Timestamp, due: Timestamp) -> i64 {
     let (today, day) = (local_date(now), local_date(due));
     if day >= today {
@@ -575,6 +591,17 @@ mod tests {
         let text = report_text(&units);
         let old = text.lines().find(|l| l.contains("old")).unwrap();
         assert!(old.contains("Retired") && !old.contains("16"), "{old}");
+    }
+
+    #[test]
+    fn art20_rectify_says_whether_it_opened_or_closed_a_case() {
+        let (opened, said) = rectification(Some(3), None).unwrap();
+        assert_eq!(opened[keys::RECTIFICATION], "3");
+        assert_eq!(said, "rectification case opened (trigger 3)");
+        let (closed, said) = rectification(None, Some("漏洞已修复")).unwrap();
+        assert_eq!(closed[keys::RECTIFIED], "漏洞已修复");
+        assert_eq!(said, "rectification case closed as rectified: 漏洞已修复");
+        assert!(rectification(None, None).is_none());
     }
 
     #[test]

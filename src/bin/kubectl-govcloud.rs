@@ -306,12 +306,9 @@ async fn run(cli: &Cli, now: Timestamp) -> Result<(), Failed> {
             trigger,
             rectified,
         } => {
-            let annotations = match (trigger, rectified) {
-                (Some(code), _) => json!({ keys::RECTIFICATION: code.to_string() }),
-                (None, Some(note)) => json!({ keys::RECTIFIED: note }),
-                (None, None) => unreachable!("clap requires one"),
-            };
-            act(cli, &client, tenancy, annotations, "rectification").await
+            let (annotations, what) = plugin::rectification(*trigger, rectified.as_deref())
+                .ok_or_else(|| usage("give --trigger 1-5 or --rectified NOTE"))?;
+            act(cli, &client, tenancy, annotations, &what).await
         }
         Command::Isolate { tenancy, reason } => {
             act(

@@ -289,6 +289,12 @@ pub async fn art25_the_plugin_isolates_as_a_vendor_and_rectifies_as_a_reviewer(
         &["rectify", "erp", "-n", &ns, "--rectified", "漏洞已修复"],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains("rectification case closed as rectified: 漏洞已修复"),
+        "{}",
+        run.stdout
+    );
     eventually("the case closed", WAIT, || async {
         tenancies
             .get("erp")
