@@ -43,6 +43,14 @@ pub fn display(at: Timestamp) -> String {
         .to_string()
 }
 
+/// An instant in RFC 3339 at Beijing's offset, for what people read and
+/// machines parse (annotations): `2026-12-27T20:38:08+08:00`.
+pub fn rfc3339(at: Timestamp) -> String {
+    at.to_zoned(zone().clone())
+        .strftime("%Y-%m-%dT%H:%M:%S%:z")
+        .to_string()
+}
+
 /// The last second (23:59:59 Asia/Shanghai) of a day.
 pub fn end_of_day(day: Date) -> Timestamp {
     day.to_datetime(Time::constant(23, 59, 59, 0))
@@ -230,6 +238,13 @@ impl Calendar {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_instant_for_an_annotation_reads_in_beijing_and_parses_back() {
+        let at: Timestamp = "2026-10-09T15:59:59Z".parse().unwrap();
+        assert_eq!(rfc3339(at), "2026-10-09T23:59:59+08:00");
+        assert_eq!(rfc3339(at).parse::<Timestamp>().unwrap(), at);
+    }
     use jiff::civil::date;
     use proptest::prelude::*;
 

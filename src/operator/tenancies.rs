@@ -668,7 +668,7 @@ async fn suspend_unit(
             "labels": { keys::SUSPENDED: "true" },
             "annotations": {
                 keys::SUSPENDED_REASON: reason,
-                keys::SUSPENDED_AT: now.to_string(),
+                keys::SUSPENDED_AT: crate::calendar::rfc3339(now),
                 keys::SUSPENSION_LIFTED: null,
             },
         },

@@ -389,6 +389,14 @@ pub async fn art15_an_unused_trial_is_reclaimed_wiped_and_the_unit_suspended(_: 
         reason.contains("ended on 2026-12-27 without use"),
         "{reason}"
     );
+    // When, in Beijing time (machine-readable too).
+    let at = unit_ns
+        .annotations()
+        .get(keys::SUSPENDED_AT)
+        .cloned()
+        .unwrap_or_default();
+    assert!(at.ends_with("+08:00"), "{at}");
+    assert!(at.parse::<jiff::Timestamp>().is_ok(), "{at}");
 
     // The VMs are halted first.
     eventually("VMs halted", WAIT, || async {
