@@ -412,6 +412,13 @@ fn admits(action: ChangeAction, phase: Option<TenancyPhase>) -> Result<(), Strin
 }
 
 pub fn plan(input: &Input<'_>) -> Plan {
+    let mut plan = planned(input);
+    // Its times as people read them, from what was decided.
+    plan.status.show();
+    plan
+}
+
+fn planned(input: &Input<'_>) -> Plan {
     let mut b = Builder {
         input,
         plan: Plan {
@@ -1188,6 +1195,11 @@ mod plan_tests {
             // 30 September, then 9-11 (a Saturday worked) and 13-17 and 20
             // October, after the National Day holiday.
             jiff::civil::date(2025, 10, 20)
+        );
+        // As people read it (printer column Review-Due).
+        assert_eq!(
+            corrected.status.shown.review_due.as_deref(),
+            Some("2025-10-20 23:59:59 +08:00")
         );
     }
 

@@ -297,6 +297,13 @@ fn annotation<'a>(map: &'a BTreeMap<String, String>, key: &str) -> Option<&'a st
 }
 
 pub fn plan(input: &Input<'_>) -> Plan {
+    let mut plan = planned(input);
+    // Its times as people read them, from what was decided.
+    plan.status.show();
+    plan
+}
+
+fn planned(input: &Input<'_>) -> Plan {
     let mut b = Builder {
         input,
         plan: Plan {

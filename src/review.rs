@@ -403,6 +403,13 @@ impl Builder<'_, '_> {
 
 /// Decides what the request's status should be and what to do.
 pub fn plan(input: &Input<'_>) -> Plan {
+    let mut plan = planned(input);
+    // Its times as people read them, from what was decided.
+    plan.status.show();
+    plan
+}
+
+fn planned(input: &Input<'_>) -> Plan {
     let mut b = Builder {
         input,
         status: input.status.clone(),

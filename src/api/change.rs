@@ -29,7 +29,7 @@ use super::tenancy::WipeRecord;
     printcolumn(
         name = "Review-Due",
         type_ = "string",
-        json_path = ".status.reviewDueAt",
+        json_path = ".status.shown.reviewDue",
         description = "End of the 10th working day after submission (Art. 17)"
     ),
     printcolumn(
@@ -186,4 +186,17 @@ pub struct ChangeRequestStatus {
     /// The wiping of what this change removed or released.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub wipe_records: Vec<WipeRecord>,
+    /// Its times in Beijing time, as people read them.
+    #[serde(default, skip_serializing_if = "crate::api::common::Shown::is_empty")]
+    pub shown: crate::api::common::Shown,
+}
+
+impl ChangeRequestStatus {
+    /// Fills [`ChangeRequestStatus::shown`] from the machine fields.
+    pub fn show(&mut self) {
+        self.shown = crate::api::common::Shown {
+            review_due: crate::api::common::shown(self.review_due_at.as_ref()),
+            ..Default::default()
+        };
+    }
 }

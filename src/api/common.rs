@@ -513,3 +513,35 @@ pub struct Compliance {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub xinchuang: Option<Evidence>,
 }
+
+/// The times of a status as people read them: Beijing time with its offset
+/// (`2026-10-09 23:59:59 +08:00`), for printer columns and `kubectl
+/// describe`. The machine fields beside them stay RFC 3339 in UTC; these are
+/// derived from them and never read back.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Shown {
+    /// `status.reviewDueAt` (a change, Art. 17).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_due: Option<String>,
+    /// `status.paperworkDueAt` (an emergency opening, Art. 13).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paperwork_due: Option<String>,
+    /// `status.trialEndsAt` (Art. 15).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trial_ends: Option<String>,
+    /// `status.billingStartedAt` (Art. 16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billing_since: Option<String>,
+}
+
+impl Shown {
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
+/// An instant of a status as [`Shown`] holds it.
+pub fn shown(at: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>) -> Option<String> {
+    at.map(|t| crate::calendar::display(t.0))
+}

@@ -31,7 +31,7 @@ use super::common::{
     printcolumn(
         name = "Paperwork-Due",
         type_ = "string",
-        json_path = ".status.paperworkDueAt",
+        json_path = ".status.shown.paperworkDue",
         description = "Emergency openings: when the full paperwork is due (Art. 13)"
     ),
     printcolumn(
@@ -326,4 +326,17 @@ pub struct CloudResourceRequestStatus {
     /// The end of the 10th working day after an emergency opening (Art. 13 ¶2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paperwork_due_at: Option<Time>,
+    /// Its times in Beijing time, as people read them.
+    #[serde(default, skip_serializing_if = "crate::api::common::Shown::is_empty")]
+    pub shown: crate::api::common::Shown,
+}
+
+impl CloudResourceRequestStatus {
+    /// Fills [`CloudResourceRequestStatus::shown`] from the machine fields.
+    pub fn show(&mut self) {
+        self.shown = crate::api::common::Shown {
+            paperwork_due: crate::api::common::shown(self.paperwork_due_at.as_ref()),
+            ..Default::default()
+        };
+    }
 }

@@ -28,13 +28,13 @@ use super::common::{Compliance, ObjectName, Resources, ServiceType, text};
     printcolumn(
         name = "Trial-Ends",
         type_ = "string",
-        json_path = ".status.trialEndsAt",
+        json_path = ".status.shown.trialEnds",
         description = "End of the 30-day trial (Art. 15)"
     ),
     printcolumn(
         name = "Billing-Since",
         type_ = "string",
-        json_path = ".status.billingStartedAt",
+        json_path = ".status.shown.billingSince",
         description = "Start of billing (Art. 16)"
     ),
     printcolumn(
@@ -351,6 +351,9 @@ pub struct TenancyStatus {
     /// What the current month costs (Art. 6, 16), once billing has started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accrual: Option<Accrual>,
+    /// Its times in Beijing time, as people read them.
+    #[serde(default, skip_serializing_if = "crate::api::common::Shown::is_empty")]
+    pub shown: crate::api::common::Shown,
 }
 
 /// The month's charges of a tenancy as they stand: the billed days of the
@@ -529,4 +532,15 @@ pub struct StashedPolicy {
 pub struct ExtensionDelivery {
     pub request: String,
     pub delivered_at: Time,
+}
+
+impl TenancyStatus {
+    /// Fills [`TenancyStatus::shown`] from the machine fields.
+    pub fn show(&mut self) {
+        self.shown = crate::api::common::Shown {
+            trial_ends: crate::api::common::shown(self.trial_ends_at.as_ref()),
+            billing_since: crate::api::common::shown(self.billing_started_at.as_ref()),
+            ..Default::default()
+        };
+    }
 }

@@ -210,6 +210,25 @@ pub async fn art14_an_approval_provisions_exactly_the_approved_objects(_: Ctx) -
         status.trial_ends_at.unwrap().0.to_string(),
         "2026-12-27T02:00:00Z"
     );
+    // `kubectl get tny` reads the trial's end in Beijing time.
+    let table: serde_json::Value = lab
+        .admin
+        .request(
+            http::Request::get(format!(
+                "/apis/govcloud.dev/v1alpha1/namespaces/{ns}/tenancies/oa"
+            ))
+            .header("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+            .body(Vec::new())?,
+        )
+        .await?;
+    let column = table["columnDefinitions"]
+        .as_array()
+        .and_then(|c| c.iter().position(|c| c["name"] == "Trial-Ends"))
+        .ok_or("no Trial-Ends column")?;
+    assert_eq!(
+        table["rows"][0]["cells"][column],
+        "2026-12-27 10:00:00 +08:00"
+    );
 
     let vm_names = names(lab.dynamic(&tns, &vms())).await;
     assert_eq!(
