@@ -286,18 +286,15 @@ pub fn by_label(series: &[Series], label: &str, combine: Combine) -> BTreeMap<St
         }
         let daily = out.entry(key.clone()).or_default();
         for (day, v) in own {
-            match daily.entry(day) {
-                std::collections::btree_map::Entry::Vacant(e) => {
-                    e.insert(v);
-                }
-                std::collections::btree_map::Entry::Occupied(mut e) => {
-                    let e = e.get_mut();
+            daily
+                .entry(day)
+                .and_modify(|e| {
                     *e = match combine {
                         Combine::Max => e.max(v),
                         Combine::Sum => *e + v,
-                    };
-                }
-            }
+                    }
+                })
+                .or_insert(v);
         }
     }
     out

@@ -670,6 +670,8 @@ impl Caches {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
     use super::*;
     use serde_json::json;
 
@@ -678,8 +680,6 @@ mod tests {
         o.data = data;
         o
     }
-
-    use std::sync::Mutex;
 
     fn vm(name: &str, version: &str, created: bool) -> DynamicObject {
         let mut o = object(json!({ "status": { "created": created } }));
