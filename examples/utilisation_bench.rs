@@ -45,6 +45,7 @@ fn tenants(n: usize) -> Vec<Tenant> {
                 .unwrap_or(FIRST);
             Tenant {
                 namespace: format!("unit{}-system{i}", i % 40),
+                phase: SignedDuration::ZERO,
                 vms: vec![Vm {
                     name: "app-1".into(),
                     vcpus: 2,

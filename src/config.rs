@@ -91,6 +91,8 @@ pub enum ConfigError {
     Parse { path: String, message: String },
     #[error("{path}: {field} must not be empty")]
     Empty { path: String, field: &'static str },
+    #[error("{path}: prometheus.{message}")]
+    Prometheus { path: String, message: String },
 }
 
 impl Config {
@@ -132,6 +134,13 @@ impl Config {
                 field: "wipe.image and wipe.command (overwrite mode)",
             });
         }
+        config
+            .prometheus
+            .check()
+            .map_err(|message| ConfigError::Prometheus {
+                path: source_name.to_owned(),
+                message,
+            })?;
         Ok(config)
     }
 }
@@ -200,5 +209,25 @@ mod tests {
     fn an_empty_group_is_refused() {
         let err = Config::parse("c.yaml", "vendorGroup: ''\n").unwrap_err();
         assert_eq!(err.to_string(), "c.yaml: vendorGroup must not be empty");
+    }
+
+    #[test]
+    fn art18_a_resolution_that_misses_midnight_is_refused_with_what_to_set() {
+        let err = Config::parse("c.yaml", "prometheus:\n  resolutionSeconds: 70\n").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("c.yaml: prometheus.resolutionSeconds 70 must divide 28800"),
+            "{err}"
+        );
+        let err = Config::parse(
+            "c.yaml",
+            "prometheus:\n  queries:\n    cpu: 'count_values(\"v\", up)'\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("c.yaml: prometheus.queries.cpu: "),
+            "{err}"
+        );
     }
 }

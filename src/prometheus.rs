@@ -2,18 +2,21 @@
 //! all tenancies together, their series grouped by namespace into daily peaks
 //! per Asia/Shanghai day.
 //!
-//! A daily peak is `max_over_time((<query>)[1d:<resolution>])` evaluated at the
-//! last millisecond of each Beijing day. Subquery steps are aligned to the
-//! epoch, and Beijing is a whole number of hours from UTC, so each day's
-//! steps are exactly its own: a sample at 23:59 counts for that day, one at
-//! 00:01 for the next. Prometheus' own step alignment (to UTC) never enters.
+//! A daily peak is the largest value of the day, each value counted on the
+//! Beijing day of the samples it reads, whatever the scrape offsets:
 //!
-//! A query that is a bare series selector (a series a recording rule writes,
-//! see [`recording_rules`]) needs no subquery: its daily peak is
-//! `max_over_time(<series>[1d])`, which reads the stored samples of the day
-//! instead of evaluating the aggregation at every step of every day. At
-//! thousands of tenancies that is the difference between minutes and seconds
-//! (docs/performance.md).
+//! * A query that is a bare series selector (a raw or recorded series, see
+//!   [`recording_rules`]) is read as stored: `max_over_time(<series>[1d])` at
+//!   the last millisecond of each Beijing day takes exactly that day's
+//!   samples. At thousands of tenancies that is the difference between
+//!   minutes and seconds (docs/performance.md).
+//! * An expression has no stored samples: it is evaluated every
+//!   `resolutionSeconds` (set it to the scrape interval or less, so that no
+//!   sample is stepped over), and each value is kept only on the day of the
+//!   newest sample it reads ([`newest_sample`]). A step at 00:00:30 that still
+//!   reads 23:59:45's samples shows yesterday's value and is not counted
+//!   today; the day's last value, read after its last step, is added by
+//!   evaluating the expression at the last millisecond of the day.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -28,6 +31,8 @@ use serde::{Deserialize, Serialize};
 use crate::calendar;
 use crate::rightsizing::{Daily, Usage};
 
+mod inputs;
+
 /// Where Prometheus is and what to ask it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
@@ -39,8 +44,13 @@ pub struct PrometheusConfig {
     pub bearer_token_file: Option<PathBuf>,
     /// The label that names a series' namespace.
     pub namespace_label: String,
-    /// Subquery resolution for daily peaks, in seconds (the scrape interval).
+    /// How often an expression is read for its daily peaks, in seconds: the
+    /// scrape interval or less, and a divisor of 28,800 (8 hours) so that
+    /// Beijing's midnight is a step. Also the recording rules' interval.
     pub resolution_seconds: u32,
+    /// Prometheus' lookback (`--query.lookback-delta`), in seconds: how
+    /// long after midnight a value may still read yesterday's samples.
+    pub lookback_seconds: u32,
     /// Per-query timeout, in seconds.
     pub timeout_seconds: u32,
     /// Hours between evaluations; one also runs after each month closes.
@@ -80,11 +90,43 @@ impl Default for PrometheusConfig {
             url: None,
             bearer_token_file: None,
             namespace_label: "namespace".into(),
-            resolution_seconds: 300,
+            resolution_seconds: 60,
+            lookback_seconds: 300,
             timeout_seconds: 120,
             every_hours: 24,
             queries: Queries::default(),
         }
+    }
+}
+
+impl PrometheusConfig {
+    /// What is wrong with the configuration, if anything: a resolution that
+    /// does not put a step at Beijing's midnight, a lookback outside a day,
+    /// a query that cannot be read by day.
+    pub fn check(&self) -> Result<(), String> {
+        let r = self.resolution_seconds;
+        if r == 0 || 28_800 % r != 0 {
+            return Err(format!(
+                "resolutionSeconds {r} must divide 28800 (8 hours), e.g. 15, 30, 60 or 300, \
+                 so that Beijing's midnight is a step"
+            ));
+        }
+        if !(1..=86_400).contains(&self.lookback_seconds) {
+            return Err(format!(
+                "lookbackSeconds {} must be 1 to 86400",
+                self.lookback_seconds
+            ));
+        }
+        for (name, query) in [
+            ("cpu", &self.queries.cpu),
+            ("memory", &self.queries.memory),
+            ("diskUsed", &self.queries.disk_used),
+            ("diskCapacity", &self.queries.disk_capacity),
+        ] {
+            daily_peak(query, r, self.lookback_seconds)
+                .map_err(|e| format!("queries.{name}: {e}"))?;
+        }
+        Ok(())
     }
 }
 
@@ -140,15 +182,59 @@ pub fn day_end(day: Date) -> Timestamp {
         .unwrap_or_else(|_| calendar::end_of_day(day))
 }
 
-/// The daily-peak query of `inner`: a range over the day's samples when
-/// `inner` is a stored series, a subquery at `resolution_seconds` otherwise.
-pub fn daily_peak(inner: &str, resolution_seconds: u32) -> String {
+/// Seconds since Beijing's midnight at each evaluation instant, as PromQL.
+/// Asia/Shanghai has kept +08:00 all year since 1991.
+const SINCE_MIDNIGHT: &str = "((time() + 28800) % 86400)";
+
+/// The daily-peak query of `inner`, evaluated at the last millisecond of
+/// each Beijing day ([`day_end`]).
+///
+/// A stored series is read as stored. An expression is read at every step of
+/// `resolution_seconds` from the day's midnight (which must be a step:
+/// [`PrometheusConfig::check`]) and at the day's last millisecond. A value
+/// read more than `lookback_seconds` (Prometheus' lookback) after midnight
+/// reads only the day's samples; one read earlier counts only when an input
+/// has a sample since midnight. At midnight itself that is a sample of
+/// exactly midnight, looked for in the last millisecond. The last value
+/// reads only the day's samples. An error says why `inner` cannot be read
+/// so.
+pub fn daily_peak(
+    inner: &str,
+    resolution_seconds: u32,
+    lookback_seconds: u32,
+) -> Result<String, String> {
     let inner = inner.trim();
     if is_selector(inner) {
-        format!("max_over_time({inner}[1d])")
-    } else {
-        format!("max_over_time(({inner})[1d:{resolution_seconds}s])")
+        return Ok(format!("max_over_time({inner}[1d])"));
     }
+    let expr = inputs::parse(inner)?;
+    let r = resolution_seconds.max(1);
+    let mut fresh = Vec::new();
+    for k in 0..=lookback_seconds / r {
+        let since = k * r;
+        let window = if since == 0 {
+            Duration::from_millis(1)
+        } else {
+            Duration::from_secs(u64::from(since))
+        };
+        let Some(count) = inputs::samples_in(&expr, window)? else {
+            // Reads no series: its value is the same at every step.
+            return Ok(format!("max_over_time(({inner})[1d:{r}s])"));
+        };
+        fresh.push(format!(
+            "(({count}) > 0 and on () vector({SINCE_MIDNIGHT}) == {since})"
+        ));
+    }
+    let steps = format!(
+        "max_over_time(((({inner}) and on () (vector({SINCE_MIDNIGHT}) > {lookback_seconds})) \
+         or (({inner}) and ({fresh})))[1d:{r}s])",
+        fresh = fresh.join(" or ")
+    );
+    Ok(format!(
+        "max without (govcloud_part) (\
+         label_replace({steps}, \"govcloud_part\", \"steps\", \"\", \"\") \
+         or label_replace(({inner}), \"govcloud_part\", \"last\", \"\", \"\"))"
+    ))
 }
 
 /// Whether `query` is a bare series selector, `name` or `name{matchers}`
@@ -431,7 +517,9 @@ impl Client {
     }
 
     /// Daily peaks of `inner` for each namespace over the Beijing days
-    /// `[first, last]`: one range query, whatever the number of namespaces.
+    /// `[first, last]`: one range query, whatever the number of namespaces,
+    /// unless Prometheus refuses it as too large (its `--query.max-samples`
+    /// or timeout): then each half of the days is asked for on its own.
     pub async fn daily(
         &self,
         inner: &str,
@@ -440,16 +528,52 @@ impl Client {
         config: &PrometheusConfig,
         combine: Combine,
     ) -> Result<BTreeMap<String, Daily>, Error> {
-        let series = self
-            .range(
-                &daily_peak(inner, config.resolution_seconds),
-                day_end(first),
-                day_end(last),
-                SignedDuration::from_hours(24),
-            )
-            .await?;
+        let query = daily_peak(inner, config.resolution_seconds, config.lookback_seconds).map_err(
+            |message| Error::Query {
+                query: inner.to_owned(),
+                message,
+            },
+        )?;
+        let series = self.days(&query, first, last).await?;
         Ok(by_label(&series, &config.namespace_label, combine))
     }
+
+    fn days(
+        &self,
+        query: &str,
+        first: Date,
+        last: Date,
+    ) -> futures::future::BoxFuture<'_, Result<Vec<Series>, Error>> {
+        let query = query.to_owned();
+        Box::pin(async move {
+            let answer = self
+                .range(
+                    &query,
+                    day_end(first),
+                    day_end(last),
+                    SignedDuration::from_hours(24),
+                )
+                .await;
+            match answer {
+                Err(Error::Query { message, .. }) if too_large(&message) && first < last => {
+                    let days = (last - first).get_days();
+                    let middle = first
+                        .checked_add(jiff::Span::new().days(days / 2))
+                        .unwrap_or(first);
+                    let mut series = self.days(&query, first, middle).await?;
+                    let rest = middle.tomorrow().unwrap_or(last);
+                    series.extend(self.days(&query, rest, last).await?);
+                    Ok(series)
+                }
+                other => other,
+            }
+        })
+    }
+}
+
+/// Whether Prometheus refused a query for its size rather than its text.
+fn too_large(message: &str) -> bool {
+    message.contains("too many samples") || message.contains("timed out")
 }
 
 /// The four answers one evaluation needs, for every namespace at once.
@@ -620,13 +744,13 @@ mod tests {
     }
 
     #[test]
-    fn a_stored_series_is_read_as_a_range_and_an_expression_as_a_subquery() {
+    fn a_stored_series_is_read_as_a_range_and_an_expression_at_each_step_of_its_day() {
         assert_eq!(
-            daily_peak("namespace:govcloud_vcpu_utilisation:ratio", 300),
+            daily_peak("namespace:govcloud_vcpu_utilisation:ratio", 300, 300).unwrap(),
             "max_over_time(namespace:govcloud_vcpu_utilisation:ratio[1d])"
         );
         assert_eq!(
-            daily_peak(r#" up{job="kubevirt",namespace!=""} "#, 60),
+            daily_peak(r#" up{job="kubevirt",namespace!=""} "#, 60, 300).unwrap(),
             r#"max_over_time(up{job="kubevirt",namespace!=""}[1d])"#
         );
         for expression in [
@@ -634,15 +758,67 @@ mod tests {
             Queries::default().disk_used,
             "sum(up)".into(),
             "up offset 1h".into(),
-            "up[5m]".into(),
             "up / 2".into(),
             r#"up{a="}"}"#.into(),
-            "sum".into(),
         ] {
-            assert!(
-                daily_peak(&expression, 300).ends_with("[1d:300s])"),
-                "{expression}"
-            );
+            let query = daily_peak(&expression, 60, 300).unwrap();
+            assert!(query.contains("[1d:60s])"), "{expression}: {query}");
+            // Midnight, each minute of the lookback, and after it.
+            for since in [0, 60, 120, 180, 240, 300] {
+                assert!(
+                    query.contains(&format!("vector({SINCE_MIDNIGHT}) == {since})")),
+                    "{expression}: {since}"
+                );
+            }
+            assert!(query.contains(&format!("vector({SINCE_MIDNIGHT}) > 300)")));
+            assert!(!query.contains("== 360"), "{expression}");
+        }
+        assert_eq!(
+            daily_peak("vector(1)", 60, 300).unwrap(),
+            "max_over_time((vector(1))[1d:60s])"
+        );
+        for bad in ["up[5m]", "sum(", "scalar(up)", "count_values(\"v\", up)"] {
+            assert!(daily_peak(bad, 60, 300).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_resolution_that_steps_over_midnight_or_a_query_that_cannot_be_read_is_refused() {
+        let ok = PrometheusConfig::default();
+        assert_eq!(ok.check(), Ok(()));
+        for r in [15, 30, 60, 300, 900, 3600] {
+            let c = PrometheusConfig {
+                resolution_seconds: r,
+                ..ok.clone()
+            };
+            assert_eq!(c.check(), Ok(()), "{r}");
+        }
+        for r in [0, 7, 70, 86400] {
+            let c = PrometheusConfig {
+                resolution_seconds: r,
+                ..ok.clone()
+            };
+            assert!(c.check().unwrap_err().contains("28800"), "{r}");
+        }
+        let mut c = ok.clone();
+        c.queries.memory = "sum(".into();
+        assert!(c.check().unwrap_err().starts_with("queries.memory: "));
+        let c = PrometheusConfig {
+            lookback_seconds: 0,
+            ..ok
+        };
+        assert!(c.check().is_err());
+    }
+
+    #[test]
+    fn seconds_since_midnight_in_promql_are_beijing_seconds() {
+        // The expression's arithmetic on the instants a subquery steps through.
+        let since = |t: f64| (t + 28800.0).rem_euclid(86400.0);
+        for day in [date(2026, 3, 5), date(2026, 12, 31), date(2027, 1, 1)] {
+            let start = calendar::start_of_day(day).as_second() as f64;
+            assert_eq!(since(start), 0.0);
+            assert_eq!(since(start + 300.0), 300.0);
+            assert_eq!(since(start - 60.0), 86340.0);
         }
     }
 

@@ -50,6 +50,9 @@ pub struct Vm {
 pub struct Tenant {
     pub namespace: String,
     pub vms: Vec<Vm>,
+    /// How long after each step its samples are taken: scrapes are offset
+    /// from any grid of the operator's (whole milliseconds).
+    pub phase: SignedDuration,
 }
 
 /// What a backfill writes.
@@ -95,6 +98,16 @@ fn window_file(
     out
 }
 
+fn phased(at: Timestamp, phase: SignedDuration) -> Timestamp {
+    at.checked_add(phase).unwrap_or(at)
+}
+
+/// An OpenMetrics timestamp: seconds, to the millisecond.
+fn seconds(at: Timestamp) -> String {
+    let ms = at.as_millisecond();
+    format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000))
+}
+
 fn raw_samples(
     out: &mut String,
     tenants: &[Tenant],
@@ -114,10 +127,11 @@ fn raw_samples(
             let mut total = counters[index];
             let samples: Vec<(Timestamp, f64)> = times
                 .iter()
+                .map(|at| phased(*at, tenant.phase))
                 .filter_map(|at| {
-                    let used = (vm.cpu)(*at);
+                    let used = (vm.cpu)(at);
                     total += used.unwrap_or(0.0) * step;
-                    used.map(|_| (*at, total))
+                    used.map(|_| (at, total))
                 })
                 .collect();
             counters[index] = total;
@@ -129,7 +143,7 @@ fn raw_samples(
                         "kubevirt_vmi_vcpu_seconds_total{{namespace=\"{}\",name=\"{}\",id=\"{id}\",state=\"running\"}} {value:.3} {}",
                         tenant.namespace,
                         vm.name,
-                        at.as_second()
+                        seconds(*at)
                     );
                 }
             }
@@ -142,14 +156,14 @@ fn raw_samples(
         let _ = writeln!(out, "# TYPE {family} gauge");
         for tenant in tenants {
             for vm in &tenant.vms {
-                for at in times {
-                    if let Some(v) = value(vm, *at) {
+                for at in times.iter().map(|at| phased(*at, tenant.phase)) {
+                    if let Some(v) = value(vm, at) {
                         let _ = writeln!(
                             out,
                             "{family}{{namespace=\"{}\",name=\"{}\"{labels}}} {v:.1} {}",
                             tenant.namespace,
                             vm.name,
-                            at.as_second()
+                            seconds(at)
                         );
                     }
                 }
@@ -187,10 +201,10 @@ fn recorded_samples(out: &mut String, tenants: &[Tenant], times: &[Timestamp]) {
     let family = |out: &mut String, name: &str, part: &Part, ratio: bool| {
         let _ = writeln!(out, "# TYPE {name} gauge");
         for tenant in tenants {
-            for at in times {
+            for at in times.iter().map(|at| phased(*at, tenant.phase)) {
                 let (mut top, mut bottom, mut any) = (0.0, 0.0, false);
                 for vm in &tenant.vms {
-                    if let Some((t, b)) = part(vm, *at) {
+                    if let Some((t, b)) = part(vm, at) {
                         (top, bottom, any) = (top + t, bottom + b, true);
                     }
                 }
@@ -202,7 +216,7 @@ fn recorded_samples(out: &mut String, tenants: &[Tenant], times: &[Timestamp]) {
                     out,
                     "{name}{{namespace=\"{}\"}} {value} {}",
                     tenant.namespace,
-                    at.as_second()
+                    seconds(at)
                 );
             }
         }
@@ -360,6 +374,12 @@ impl LocalPrometheus {
     /// Starts Prometheus on the TSDB in `data` (already backfilled), with no
     /// scrape targets, and waits until it is ready.
     pub async fn start(data: &Path) -> Result<Self, Error> {
+        Self::start_limited(data, 200_000_000).await
+    }
+
+    /// [`LocalPrometheus::start`], refusing queries that would hold more
+    /// than `max_samples` samples at once (`--query.max-samples`).
+    pub async fn start_limited(data: &Path, max_samples: u64) -> Result<Self, Error> {
         let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .and_then(|l| l.local_addr())
             .map_err(|e| failed("finding a free port", e))?
@@ -378,7 +398,7 @@ impl LocalPrometheus {
             .arg(format!("--storage.tsdb.path={}", data.display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--storage.tsdb.retention.time=10y")
-            .arg("--query.max-samples=200000000")
+            .arg(format!("--query.max-samples={max_samples}"))
             .arg("--log.level=warn")
             .stdin(Stdio::null())
             .stdout(out)

@@ -173,12 +173,18 @@ pub async fn evaluate_all(ctx: &Context, client: &Client, now: Timestamp) -> Res
         Ok(a) => a,
         Err(e) => {
             warn!(error = %e, "Prometheus unavailable: recommendations kept");
+            // A query Prometheus (or the operator) cannot read is the
+            // configuration's to fix, not the network's.
+            let reason = match e {
+                crate::prometheus::Error::Query { .. } => "QueryRejected",
+                _ => "Unreachable",
+            };
             for tenancy in &tenancies {
                 let mut status = tenancy.status.clone().unwrap_or_default();
                 // Already said: a retry that fails again, perhaps in other
                 // words (a cut connection, then a refused one), writes nothing.
                 if conditions::get(&status.conditions, condition::METRICS_AVAILABLE)
-                    .is_some_and(|c| c.status == "False" && c.reason == "Unreachable")
+                    .is_some_and(|c| c.status == "False" && c.reason == reason)
                 {
                     continue;
                 }
@@ -188,7 +194,7 @@ pub async fn evaluate_all(ctx: &Context, client: &Client, now: Timestamp) -> Res
                     &mut status.conditions,
                     condition::METRICS_AVAILABLE,
                     false,
-                    "Unreachable",
+                    reason,
                     message.clone(),
                     tenancy,
                     now,

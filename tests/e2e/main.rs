@@ -93,6 +93,7 @@ fn all() -> Vec<(&'static str, TestFn)> {
         changes::art19_a_failed_wipe_keeps_the_volume_and_says_so,
         changes::art19_delete_mode_trusts_the_storage_to_erase,
         utilisation::art18_daily_peaks_follow_beijing_days_in_a_real_prometheus,
+        utilisation::art18_spikes_at_23_59_and_00_01_count_on_their_own_days_through_the_default_queries,
         utilisation::art18_each_rule_recommends_on_a_tenancy_from_four_queries,
         utilisation::art18_recorded_series_give_the_daily_peaks_of_the_raw_queries,
         utilisation::art18_an_unreachable_prometheus_keeps_the_last_recommendations_without_flapping,

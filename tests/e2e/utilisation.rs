@@ -52,6 +52,7 @@ fn tenants() -> Vec<Tenant> {
     vec![
         Tenant {
             namespace: tenancy_namespace("busy"),
+            phase: SignedDuration::ZERO,
             // A 1 TiB disk 68% full: neither above 75% nor 400 GiB free.
             vms: vec![Vm {
                 disk_capacity_bytes: 1024.0 * GIB,
@@ -71,6 +72,7 @@ fn tenants() -> Vec<Tenant> {
         },
         Tenant {
             namespace: tenancy_namespace("idle"),
+            phase: SignedDuration::ZERO,
             vms: vec![vm(
                 "app-1",
                 |_| Some(0.10),
@@ -80,6 +82,7 @@ fn tenants() -> Vec<Tenant> {
         },
         Tenant {
             namespace: tenancy_namespace("new"),
+            phase: SignedDuration::ZERO,
             vms: vec![vm(
                 "app-1",
                 |t| (day(t) >= date(2026, 11, 5)).then_some(0.5),
@@ -184,6 +187,152 @@ pub async fn art18_daily_peaks_follow_beijing_days_in_a_real_prometheus(_: Ctx) 
     let idle = cpu[&tenancy_namespace("idle")][&date(2026, 11, 2)];
     assert!((idle - 0.10).abs() < 1e-6, "{idle}");
     assert_eq!(client.queries_sent(), 2);
+    Ok(())
+}
+
+/// Two VMs of one namespace scraped every minute at 17 s and 43.25 s past
+/// it, and a third namespace scraped on the minute:
+/// * `edge` app-1 at 90% memory in its last sample of 3 November (23:59:17
+///   Beijing), app-2 in its sample at 00:01:43.250 on 5 November;
+/// * `midnight` at 90% in its sample at exactly 00:00 on 4 November.
+///
+/// Everything else at 40% memory and 30% CPU.
+fn boundary_tenants() -> Vec<Tenant> {
+    let at = |s: &str| s.parse::<Timestamp>().unwrap();
+    let spiky = |spike: Timestamp| {
+        vm(
+            "",
+            |_| Some(0.30),
+            move |t| Some(if t == spike { 0.90 } else { 0.40 }),
+            |_| Some(100.0 * GIB),
+        )
+    };
+    vec![
+        Tenant {
+            namespace: tenancy_namespace("edge"),
+            vms: vec![Vm {
+                name: "app-1".into(),
+                ..spiky(at("2026-11-03T23:59:17+08:00"))
+            }],
+            phase: SignedDuration::from_secs(17),
+        },
+        Tenant {
+            namespace: tenancy_namespace("edge"),
+            vms: vec![Vm {
+                name: "app-2".into(),
+                ..spiky(at("2026-11-05T00:01:43.250+08:00"))
+            }],
+            phase: SignedDuration::from_millis(43_250),
+        },
+        Tenant {
+            namespace: tenancy_namespace("midnight"),
+            vms: vec![Vm {
+                name: "app-1".into(),
+                ..spiky(at("2026-11-04T00:00:00+08:00"))
+            }],
+            phase: SignedDuration::ZERO,
+        },
+    ]
+}
+
+/// Through the default queries (expressions) and the default resolution: a
+/// sample's value counts on its own Beijing day, whatever the scrapes'
+/// offsets. Read five-minutely from the step (as before), the 23:59 spike
+/// was the 4th's and the 00:01 one fell between two steps.
+pub async fn art18_spikes_at_23_59_and_00_01_count_on_their_own_days_through_the_default_queries(
+    _: Ctx,
+) -> TestResult {
+    let dir = tempfile::Builder::new()
+        .prefix("govcloud-prometheus-boundary-")
+        .tempdir()?;
+    let data = dir.path().join("data");
+    let (first, last) = (date(2026, 11, 1), date(2026, 11, 6));
+    let into = data.clone();
+    tokio::task::spawn_blocking(move || {
+        backfill(
+            &into,
+            &boundary_tenants(),
+            first,
+            last,
+            SignedDuration::from_mins(1),
+            Samples::Raw,
+        )
+    })
+    .await??;
+    // A copy for a Prometheus that refuses a week's query as too large.
+    let limited_data = dir.path().join("limited");
+    std::fs::create_dir_all(&limited_data)?;
+    for entry in std::fs::read_dir(&data)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            let to = limited_data.join(entry.file_name());
+            std::fs::create_dir_all(&to)?;
+            for file in std::fs::read_dir(entry.path())? {
+                let file = file?;
+                if file.file_type()?.is_dir() {
+                    let chunks = to.join(file.file_name());
+                    std::fs::create_dir_all(&chunks)?;
+                    for chunk in std::fs::read_dir(file.path())? {
+                        let chunk = chunk?;
+                        std::fs::copy(chunk.path(), chunks.join(chunk.file_name()))?;
+                    }
+                } else {
+                    std::fs::copy(file.path(), to.join(file.file_name()))?;
+                }
+            }
+        }
+    }
+    let prometheus = LocalPrometheus::start(&data).await?;
+    let config = PrometheusConfig {
+        url: Some(prometheus.url().into()),
+        ..PrometheusConfig::default()
+    };
+    assert_eq!(config.resolution_seconds, 60, "the default resolution");
+    let client = Client::new(prometheus.url(), &config)?;
+    use govcloud::prometheus::Combine;
+    let memory = client
+        .daily(&config.queries.memory, first, last, &config, Combine::Max)
+        .await?;
+    let close = |got: f64, want: f64| (got - want).abs() < 1e-9;
+    let edge = &memory[&tenancy_namespace("edge")];
+    let mid = &memory[&tenancy_namespace("midnight")];
+    for (day, want) in [(2, 0.40), (3, 0.65), (4, 0.40), (5, 0.65), (6, 0.40)] {
+        let got = edge[&date(2026, 11, day)];
+        assert!(close(got, want), "edge, {day} November: {got}, not {want}");
+    }
+    for (day, want) in [(3, 0.40), (4, 0.90), (5, 0.40)] {
+        let got = mid[&date(2026, 11, day)];
+        assert!(
+            close(got, want),
+            "midnight, {day} November: {got}, not {want}"
+        );
+    }
+    let cpu = client
+        .daily(&config.queries.cpu, first, last, &config, Combine::Max)
+        .await?;
+    for (day, got) in &cpu[&tenancy_namespace("edge")] {
+        assert!((got - 0.30).abs() < 1e-6, "edge CPU on {day}: {got}");
+    }
+    assert_eq!(client.queries_sent(), 2);
+    prometheus.stop();
+
+    // Too large for one query: asked for day by day, the same answer.
+    let limited = LocalPrometheus::start_limited(&limited_data, 60_000).await?;
+    let config = PrometheusConfig {
+        url: Some(limited.url().into()),
+        ..config
+    };
+    let client = Client::new(limited.url(), &config)?;
+    let halves = client
+        .daily(&config.queries.memory, first, last, &config, Combine::Max)
+        .await?;
+    eprintln!(
+        "a week of daily peaks under --query.max-samples=60000: {} queries",
+        client.queries_sent()
+    );
+    assert!(client.queries_sent() > 1, "the limit did not bite");
+    assert_eq!(halves, memory);
+    limited.stop();
     Ok(())
 }
 
