@@ -480,6 +480,7 @@ async fn demo(once: bool, current_context: bool) -> Result<(), Error> {
             "installed into the current context; running the operator as govcloud-system/govcloud-operator (Ctrl-C stops it)"
         );
         Operator::new(Client::try_from(as_operator)?, config)
+            .publish_clock_in(NAMESPACE)
             .run(async {
                 let _ = tokio::signal::ctrl_c().await;
             })
@@ -513,6 +514,7 @@ async fn demo(once: bool, current_context: bool) -> Result<(), Error> {
     let operator = tokio::spawn(
         Operator::new(operator_client, config)
             .with_clock(clock.clone())
+            .publish_clock_in(NAMESPACE)
             .run(async {
                 let _ = stop_rx.await;
             }),

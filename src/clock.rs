@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 #[derive(Clone)]
@@ -77,6 +78,12 @@ impl Clock {
 
     pub fn is_development(&self) -> bool {
         !matches!(self.source, Source::System)
+    }
+
+    /// Whether the clock runs with real time (the system's, or an offset
+    /// from it) rather than standing at an instant until moved.
+    pub fn runs(&self) -> bool {
+        matches!(self.source, Source::System | Source::Offset(_))
     }
 
     pub fn describe(&self) -> String {
@@ -155,6 +162,80 @@ impl Clock {
     }
 }
 
+/// A development clock as the operator publishes it for its clients (the
+/// plugin), in the ConfigMap [`Published::NAME`] of its namespace: its
+/// reading at each move, so that a client reads the operator's time and
+/// places an instant of real time (an event's) on it. No ConfigMap, the
+/// operator's clock is the system's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Published {
+    /// Whether the clock runs with real time after each move (an offset) or
+    /// stands at each reading until the next move (a file or a test's).
+    pub runs: bool,
+    /// The moves, oldest first: the last [`Published::KEPT`].
+    pub moves: Vec<Move>,
+}
+
+/// A clock's reading at an instant of real time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Move {
+    pub real: Timestamp,
+    pub now: Timestamp,
+}
+
+impl Published {
+    pub const NAME: &str = "govcloud-clock";
+    pub const KEY: &str = "clock.json";
+    pub const KEPT: usize = 200;
+
+    /// The clock's reading at the real instant `real`: from the last move
+    /// made by then (the first, for an instant before any).
+    pub fn at(&self, real: Timestamp) -> Timestamp {
+        let Some(m) = self
+            .moves
+            .iter()
+            .rev()
+            .find(|m| m.real <= real)
+            .or(self.moves.first())
+        else {
+            return real;
+        };
+        if self.runs {
+            m.now
+                .saturating_add(real.duration_since(m.real))
+                .unwrap_or(m.now)
+        } else {
+            m.now
+        }
+    }
+
+    /// What to publish when the clock reads `now` at the real instant
+    /// `real`, given what is published: `None` when that already says so
+    /// (to the second).
+    pub fn record(
+        published: Option<&Self>,
+        runs: bool,
+        real: Timestamp,
+        now: Timestamp,
+    ) -> Option<Self> {
+        if let Some(p) = published
+            && p.runs == runs
+            && p.at(real).duration_since(now).abs() < SignedDuration::from_secs(1)
+        {
+            return None;
+        }
+        let mut moves = published
+            .filter(|p| p.runs == runs)
+            .map(|p| p.moves.clone())
+            .unwrap_or_default();
+        moves.push(Move { real, now });
+        let excess = moves.len().saturating_sub(Self::KEPT);
+        moves.drain(..excess);
+        Some(Self { runs, moves })
+    }
+}
+
 fn read_instant(path: &std::path::Path) -> Result<Timestamp, ClockError> {
     let err = |message: String| ClockError::File {
         path: path.display().to_string(),
@@ -169,6 +250,81 @@ fn read_instant(path: &std::path::Path) -> Result<Timestamp, ClockError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_published_clock_reads_the_operators_time_and_places_real_instants_on_it() {
+        let at = |s: &str| s.parse::<Timestamp>().unwrap();
+        // A test's clock: set to 27 November at 10:00 real time, moved 31
+        // days on at 10:05.
+        let first = Published::record(
+            None,
+            false,
+            at("2026-12-05T10:00:00Z"),
+            at("2026-11-27T02:00:00Z"),
+        )
+        .unwrap();
+        assert_eq!(
+            Published::record(
+                Some(&first),
+                false,
+                at("2026-12-05T10:03:00Z"),
+                at("2026-11-27T02:00:00Z")
+            ),
+            None,
+            "standing still is what it said"
+        );
+        let moved = Published::record(
+            Some(&first),
+            false,
+            at("2026-12-05T10:05:00Z"),
+            at("2026-12-28T02:00:00Z"),
+        )
+        .unwrap();
+        assert_eq!(moved.moves.len(), 2);
+        // An event of 10:02 real time happened on 27 November by the clock,
+        // one of 10:06 on 28 December; now is 28 December.
+        assert_eq!(
+            moved.at(at("2026-12-05T10:02:00Z")),
+            at("2026-11-27T02:00:00Z")
+        );
+        assert_eq!(
+            moved.at(at("2026-12-05T10:06:00Z")),
+            at("2026-12-28T02:00:00Z")
+        );
+        // An offset clock runs: 30 days ahead, then and later.
+        let ahead = Published::record(
+            None,
+            true,
+            at("2026-12-05T10:00:00Z"),
+            at("2027-01-04T10:00:00Z"),
+        )
+        .unwrap();
+        assert_eq!(
+            ahead.at(at("2026-12-05T11:30:00Z")),
+            at("2027-01-04T11:30:00Z")
+        );
+        assert_eq!(
+            Published::record(
+                Some(&ahead),
+                true,
+                at("2026-12-06T10:00:00Z"),
+                at("2027-01-05T10:00:00Z")
+            ),
+            None
+        );
+        // Only the last moves are kept.
+        let mut p = first;
+        for i in 1..=(Published::KEPT as i64 + 10) {
+            let real = at("2026-12-05T10:00:00Z")
+                .saturating_add(SignedDuration::from_mins(i))
+                .unwrap();
+            let now = at("2026-11-27T02:00:00Z")
+                .saturating_add(SignedDuration::from_hours(i))
+                .unwrap();
+            p = Published::record(Some(&p), false, real, now).unwrap();
+        }
+        assert_eq!(p.moves.len(), Published::KEPT);
+    }
 
     #[test]
     fn a_manual_clock_moves_only_when_told_and_says_so() {

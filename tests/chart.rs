@@ -228,8 +228,17 @@ fn the_operator_is_named_by_its_release_namespace_and_service_account() {
         .expect("the operator's binding");
     assert_eq!(binding["subjects"][0]["name"], "gco");
     assert_eq!(binding["subjects"][0]["namespace"], "platform-ops");
-    let role = one(&objs, "Role");
-    assert_eq!(role["metadata"]["namespace"], "platform-ops");
+    let roles = find(&objs, "Role");
+    assert_eq!(roles.len(), 3, "the lease, the clock and its readers");
+    for role in roles {
+        assert_eq!(role["metadata"]["namespace"], "platform-ops");
+    }
+    let clock = find(&objs, "RoleBinding")
+        .into_iter()
+        .find(|b| b["metadata"]["name"] == "govcloud-operator-clock")
+        .expect("the operator's clock binding");
+    assert_eq!(clock["subjects"][0]["name"], "gco");
+    assert_eq!(clock["subjects"][0]["namespace"], "platform-ops");
 }
 
 #[test]

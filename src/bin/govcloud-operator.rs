@@ -193,6 +193,7 @@ async fn main() -> ExitCode {
                 .with_clock(clock)
                 .with_concurrency(max_concurrent_reconciles)
                 .with_resync(std::time::Duration::from_secs(resync_seconds))
+                .publish_clock_in(lease_namespace.clone())
                 .serve_on(metrics_address);
             if leader_elect {
                 let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {

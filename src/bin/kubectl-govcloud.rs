@@ -13,11 +13,12 @@ use govcloud::api::{
 };
 use govcloud::billing;
 use govcloud::calendar::{Calendar, display, local_date};
+use govcloud::clock::Published;
 use govcloud::letters;
 use govcloud::plugin;
 use jiff::Timestamp;
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
-use k8s_openapi::api::core::v1::Event;
+use k8s_openapi::api::core::v1::{ConfigMap, Event};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource};
 use serde::Serialize;
@@ -46,9 +47,10 @@ struct Cli {
     /// Output format.
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = Output::Table)]
     output: Output,
-    /// DEVELOPMENT ONLY: take "now" as this RFC 3339 instant.
-    #[arg(long, global = true, hide = true, env = "GOVCLOUD_DEV_NOW")]
-    dev_now: Option<Timestamp>,
+    /// The operator's namespace: where it publishes its clock when that is
+    /// a development clock (the plugin then reads the operator's time).
+    #[arg(long, global = true, default_value = "govcloud-system")]
+    operator_namespace: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -211,14 +213,7 @@ fn api_message(e: kube::Error) -> Failed {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let now = match cli.dev_now {
-        Some(t) => {
-            eprintln!("warning: DEVELOPMENT CLOCK: now is {t}");
-            t
-        }
-        None => Timestamp::now(),
-    };
-    match run(&cli, now).await {
+    match run(&cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failed { message, usage }) => {
             eprintln!("error: {message}");
@@ -265,8 +260,42 @@ fn print<T: Serialize>(output: Output, value: &T) -> Result<(), Failed> {
     Ok(())
 }
 
-async fn run(cli: &Cli, now: Timestamp) -> Result<(), Failed> {
+/// The operator's clock, if it publishes a development clock; `None` when it
+/// runs on the system's (or its namespace cannot be read: then so does
+/// everyone's).
+async fn operator_clock(cli: &Cli, client: &Client) -> Option<Published> {
+    let cm = Api::<ConfigMap>::namespaced(client.clone(), &cli.operator_namespace)
+        .get_opt(Published::NAME)
+        .await
+        .ok()??;
+    let json = cm.data?.get(Published::KEY)?.clone();
+    match serde_json::from_str(&json) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            eprintln!(
+                "warning: {}/{} is not a clock ({e}); using this machine's",
+                cli.operator_namespace,
+                Published::NAME
+            );
+            None
+        }
+    }
+}
+
+async fn run(cli: &Cli) -> Result<(), Failed> {
     let client = client(cli).await?;
+    let clock = operator_clock(cli, &client).await;
+    let now = match &clock {
+        Some(c) => {
+            let now = c.at(Timestamp::now());
+            eprintln!(
+                "note: the operator runs on a development clock: now is {}",
+                display(now)
+            );
+            now
+        }
+        None => Timestamp::now(),
+    };
     match &cli.command {
         Command::Version => version(&client).await,
         Command::Pending => pending(cli, &client, now).await,
@@ -330,7 +359,7 @@ async fn run(cli: &Cli, now: Timestamp) -> Result<(), Failed> {
             )
             .await
         }
-        Command::Timeline { target } => timeline(cli, &client, target).await,
+        Command::Timeline { target } => timeline(cli, &client, target, clock.as_ref()).await,
         Command::Letter {
             target,
             format,
@@ -709,7 +738,15 @@ async fn fetch(client: &Client, ns: &str, text: &str) -> Result<Value, Failed> {
     found.ok_or_else(|| failed(format!("{what} not found in namespace {ns}")))
 }
 
-async fn timeline(cli: &Cli, client: &Client, text: &str) -> Result<(), Failed> {
+/// An object's events and conditions in one order, on the operator's clock:
+/// conditions carry its time, events the apiserver's real time, placed on
+/// the operator's clock when that is a development clock.
+async fn timeline(
+    cli: &Cli,
+    client: &Client,
+    text: &str,
+    clock: Option<&Published>,
+) -> Result<(), Failed> {
     let ns = namespace(cli, client)?;
     let object = fetch(client, &ns, text).await?;
     let kind = object["kind"].as_str().unwrap_or_default().to_owned();
@@ -734,7 +771,7 @@ async fn timeline(cli: &Cli, client: &Client, text: &str) -> Result<(), Failed> 
                 .or(e.first_timestamp.map(|t| t.0))
                 .or(e.metadata.creation_timestamp.map(|t| t.0))?;
             Some(plugin::Moment {
-                at,
+                at: clock.map_or(at, |c| c.at(at)),
                 source: "Event",
                 what: e.reason.unwrap_or_default(),
                 message: e.message.unwrap_or_default(),

@@ -389,6 +389,7 @@ pub struct Operator {
     lease: Option<leader::LeaseConfig>,
     concurrency: u16,
     resync: Duration,
+    clock_namespace: Option<String>,
 }
 
 /// Reconciles each controller runs at once, unless told otherwise. Unbounded,
@@ -420,7 +421,17 @@ impl Operator {
             lease: None,
             concurrency: DEFAULT_CONCURRENCY,
             resync: DEFAULT_RESYNC,
+            clock_namespace: None,
         }
+    }
+
+    /// Publishes a development clock in the ConfigMap
+    /// [`crate::clock::Published::NAME`] of `namespace` (the operator's), so
+    /// that the plugin reads the same time; with the system clock, removes
+    /// one left by an earlier run.
+    pub fn publish_clock_in(mut self, namespace: impl Into<String>) -> Self {
+        self.clock_namespace = Some(namespace.into());
+        self
     }
 
     /// How often a settled object is looked at again (at least a second).
@@ -470,6 +481,7 @@ impl Operator {
             lease,
             concurrency,
             resync,
+            clock_namespace,
         } = self;
         info!(
             clock = %clock.describe(),
@@ -483,6 +495,13 @@ impl Operator {
                 clock.describe()
             );
         }
+        let _clock = clock_namespace.map(|ns| {
+            AbortOnDrop(tokio::spawn(publish_clock(
+                client.clone(),
+                ns,
+                clock.clone(),
+            )))
+        });
         let (requests_tx, requests_rx) = mpsc::unbounded_channel();
         let (tenancies_tx, tenancies_rx) = mpsc::unbounded_channel();
         let (units_tx, units_rx) = mpsc::unbounded_channel();
@@ -607,6 +626,60 @@ impl Operator {
 
 /// Background tasks end with the operator, however it ends.
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+/// Keeps the published clock true: written at start and at each move of a
+/// development clock, and only when it says something new; removed when
+/// the clock is the system's.
+async fn publish_clock(client: Client, namespace: String, clock: Clock) {
+    use crate::clock::Published;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{Api, DeleteParams, Patch, PatchParams};
+    let api: Api<ConfigMap> = Api::namespaced(client, &namespace);
+    if !clock.is_development() {
+        match api.delete(Published::NAME, &DeleteParams::default()).await {
+            Ok(_) => info!(%namespace, "removed the development clock an earlier run published"),
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => warn!(%namespace, error = %e, "cannot remove a published development clock"),
+        }
+        return;
+    }
+    let mut published: Option<Published> = match api.get_opt(Published::NAME).await {
+        Ok(cm) => cm
+            .and_then(|cm| cm.data)
+            .and_then(|d| d.get(Published::KEY).cloned())
+            .and_then(|json| serde_json::from_str(&json).ok()),
+        Err(_) => None,
+    };
+    let mut moves = clock.subscribe();
+    loop {
+        let real = jiff::Timestamp::now();
+        if let Some(next) = Published::record(published.as_ref(), clock.runs(), real, clock.now()) {
+            let cm = serde_json::json!({
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {
+                    "name": Published::NAME,
+                    "labels": { "app.kubernetes.io/managed-by": MANAGER },
+                },
+                "data": { Published::KEY: serde_json::to_string(&next).unwrap_or_default() },
+            });
+            match api
+                .patch(
+                    Published::NAME,
+                    &PatchParams::apply(MANAGER).force(),
+                    &Patch::Apply(cm),
+                )
+                .await
+            {
+                Ok(_) => published = Some(next),
+                Err(e) => warn!(%namespace, error = %e, "cannot publish the development clock"),
+            }
+        }
+        if moves.changed().await.is_err() {
+            return;
+        }
+    }
+}
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {

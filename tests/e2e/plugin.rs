@@ -174,9 +174,19 @@ pub async fn art17_pending_lists_an_overdue_change_first(_: Ctx) -> TestResult {
     f.filed("new").await;
     file_change(&f.tenant_a, &ns, "soon", "erp").await?;
     change_in(&f.lab, &ns, "soon", ChangePhase::UnderReview).await;
-    let now = f.lab.now().to_string();
-
-    let run = plugin(&reviewer, &["pending", "-A", "--dev-now", &now]);
+    // The plugin reads the operator's (development) clock from the
+    // cluster, with no flag or variable: 20 days on, "late" is overdue.
+    let now = govcloud::calendar::display(f.lab.now());
+    eventually("the operator to publish its clock", WAIT, || async {
+        let run = plugin(&reviewer, &["pending", "-A"]);
+        run.stderr
+            .contains(&format!(
+                "the operator runs on a development clock: now is {now}"
+            ))
+            .then_some(())
+    })
+    .await;
+    let run = plugin(&reviewer, &["pending", "-A"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let rows: Vec<&str> = run.stdout.lines().collect();
     assert!(rows[0].starts_with("NAMESPACE"), "{}", run.stdout);
@@ -192,10 +202,7 @@ pub async fn art17_pending_lists_an_overdue_change_first(_: Ctx) -> TestResult {
     );
     assert!(rows[3].contains("new"), "{}", run.stdout);
 
-    let run = plugin(
-        &reviewer,
-        &["pending", "-n", &ns, "-o", "json", "--dev-now", &now],
-    );
+    let run = plugin(&reviewer, &["pending", "-n", &ns, "-o", "json"]);
     let items: Value = serde_json::from_str(&run.stdout)?;
     assert_eq!(items[0]["name"], "late");
     assert_eq!(items[0]["overdue"], true);
@@ -217,7 +224,7 @@ pub async fn art17_pending_lists_an_overdue_change_first(_: Ctx) -> TestResult {
     );
     assert!(run.stdout.contains("| 变更/注销前配置 |"), "{}", run.stdout);
 
-    let run = plugin(&reviewer, &["report", "-A", "--dev-now", &now]);
+    let run = plugin(&reviewer, &["report", "-A"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.contains(&format!("({ns})")), "{}", run.stdout);
     assert!(
@@ -322,6 +329,24 @@ pub async fn art25_the_plugin_isolates_as_a_vendor_and_rectifies_as_a_reviewer(
         "{}",
         run.stdout
     );
+    // One clock: the isolation's event (stamped by the apiserver in real
+    // time) is placed on the operator's development clock, at the instant
+    // its condition says.
+    let time_of = |source: &str, what: &str| {
+        run.stdout
+            .lines()
+            .find(|l| l.contains(source) && l.contains(what))
+            .and_then(|l| l.split(source).next())
+            .map(|t| t.trim().to_owned())
+    };
+    for (event, condition) in [
+        ("Delivered", "Delivered=True"),
+        ("IsolationLifted", "Isolated=False"),
+    ] {
+        let at = time_of(" Event ", event);
+        assert!(at.is_some(), "{event}: {}", run.stdout);
+        assert_eq!(at, time_of(" Condition ", condition), "{}", run.stdout);
+    }
     Ok(())
 }
 

@@ -89,8 +89,9 @@ impl Lab {
     pub fn run_operator_as(&mut self, client: Client, config: Config) {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.stop = Some(tx);
-        let operator =
-            govcloud::operator::Operator::new(client, config).with_clock(self.clock.clone());
+        let operator = govcloud::operator::Operator::new(client, config)
+            .with_clock(self.clock.clone())
+            .publish_clock_in(crate::admission::NAMESPACE);
         self.metrics = operator.metrics();
         self.operator = Some(tokio::spawn(async move {
             operator
