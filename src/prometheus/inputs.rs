@@ -39,7 +39,7 @@ pub fn parse(expr: &str) -> Result<Expr, String> {
 /// samples of one input); `None` when `expr` reads no series (`vector(1)`).
 /// An error names what cannot be followed.
 pub fn samples_in(expr: &Expr, window: Duration) -> Result<Option<String>, String> {
-    newest(expr, &|vs: &VectorSelector| {
+    mirror(expr, &|vs: &VectorSelector| {
         let ms = MatrixSelector {
             vs: vs.clone(),
             range: window,
@@ -50,15 +50,17 @@ pub fn samples_in(expr: &Expr, window: Duration) -> Result<Option<String>, Strin
 
 type Leaf<'a> = &'a dyn Fn(&VectorSelector) -> String;
 
-fn newest(e: &Expr, leaf: Leaf) -> Result<Option<String>, String> {
+/// `e` with each series it reads replaced by `leaf` of its selector, and
+/// every operation on them made to keep their labels and the largest value.
+fn mirror(e: &Expr, leaf: Leaf) -> Result<Option<String>, String> {
     Ok(match e {
         Expr::VectorSelector(vs) => Some(leaf(vs)),
         // Inside a function (`rate(x[5m])`): the value changes with each
         // sample of `x`.
         Expr::MatrixSelector(ms) => Some(leaf(&ms.vs)),
-        Expr::Paren(p) => newest(&p.expr, leaf)?,
-        Expr::Unary(u) => newest(&u.expr, leaf)?,
-        Expr::Subquery(s) => newest(&s.expr, leaf)?,
+        Expr::Paren(p) => mirror(&p.expr, leaf)?,
+        Expr::Unary(u) => mirror(&u.expr, leaf)?,
+        Expr::Subquery(s) => mirror(&s.expr, leaf)?,
         Expr::NumberLiteral(_) | Expr::StringLiteral(_) => None,
         Expr::Aggregate(a) => aggregate(a, leaf)?,
         Expr::Binary(b) => binary(b, leaf)?,
@@ -72,7 +74,7 @@ fn labels(ls: &Labels) -> String {
 }
 
 fn aggregate(a: &AggregateExpr, leaf: Leaf) -> Result<Option<String>, String> {
-    let Some(inner) = newest(&a.expr, leaf)? else {
+    let Some(inner) = mirror(&a.expr, leaf)? else {
         return Ok(None);
     };
     let op = a.op.to_string().to_ascii_lowercase();
@@ -124,7 +126,7 @@ fn matching(m: Option<&BinModifier>, grouping: bool) -> String {
 }
 
 fn binary(b: &BinaryExpr, leaf: Leaf) -> Result<Option<String>, String> {
-    let (l, r) = (newest(&b.lhs, leaf)?, newest(&b.rhs, leaf)?);
+    let (l, r) = (mirror(&b.lhs, leaf)?, mirror(&b.rhs, leaf)?);
     let vectors =
         b.lhs.value_type() == ValueType::Vector && b.rhs.value_type() == ValueType::Vector;
     let (l, r) = match (l, r) {
@@ -161,14 +163,14 @@ fn call(c: &Call, leaf: Leaf) -> Result<Option<String>, String> {
             let Some(first) = args.first() else {
                 return Ok(None);
             };
-            let Some(t) = newest(first, leaf)? else {
+            let Some(t) = mirror(first, leaf)? else {
                 return Ok(None);
             };
             let rest: Vec<String> = args.iter().skip(1).map(|a| a.to_string()).collect();
             Ok(Some(format!("{name}({t}, {})", rest.join(", "))))
         }
         "histogram_quantile" => Ok(match args.get(1) {
-            Some(v) => newest(v, leaf)?.map(|t| format!("max without (le) ({t})")),
+            Some(v) => mirror(v, leaf)?.map(|t| format!("max without (le) ({t})")),
             None => None,
         }),
         // No series of their own, or labels made from matchers.
@@ -176,7 +178,7 @@ fn call(c: &Call, leaf: Leaf) -> Result<Option<String>, String> {
         // Everything else keeps its argument's series: the first that reads any.
         _ => {
             for a in args {
-                if let Some(t) = newest(a, leaf)? {
+                if let Some(t) = mirror(a, leaf)? {
                     return Ok(Some(t));
                 }
             }
