@@ -12,11 +12,11 @@
 //!   minutes and seconds (docs/performance.md).
 //! * An expression has no stored samples: it is evaluated every
 //!   `resolutionSeconds` (set it to the scrape interval or less, so that no
-//!   sample is stepped over), and each value is kept only on the day of the
-//!   newest sample it reads ([`newest_sample`]). A step at 00:00:30 that still
-//!   reads 23:59:45's samples shows yesterday's value and is not counted
-//!   today; the day's last value, read after its last step, is added by
-//!   evaluating the expression at the last millisecond of the day.
+//!   sample is stepped over) and at the last millisecond of the day, and a
+//!   value read within Prometheus' lookback after midnight is kept only when
+//!   one of its inputs has a sample since midnight ([`daily_peak`]). A step
+//!   at 00:00:30 that still reads 23:59:45's samples shows yesterday's value
+//!   and is not counted today.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
