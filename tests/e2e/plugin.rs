@@ -186,6 +186,46 @@ pub async fn art17_pending_lists_an_overdue_change_first(_: Ctx) -> TestResult {
             .then_some(())
     })
     .await;
+    // Anyone signed in reads the clock; nobody but the operator moves it:
+    // not a unit's clerk, who would make its own lateness vanish, nor a
+    // reviewer.
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+    for who in [&f.tenant_a, &f.reviewer] {
+        let clocks = Api::<ConfigMap>::namespaced(who.clone(), crate::admission::NAMESPACE);
+        let published = clocks.get("govcloud-clock").await?;
+        assert!(published.data.is_some_and(|d| d.contains_key("clock.json")));
+        let moved = serde_json::json!({ "data": { "clock.json": "{\"runs\":true,\"moves\":[]}" } });
+        let refused = [
+            clocks
+                .patch(
+                    "govcloud-clock",
+                    &PatchParams::default(),
+                    &Patch::Merge(&moved),
+                )
+                .await
+                .err(),
+            clocks
+                .delete("govcloud-clock", &DeleteParams::default())
+                .await
+                .err(),
+            clocks
+                .create(
+                    &PostParams::default(),
+                    &serde_json::from_value(serde_json::json!({
+                        "metadata": { "name": "govcloud-clock-2" }, "data": {}
+                    }))?,
+                )
+                .await
+                .err(),
+        ];
+        for e in refused {
+            assert!(
+                matches!(&e, Some(kube::Error::Api(s)) if s.code == 403),
+                "{e:?}"
+            );
+        }
+    }
     let run = plugin(&reviewer, &["pending", "-A"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let rows: Vec<&str> = run.stdout.lines().collect();
