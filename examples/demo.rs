@@ -25,11 +25,11 @@ use govcloud::api::{
 };
 use govcloud::clock::Clock;
 use govcloud::config::Config;
-use govcloud::controlplane::helm::Release;
-use govcloud::controlplane::{ControlPlane, Options, User, standins};
-use govcloud::manifests::{self, Applier};
 use govcloud::operator::Operator;
 use govcloud::provisioning::namespace_name;
+use govcloud_testenv::helm::Release;
+use govcloud_testenv::manifests::{self, Applier};
+use govcloud_testenv::{ControlPlane, Options, User, standins};
 use jiff::{SignedDuration, Timestamp};
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
@@ -69,7 +69,7 @@ async fn install_chart(client: &Client) -> Result<Config, Error> {
 }
 
 async fn install(client: &Client) -> Result<Config, Error> {
-    govcloud::controlplane::install_basics(client, FIELD_MANAGER).await?;
+    govcloud_testenv::install_basics(client, FIELD_MANAGER).await?;
     let config = install_chart(client).await?;
     let mut applier = Applier::new(client.clone(), FIELD_MANAGER);
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));

@@ -7,9 +7,10 @@
 //!   (Art. 11-14), [`provisioning`] (what an allocation becomes),
 //!   [`lifecycle`] (delivery, trial, reclaim), [`release`] (wiping),
 //!   [`billing`] (statements), [`letters`] (the paper forms);
-//! * [`operator`]: the controllers that read the cluster and carry out plans;
-//! * [`controlplane`] and [`manifests`]: a local control plane and applying
-//!   YAML, for the tests and the demo.
+//! * [`operator`]: the controllers that read the cluster and carry out plans.
+//!
+//! The test environment (a local control plane, Prometheus, stand-ins) is the
+//! `govcloud-testenv` crate beside this one; it never ships.
 
 pub mod api;
 pub mod billing;
@@ -18,10 +19,8 @@ pub mod change;
 pub mod clock;
 pub mod conditions;
 pub mod config;
-pub mod controlplane;
 pub mod letters;
 pub mod lifecycle;
-pub mod manifests;
 pub mod operator;
 pub mod plugin;
 pub mod prometheus;

@@ -3,8 +3,8 @@
 //! into a real apiserver (admission.rs, failover.rs).
 
 use govcloud::config::Config;
-use govcloud::controlplane::helm::Release;
 use govcloud::release::WipeMode;
+use govcloud_testenv::helm::Release;
 use kube::api::DynamicObject;
 use serde_json::Value;
 
@@ -17,7 +17,7 @@ fn render(release: &Release) -> Vec<Value> {
         .template()
         .expect("helm runs")
         .unwrap_or_else(|e| panic!("{e}"));
-    govcloud::manifests::parse("helm template", &yaml)
+    govcloud_testenv::manifests::parse("helm template", &yaml)
         .unwrap_or_else(|e| panic!("{e}"))
         .into_iter()
         .map(|o: DynamicObject| serde_json::to_value(o).expect("serialises"))
@@ -338,7 +338,7 @@ fn the_tenancy_policy_compares_every_spec_field_but_the_compliance_evidence() {
     // The Tenancy CRD as the chart ships it: its spec's fields.
     let crds = std::fs::read_to_string("charts/govcloud-operator/crds/govcloud.dev.yaml")
         .expect("the chart's CRDs");
-    let tenancy = govcloud::manifests::parse("crds", &crds)
+    let tenancy = govcloud_testenv::manifests::parse("crds", &crds)
         .expect("parse")
         .into_iter()
         .map(|o: DynamicObject| serde_json::to_value(o).expect("serialises"))

@@ -25,12 +25,12 @@ fn the_committed_crds_are_what_govcloud_operator_crds_prints() {
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         committed == printed,
-        "{CRDS} differs from the types; regenerate it with\n  cargo run --bin govcloud-operator -- crds > {CRDS}"
+        "{CRDS} differs from the types; regenerate it with\n  cargo xtask crds"
     );
     let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join(CHART_CRDS);
     assert!(
         std::fs::read_to_string(&chart).unwrap_or_default() == printed,
-        "{CHART_CRDS} differs from {CRDS}; copy it over"
+        "{CHART_CRDS} differs from {CRDS}; regenerate both with\n  cargo xtask crds"
     );
 }
 

@@ -6,9 +6,9 @@ use govcloud::api::{
     ChangePhase, ChangeRequest, CloudResourceRequest, RequestPhase, Tenancy, TenancyPhase, keys,
 };
 use govcloud::config::Config;
-use govcloud::controlplane::User;
-use govcloud::controlplane::helm::Release;
-use govcloud::manifests;
+use govcloud_testenv::User;
+use govcloud_testenv::helm::Release;
+use govcloud_testenv::manifests;
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim};
 use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource};

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use govcloud::api::{ChangeRequest, CloudResourceRequest, ServiceCatalog, Tenancy, WorkCalendar};
-use govcloud::manifests::{self, Applier};
+use govcloud_testenv::manifests::{self, Applier};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ApiResource, DynamicObject, PostParams};
 use kube::discovery::{Discovery, verbs};
@@ -183,7 +183,7 @@ pub async fn samples_are_accepted_and_listed_by_category(ctx: Ctx) -> TestResult
     let kubeconfig = ctx.env.plane.dir().join("admin-test.kubeconfig");
     ctx.env
         .plane
-        .write_kubeconfig(&kubeconfig, &govcloud::controlplane::User::admin())?;
+        .write_kubeconfig(&kubeconfig, &govcloud_testenv::User::admin())?;
     let out = std::process::Command::new(ctx.env.plane.bin_dir().join("kubectl"))
         .arg("--kubeconfig")
         .arg(&kubeconfig)

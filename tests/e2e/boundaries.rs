@@ -11,8 +11,8 @@ use govcloud::api::{
     ChangePhase, ChangeRequest, CloudResourceRequest, RequestPhase, ServiceCatalog, Tenancy,
     TenancyPhase, WorkCalendar, keys,
 };
-use govcloud::controlplane::User;
 use govcloud::provisioning::{self, namespace_name};
+use govcloud_testenv::User;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, ResourceQuota};
 use k8s_openapi::api::networking::v1::NetworkPolicy;

@@ -31,7 +31,8 @@ async fn file_change(
     tenancy: &str,
     edit: impl FnOnce(&mut Value),
 ) -> ChangeRequest {
-    let objs = govcloud::manifests::parse(sample, &read(sample)).unwrap_or_else(|e| panic!("{e}"));
+    let objs =
+        govcloud_testenv::manifests::parse(sample, &read(sample)).unwrap_or_else(|e| panic!("{e}"));
     let mut v = serde_json::to_value(&objs[0]).unwrap_or_default();
     v["metadata"] = json!({ "name": name, "namespace": ns });
     v["spec"]["tenancy"] = json!(tenancy);
@@ -104,7 +105,7 @@ async fn decide_change(lab: &Lab, ns: &str, name: &str, decision: &str, opinion:
 /// The sample's configuration after the change, as the OA sample has it.
 fn oa_after(edit: impl FnOnce(&mut Value)) -> impl FnOnce(&mut Value) {
     move |v| {
-        let oa = govcloud::manifests::parse(
+        let oa = govcloud_testenv::manifests::parse(
             "oa",
             &read("config/samples/20-cloudresourcerequest-oa.yaml"),
         )

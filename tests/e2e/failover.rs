@@ -53,7 +53,7 @@ impl Replica {
         .stdout(log.try_clone().unwrap_or_else(|e| panic!("{e}")))
         .stderr(log)
         .stdin(Stdio::null());
-        let child = govcloud::controlplane::spawn_tied(cmd).unwrap_or_else(|e| panic!("{e}"));
+        let child = govcloud_testenv::spawn_tied(cmd).unwrap_or_else(|e| panic!("{e}"));
         Self {
             name,
             metrics,
@@ -83,16 +83,11 @@ impl Replica {
 
     /// What Kubernetes does to a pod it stops.
     fn terminate(&self) {
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-        }
+        govcloud_testenv::terminate(&self.child);
     }
 
     fn kill(&mut self) {
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGKILL);
-        }
-        let _ = self.child.wait();
+        govcloud_testenv::kill(&mut self.child);
     }
 }
 

@@ -216,14 +216,14 @@ pub async fn an_operator_killed_while_provisioning_ends_with_exactly_the_approve
         .stdout(out.try_clone()?)
         .stderr(out)
         .stdin(Stdio::null());
-        govcloud::controlplane::spawn_tied(cmd)
+        govcloud_testenv::spawn_tied(cmd)
     };
     let seed = std::env::var("GOVCLOUD_CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| jiff::Timestamp::now().as_nanosecond() as u64);
     eprintln!("  crash seed {seed} (GOVCLOUD_CRASH_SEED to repeat)");
-    let mut rng = govcloud::controlplane::fleet::Rng(seed);
+    let mut rng = govcloud_testenv::fleet::Rng(seed);
 
     let mut lab = lab;
     let unit = lab.unit("finance").await;
@@ -241,10 +241,7 @@ pub async fn an_operator_killed_while_provisioning_ends_with_exactly_the_approve
     let mut kills = 0;
     for _ in 0..6 {
         tokio::time::sleep(Duration::from_millis(50 + rng.below(600))).await;
-        unsafe {
-            libc::kill(child.id() as libc::pid_t, libc::SIGKILL);
-        }
-        let _ = child.wait();
+        govcloud_testenv::kill(&mut child);
         kills += 1;
         lab.kubevirt_creates_vms(&tns).await.ok();
         child = start()?;
@@ -259,9 +256,7 @@ pub async fn an_operator_killed_while_provisioning_ends_with_exactly_the_approve
         },
     )
     .await;
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-    }
+    govcloud_testenv::terminate(&child);
     let _ = child.wait();
 
     let vm_names: BTreeSet<String> = lab
@@ -329,7 +324,7 @@ pub async fn an_unreadable_object_does_not_stop_the_others(_: Ctx) -> TestResult
     let ns = unit.namespace.clone();
     // Past the range of the operator's types; the apiserver's caches take a moment.
     eventually("the loosened schema", WAIT, || async {
-        let objs = govcloud::manifests::parse(OA, &crate::support::read(OA)).ok()?;
+        let objs = govcloud_testenv::manifests::parse(OA, &crate::support::read(OA)).ok()?;
         let mut bad = serde_json::to_value(&objs[0]).ok()?;
         bad["metadata"] = serde_json::json!({ "name": "bad", "namespace": ns });
         bad["spec"]["resources"]["vmGroups"][0]["vcpu"] = serde_json::json!(10_000_000_000u64);

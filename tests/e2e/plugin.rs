@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use govcloud::api::{ChangePhase, RequestPhase, Tenancy};
-use govcloud::controlplane::User;
+use govcloud_testenv::User;
 use kube::Api;
 use serde_json::Value;
 

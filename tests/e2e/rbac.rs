@@ -1,7 +1,7 @@
 //! Users and groups against the real authorizer.
 
 use govcloud::api::CloudResourceRequest;
-use govcloud::controlplane::User;
+use govcloud_testenv::User;
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use kube::Api;
 use kube::api::{ApiResource, DynamicObject, ListParams, ObjectMeta, PostParams};

@@ -153,7 +153,7 @@ pub async fn art13_an_urgent_mark_alone_opens_nothing_and_emergency_open_starts_
     })
     .await;
     let documents = serde_json::to_value(&lab.requests(ns).get("exam").await?.spec)?;
-    let oa = govcloud::manifests::parse(OA, &crate::support::read(OA))?;
+    let oa = govcloud_testenv::manifests::parse(OA, &crate::support::read(OA))?;
     let docs = serde_json::to_value(&oa[0])?["spec"]["documents"].clone();
     assert!(documents["documents"].get("requestLetter").is_none());
     // The paperwork arrives: the materials are filed (a new generation) and approved.
@@ -196,7 +196,7 @@ pub async fn art13_an_approval_after_an_emergency_opening_must_keep_what_was_ope
     let mut lab = Lab::start("2026-02-12T02:00:00Z").await;
     let unit = lab.unit("education").await;
     let ns = &unit.namespace;
-    let oa = govcloud::manifests::parse(OA, &crate::support::read(OA))?;
+    let oa = govcloud_testenv::manifests::parse(OA, &crate::support::read(OA))?;
     let docs = serde_json::to_value(&oa[0])?["spec"]["documents"].clone();
     lab.file(&unit, URGENT, "exam", |v| v["spec"]["documents"] = docs)
         .await;

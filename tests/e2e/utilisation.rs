@@ -5,11 +5,11 @@
 use std::collections::BTreeSet;
 
 use govcloud::api::TenancyPhase;
-use govcloud::controlplane::prometheus::{
-    LocalPrometheus, Samples, Tenant, Vm, backfill, backfill_rules,
-};
 use govcloud::prometheus::{Client, PrometheusConfig, Queries, recording_rules};
 use govcloud::rightsizing::{Direction, GIB, Metric};
+use govcloud_testenv::prometheus::{
+    LocalPrometheus, Samples, Tenant, Vm, backfill, backfill_rules,
+};
 use jiff::civil::{Date, date};
 use jiff::{SignedDuration, Timestamp};
 

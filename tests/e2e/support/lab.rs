@@ -8,9 +8,9 @@ use std::time::Duration;
 use govcloud::api::{CloudResourceRequest, RequestPhase, Tenancy, TenancyPhase, keys};
 use govcloud::clock::Clock;
 use govcloud::config::Config;
-use govcloud::controlplane::helm::Release;
-use govcloud::controlplane::{ControlPlane, Options, standins};
-use govcloud::manifests;
+use govcloud_testenv::helm::Release;
+use govcloud_testenv::manifests;
+use govcloud_testenv::{ControlPlane, Options, standins};
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::{Event, Namespace};
 use kube::api::{
@@ -24,7 +24,7 @@ use super::{Error, Unit, eventually, read};
 pub const WAIT: Duration = Duration::from_secs(30);
 pub const REVIEWER: &str = "wang.reviewer";
 
-pub use govcloud::controlplane::standins::vms;
+pub use govcloud_testenv::standins::vms;
 
 pub struct Lab {
     pub plane: ControlPlane,
@@ -61,7 +61,7 @@ impl Lab {
         .await
         .unwrap_or_else(|e| panic!("private control plane: {e}"));
         let admin = plane.admin().await.unwrap_or_else(|e| panic!("{e}"));
-        govcloud::controlplane::install_basics(&admin, super::FIELD_MANAGER)
+        govcloud_testenv::install_basics(&admin, super::FIELD_MANAGER)
             .await
             .unwrap_or_else(|e| panic!("installing CRDs: {e}"));
         let clock = Clock::manual(
@@ -154,8 +154,8 @@ impl Lab {
     }
 
     /// The operator's user as the chart's ServiceAccount in `namespace`.
-    pub fn operator_user(namespace: &str) -> govcloud::controlplane::User {
-        govcloud::controlplane::User::new(
+    pub fn operator_user(namespace: &str) -> govcloud_testenv::User {
+        govcloud_testenv::User::new(
             format!("system:serviceaccount:{namespace}:govcloud-operator"),
             Some("system:serviceaccounts"),
         )

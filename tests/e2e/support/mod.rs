@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use govcloud::api::keys;
-use govcloud::controlplane::{ControlPlane, Options, User};
+use govcloud_testenv::{ControlPlane, Options, User};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{DeleteParams, ObjectMeta, PostParams};
 use kube::{Api, Client};
@@ -56,7 +56,7 @@ impl Env {
             plane.dir().display()
         );
         let admin = plane.admin().await?;
-        govcloud::controlplane::install_basics(&admin, FIELD_MANAGER).await?;
+        govcloud_testenv::install_basics(&admin, FIELD_MANAGER).await?;
         Ok(Self { plane, admin })
     }
 }

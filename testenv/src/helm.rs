@@ -9,7 +9,7 @@ use super::{Error, binaries, io};
 
 /// The repository's chart.
 pub fn chart_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/govcloud-operator")
+    Path::new(crate::SOURCE_TREE).join("charts/govcloud-operator")
 }
 
 /// A Helm release of the chart: its name, namespace and `--set` values.

@@ -17,8 +17,8 @@ use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
 use super::standins::vms;
-use crate::api::{CloudResourceRequest, RequestPhase, Tenancy, TenancyPhase, keys};
-use crate::provisioning;
+use govcloud::api::{CloudResourceRequest, RequestPhase, Tenancy, TenancyPhase, keys};
+use govcloud::provisioning;
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -28,7 +28,7 @@ pub const CONCURRENCY: usize = 32;
 /// Builds the operator's release binary (cargo's own incremental build) and
 /// returns its path.
 pub fn release_binary() -> Result<PathBuf, Error> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = Path::new(crate::SOURCE_TREE);
     let status = Command::new(env!("CARGO"))
         .args(["build", "--release", "--bin", "govcloud-operator"])
         .current_dir(root)
@@ -169,19 +169,12 @@ impl OperatorProcess {
 
     /// SIGKILL, as the kernel's OOM killer or a node failure would.
     pub fn kill(mut self) {
-        self.signal(libc::SIGKILL);
+        crate::kill(&mut self.child);
     }
 
     /// SIGTERM, and waits for it to exit.
     pub fn stop(mut self) {
-        self.signal(libc::SIGTERM);
-    }
-
-    fn signal(&mut self, signal: libc::c_int) {
-        // SAFETY: a signal to a child we own and have not reaped.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, signal);
-        }
+        crate::terminate(&self.child);
         let _ = self.child.wait();
     }
 }
@@ -322,8 +315,7 @@ pub async fn create_units(client: &Client, n: usize) -> Result<(), Error> {
 /// PVCs) and one cloud storage volume.
 pub fn request(unit_namespace: &str, name: &str) -> Result<CloudResourceRequest, Error> {
     let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("config/samples/20-cloudresourcerequest-oa.yaml"),
+        Path::new(crate::SOURCE_TREE).join("config/samples/20-cloudresourcerequest-oa.yaml"),
     )?;
     let mut r: CloudResourceRequest = serde_saphyr::from_str(&text)?;
     r.metadata = kube::api::ObjectMeta {
@@ -331,7 +323,7 @@ pub fn request(unit_namespace: &str, name: &str) -> Result<CloudResourceRequest,
         namespace: Some(unit_namespace.into()),
         ..Default::default()
     };
-    r.spec.service_types = vec![crate::api::ServiceType::CloudServer];
+    r.spec.service_types = vec![govcloud::api::ServiceType::CloudServer];
     r.spec.resources = serde_json::from_value(json!({
         "vmGroups": [{ "name": "app", "count": 2, "vcpu": 2, "memoryGiB": 4,
             "systemDiskGiB": 40, "image": "kylin-server-v10-sp3", "architecture": "arm64" }],
@@ -458,7 +450,7 @@ impl Audit {
 /// Lists every request, tenancy and object of the kinds the operator
 /// provisions, and compares them with what `provisioning::desired` says the
 /// tenancies call for (by kind, namespace and name).
-pub async fn audit(client: &Client, config: &crate::config::Config) -> Result<Audit, Error> {
+pub async fn audit(client: &Client, config: &govcloud::config::Config) -> Result<Audit, Error> {
     let requests = Api::<CloudResourceRequest>::all(client.clone())
         .list(&ListParams::default())
         .await?

@@ -13,9 +13,9 @@
 //! A part passes when its audit is exact and it converged within
 //! `--converge-within` seconds (60) of its last kill or restart.
 //!
-//!   cargo run --release --example faults                   # 200 requests, 20 kills, 3 restarts (~6 min)
-//!   cargo run --release --example faults -- --runs 5       # five runs, each on a fresh control plane and seed
-//!   cargo run --release --example faults -- --requests 50 --kills 5 --restarts 1 --seed 7
+//!   cargo xtask faults                   # 200 requests, 20 kills, 3 restarts (~6 min)
+//!   cargo xtask faults --runs 5       # five runs, each on a fresh control plane and seed
+//!   cargo xtask faults --requests 50 --kills 5 --restarts 1 --seed 7
 //!
 //! Prints what it did and writes `bench/results/faults-<UTC time>.json` as
 //! it goes (one entry per run). When it gives up waiting (`--give-up`
@@ -26,7 +26,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use govcloud::controlplane::fleet::{self, Audit, Fleet, OperatorProcess, Rng};
+use govcloud_testenv::fleet::{self, Audit, Fleet, OperatorProcess, Rng};
 use serde_json::{Value, json};
 
 const UNITS: usize = 40;
@@ -44,7 +44,7 @@ struct Args {
     give_up: u64,
 }
 
-fn args() -> Result<Args, Error> {
+fn args(given: Vec<String>) -> Result<Args, Error> {
     let mut a = Args {
         requests: 200,
         kills: 20,
@@ -54,7 +54,7 @@ fn args() -> Result<Args, Error> {
         converge_within: 60.0,
         give_up: 600,
     };
-    let mut it = std::env::args().skip(1);
+    let mut it = given.into_iter();
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
@@ -436,10 +436,9 @@ async fn run(
     Ok(passed)
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Error> {
-    let args = args()?;
-    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!(
+pub async fn main(given: Vec<String>) -> Result<(), Error> {
+    let args = args(given)?;
+    let file = PathBuf::from(govcloud_testenv::SOURCE_TREE).join(format!(
         "bench/results/faults-{}.json",
         jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ")
     ));

@@ -3,9 +3,9 @@
 //! approval takes to become a delivered tenancy, how quiet it is once
 //! settled, its memory, and a cold start over many settled tenancies.
 //!
-//!   cargo run --release --example bench                            # 200 and 1000, 10000 for memory
-//!   cargo run --release --example bench -- --sizes 200 --memory 10000 --batch 1000
-//!   cargo run --release --example bench -- --sizes 200 --memory 0 --quiet-minutes 1
+//!   cargo xtask bench                            # 200 and 1000, 10000 for memory
+//!   cargo xtask bench --sizes 200 --memory 10000 --batch 1000
+//!   cargo xtask bench --sizes 200 --memory 0 --quiet-minutes 1
 //!
 //! Prints a table and writes `bench/results/<UTC time>.json`. The operator
 //! runs as its release binary, in its own process (its peak RSS is read
@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt, stream};
 use govcloud::api::{Tenancy, TenancySpec};
-use govcloud::controlplane::fleet::{self, Fleet};
 use govcloud::provisioning::{self, Desired};
+use govcloud_testenv::fleet::{self, Fleet};
 use kube::api::{DynamicObject, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
@@ -39,7 +39,7 @@ struct Args {
     batch: usize,
 }
 
-fn args() -> Result<Args, Error> {
+fn args(given: Vec<String>) -> Result<Args, Error> {
     let mut a = Args {
         sizes: vec![200, 1000],
         memory: vec![10_000],
@@ -47,7 +47,7 @@ fn args() -> Result<Args, Error> {
         idle: 50,
         batch: 1000,
     };
-    let mut it = std::env::args().skip(1);
+    let mut it = given.into_iter();
     let list = |v: Option<String>| -> Result<Vec<usize>, Error> {
         let v = v.ok_or("a value is missing")?;
         Ok(v.split(',')
@@ -243,9 +243,8 @@ fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0 * 10.0).round() / 10.0
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Error> {
-    let args = args()?;
+pub async fn main(given: Vec<String>) -> Result<(), Error> {
+    let args = args(given)?;
     let machine = format!(
         "{} CPUs, {} MiB",
         std::thread::available_parallelism()
@@ -274,7 +273,7 @@ async fn main() -> Result<(), Error> {
             "kubernetes": plane.version(),
             "when": jiff::Timestamp::now().to_string(),
         }),
-        file: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!(
+        file: PathBuf::from(govcloud_testenv::SOURCE_TREE).join(format!(
             "bench/results/{}.json",
             jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ")
         )),

@@ -9,9 +9,9 @@
 //! `--raw` backfills the raw KubeVirt metrics and queries them with the
 //! default queries (subqueries) instead.
 //!
-//!   cargo run --release --example utilisation_bench                      # 1000 tenancies, hourly
-//!   cargo run --release --example utilisation_bench -- 10000             # 10,000 tenancies
-//!   cargo run --release --example utilisation_bench -- 1000 60 --raw     # raw metrics, subqueries
+//!   cargo xtask utilisation                      # 1000 tenancies, hourly
+//!   cargo xtask utilisation 10000             # 10,000 tenancies
+//!   cargo xtask utilisation 1000 60 --raw     # raw metrics, subqueries
 //!
 //! Prints what it measures and writes `bench/results/utilisation-<UTC time>.json`.
 //! Writing the statuses is not included: that is one server-side apply per
@@ -21,9 +21,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use govcloud::api::Resources;
-use govcloud::controlplane::prometheus::{LocalPrometheus, Samples, Tenant, Vm, backfill, blocks};
 use govcloud::prometheus::{Answers, Client, PrometheusConfig, Queries};
 use govcloud::rightsizing::{self, GIB, Thresholds};
+use govcloud_testenv::prometheus::{LocalPrometheus, Samples, Tenant, Vm, backfill, blocks};
 use jiff::civil::{Date, date};
 use jiff::{SignedDuration, Timestamp};
 
@@ -81,9 +81,7 @@ fn cache_dir(n: usize, minutes: i64, samples: Samples) -> PathBuf {
         })
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
+pub async fn main(mut args: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
     let samples = if args.iter().any(|a| a == "--raw") {
         Samples::Raw
     } else {
@@ -94,7 +92,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let minutes: i64 = args.get(1).map(|a| a.parse()).transpose()?.unwrap_or(60);
     let interval = SignedDuration::from_mins(minutes);
     let dir = cache_dir(n, minutes, samples);
-    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!(
+    let file = PathBuf::from(govcloud_testenv::SOURCE_TREE).join(format!(
         "bench/results/utilisation-{}.json",
         Timestamp::now().strftime("%Y%m%dT%H%M%SZ")
     ));

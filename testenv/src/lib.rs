@@ -1,5 +1,9 @@
-//! A real, local Kubernetes control plane for the tests and the demo: etcd,
-//! kube-apiserver and kube-controller-manager, built from the Go module proxy by
+//! The test environment of govcloud-operator: what the tests, the demo and the
+//! harnesses run against. None of it ships; the operator's image links the
+//! `govcloud-operator` crate alone.
+//!
+//! A real, local Kubernetes control plane: etcd, kube-apiserver and
+//! kube-controller-manager, built from the Go module proxy by
 //! `tools/build-control-plane.sh` and started here on free loopback ports.
 //!
 //! The apiserver runs with RBAC; people are client certificates signed by a CA
@@ -10,9 +14,15 @@
 //! quotas get their status and the built-in `edit` and `view` roles their
 //! rules.
 //! Everything lives in one temporary directory and dies with the process.
+//!
+//! Beside it: [`manifests`] (applying YAML as `kubectl apply` does),
+//! [`helm`] (the chart), [`prometheus`] (a real Prometheus with backfilled
+//! months), [`standins`] (KubeVirt's and the wipe Jobs' part) and [`fleet`]
+//! (many tenancies and operator processes, for the harnesses).
 
 pub mod fleet;
 pub mod helm;
+pub mod manifests;
 mod pki;
 pub mod prometheus;
 pub mod standins;
@@ -33,6 +43,27 @@ use kube::{Api, Client, Config};
 use serde_json::{Value, json};
 
 use pki::Pki;
+
+/// The repository this crate lives in: the chart, the samples, the fixtures
+/// and the tools are read from there.
+pub const SOURCE_TREE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+
+/// SIGTERM, as Kubernetes stops a pod; does not wait.
+pub fn terminate(child: &Child) {
+    // SAFETY: a signal to a child we own and have not reaped.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+}
+
+/// SIGKILL, as the OOM killer or a node failure would, and reaps it.
+pub fn kill(child: &mut Child) {
+    // SAFETY: a signal to a child we own and have not reaped.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGKILL);
+    }
+    let _ = child.wait();
+}
 
 /// Who a client acts as.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -102,7 +133,7 @@ pub fn binaries() -> Result<PathBuf, Error> {
     if let Some(dir) = FOUND.get() {
         return Ok(dir.clone());
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/build-control-plane.sh");
+    let script = Path::new(crate::SOURCE_TREE).join("tools/build-control-plane.sh");
     let out = Command::new(&script)
         .stderr(Stdio::inherit())
         .output()
@@ -685,7 +716,7 @@ pub async fn install_basics(
     field_manager: &str,
 ) -> Result<(), crate::manifests::Error> {
     use crate::manifests::{self, Applier};
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let repo = Path::new(crate::SOURCE_TREE);
     let read = |path: &str| -> Result<(String, String), crate::manifests::Error> {
         let full = repo.join(path);
         let text = std::fs::read_to_string(&full).map_err(|e| manifests::Error::Parse {
@@ -694,7 +725,7 @@ pub async fn install_basics(
         })?;
         Ok((full.display().to_string(), text))
     };
-    let mut crds = crate::api::crds();
+    let mut crds = govcloud::api::crds();
     let (name, text) = read("tests/fixtures/kubevirt-crds.yaml")?;
     for obj in manifests::parse(&name, &text)? {
         let parsed = serde_json::to_value(obj)

@@ -64,7 +64,7 @@ pub enum Samples {
     /// The four series per namespace that the recording rules
     /// (`govcloud-operator recording-rules`) write from the raw metrics,
     /// as Prometheus would have recorded them at each step: what
-    /// [`crate::prometheus::Queries::recorded`] reads.
+    /// [`govcloud::prometheus::Queries::recorded`] reads.
     Recorded,
 }
 
@@ -195,7 +195,7 @@ fn raw_samples(
 /// metrics: the vCPU-weighted mean CPU utilisation, memory used over memory,
 /// data-disk bytes used and capacity, each over the VMs reporting then.
 fn recorded_samples(out: &mut String, tenants: &[Tenant], times: &[Timestamp]) {
-    let names = crate::prometheus::Queries::recorded();
+    let names = govcloud::prometheus::Queries::recorded();
     // (numerator, denominator) of a VM at an instant, if it reports.
     type Part = dyn Fn(&Vm, Timestamp) -> Option<(f64, f64)>;
     let family = |out: &mut String, name: &str, part: &Part, ratio: bool| {
@@ -299,8 +299,8 @@ pub fn backfill(
         let _ = std::fs::remove_file(&file);
         Ok(())
     };
-    let mut start = crate::calendar::start_of_day(first);
-    let end = crate::calendar::start_of_day(last.tomorrow().unwrap_or(last));
+    let mut start = govcloud::calendar::start_of_day(first);
+    let end = govcloud::calendar::start_of_day(last.tomorrow().unwrap_or(last));
     while start < end {
         let until = start.checked_add(window).unwrap_or(end).min(end);
         let times = steps(start, until, interval);
