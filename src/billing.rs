@@ -21,7 +21,7 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 use serde::Serialize;
 
-use crate::api::tenancy::Accrual;
+use crate::api::tenancy::{Accrual, TenancyStatus};
 use crate::api::{
     ChangeAction, ChangeRequest, CloudResourceRequest, PricePeriod, Resources, ServiceType, Tenancy,
 };
@@ -503,6 +503,24 @@ pub fn next_month(now: Timestamp) -> Timestamp {
     )
 }
 
+/// The month's charge (Art. 6, 16) of a tenancy whose status becomes
+/// `status`, from the requests and changes that made its allocation and the
+/// catalog's price periods (`None` when the catalog `catalog` is missing).
+pub fn tenancy_accrual(
+    tenancy: &Tenancy,
+    status: &TenancyStatus,
+    requests: &[CloudResourceRequest],
+    changes: &[ChangeRequest],
+    periods: Option<&[PricePeriod]>,
+    catalog: &str,
+    now: Timestamp,
+) -> Option<Accrual> {
+    let mut as_planned = tenancy.clone();
+    as_planned.status = Some(status.clone());
+    let account = account(&tenancy.spec.unit_name, &as_planned, requests, changes);
+    month_accrual(&account, status.accrual.as_ref(), periods, catalog, now)
+}
+
 /// What a Tenancy's status shows of the month `now` falls in. `None` before
 /// billing starts; `previous` unchanged once billing ended before this month
 /// (a retired tenancy's last month stays as it was). `periods` is `None` when
@@ -718,6 +736,39 @@ mod tests {
         )
         .unwrap();
         assert_eq!(december.total, Fen(0));
+    }
+
+    #[test]
+    fn art16_the_month_shown_follows_the_status_the_plan_leaves_not_the_stored_one() {
+        let tenancy: Tenancy = serde_json::from_value(serde_json::json!({
+            "apiVersion": "govcloud.dev/v1alpha1", "kind": "Tenancy",
+            "metadata": { "name": "oa", "namespace": "finance" },
+            "spec": {
+                "unit": "u-finance", "unitName": "财政局", "systemName": "OA",
+                "purpose": "office", "request": "oa", "requestGeneration": 1,
+                "serviceTypes": ["CloudServer"], "allocation": small(),
+            },
+        }))
+        .unwrap();
+        let periods = [period("2025-01-01", "35.00")];
+        let now = at("2026-11-27T12:00:00Z");
+        // Stored: still in its trial. Planned: the trial ended 18 November.
+        let planned = TenancyStatus {
+            billing_started_at: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at(
+                "2026-11-18T02:30:00Z",
+            ))),
+            ..Default::default()
+        };
+        let shown =
+            tenancy_accrual(&tenancy, &planned, &[], &[], Some(&periods), "default", now).unwrap();
+        // 19-30 November: 2 x 35 x 12/30 + 4 x 18 x 12/30 + 40 x 0.60 x 12/30.
+        assert_eq!(shown.amount.as_deref(), Some("66.40"));
+        assert_eq!(shown.billed_days, 12);
+        let trial = TenancyStatus::default();
+        assert_eq!(
+            tenancy_accrual(&tenancy, &trial, &[], &[], Some(&periods), "default", now),
+            None
+        );
     }
 
     #[test]

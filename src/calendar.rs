@@ -13,42 +13,16 @@
 //!   "1 month" is the same day of the next month, clamped to its last day.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::OnceLock;
 
 use jiff::civil::{Date, Time, Weekday};
-use jiff::tz::{Offset, TimeZone};
 use jiff::{Span, Timestamp, ToSpan};
 
 use crate::api::WorkCalendarSpec;
-
-/// The zone every day of the measures is counted in.
-pub fn zone() -> &'static TimeZone {
-    static ZONE: OnceLock<TimeZone> = OnceLock::new();
-    // Asia/Shanghai has been UTC+8 without daylight saving since 1991; the
-    // fixed offset stands in should the bundled database ever lack the name.
-    ZONE.get_or_init(|| {
-        TimeZone::get("Asia/Shanghai").unwrap_or_else(|_| TimeZone::fixed(Offset::constant(8)))
-    })
-}
+pub use crate::beijing::{display, rfc3339, zone};
 
 /// The calendar day (in Asia/Shanghai) that an instant falls on.
 pub fn local_date(at: Timestamp) -> Date {
     at.to_zoned(zone().clone()).date()
-}
-
-/// An instant as people here read it: `2026-12-27 20:38:08 +08:00`.
-pub fn display(at: Timestamp) -> String {
-    at.to_zoned(zone().clone())
-        .strftime("%Y-%m-%d %H:%M:%S %:z")
-        .to_string()
-}
-
-/// An instant in RFC 3339 at Beijing's offset, for what people read and
-/// machines parse (annotations): `2026-12-27T20:38:08+08:00`.
-pub fn rfc3339(at: Timestamp) -> String {
-    at.to_zoned(zone().clone())
-        .strftime("%Y-%m-%dT%H:%M:%S%:z")
-        .to_string()
 }
 
 /// The last second (23:59:59 Asia/Shanghai) of a day.
@@ -250,7 +224,7 @@ mod tests {
 
     /// The shipped calendars, read from `charts/govcloud-operator/files/calendar/`.
     fn shipped() -> &'static Calendar {
-        static SHIPPED: OnceLock<Calendar> = OnceLock::new();
+        static SHIPPED: std::sync::OnceLock<Calendar> = std::sync::OnceLock::new();
         SHIPPED.get_or_init(load_shipped)
     }
 

@@ -29,8 +29,9 @@ use crate::api::tenancy::TenancyStatus;
 use crate::api::{Decision, Resources, TenancyPhase, TenancySpec, keys};
 use crate::calendar::{self, Calendar};
 use crate::conditions::{self, Wanted};
+use crate::decision::read_decision;
 use crate::provisioning;
-use crate::review::{Note, read_decision};
+use crate::record::{Note, Recorder};
 
 /// Working days for the review of a change (Art. 17) and the notice of a
 /// termination (Art. 19).
@@ -284,30 +285,30 @@ pub fn earliest_effective(calendar: &Calendar, submitted: Timestamp) -> jiff::ci
 
 struct Builder<'a, 'b> {
     input: &'b Input<'a>,
-    plan: Plan,
+    rec: Recorder<ChangeRequestStatus>,
+    orders: Vec<Order>,
 }
 
 impl Builder<'_, '_> {
     fn cond(&mut self, w: Wanted<'_>) -> bool {
-        conditions::set(
-            &mut self.plan.status.conditions,
-            w,
-            self.input.generation,
-            self.input.now,
-        )
+        self.rec.cond(w)
+    }
+
+    fn finish(self) -> Plan {
+        Plan {
+            status: self.rec.status,
+            orders: self.orders,
+            events: self.rec.events,
+            requeue_at: self.rec.requeue_at,
+        }
     }
 
     fn note(&mut self, warning: bool, reason: &'static str, message: String) {
-        self.plan.events.push(Note {
-            warning,
-            reason,
-            message,
-            related: None,
-        });
+        self.rec.event(warning, reason, message);
     }
 
     fn reject(&mut self, reason: &'static str, message: String) {
-        self.plan.status.phase = Some(ChangePhase::Rejected);
+        self.rec.status.phase = Some(ChangePhase::Rejected);
         self.cond(Wanted::new(
             condition::ACCEPTED,
             false,
@@ -328,15 +329,15 @@ impl Builder<'_, '_> {
     /// withdraws it (deleting it is too).
     fn hold_back(&mut self, reason: &'static str, message: String) {
         if self
-            .plan
+            .rec
             .status
             .phase
             .is_some_and(|p| p != ChangePhase::Submitted)
         {
             return self.reject(reason, message);
         }
-        self.plan.status.phase = Some(ChangePhase::Submitted);
-        self.plan.status.review_due_at = None;
+        self.rec.status.phase = Some(ChangePhase::Submitted);
+        self.rec.status.review_due_at = None;
         let name = self.input.name;
         let message = if reason == "UnknownTenancy" {
             format!(
@@ -347,51 +348,28 @@ impl Builder<'_, '_> {
                 "{message}; correct the ChangeRequest and apply it again, or withdraw it (kubectl delete changerequest {name}): no reviewer has seen it"
             )
         };
-        if self.cond(Wanted::new(
-            condition::ACCEPTED,
-            false,
+        self.rec.flag(
+            Wanted::new(condition::ACCEPTED, false, reason, message),
+            true,
             reason,
-            message.clone(),
-        )) {
-            self.note(true, reason, message);
-        }
+        );
     }
 
     fn refuse(&mut self, reason: &'static str, message: String) {
-        if self.cond(Wanted::new(
-            condition::DECISION_VALID,
-            false,
-            reason,
-            message.clone(),
-        )) {
-            self.note(true, reason, message);
-        }
+        let wanted = Wanted::new(condition::DECISION_VALID, false, reason, message);
+        self.rec.flag(wanted, true, reason);
     }
 
     fn wake_at(&mut self, at: Timestamp) {
-        self.plan.requeue_at = Some(self.plan.requeue_at.map_or(at, |t| t.min(at)));
+        self.rec.wake_at(at);
     }
 }
 
 /// A deadline counted without the State Council's notice for its year is
 /// flagged, never silently guessed.
 fn calendar_note(b: &mut Builder<'_, '_>, assumed: &std::collections::BTreeSet<i32>) {
-    if assumed.is_empty() {
-        return;
-    }
-    let years: Vec<String> = assumed.iter().map(i32::to_string).collect();
-    let message = format!(
-        "no WorkCalendar for {}: counted Monday to Friday; apply the State Council's notice as a WorkCalendar",
-        years.join(", ")
-    );
-    if b.cond(Wanted::new(
-        condition::CALENDAR_COMPLETE,
-        false,
-        "YearNotLoaded",
-        message.clone(),
-    )) {
-        b.note(true, "YearNotLoaded", message);
-    }
+    b.rec
+        .calendar_assumed(condition::CALENDAR_COMPLETE, assumed);
 }
 
 /// Whether the tenancy's phase admits this action.
@@ -421,61 +399,57 @@ pub fn plan(input: &Input<'_>) -> Plan {
 fn planned(input: &Input<'_>) -> Plan {
     let mut b = Builder {
         input,
-        plan: Plan {
-            status: input.status.clone(),
-            orders: Vec::new(),
-            events: Vec::new(),
-            requeue_at: None,
-        },
+        rec: Recorder::new(input.status.clone(), input.generation, input.now),
+        orders: Vec::new(),
     };
-    b.plan.status.observed_generation = Some(input.generation);
+    b.rec.status.observed_generation = Some(input.generation);
     let tenancy_name = input.spec.tenancy.to_string();
 
-    match b.plan.status.phase {
-        Some(ChangePhase::Rejected) => return b.plan,
+    match b.rec.status.phase {
+        Some(ChangePhase::Rejected) => return b.finish(),
         Some(ChangePhase::Applied) => {
             // What it removed is wiped after it applied: follow the records.
             if let Some(target) = input.tenancy {
-                b.plan.status.wipe_records = records_of(target, input.name);
+                b.rec.status.wipe_records = records_of(target, input.name);
             }
-            return b.plan;
+            return b.finish();
         }
         _ => {}
     }
 
     // Filing: what the form says the operator knows, and whether it may go on.
     let Some(target) = input.tenancy else {
-        b.plan.status.submitted_at.get_or_insert(Time(input.now));
+        b.rec.status.submitted_at.get_or_insert(Time(input.now));
         b.hold_back(
             "UnknownTenancy",
             format!("there is no tenancy {tenancy_name} in this namespace"),
         );
-        return b.plan;
+        return b.finish();
     };
-    if b.plan.status.phase.is_none() {
-        b.plan.status.submitted_at = Some(Time(input.now));
-        b.plan.status.before = Some(target.spec.allocation.clone());
-        b.plan.status.unit_name = Some(target.spec.unit_name.clone());
-        b.plan.status.system_name = Some(target.spec.system_name.clone());
-        b.plan.status.purpose = Some(target.spec.purpose.clone());
+    if b.rec.status.phase.is_none() {
+        b.rec.status.submitted_at = Some(Time(input.now));
+        b.rec.status.before = Some(target.spec.allocation.clone());
+        b.rec.status.unit_name = Some(target.spec.unit_name.clone());
+        b.rec.status.system_name = Some(target.spec.system_name.clone());
+        b.rec.status.purpose = Some(target.spec.purpose.clone());
     }
     let submitted = b
-        .plan
+        .rec
         .status
         .submitted_at
         .as_ref()
         .map_or(input.now, |t| t.0);
-    let before = b.plan.status.before.clone().unwrap_or_default();
+    let before = b.rec.status.before.clone().unwrap_or_default();
 
     // Whether it can go on, before approval (re-checked on every edit).
-    if b.plan
+    if b.rec
         .status
         .phase
         .is_none_or(|p| p == ChangePhase::Submitted || p == ChangePhase::UnderReview)
     {
         if let Err(why) = admits(input.spec.action, target.status.phase) {
             b.hold_back("WrongPhase", why);
-            return b.plan;
+            return b.finish();
         }
         let valid = match input.spec.action {
             ChangeAction::Modify => {
@@ -503,7 +477,7 @@ fn planned(input: &Input<'_>) -> Plan {
                 "NotAllowed"
             };
             b.hold_back(reason, why);
-            return b.plan;
+            return b.finish();
         }
         b.cond(Wanted::new(
             condition::ACCEPTED,
@@ -511,7 +485,7 @@ fn planned(input: &Input<'_>) -> Plan {
             "Filed",
             "filed against a tenancy that can take it",
         ));
-        if b.plan
+        if b.rec
             .status
             .phase
             .is_none_or(|p| p == ChangePhase::Submitted)
@@ -519,10 +493,10 @@ fn planned(input: &Input<'_>) -> Plan {
             // The review's 10 working days run from when it can be reviewed.
             let due = input.calendar.deadline(input.now, WORKING_DAYS);
             calendar_note(&mut b, &due.assumed_years);
-            b.plan.status.review_due_at = Some(Time(due.at));
-            b.plan.status.phase = Some(ChangePhase::UnderReview);
+            b.rec.status.review_due_at = Some(Time(due.at));
+            b.rec.status.phase = Some(ChangePhase::UnderReview);
             let due = b
-                .plan
+                .rec
                 .status
                 .review_due_at
                 .as_ref()
@@ -545,12 +519,12 @@ fn planned(input: &Input<'_>) -> Plan {
     decide(&mut b, &tenancy_name);
     overdue(&mut b);
     apply(&mut b, target, &tenancy_name);
-    b.plan
+    b.finish()
 }
 
 fn decide(b: &mut Builder<'_, '_>, tenancy: &str) {
     let input = b.input;
-    if b.plan.status.phase != Some(ChangePhase::UnderReview) {
+    if b.rec.status.phase != Some(ChangePhase::UnderReview) {
         return;
     }
     let written = match read_decision(input.annotations) {
@@ -577,8 +551,8 @@ fn decide(b: &mut Builder<'_, '_>, tenancy: &str) {
     };
     match written.decision {
         Decision::Approve => {
-            b.plan.status.reviews.push(record);
-            b.plan.status.phase = Some(ChangePhase::Approved);
+            b.rec.status.reviews.push(record);
+            b.rec.status.phase = Some(ChangePhase::Approved);
             let message = format!(
                 "approved by {} (generation {})",
                 written.by, written.generation
@@ -608,8 +582,8 @@ fn decide(b: &mut Builder<'_, '_>, tenancy: &str) {
                     format!("a rejection needs the review opinion in {}", keys::OPINION),
                 );
             };
-            b.plan.status.reviews.push(record);
-            b.plan.status.phase = Some(ChangePhase::Rejected);
+            b.rec.status.reviews.push(record);
+            b.rec.status.phase = Some(ChangePhase::Rejected);
             let message = format!("rejected by {}: {opinion}", written.by);
             b.cond(Wanted::new(
                 condition::APPROVED,
@@ -637,11 +611,11 @@ fn decide(b: &mut Builder<'_, '_>, tenancy: &str) {
 
 /// Art. 17: the review is due 10 working days after submission.
 fn overdue(b: &mut Builder<'_, '_>) {
-    if b.plan.status.phase != Some(ChangePhase::UnderReview) {
-        conditions::remove(&mut b.plan.status.conditions, condition::REVIEW_OVERDUE);
+    if b.rec.status.phase != Some(ChangePhase::UnderReview) {
+        b.rec.clear(condition::REVIEW_OVERDUE);
         return;
     }
-    let Some(due) = b.plan.status.review_due_at.as_ref().map(|t| t.0) else {
+    let Some(due) = b.rec.status.review_due_at.as_ref().map(|t| t.0) else {
         return;
     };
     if b.input.now > due {
@@ -649,14 +623,11 @@ fn overdue(b: &mut Builder<'_, '_>) {
             "the review was due by {} (10 working days after submission, Art. 17)",
             calendar::local_date(due)
         );
-        if b.cond(Wanted::new(
-            condition::REVIEW_OVERDUE,
+        b.rec.flag(
+            Wanted::new(condition::REVIEW_OVERDUE, true, "Overdue", message),
             true,
-            "Overdue",
-            message.clone(),
-        )) {
-            b.note(true, "ReviewOverdue", message);
-        }
+            "ReviewOverdue",
+        );
     } else {
         b.cond(Wanted::new(
             condition::REVIEW_OVERDUE,
@@ -675,7 +646,7 @@ fn overdue(b: &mut Builder<'_, '_>) {
 /// approved before it), a termination at its effective date.
 fn apply(b: &mut Builder<'_, '_>, target: Target<'_>, tenancy: &str) {
     let input = b.input;
-    if b.plan.status.phase != Some(ChangePhase::Approved) {
+    if b.rec.status.phase != Some(ChangePhase::Approved) {
         return;
     }
     let change = format!("ChangeRequest/{}", input.name);
@@ -702,14 +673,14 @@ fn apply(b: &mut Builder<'_, '_>, target: Target<'_>, tenancy: &str) {
                 b.cond(Wanted::new(condition::APPLIED, false, "WrongPhase", why));
                 return;
             }
-            let before = b.plan.status.before.clone().unwrap_or_default();
+            let before = b.rec.status.before.clone().unwrap_or_default();
             let after = input.spec.after.clone().unwrap_or_default();
             let merged = merge(&before, &after, &target.spec.allocation)
                 .and_then(|m| check_modify(tenancy, &target.spec.allocation, &m).map(|()| m));
             match merged {
                 Ok(allocation) => {
-                    b.plan.status.removes = removed(&target.spec.allocation, &allocation);
-                    b.plan.orders.push(Order::Modify {
+                    b.rec.status.removes = removed(&target.spec.allocation, &allocation);
+                    b.orders.push(Order::Modify {
                         tenancy: tenancy.to_owned(),
                         change: input.name.to_owned(),
                         base: Box::new(target.spec.allocation.clone()),
@@ -735,7 +706,7 @@ fn apply(b: &mut Builder<'_, '_>, target: Target<'_>, tenancy: &str) {
                 .effective_date
                 .map_or(input.now, calendar::start_of_day);
             if target.spec.retirement.is_none() {
-                b.plan.orders.push(Order::Terminate {
+                b.orders.push(Order::Terminate {
                     tenancy: tenancy.to_owned(),
                     change: change.clone(),
                     effective_at: effective,
@@ -749,14 +720,14 @@ fn apply(b: &mut Builder<'_, '_>, target: Target<'_>, tenancy: &str) {
                     ),
                 );
             }
-            b.plan.status.wipe_records = records_of(target, input.name);
+            b.rec.status.wipe_records = records_of(target, input.name);
             match target.status.retired_at.as_ref() {
                 Some(at) if target.status.phase == Some(TenancyPhase::Retired) => {
-                    b.plan.status.phase = Some(ChangePhase::Applied);
-                    b.plan.status.applied_at = Some(at.clone());
+                    b.rec.status.phase = Some(ChangePhase::Applied);
+                    b.rec.status.applied_at = Some(at.clone());
                     let message = format!(
                         "tenancy {tenancy} retired; {} volumes wiped",
-                        b.plan.status.wipe_records.len()
+                        b.rec.status.wipe_records.len()
                     );
                     b.cond(Wanted::new(
                         condition::APPLIED,
@@ -795,10 +766,10 @@ fn records_of(target: Target<'_>, name: &str) -> Vec<crate::api::tenancy::WipeRe
 }
 
 fn applied(b: &mut Builder<'_, '_>, allocation: Resources, tenancy: &str) {
-    b.plan.status.phase = Some(ChangePhase::Applied);
-    b.plan.status.applied_at = Some(Time(b.input.now));
-    b.plan.status.applied = Some(allocation);
-    let removes = &b.plan.status.removes;
+    b.rec.status.phase = Some(ChangePhase::Applied);
+    b.rec.status.applied_at = Some(Time(b.input.now));
+    b.rec.status.applied = Some(allocation);
+    let removes = &b.rec.status.removes;
     let message = if removes.is_empty() {
         format!("tenancy {tenancy} changed")
     } else {

@@ -13,12 +13,14 @@
 //! `govcloud-testenv` crate beside this one; it never ships.
 
 pub mod api;
+pub mod beijing;
 pub mod billing;
 pub mod calendar;
 pub mod change;
 pub mod clock;
 pub mod conditions;
 pub mod config;
+pub mod decision;
 pub mod letters;
 pub mod lifecycle;
 pub mod operator;
@@ -26,7 +28,9 @@ pub mod plugin;
 pub mod prometheus;
 pub mod provisioning;
 pub mod quantity;
+pub mod record;
 pub mod release;
 pub mod review;
 pub mod rightsizing;
 pub mod telemetry;
+pub mod utilisation;

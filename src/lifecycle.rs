@@ -18,13 +18,16 @@ use crate::api::{TenancyPhase, TenancySpec};
 use crate::calendar;
 use crate::conditions::{self, Wanted};
 use crate::provisioning::{self, Desired, ProvisioningConfig};
+use crate::record::{Note, Recorder};
 use crate::release::{self, Deletion, WipeConfig};
-use crate::review::Note;
 
 mod oversight;
+mod settle;
+
 pub use oversight::{
     compliance_gaps, condition as oversight_condition, rectification_due, trigger_text,
 };
+pub use settle::{Outcome, Refusal, Settled, Wake, settle};
 
 const NO_USAGE_YET: &str = "no VM has run with its monitoring probe reporting yet";
 
@@ -187,17 +190,21 @@ pub const FINALIZER: &str = "govcloud.dev/release";
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     pub status: TenancyStatus,
+    pub events: Vec<Note>,
+    pub requeue_at: Option<Timestamp>,
+    /// What to carry out; [`Actions::steps`] gives the order.
+    pub actions: Actions,
+}
+
+/// What a plan asks the executor to do.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Actions {
     pub apply: Vec<Desired>,
     pub delete: Vec<Deletion>,
     /// Suspend the unit's applications, for this reason (Art. 15).
     pub suspend_unit: Option<String>,
-    pub events: Vec<Note>,
-    pub requeue_at: Option<Timestamp>,
     /// VMs of the tenancy namespace to set to `Halted`.
     pub halt: Vec<String>,
-    /// Whether the controller must gather the whole namespace (a release, a
-    /// reduction or a hold is under way).
-    pub needs_view: bool,
     /// Whether to look again soon: the plan waits on objects the operator
     /// does not watch (the unit's own VMs, policies, wipe Jobs).
     pub poll: bool,
@@ -219,6 +226,56 @@ pub struct Plan {
     pub remove: Vec<release::Removal>,
     /// Volumes found gone without a wipe by this plan.
     pub lost_volumes: Vec<String>,
+}
+
+/// One thing to carry out, in the order [`Actions::steps`] gives.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Step<'a> {
+    /// Suspend the unit's applications, for this reason (Art. 15).
+    SuspendUnit(&'a str),
+    /// Add (`true`) or remove (`false`) the finalizer.
+    Finalizer(bool),
+    /// Objects that do not depend on each other (the namespace is a plan of
+    /// its own; VMs and volumes wait for the quota in force), so applied
+    /// together. An object the apiserver refuses is reported, not retried
+    /// blindly: the others still apply.
+    Apply(&'a [Desired]),
+    RestorePolicy(&'a crate::api::tenancy::StashedPolicy),
+    RunState(&'a crate::api::tenancy::HeldVm),
+    Halt(&'a str),
+    /// Pause (`true`) or unpause a VM instance; KubeVirt may fail to.
+    Pause(&'a str, bool),
+    Retire(&'a crate::api::tenancy::Retirement),
+    /// Write the status settled from what the steps before reported. What
+    /// follows deletes, and the status records first what it deletes.
+    WriteStatus,
+    Delete(&'a Deletion),
+    Remove(&'a release::Removal),
+}
+
+impl Actions {
+    /// The steps in the order they are carried out: the unit suspended and
+    /// the finalizer in place before anything is created; objects applied
+    /// before a hold is enforced or lifted on them; a deregistration retired;
+    /// the status written; then the deletions it records.
+    pub fn steps(&self) -> Vec<Step<'_>> {
+        let mut steps = Vec::new();
+        steps.extend(self.suspend_unit.as_deref().map(Step::SuspendUnit));
+        steps.extend(self.finalizer.map(Step::Finalizer));
+        if !self.apply.is_empty() {
+            steps.push(Step::Apply(&self.apply));
+        }
+        steps.extend(self.restore_policies.iter().map(Step::RestorePolicy));
+        steps.extend(self.run_states.iter().map(Step::RunState));
+        steps.extend(self.halt.iter().map(|vm| Step::Halt(vm)));
+        steps.extend(self.pause.iter().map(|vm| Step::Pause(vm, true)));
+        steps.extend(self.unpause.iter().map(|vm| Step::Pause(vm, false)));
+        steps.extend(self.retire.iter().map(Step::Retire));
+        steps.push(Step::WriteStatus);
+        steps.extend(self.delete.iter().map(Step::Delete));
+        steps.extend(self.remove.iter().map(Step::Remove));
+        steps
+    }
 }
 
 /// The namespace a tenancy lives in: `recorded`, the one its status names,
@@ -254,39 +311,36 @@ pub fn releasing(spec: &TenancySpec, status: &TenancyStatus, now: Timestamp) -> 
 
 struct Builder<'a, 'b> {
     input: &'b Input<'a>,
-    plan: Plan,
+    rec: Recorder<TenancyStatus>,
+    todo: Actions,
     /// A hold is enforced: `Ready` says so rather than what is in place.
     held: bool,
 }
 
 impl Builder<'_, '_> {
     fn cond(&mut self, w: Wanted<'_>) -> bool {
-        conditions::set(
-            &mut self.plan.status.conditions,
-            w,
-            self.input.generation,
-            self.input.now,
-        )
+        self.rec.cond(w)
     }
 
     fn event(&mut self, warning: bool, reason: &'static str, message: impl Into<String>) {
-        self.plan.events.push(Note {
-            warning,
-            reason,
-            message: message.into(),
-            related: None,
-        });
+        self.rec.event(warning, reason, message);
     }
 
     fn wake_at(&mut self, at: Timestamp) {
-        self.plan.requeue_at = Some(match self.plan.requeue_at {
-            Some(t) if t < at => t,
-            _ => at,
-        });
+        self.rec.wake_at(at);
+    }
+
+    fn finish(self) -> Plan {
+        Plan {
+            status: self.rec.status,
+            events: self.rec.events,
+            requeue_at: self.rec.requeue_at,
+            actions: self.todo,
+        }
     }
 
     fn enter(&mut self, phase: TenancyPhase, reason: &'static str, message: String) {
-        self.plan.status.phase = Some(phase);
+        self.rec.status.phase = Some(phase);
         let warning = matches!(phase, TenancyPhase::Reclaimed | TenancyPhase::ForceStopped);
         self.event(warning, reason, message);
     }
@@ -306,95 +360,146 @@ pub fn plan(input: &Input<'_>) -> Plan {
 fn planned(input: &Input<'_>) -> Plan {
     let mut b = Builder {
         input,
-        plan: Plan {
-            status: input.status.clone(),
-            apply: Vec::new(),
-            delete: Vec::new(),
-            suspend_unit: None,
-            events: Vec::new(),
-            requeue_at: None,
-            halt: Vec::new(),
-            needs_view: false,
-            poll: false,
-            finalizer: None,
-            run_states: Vec::new(),
-            pause: Vec::new(),
-            unpause: Vec::new(),
-            restore_policies: Vec::new(),
-            retire: None,
-            drift: Vec::new(),
-            remove: Vec::new(),
-            lost_volumes: Vec::new(),
-        },
+        rec: Recorder::new(input.status.clone(), input.generation, input.now),
+        todo: Actions::default(),
         held: false,
     };
-    let namespace = input.namespace.to_owned();
-    b.plan.status.observed_generation = Some(input.generation);
-    b.plan.status.namespace = Some(namespace.clone());
+    b.rec.status.observed_generation = Some(input.generation);
+    b.rec.status.namespace = Some(input.namespace.to_owned());
+    if !to_plan(&mut b) {
+        return b.finish();
+    }
+    // The passes, in the order they depend on each other. Oversight first:
+    // a hold changes what is desired.
+    oversight::isolation(&mut b);
+    oversight::rectification(&mut b);
+    oversight::deregistration(&mut b);
+    let hold = oversight::hold(&mut b);
+    b.held = hold.enforce;
+    // Then what is desired, and what of it is in place.
+    let provisioned = provision(&mut b);
+    // Then the phase that follows from it (delivery, the trial's end).
+    phase(&mut b, &provisioned);
+    extensions(&mut b, provisioned.complete);
+    // The hold enforced on what is in place.
+    oversight::enforce(&mut b, hold);
+    if b.rec
+        .status
+        .phase
+        .is_some_and(|p| p != TenancyPhase::Provisioning)
+    {
+        oversight::compliance(&mut b);
+    }
+    delivery_confirmation(&mut b);
+    b.finish()
+}
 
+/// The finalizer, a deletion held, and whether the tenancy is to be planned
+/// any further: not once retired, not in a namespace that is not its own,
+/// and not while it is released (a step of its own).
+fn to_plan(b: &mut Builder<'_, '_>) -> bool {
+    let input = b.input;
+    let namespace = input.namespace;
     let done = input.status.retired_at.is_some();
     if !input.deleting && !input.finalized {
-        b.plan.finalizer = Some(true);
+        b.todo.finalizer = Some(true);
     }
     if input.deleting && done && input.finalized {
-        b.plan.finalizer = Some(false);
+        b.todo.finalizer = Some(false);
     }
     if input.deleting && !done {
         let message = "deleting this tenancy waits until its resources are released by an approved termination, a deregistration or an unused trial; nothing is removed until then".to_owned();
-        if b.cond(Wanted::new(
-            condition::DELETION_HELD,
+        b.rec.flag(
+            Wanted::new(condition::DELETION_HELD, true, "ResourcesHeld", message),
             true,
-            "ResourcesHeld",
-            message.clone(),
-        )) {
-            b.event(true, "DeletionHeld", message);
-        }
+            "DeletionHeld",
+        );
     }
     if done {
-        return b.plan;
+        return false;
     }
     // Nothing is written into a namespace that is not this tenancy's.
     if let Some(SeenNamespace {
         owner: Err(why), ..
     }) = &input.observed.namespace
     {
-        namespace_taken(&mut b, &namespace, why);
-        return b.plan;
+        namespace_taken(b, namespace, why);
+        return false;
     }
-    conditions::remove(&mut b.plan.status.conditions, condition::NAMESPACE_OWNED);
+    b.rec.clear(condition::NAMESPACE_OWNED);
     if releasing(input.spec, input.status, input.now) {
-        release_step(&mut b, &namespace);
-        return b.plan;
+        release_step(b, namespace);
+        return false;
     }
     if let Some(r) = &input.spec.retirement
         && let Some(at) = &r.effective_at
     {
         b.wake_at(at.0);
     }
+    true
+}
 
-    // Oversight first: a hold changes what is desired.
-    oversight::isolation(&mut b);
-    oversight::rectification(&mut b);
-    oversight::deregistration(&mut b);
-    let hold = oversight::hold(&mut b);
-    b.held = hold.enforce;
+/// What provisioning found: whether everything desired is in place, what is
+/// not yet, what waits for the vendor, and the VMs.
+struct Provisioned {
+    complete: bool,
+    pending: Vec<String>,
+    held: Vec<String>,
+    vms: Vec<String>,
+}
 
-    // Provision: apply what differs from what was applied.
+/// Applies what differs from what was applied, and records the inventory.
+fn provision(b: &mut Builder<'_, '_>) -> Provisioned {
+    let input = b.input;
     // The vendor's acknowledgment, or high-end items already in place: an
     // annotation removed by mistake takes nothing away.
     let procured = annotation(input.annotations, keys::PROCURED).is_some()
         || high_end_in_place(input.spec, input.status);
-    let group = unit_group(&mut b);
+    let group = unit_group(b);
     let namespace_uid = input.observed.namespace_uid();
-    let tenancy = input.tenancy(group, procured, hold.enforce, storage_in_removal(input));
+    let tenancy = input.tenancy(group, procured, b.held, storage_in_removal(input));
     let desired = provisioning::desired(&tenancy, input.provisioning);
-    let vms: Vec<&str> = desired
+    let vms = desired
         .iter()
         .filter(|d| d.kind == "VirtualMachine")
-        .map(|d| d.name.as_str())
+        .map(|d| d.name.clone())
         .collect();
+    let inventory = inventory(b, &desired);
+    // The envelope first: VMs and volumes wait until the quota the allocation
+    // needs is in force, so that they are never refused for want of it.
+    let quota_in_force = inventory
+        .iter()
+        .any(|i| i.kind == "ResourceQuota" && i.ready);
+    if !quota_in_force {
+        b.todo
+            .apply
+            .retain(|d| !matches!(d.kind, "VirtualMachine" | "PersistentVolumeClaim"));
+    }
+    let removing = removals(b, input.namespace, &inventory);
+    lost_volumes(b, &inventory);
+    // The namespace alone is desired until it exists; the rest follows.
+    let complete = namespace_uid.is_some() && inventory.iter().all(|i| i.ready);
+    let pending = inventory
+        .iter()
+        .filter(|i| !i.ready)
+        .map(|i| format!("{} {}", i.kind, i.name))
+        .collect();
+    b.rec.status.inventory = inventory;
+    b.rec.status.inventory.extend(removing);
+    Provisioned {
+        complete,
+        pending,
+        held: held_items(input.spec, procured),
+        vms,
+    }
+}
+
+/// Each desired object as the caches show it: what to apply (new, changed,
+/// or changed by someone else), and the inventory of what is in place.
+fn inventory(b: &mut Builder<'_, '_>, desired: &[Desired]) -> Vec<InventoryItem> {
+    let input = b.input;
     let mut inventory = Vec::with_capacity(desired.len());
-    for d in &desired {
+    for d in desired {
         let seen = input.observed.lookup.object(d.kind, &d.name);
         let applied = seen
             .as_ref()
@@ -409,7 +514,7 @@ fn planned(input: &Input<'_>) -> Plan {
         if !current {
             let mut d = d.clone();
             if drifted {
-                repair(&mut b, &mut d);
+                repair(b, &mut d);
             } else if d.kind == "Namespace" && input.observed.namespace.is_none() {
                 d.write = provisioning::Write::Create;
             }
@@ -420,7 +525,7 @@ fn planned(input: &Input<'_>) -> Plan {
             if d.kind == "VirtualMachine" && seen.is_some() {
                 d.write = provisioning::Write::Template;
             }
-            b.plan.apply.push(d);
+            b.todo.apply.push(d);
         }
         inventory.push(InventoryItem {
             api_version: d.api_version.to_owned(),
@@ -432,115 +537,101 @@ fn planned(input: &Input<'_>) -> Plan {
             cause: None,
         });
     }
-    // The envelope first: VMs and volumes wait until the quota the allocation
-    // needs is in force, so that they are never refused for want of it.
-    let quota_in_force = inventory
-        .iter()
-        .any(|i| i.kind == "ResourceQuota" && i.ready);
-    if !quota_in_force {
-        b.plan
-            .apply
-            .retain(|d| !matches!(d.kind, "VirtualMachine" | "PersistentVolumeClaim"));
-    }
-    let removing = removals(&mut b, &namespace, &inventory);
-    lost_volumes(&mut b, &inventory);
-    // The namespace alone is desired until it exists; the rest follows.
-    let complete = namespace_uid.is_some() && inventory.iter().all(|i| i.ready);
-    let pending: Vec<String> = inventory
-        .iter()
-        .filter(|i| !i.ready)
-        .map(|i| format!("{} {}", i.kind, i.name))
-        .collect();
-    b.plan.status.inventory = inventory;
-    b.plan.status.inventory.extend(removing);
-    let held: Vec<String> = held_items(input.spec, procured);
+    inventory
+}
 
-    let now = input.now;
-    match b.plan.status.phase {
+/// The phase that follows from what is in place: delivery, and the trial's
+/// end (Art. 15, 16).
+fn phase(b: &mut Builder<'_, '_>, p: &Provisioned) {
+    let (complete, pending) = (p.complete, &p.pending);
+    match b.rec.status.phase {
         None => {
-            b.enter(
-                TenancyPhase::Provisioning,
-                "Provisioning",
-                format!("provisioning the approved allocation in namespace {namespace}"),
+            let message = format!(
+                "provisioning the approved allocation in namespace {}",
+                b.input.namespace
             );
-            delivery(&mut b, complete, &pending, &held);
+            b.enter(TenancyPhase::Provisioning, "Provisioning", message);
+            delivery(b, complete, pending, &p.held);
         }
-        Some(TenancyPhase::Provisioning) => delivery(&mut b, complete, &pending, &held),
+        Some(TenancyPhase::Provisioning) => delivery(b, complete, pending, &p.held),
         Some(TenancyPhase::Trial) => {
-            ready(&mut b, complete, &pending);
-            usage(&mut b, &vms);
-            let ends = input.status.trial_ends_at.as_ref().map(|t| t.0);
-            match ends {
-                Some(end) if now >= end => {
-                    if b.plan
-                        .status
-                        .usage
-                        .as_ref()
-                        .is_some_and(|u| u.probe_reported_at.is_some())
-                    {
-                        b.plan.status.billing_started_at = Some(Time(end));
-                        b.enter(
-                            TenancyPhase::Active,
-                            "TrialPassed",
-                            format!(
-                                "the trial ended on {} with the resources in use: formal operation, billed from {} (Art. 16)",
-                                calendar::local_date(end),
-                                calendar::display(end)
-                            ),
-                        );
-                    } else {
-                        let reason = format!(
-                            "the trial of tenancy {} ended on {} without use (Art. 15)",
-                            input.name,
-                            calendar::local_date(end)
-                        );
-                        b.enter(
-                            TenancyPhase::Reclaimed,
-                            "TrialUnused",
-                            format!("{reason}: its resources are reclaimed and wiped, and the unit's further applications suspended"),
-                        );
-                        if input.status.unit_suspended_at.is_none() {
-                            b.plan.suspend_unit = Some(reason);
-                            b.plan.status.unit_suspended_at = Some(Time(now));
-                        }
-                        b.cond(Wanted::new(
-                            condition::READY,
-                            false,
-                            "Reclaimed",
-                            "the unused trial was reclaimed",
-                        ));
-                        b.wake_at(now);
-                    }
+            ready(b, complete, pending);
+            let vms: Vec<&str> = p.vms.iter().map(String::as_str).collect();
+            usage(b, &vms);
+            trial_end(b);
+        }
+        Some(_) => ready(b, complete, pending),
+    }
+}
+
+/// Art. 15, 16: a trial that has ended becomes formal operation if the
+/// resources were used, and is reclaimed otherwise.
+fn trial_end(b: &mut Builder<'_, '_>) {
+    let input = b.input;
+    let now = input.now;
+    let ends = input.status.trial_ends_at.as_ref().map(|t| t.0);
+    match ends {
+        Some(end) if now >= end => {
+            if b.rec
+                .status
+                .usage
+                .as_ref()
+                .is_some_and(|u| u.probe_reported_at.is_some())
+            {
+                b.rec.status.billing_started_at = Some(Time(end));
+                b.enter(
+                    TenancyPhase::Active,
+                    "TrialPassed",
+                    format!(
+                        "the trial ended on {} with the resources in use: formal operation, billed from {} (Art. 16)",
+                        calendar::local_date(end),
+                        calendar::display(end)
+                    ),
+                );
+            } else {
+                let reason = format!(
+                    "the trial of tenancy {} ended on {} without use (Art. 15)",
+                    input.name,
+                    calendar::local_date(end)
+                );
+                b.enter(
+                    TenancyPhase::Reclaimed,
+                    "TrialUnused",
+                    format!("{reason}: its resources are reclaimed and wiped, and the unit's further applications suspended"),
+                );
+                if input.status.unit_suspended_at.is_none() {
+                    b.todo.suspend_unit = Some(reason);
+                    b.rec.status.unit_suspended_at = Some(Time(now));
                 }
-                Some(end) => b.wake_at(end),
-                None => {}
+                b.cond(Wanted::new(
+                    condition::READY,
+                    false,
+                    "Reclaimed",
+                    "the unused trial was reclaimed",
+                ));
+                b.wake_at(now);
             }
         }
-        Some(TenancyPhase::Active) => ready(&mut b, complete, &pending),
-        Some(_) => ready(&mut b, complete, &pending),
+        Some(end) => b.wake_at(end),
+        None => {}
     }
-    extensions(&mut b, complete);
-    oversight::enforce(&mut b, hold);
-    if b.plan
-        .status
-        .phase
-        .is_some_and(|p| p != TenancyPhase::Provisioning)
-    {
-        oversight::compliance(&mut b);
-    }
+}
+
+/// The unit's reply to the delivery letter (Attachment 2), recorded once.
+fn delivery_confirmation(b: &mut Builder<'_, '_>) {
+    let input = b.input;
     if let Some(value) = annotation(input.annotations, keys::DELIVERY_CONFIRMED)
         && input.status.delivery_confirmed_at.is_none()
         && input.status.delivered_at.is_some()
     {
-        b.plan.status.delivery_confirmed_at = Some(Time(now));
-        b.plan.status.delivery_confirmation = Some(value.to_owned());
+        b.rec.status.delivery_confirmed_at = Some(Time(input.now));
+        b.rec.status.delivery_confirmation = Some(value.to_owned());
         b.event(
             false,
             "DeliveryConfirmed",
             format!("the unit confirmed delivery (Attachment 2 reply): {value}"),
         );
     }
-    b.plan
 }
 
 /// Storage of the operator's volumes that the allocation no longer has but
@@ -606,8 +697,8 @@ fn delivery(b: &mut Builder<'_, '_>, complete: bool, pending: &[String], held: &
     let now = b.input.now;
     if complete && held.is_empty() {
         let ends = calendar::add_days(now, TRIAL_DAYS);
-        b.plan.status.delivered_at = Some(Time(now));
-        b.plan.status.trial_ends_at = Some(Time(ends));
+        b.rec.status.delivered_at = Some(Time(now));
+        b.rec.status.trial_ends_at = Some(Time(ends));
         b.cond(Wanted::new(
             condition::DELIVERED,
             true,
@@ -677,8 +768,8 @@ fn delivery(b: &mut Builder<'_, '_>, complete: bool, pending: &[String], held: &
 /// The namespace of the tenancy's name exists and is someone else's: no
 /// object is written into it, and a platform administrator is told.
 fn namespace_taken(b: &mut Builder<'_, '_>, namespace: &str, why: &str) {
-    if b.plan.status.phase.is_none() {
-        b.plan.status.phase = Some(TenancyPhase::Provisioning);
+    if b.rec.status.phase.is_none() {
+        b.rec.status.phase = Some(TenancyPhase::Provisioning);
     }
     let message = format!(
         "namespace {namespace} already exists and is not this tenancy's ({why}): nothing is written into it; a platform administrator resolves it, the operator never takes it over"
@@ -716,17 +807,14 @@ fn unit_group<'a>(b: &mut Builder<'a, '_>) -> Option<&'a str> {
             .map(|why| ("GroupRefused", format!("not bound: {why}; a platform administrator declares the unit's own group in {} on its namespace", keys::UNIT_GROUP))),
     };
     let Some((reason, message)) = refused else {
-        conditions::remove(&mut b.plan.status.conditions, condition::UNIT_GROUP_KNOWN);
+        b.rec.clear(condition::UNIT_GROUP_KNOWN);
         return input.unit_group;
     };
-    if b.cond(Wanted::new(
-        condition::UNIT_GROUP_KNOWN,
-        false,
-        reason,
-        message.clone(),
-    )) {
-        b.event(true, "UnitGroupRefused", message);
-    }
+    b.rec.flag(
+        Wanted::new(condition::UNIT_GROUP_KNOWN, false, reason, message),
+        true,
+        "UnitGroupRefused",
+    );
     // Access follows the declared group: a binding of before goes.
     for binding in [
         provisioning::UNIT_BINDING,
@@ -738,7 +826,7 @@ fn unit_group<'a>(b: &mut Builder<'a, '_>) -> Option<&'a str> {
             .object("RoleBinding", binding)
             .is_some()
         {
-            b.plan.delete.push(Deletion {
+            b.todo.delete.push(Deletion {
                 api_version: "rbac.authorization.k8s.io/v1",
                 kind: "RoleBinding",
                 namespace: Some(input.namespace.to_owned()),
@@ -758,7 +846,7 @@ fn repair(b: &mut Builder<'_, '_>, d: &mut Desired) {
         "VirtualMachine" => provisioning::Write::Template,
         _ => provisioning::Write::Replace,
     };
-    b.plan.drift.push(format!("{}/{}", d.kind, d.name));
+    b.todo.drift.push(format!("{}/{}", d.kind, d.name));
     b.event(
         true,
         "DriftRepaired",
@@ -786,7 +874,7 @@ fn lost_volumes(b: &mut Builder<'_, '_>, desired: &[InventoryItem]) {
         })
         // A loss still unacknowledged is not counted twice.
         .filter(|i| {
-            !b.plan
+            !b.rec
                 .status
                 .lost_volumes
                 .iter()
@@ -802,7 +890,7 @@ fn lost_volumes(b: &mut Builder<'_, '_>, desired: &[InventoryItem]) {
         );
         b.event(true, "VolumesLost", message);
         for name in &lost {
-            b.plan
+            b.rec
                 .status
                 .lost_volumes
                 .push(crate::api::tenancy::LostVolume {
@@ -811,29 +899,29 @@ fn lost_volumes(b: &mut Builder<'_, '_>, desired: &[InventoryItem]) {
                     acknowledged: None,
                 });
         }
-        b.plan.lost_volumes = lost;
+        b.todo.lost_volumes = lost;
     }
     // An acknowledgment is of the losses it finds: a later loss needs a new
     // one (the same words acknowledge nothing new).
     if let Some(note) = annotation(input.annotations, keys::LOSS_ACKNOWLEDGED) {
         let used = b
-            .plan
+            .rec
             .status
             .lost_volumes
             .iter()
             .any(|l| l.acknowledged.as_deref() == Some(note));
         if !used {
-            for l in &mut b.plan.status.lost_volumes {
+            for l in &mut b.rec.status.lost_volumes {
                 l.acknowledged.get_or_insert_with(|| note.to_owned());
             }
         }
     }
-    if b.plan.status.lost_volumes.is_empty() {
-        conditions::remove(&mut b.plan.status.conditions, condition::VOLUMES_LOST);
+    if b.rec.status.lost_volumes.is_empty() {
+        b.rec.clear(condition::VOLUMES_LOST);
         return;
     }
     let open: Vec<&str> = b
-        .plan
+        .rec
         .status
         .lost_volumes
         .iter()
@@ -841,7 +929,7 @@ fn lost_volumes(b: &mut Builder<'_, '_>, desired: &[InventoryItem]) {
         .map(|l| l.name.as_str())
         .collect();
     let all: Vec<String> = b
-        .plan
+        .rec
         .status
         .lost_volumes
         .iter()
@@ -873,7 +961,7 @@ fn ready(b: &mut Builder<'_, '_>, complete: bool, pending: &[String]) {
     if b.held {
         return;
     }
-    if b.plan
+    if b.rec
         .status
         .lost_volumes
         .iter()
@@ -907,7 +995,7 @@ fn ready(b: &mut Builder<'_, '_>, complete: bool, pending: &[String]) {
 /// Art. 15: a VM reached Running and its monitoring probe (the guest agent)
 /// reported, within the trial.
 fn usage(b: &mut Builder<'_, '_>, vms: &[&str]) {
-    if b.plan
+    if b.rec
         .status
         .usage
         .as_ref()
@@ -927,7 +1015,7 @@ fn usage(b: &mut Builder<'_, '_>, vms: &[&str]) {
             within.then(|| (i.name.clone(), running.min(now), agent.min(now)))
         });
     if let Some((vm, running, agent)) = found {
-        b.plan.status.usage = Some(UsageEvidence {
+        b.rec.status.usage = Some(UsageEvidence {
             vm: Some(vm.clone()),
             running_at: Some(Time(running)),
             probe_reported_at: Some(Time(agent)),
@@ -959,11 +1047,11 @@ fn usage(b: &mut Builder<'_, '_>, vms: &[&str]) {
 
 /// Extensions have no trial: they are delivered (and billed) once in place.
 fn extensions(b: &mut Builder<'_, '_>, complete: bool) {
-    if !complete || b.plan.status.delivered_at.is_none() {
+    if !complete || b.rec.status.delivered_at.is_none() {
         return;
     }
     for request in &b.input.spec.extensions {
-        if b.plan
+        if b.rec
             .status
             .extension_deliveries
             .iter()
@@ -971,11 +1059,11 @@ fn extensions(b: &mut Builder<'_, '_>, complete: bool) {
         {
             continue;
         }
-        b.plan.status.extension_deliveries.push(ExtensionDelivery {
+        b.rec.status.extension_deliveries.push(ExtensionDelivery {
             request: request.to_string(),
             delivered_at: Time(b.input.now),
         });
-        b.plan.events.push(Note {
+        b.rec.events.push(Note {
             warning: false,
             reason: "ExtensionDelivered",
             message: format!("the resources of extension {request} are in place; billed from now"),
@@ -987,7 +1075,7 @@ fn extensions(b: &mut Builder<'_, '_>, complete: bool) {
 fn release_step(b: &mut Builder<'_, '_>, namespace: &str) {
     let input = b.input;
     let starting = !matches!(
-        b.plan.status.phase,
+        b.rec.status.phase,
         Some(TenancyPhase::Terminating | TenancyPhase::Reclaimed)
     );
     if starting {
@@ -1008,17 +1096,16 @@ fn release_step(b: &mut Builder<'_, '_>, namespace: &str) {
             format!("{why}: stopping VMs, wiping and deleting every volume, then the namespace"),
         );
     }
-    if b.plan.status.billing_started_at.is_some() && b.plan.status.billing_ended_at.is_none() {
+    if b.rec.status.billing_started_at.is_some() && b.rec.status.billing_ended_at.is_none() {
         let ends = input
             .spec
             .retirement
             .as_ref()
             .and_then(|r| r.effective_at.as_ref())
             .map_or(input.now, |t| t.0);
-        b.plan.status.billing_ended_at = Some(Time(ends));
+        b.rec.status.billing_ended_at = Some(Time(ends));
     }
-    b.plan.needs_view = true;
-    b.plan.poll = true;
+    b.todo.poll = true;
     let Some(seen) = &input.observed.view else {
         // Gathered on the next reconcile.
         b.wake_at(input.now);
@@ -1054,7 +1141,7 @@ fn release_step(b: &mut Builder<'_, '_>, namespace: &str) {
     }
     take_steps(b, &mut steps);
     if steps.failed.is_empty() {
-        conditions::remove(&mut b.plan.status.conditions, condition::WIPE_FAILED);
+        b.rec.clear(condition::WIPE_FAILED);
     } else {
         wipe_failed(b, &steps.failed);
     }
@@ -1068,15 +1155,15 @@ fn release_step(b: &mut Builder<'_, '_>, namespace: &str) {
             ));
         }
         None => {
-            b.plan.status.retired_at = Some(Time(input.now));
-            b.plan.status.inventory.clear();
+            b.rec.status.retired_at = Some(Time(input.now));
+            b.rec.status.inventory.clear();
             b.cond(Wanted::new(
                 condition::RELEASED,
                 true,
                 "Released",
                 format!(
                     "every resource released; {} volumes wiped",
-                    b.plan
+                    b.rec
                         .status
                         .wipe_records
                         .iter()
@@ -1090,7 +1177,7 @@ fn release_step(b: &mut Builder<'_, '_>, namespace: &str) {
                 "Released",
                 "the tenancy holds no resources",
             ));
-            if b.plan.status.phase == Some(TenancyPhase::Terminating) {
+            if b.rec.status.phase == Some(TenancyPhase::Terminating) {
                 b.enter(
                     TenancyPhase::Retired,
                     "Retired",
@@ -1133,12 +1220,12 @@ fn narrow_access(b: &mut Builder<'_, '_>) -> bool {
         && let Some(d) = provisioning::unit_binding(&tenancy, input.provisioning)
         && present(&d.name).and_then(|s| s.hash).as_deref() != Some(d.hash.as_str())
     {
-        b.plan.apply.push(d);
+        b.todo.apply.push(d);
     }
     if !bound(provisioning::UNIT_BINDING) {
         return true;
     }
-    b.plan.delete.push(Deletion {
+    b.todo.delete.push(Deletion {
         api_version: "rbac.authorization.k8s.io/v1",
         kind: "RoleBinding",
         namespace: Some(input.namespace.to_owned()),
@@ -1156,7 +1243,7 @@ fn take_steps(b: &mut Builder<'_, '_>, steps: &mut release::Steps) {
     let records = std::mem::take(&mut steps.records);
     let impostors = std::mem::take(&mut steps.impostors);
     for r in std::mem::take(&mut steps.remove) {
-        b.plan.events.push(Note {
+        b.rec.events.push(Note {
             warning: false,
             reason: "WorkloadRemoved",
             message: format!(
@@ -1165,11 +1252,11 @@ fn take_steps(b: &mut Builder<'_, '_>, steps: &mut release::Steps) {
             ),
             related: None,
         });
-        b.plan.remove.push(r);
+        b.todo.remove.push(r);
     }
     let namespace = b.input.namespace;
     let related = |api_version: &'static str, kind: &'static str, ns: &str, name: &str| {
-        Some(crate::review::Related {
+        Some(crate::record::Related {
             api_version,
             kind,
             namespace: ns.to_owned(),
@@ -1178,7 +1265,7 @@ fn take_steps(b: &mut Builder<'_, '_>, steps: &mut release::Steps) {
     };
     // An event per step, about the object it concerns.
     for job in &impostors {
-        b.plan.events.push(Note {
+        b.rec.events.push(Note {
             warning: true,
             reason: "WipeJobRefused",
             message: format!(
@@ -1188,7 +1275,7 @@ fn take_steps(b: &mut Builder<'_, '_>, steps: &mut release::Steps) {
         });
     }
     for vm in &halt {
-        b.plan.events.push(Note {
+        b.rec.events.push(Note {
             warning: false,
             reason: "Halting",
             message: format!("VM {vm} set to Halted before its volumes are wiped"),
@@ -1206,7 +1293,7 @@ fn take_steps(b: &mut Builder<'_, '_>, steps: &mut release::Steps) {
             ),
             _ => ("NamespaceDeleted", "v1", "Namespace"),
         };
-        b.plan.events.push(Note {
+        b.rec.events.push(Note {
             warning: false,
             reason,
             message: format!("{} {} deleted", d.kind, d.name),
@@ -1218,9 +1305,9 @@ fn take_steps(b: &mut Builder<'_, '_>, steps: &mut release::Steps) {
             ),
         });
     }
-    b.plan.apply.extend(apply);
-    b.plan.halt.extend(halt);
-    b.plan.delete.extend(delete);
+    b.todo.apply.extend(apply);
+    b.todo.halt.extend(halt);
+    b.todo.delete.extend(delete);
     for record in records {
         let ok = record.result == crate::api::tenancy::WipeResult::Succeeded;
         let message = match &record.message {
@@ -1233,18 +1320,18 @@ fn take_steps(b: &mut Builder<'_, '_>, steps: &mut release::Steps) {
                 record.kind, record.name, record.size_gib, record.method
             ),
         };
-        b.plan.events.push(Note {
+        b.rec.events.push(Note {
             warning: !ok,
             reason: if ok { "VolumeWiped" } else { "WipeFailed" },
             message,
-            related: Some(crate::review::Related {
+            related: Some(crate::record::Related {
                 api_version: "v1",
                 kind: "PersistentVolumeClaim",
                 namespace: record.namespace.clone(),
                 name: record.name.clone(),
             }),
         });
-        b.plan.status.wipe_records.push(record);
+        b.rec.status.wipe_records.push(record);
     }
 }
 
@@ -1288,11 +1375,10 @@ fn removals(
         })
         .collect();
     if removing.is_empty() {
-        conditions::remove(&mut b.plan.status.conditions, condition::WIPE_FAILED);
+        b.rec.clear(condition::WIPE_FAILED);
         return removing;
     }
-    b.plan.needs_view = true;
-    b.plan.poll = true;
+    b.todo.poll = true;
     let Some(view) = &input.observed.view else {
         b.wake_at(input.now);
         return removing;
@@ -1382,7 +1468,7 @@ fn removals(
         take_steps(b, &mut steps);
     }
     if failed.is_empty() {
-        conditions::remove(&mut b.plan.status.conditions, condition::WIPE_FAILED);
+        b.rec.clear(condition::WIPE_FAILED);
     } else {
         wipe_failed(b, &failed);
     }
@@ -1402,25 +1488,19 @@ fn removals(
     removing
 }
 
-/// Records what the operator has just created that only counts by its UID:
-/// a wipe Job (see [`release::plan`]). The record, if there is one to keep.
-pub fn created(
-    status: &mut TenancyStatus,
-    d: &Desired,
-    uid: &str,
-) -> Option<crate::api::tenancy::WipeJob> {
+/// What the operator has just created that only counts by its UID: a wipe
+/// Job (see [`release::plan`]). The record to keep, if there is one; the
+/// executor writes it at once, [`settle`] into the status it writes next.
+pub fn wipe_record(d: &Desired, uid: &str) -> Option<crate::api::tenancy::WipeJob> {
     if d.kind != "Job" {
         return None;
     }
     let pvc = d.object["metadata"]["annotations"][release::WIPE_OF].as_str()?;
-    let record = crate::api::tenancy::WipeJob {
+    Some(crate::api::tenancy::WipeJob {
         pvc: pvc.to_owned(),
         job: d.name.clone(),
         uid: uid.to_owned(),
-    };
-    status.wipe_jobs.retain(|j| j.pvc != pvc);
-    status.wipe_jobs.push(record.clone());
-    Some(record)
+    })
 }
 
 /// Whether a tenancy with this status has nothing in progress: nothing left
@@ -1479,7 +1559,7 @@ pub(crate) mod tests_support {
     impl Fake {
         /// Everything planned has been applied, and is ready when `ready`.
         pub fn applied(&mut self, plan: &Plan, ready: bool) {
-            for d in &plan.apply {
+            for d in &plan.actions.apply {
                 self.objects.insert(
                     (d.kind.to_owned(), d.name.clone()),
                     Seen {
@@ -1592,10 +1672,10 @@ pub(crate) mod tests_support {
         pub fn settle(&mut self) -> Plan {
             loop {
                 let plan = self.step();
-                if plan.apply.is_empty() {
+                if plan.actions.apply.is_empty() {
                     return plan;
                 }
-                if plan.apply.iter().any(|d| d.kind == "Namespace") {
+                if plan.actions.apply.iter().any(|d| d.kind == "Namespace") {
                     self.uid = Some("ns-uid".into());
                 }
                 self.fake.applied(&plan, true);
@@ -1656,12 +1736,12 @@ mod tests {
         let mut w = World::new();
         let first = w.step();
         assert_eq!(first.status.phase, Some(TenancyPhase::Provisioning));
-        assert_eq!(first.apply.len(), 1, "the namespace first");
+        assert_eq!(first.actions.apply.len(), 1, "the namespace first");
         w.uid = Some("ns-uid".into());
         w.fake.applied(&first, true);
         // The envelope: quota, limit range, policies, the unit's binding.
         let second = w.step();
-        let kinds: Vec<&str> = second.apply.iter().map(|d| d.kind).collect();
+        let kinds: Vec<&str> = second.actions.apply.iter().map(|d| d.kind).collect();
         assert_eq!(
             kinds,
             [
@@ -1674,13 +1754,17 @@ mod tests {
         );
         w.fake.applied(&second, false);
         assert!(
-            w.step().apply.iter().all(|d| d.kind != "VirtualMachine"),
+            w.step()
+                .actions
+                .apply
+                .iter()
+                .all(|d| d.kind != "VirtualMachine"),
             "VMs wait for the quota in force"
         );
         w.fake.applied(&second, true);
         // Then what fills it: 3 VMs and 5 volumes.
         let third = w.step();
-        assert_eq!(third.apply.len(), 8);
+        assert_eq!(third.actions.apply.len(), 8);
         w.fake.applied(&third, false);
         assert_eq!(
             w.step().status.phase,
@@ -1697,7 +1781,7 @@ mod tests {
         assert_eq!(plan.requeue_at.unwrap().to_string(), "2026-12-27T02:00:00Z");
         // Settled: nothing to apply, the same status.
         let again = w.step();
-        assert!(again.apply.is_empty());
+        assert!(again.actions.apply.is_empty());
         assert!(
             same_status(&plan.status, &again.status),
             "{:#?}\n{:#?}",
@@ -1718,8 +1802,11 @@ mod tests {
         w.uid = Some("someone-elses".into());
         w.namespace_owner = Err("it belongs to tenancy unit-finance/sod-test".into());
         let plan = w.step();
-        assert!(plan.apply.is_empty() && plan.delete.is_empty(), "{plan:#?}");
-        assert!(plan.halt.is_empty() && plan.run_states.is_empty());
+        assert!(
+            plan.actions.apply.is_empty() && plan.actions.delete.is_empty(),
+            "{plan:#?}"
+        );
+        assert!(plan.actions.halt.is_empty() && plan.actions.run_states.is_empty());
         assert_eq!(
             reason_of(&plan, condition::NAMESPACE_OWNED),
             Some(("False".into(), "NamespaceTaken".into()))
@@ -1747,19 +1834,27 @@ mod tests {
             ..Default::default()
         });
         let plan = w.step();
-        assert!(plan.apply.is_empty() && plan.delete.is_empty(), "{plan:#?}");
+        assert!(
+            plan.actions.apply.is_empty() && plan.actions.delete.is_empty(),
+            "{plan:#?}"
+        );
     }
 
     #[test]
     fn art8_a_new_namespace_is_created_never_applied_over_an_existing_one() {
         let mut w = World::new();
         let first = w.step();
-        assert_eq!(first.apply[0].write, provisioning::Write::Create);
+        assert_eq!(first.actions.apply[0].write, provisioning::Write::Create);
         w.settle();
         // Once it is the tenancy's, later changes to it are applied.
         w.spec.unit = "finance2".into();
         let plan = w.step();
-        let ns = plan.apply.iter().find(|d| d.kind == "Namespace").unwrap();
+        let ns = plan
+            .actions
+            .apply
+            .iter()
+            .find(|d| d.kind == "Namespace")
+            .unwrap();
         assert_eq!(ns.write, provisioning::Write::Apply);
     }
 
@@ -1776,6 +1871,7 @@ mod tests {
         w.fake.objects.get_mut(&key).unwrap().live = Some("resized".into());
         let plan = w.step();
         let writes: Vec<(&str, &str, provisioning::Write)> = plan
+            .actions
             .apply
             .iter()
             .map(|d| (d.kind, d.name.as_str(), d.write))
@@ -1792,7 +1888,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            plan.drift,
+            plan.actions.drift,
             [
                 "NetworkPolicy/govcloud-default-deny",
                 "VirtualMachine/app-1"
@@ -1806,7 +1902,7 @@ mod tests {
             2
         );
         w.fake.applied(&plan, true);
-        assert!(w.step().apply.is_empty(), "put back, then quiet");
+        assert!(w.step().actions.apply.is_empty(), "put back, then quiet");
     }
 
     #[test]
@@ -1818,7 +1914,7 @@ mod tests {
             .objects
             .remove(&("PersistentVolumeClaim".to_owned(), "vol-files".to_owned()));
         let plan = w.step();
-        assert_eq!(plan.lost_volumes, ["vol-files"]);
+        assert_eq!(plan.actions.lost_volumes, ["vol-files"]);
         assert_eq!(plan.status.lost_volumes.len(), 1);
         assert_eq!(
             reason_of(&plan, condition::VOLUMES_LOST),
@@ -1834,7 +1930,7 @@ mod tests {
                 .any(|e| e.reason == "VolumesLost" && e.warning)
         );
         assert!(
-            plan.apply.iter().any(|d| d.name == "vol-files"),
+            plan.actions.apply.iter().any(|d| d.name == "vol-files"),
             "an empty one takes its place"
         );
         w.fake.applied(&plan, true);
@@ -1842,9 +1938,9 @@ mod tests {
         let key = ("PersistentVolumeClaim".to_owned(), "db-1-data".to_owned());
         w.fake.objects.get_mut(&key).unwrap().deleting = true;
         let plan = w.step();
-        assert_eq!(plan.lost_volumes, ["db-1-data"]);
+        assert_eq!(plan.actions.lost_volumes, ["db-1-data"]);
         let plan = w.step();
-        assert!(plan.lost_volumes.is_empty(), "counted once");
+        assert!(plan.actions.lost_volumes.is_empty(), "counted once");
         // Gone, and an empty one in its place.
         w.fake.objects.get_mut(&key).unwrap().deleting = false;
         assert_eq!(
@@ -1869,7 +1965,7 @@ mod tests {
             .objects
             .remove(&("PersistentVolumeClaim".to_owned(), "vol-files".to_owned()));
         let plan = w.step();
-        assert_eq!(plan.lost_volumes, ["vol-files"]);
+        assert_eq!(plan.actions.lost_volumes, ["vol-files"]);
         assert_eq!(reason_of(&plan, condition::READY).unwrap().1, "VolumesLost");
         w.fake.applied(&plan, true);
         assert_eq!(
@@ -1896,16 +1992,26 @@ mod tests {
             w.unit_group = group.into();
             let plan = w.step();
             assert!(
-                !plan.apply.iter().any(|d| d.kind == "RoleBinding"),
+                !plan.actions.apply.iter().any(|d| d.kind == "RoleBinding"),
                 "{group}"
             );
-            let deleted: Vec<&str> = plan.delete.iter().map(|d| d.name.as_str()).collect();
+            let deleted: Vec<&str> = plan
+                .actions
+                .delete
+                .iter()
+                .map(|d| d.name.as_str())
+                .collect();
             assert_eq!(deleted, [provisioning::UNIT_BINDING], "{group}");
             assert_eq!(
                 reason_of(&plan, condition::UNIT_GROUP_KNOWN),
                 Some(("False".into(), "GroupRefused".into()))
             );
-            let ns = plan.apply.iter().find(|d| d.kind == "Namespace").unwrap();
+            let ns = plan
+                .actions
+                .apply
+                .iter()
+                .find(|d| d.kind == "Namespace")
+                .unwrap();
             assert!(
                 ns.object["metadata"]["annotations"][keys::UNIT_GROUP].is_null(),
                 "the namespace names no group for {group}"
@@ -1921,7 +2027,8 @@ mod tests {
         let plan = w.step();
         assert_eq!(plan.status.phase, Some(TenancyPhase::Reclaimed));
         assert!(
-            plan.suspend_unit
+            plan.actions
+                .suspend_unit
                 .as_deref()
                 .unwrap()
                 .contains("without use")
@@ -1929,7 +2036,7 @@ mod tests {
         assert!(plan.status.unit_suspended_at.is_some());
         assert!(releasing(&w.spec, &plan.status, w.now));
         // Suspended once: the next step does not suspend again.
-        assert!(w.step().suspend_unit.is_none());
+        assert!(w.step().actions.suspend_unit.is_none());
     }
 
     #[test]
@@ -1951,6 +2058,7 @@ mod tests {
         });
         let plan = w.step();
         let bindings: Vec<&str> = plan
+            .actions
             .apply
             .iter()
             .filter(|d| d.kind == "RoleBinding")
@@ -1958,16 +2066,17 @@ mod tests {
             .collect();
         assert_eq!(bindings, [provisioning::UNIT_BINDING_ISOLATED]);
         assert!(
-            plan.delete
+            plan.actions
+                .delete
                 .iter()
                 .any(|d| d.kind == "RoleBinding" && d.name == provisioning::UNIT_BINDING)
         );
         assert!(
-            !plan.apply.iter().any(|d| d.kind == "Job"),
+            !plan.actions.apply.iter().any(|d| d.kind == "Job"),
             "no wipe yet: {:?}",
-            plan.apply
+            plan.actions.apply
         );
-        assert!(plan.delete.iter().all(|d| d.kind == "RoleBinding"));
+        assert!(plan.actions.delete.iter().all(|d| d.kind == "RoleBinding"));
         // Its own binding gone: what of its own runs goes first ...
         w.fake.applied(&plan, true);
         w.fake
@@ -1982,13 +2091,14 @@ mod tests {
         view.pods = vec!["web-7d4b9-x2x9z".into()];
         let plan = w.step();
         let removed: Vec<&str> = plan
+            .actions
             .remove
             .iter()
             .map(|r| r.workload.name.as_str())
             .collect();
         assert_eq!(removed, ["web"]);
         assert!(
-            !plan.apply.iter().any(|d| d.kind == "Job"),
+            !plan.actions.apply.iter().any(|d| d.kind == "Job"),
             "nothing wiped while it runs"
         );
         // ... its pods gone too, the wipe begins.
@@ -1997,7 +2107,8 @@ mod tests {
         view.pods.clear();
         let plan = w.step();
         assert!(
-            plan.apply
+            plan.actions
+                .apply
                 .iter()
                 .any(|d| d.kind == "Job" && d.name == "wipe-vol-files")
         );
@@ -2023,7 +2134,7 @@ mod tests {
             "nothing of what was procured is removed: {:?}",
             plan.status.inventory
         );
-        assert!(plan.halt.is_empty() && plan.delete.is_empty());
+        assert!(plan.actions.halt.is_empty() && plan.actions.delete.is_empty());
     }
 
     #[test]
@@ -2113,7 +2224,7 @@ mod reduction_tests {
             .map(|i| i.name.as_str())
             .collect();
         assert_eq!(removing, ["app-2-system", "app-2"]);
-        assert!(plan.needs_view);
+        assert!(needs_view(&w.spec, &plan.status, &w.annotations, w.now));
         assert!(
             plan.status
                 .inventory
@@ -2151,8 +2262,9 @@ mod reduction_tests {
             ..Default::default()
         });
         let plan = w.step();
-        assert_eq!(plan.halt, ["app-2"]);
+        assert_eq!(plan.actions.halt, ["app-2"]);
         let quota = plan
+            .actions
             .apply
             .iter()
             .find(|d| d.kind == "ResourceQuota")

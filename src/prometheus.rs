@@ -22,8 +22,6 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp, ToSpan};
 use serde::{Deserialize, Serialize};
@@ -31,7 +29,10 @@ use serde::{Deserialize, Serialize};
 use crate::calendar;
 use crate::rightsizing::{Daily, Usage};
 
+mod client;
 mod inputs;
+
+pub use client::Client;
 
 /// Where Prometheus is and what to ask it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -386,193 +387,81 @@ pub fn by_label(series: &[Series], label: &str, combine: Combine) -> BTreeMap<St
     out
 }
 
-type Https = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
-
-/// A client of one Prometheus.
-#[derive(Clone)]
-pub struct Client {
-    url: String,
-    token: Option<String>,
-    timeout: Duration,
-    http: hyper_util::client::legacy::Client<Https, Full<Bytes>>,
-    queries_sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
+/// The form of a `/api/v1/query_range` request (sent by POST, so that long
+/// queries fit): times to the millisecond, the step in seconds.
+pub fn range_form(query: &str, start: Timestamp, end: Timestamp, step: SignedDuration) -> String {
+    let seconds = |t: Timestamp| format!("{:.3}", t.as_millisecond() as f64 / 1000.0);
+    form_urlencoded::Serializer::new(String::new())
+        .append_pair("query", query)
+        .append_pair("start", &seconds(start))
+        .append_pair("end", &seconds(end))
+        .append_pair("step", &format!("{}s", step.as_secs()))
+        .finish()
 }
 
-impl Client {
-    pub fn new(url: &str, config: &PrometheusConfig) -> Result<Self, Error> {
-        let unreachable = |message: String| Error::Unreachable {
-            url: url.to_owned(),
-            message,
-        };
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map_err(|e| unreachable(format!("TLS roots: {e}")))?
-            .https_or_http()
-            .enable_http1()
-            .build();
-        let token = match &config.bearer_token_file {
-            Some(path) => Some(
-                std::fs::read_to_string(path)
-                    .map_err(|e| unreachable(format!("reading {}: {e}", path.display())))?
-                    .trim()
-                    .to_owned(),
-            ),
-            None => None,
-        };
-        Ok(Self {
-            url: url.trim_end_matches('/').to_owned(),
-            token,
-            timeout: Duration::from_secs(u64::from(config.timeout_seconds)),
-            http: hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build(connector),
-            queries_sent: Default::default(),
-        })
-    }
-
-    /// Range queries sent so far.
-    pub fn queries_sent(&self) -> u64 {
-        self.queries_sent.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// `/api/v1/query_range`, by POST so that long queries fit.
-    pub async fn range(
-        &self,
-        query: &str,
-        start: Timestamp,
-        end: Timestamp,
-        step: SignedDuration,
-    ) -> Result<Vec<Series>, Error> {
-        self.queries_sent
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let body = form_urlencoded::Serializer::new(String::new())
-            .append_pair("query", query)
-            .append_pair(
-                "start",
-                &format!("{:.3}", start.as_millisecond() as f64 / 1000.0),
-            )
-            .append_pair(
-                "end",
-                &format!("{:.3}", end.as_millisecond() as f64 / 1000.0),
-            )
-            .append_pair("step", &format!("{}s", step.as_secs()))
-            .finish();
-        let unreachable = |message: String| Error::Unreachable {
-            url: self.url.clone(),
-            message,
-        };
-        let mut request = hyper::Request::post(format!("{}/api/v1/query_range", self.url)).header(
-            hyper::header::CONTENT_TYPE,
-            "application/x-www-form-urlencoded",
-        );
-        if let Some(token) = &self.token {
-            request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
-        }
-        let request = request
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| unreachable(e.to_string()))?;
-        let response = tokio::time::timeout(self.timeout, self.http.request(request))
-            .await
-            .map_err(|_| unreachable(format!("no answer within {:?}", self.timeout)))?
-            .map_err(|e| unreachable(e.to_string()))?;
-        let status = response.status();
-        let bytes = tokio::time::timeout(self.timeout, response.into_body().collect())
-            .await
-            .map_err(|_| unreachable("body timed out".into()))?
-            .map_err(|e| unreachable(e.to_string()))?
-            .to_bytes();
-        let envelope: Envelope = serde_json::from_slice(&bytes).map_err(|e| {
-            if status.is_success() {
-                Error::Response(e.to_string())
-            } else {
-                unreachable(format!("HTTP {status}"))
+/// Reads the answer of Prometheus at `url` to a range query: the series of
+/// its matrix, or what went wrong (`status` is the HTTP status code).
+pub fn parse_matrix(
+    url: &str,
+    query: &str,
+    status: u16,
+    body: &[u8],
+) -> Result<Vec<Series>, Error> {
+    let ok = (200..300).contains(&status);
+    let envelope: Envelope = serde_json::from_slice(body).map_err(|e| {
+        if ok {
+            Error::Response(e.to_string())
+        } else {
+            Error::Unreachable {
+                url: url.to_owned(),
+                message: format!("HTTP {status}"),
             }
-        })?;
-        if envelope.status != "success" {
-            return Err(Error::Query {
-                query: query.to_owned(),
-                message: envelope.error.unwrap_or_else(|| format!("HTTP {status}")),
-            });
         }
-        let data = envelope
-            .data
-            .ok_or_else(|| Error::Response("no data".into()))?;
-        if data.result_type != "matrix" {
-            return Err(Error::Response(format!("result type {}", data.result_type)));
-        }
-        Ok(data
-            .result
-            .into_iter()
-            .map(|s| Series {
-                labels: s.metric,
-                points: s
-                    .values
-                    .into_iter()
-                    .filter_map(|(t, v)| {
-                        let at = Timestamp::from_millisecond((t * 1000.0).round() as i64).ok()?;
-                        Some((at, v.parse::<f64>().ok()?))
-                    })
-                    .collect(),
-            })
-            .collect())
+    })?;
+    if envelope.status != "success" {
+        return Err(Error::Query {
+            query: query.to_owned(),
+            message: envelope.error.unwrap_or_else(|| format!("HTTP {status}")),
+        });
     }
-
-    /// Daily peaks of `inner` for each namespace over the Beijing days
-    /// `[first, last]`: one range query, whatever the number of namespaces,
-    /// unless Prometheus refuses it as too large (its `--query.max-samples`
-    /// or timeout): then each half of the days is asked for on its own.
-    pub async fn daily(
-        &self,
-        inner: &str,
-        first: Date,
-        last: Date,
-        config: &PrometheusConfig,
-        combine: Combine,
-    ) -> Result<BTreeMap<String, Daily>, Error> {
-        let query = daily_peak(inner, config.resolution_seconds, config.lookback_seconds).map_err(
-            |message| Error::Query {
-                query: inner.to_owned(),
-                message,
-            },
-        )?;
-        let series = self.days(&query, first, last).await?;
-        Ok(by_label(&series, &config.namespace_label, combine))
+    let data = envelope
+        .data
+        .ok_or_else(|| Error::Response("no data".into()))?;
+    if data.result_type != "matrix" {
+        return Err(Error::Response(format!("result type {}", data.result_type)));
     }
-
-    fn days(
-        &self,
-        query: &str,
-        first: Date,
-        last: Date,
-    ) -> futures::future::BoxFuture<'_, Result<Vec<Series>, Error>> {
-        let query = query.to_owned();
-        Box::pin(async move {
-            let answer = self
-                .range(
-                    &query,
-                    day_end(first),
-                    day_end(last),
-                    SignedDuration::from_hours(24),
-                )
-                .await;
-            match answer {
-                Err(Error::Query { message, .. }) if too_large(&message) && first < last => {
-                    let days = (last - first).get_days();
-                    let middle = first
-                        .checked_add(jiff::Span::new().days(days / 2))
-                        .unwrap_or(first);
-                    let mut series = self.days(&query, first, middle).await?;
-                    let rest = middle.tomorrow().unwrap_or(last);
-                    series.extend(self.days(&query, rest, last).await?);
-                    Ok(series)
-                }
-                other => other,
-            }
+    Ok(data
+        .result
+        .into_iter()
+        .map(|s| Series {
+            labels: s.metric,
+            points: s
+                .values
+                .into_iter()
+                .filter_map(|(t, v)| {
+                    let at = Timestamp::from_millisecond((t * 1000.0).round() as i64).ok()?;
+                    Some((at, v.parse::<f64>().ok()?))
+                })
+                .collect(),
         })
+        .collect())
+}
+
+/// The two halves of the days `[first, last]`, asked for separately when
+/// Prometheus refuses them together; `None` for a single day.
+pub fn halves(first: Date, last: Date) -> Option<((Date, Date), (Date, Date))> {
+    if first >= last {
+        return None;
     }
+    let days = (last - first).get_days();
+    let middle = first
+        .checked_add(jiff::Span::new().days(days / 2))
+        .unwrap_or(first);
+    Some(((first, middle), (middle.tomorrow().unwrap_or(last), last)))
 }
 
 /// Whether Prometheus refused a query for its size rather than its text.
-fn too_large(message: &str) -> bool {
+pub(crate) fn too_large(message: &str) -> bool {
     message.contains("too many samples") || message.contains("timed out")
 }
 
@@ -586,30 +475,6 @@ pub struct Answers {
 }
 
 impl Answers {
-    /// Asks the four range queries of an evaluation on `today`, together.
-    pub async fn fetch(
-        client: &Client,
-        config: &PrometheusConfig,
-        today: Date,
-        months: u32,
-        scale_up_days: u32,
-    ) -> Result<Self, Error> {
-        let ((u0, u1), (d0, d1)) = windows(today, months, scale_up_days);
-        let q = &config.queries;
-        let (cpu, memory, disk_used, disk_capacity) = futures::try_join!(
-            client.daily(&q.cpu, u0, u1, config, Combine::Max),
-            client.daily(&q.memory, u0, u1, config, Combine::Max),
-            client.daily(&q.disk_used, d0, d1, config, Combine::Sum),
-            client.daily(&q.disk_capacity, d0, d1, config, Combine::Sum),
-        )?;
-        Ok(Self {
-            cpu,
-            memory,
-            disk_used,
-            disk_capacity,
-        })
-    }
-
     /// The namespaces answered for that are not among `known` (the tenancy
     /// namespaces in service): their series are ignored.
     pub fn unmatched(&self, known: &std::collections::BTreeSet<String>) -> Vec<String> {
@@ -665,6 +530,56 @@ pub fn windows(today: Date, months: u32, scale_up_days: u32) -> ((Date, Date), (
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn art18_an_answer_is_read_as_series_or_says_why_not() {
+        let body = br#"{"status":"success","data":{"resultType":"matrix","result":[
+            {"metric":{"namespace":"finance-oa"},"values":[[1764518400,"0.5"],[1764604800.25,"NaN"],[1764691200,"x"]]}]}}"#;
+        let series = parse_matrix("http://p", "q", 200, body).unwrap();
+        assert_eq!(series[0].labels["namespace"], "finance-oa");
+        let points: Vec<String> = series[0]
+            .points
+            .iter()
+            .map(|(t, v)| format!("{t} {v}"))
+            .collect();
+        assert_eq!(
+            points,
+            ["2025-11-30T16:00:00Z 0.5", "2025-12-01T16:00:00.25Z NaN"]
+        );
+        let refused = br#"{"status":"error","errorType":"execution","error":"query processing would load too many samples into memory"}"#;
+        match parse_matrix("http://p", "q", 422, refused) {
+            Err(e @ Error::Query { .. }) => assert!(too_large(&e.to_string())),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse_matrix("http://p", "q", 502, b"<html>bad gateway</html>"),
+            Err(Error::Unreachable { message, .. }) if message == "HTTP 502"
+        ));
+        assert!(matches!(
+            parse_matrix("http://p", "q", 200, br#"{"status":"success","data":{"resultType":"vector","result":[]}}"#),
+            Err(Error::Response(m)) if m == "result type vector"
+        ));
+    }
+
+    #[test]
+    fn art18_days_refused_together_are_asked_for_in_halves_down_to_one() {
+        let d = |s: &str| -> Date { s.parse().unwrap() };
+        assert_eq!(
+            halves(d("2026-09-01"), d("2026-11-30")),
+            Some((
+                (d("2026-09-01"), d("2026-10-16")),
+                (d("2026-10-17"), d("2026-11-30"))
+            ))
+        );
+        assert_eq!(
+            halves(d("2026-11-29"), d("2026-11-30")),
+            Some((
+                (d("2026-11-29"), d("2026-11-29")),
+                (d("2026-11-30"), d("2026-11-30"))
+            ))
+        );
+        assert_eq!(halves(d("2026-11-30"), d("2026-11-30")), None);
+    }
     use jiff::civil::date;
 
     #[test]

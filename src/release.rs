@@ -348,28 +348,24 @@ pub struct Input<'a> {
     pub now: Timestamp,
 }
 
-/// The next steps of a release, given what exists and what is recorded.
+/// The next steps of a release, given what exists and what is recorded:
+/// every VM halted (and the unit's own workloads removed); then each volume
+/// wiped, the wipe recorded and the volume deleted; then the VMs and the
+/// namespace. Each waits for the one before.
 pub fn plan(input: &Input<'_>) -> Steps {
-    let Input {
-        namespace: ns,
-        tenancy,
-        seen,
-        records,
-        jobs,
-        wipe: cfg,
-        pod_security,
-        scope,
-        cause,
-        now,
-    } = *input;
     let mut steps = Steps::default();
-    if !seen.exists {
-        return steps;
+    if input.seen.exists && stopped(input, &mut steps) && wiped(input, &mut steps) {
+        delete_the_rest(input, &mut steps);
     }
-    // 1. Halt every VM and wait for the instances to go; an instance of no
-    // VM (made by hand) is deleted. In a release, what of the unit's own runs
-    // pods or VMs goes too, so that nothing writes to a volume being wiped,
-    // holds it, or takes the quota the wipe needs.
+    steps
+}
+
+/// Step 1: halts every VM and waits for the instances to go; an instance of no
+/// VM (made by hand) is deleted. In a release, what of the unit's own runs
+/// pods or VMs goes too, so that nothing writes to a volume being wiped,
+/// holds it, or takes the quota the wipe needs. Whether all is stopped.
+fn stopped(input: &Input<'_>, steps: &mut Steps) -> bool {
+    let (ns, seen) = (input.namespace, input.seen);
     let running: Vec<&Vm> = seen.vms.iter().filter(|v| !v.halted).collect();
     for vm in &running {
         steps.halt.push(vm.name.clone());
@@ -380,7 +376,7 @@ pub fn plan(input: &Input<'_>) -> Steps {
             workload: w.clone(),
         });
     }
-    if scope == Scope::Namespace && (!seen.workloads.is_empty() || !seen.pods.is_empty()) {
+    if input.scope == Scope::Namespace && (!seen.workloads.is_empty() || !seen.pods.is_empty()) {
         let names: Vec<String> = seen
             .workloads
             .iter()
@@ -391,7 +387,7 @@ pub fn plan(input: &Input<'_>) -> Steps {
             "removing the unit's own workloads: {}",
             names.join(", ")
         ));
-        return steps;
+        return false;
     }
     for orphan in seen
         .instances
@@ -399,150 +395,166 @@ pub fn plan(input: &Input<'_>) -> Steps {
         .filter(|i| !seen.vms.iter().any(|v| &v.name == *i))
         .filter(|i| !seen.instances_deleting.contains(i))
     {
-        steps.delete.push(Deletion {
-            api_version: "kubevirt.io/v1",
-            kind: "VirtualMachineInstance",
-            namespace: Some(ns.to_owned()),
-            name: orphan.clone(),
-        });
-    }
-    if !running.is_empty() || !seen.instances.is_empty() {
-        steps.waiting = Some(format!(
-            "stopping VMs: {}",
-            seen.instances
-                .iter()
-                .map(String::as_str)
-                .chain(running.iter().map(|v| v.name.as_str()))
-                .collect::<std::collections::BTreeSet<_>>()
-                .into_iter()
-                .collect::<Vec<_>>()
-                .join(", ")
+        steps.delete.push(deletion(
+            "kubevirt.io/v1",
+            "VirtualMachineInstance",
+            ns,
+            orphan,
         ));
-        return steps;
     }
+    if running.is_empty() && seen.instances.is_empty() {
+        return true;
+    }
+    let names: std::collections::BTreeSet<&str> = seen
+        .instances
+        .iter()
+        .map(String::as_str)
+        .chain(running.iter().map(|v| v.name.as_str()))
+        .collect();
+    let names: Vec<&str> = names.into_iter().collect();
+    steps.waiting = Some(format!("stopping VMs: {}", names.join(", ")));
+    false
+}
 
-    // 2-3. Wipe, record, then delete each volume.
+fn deletion(api_version: &'static str, kind: &'static str, ns: &str, name: &str) -> Deletion {
+    Deletion {
+        api_version,
+        kind,
+        namespace: Some(ns.to_owned()),
+        name: name.to_owned(),
+    }
+}
+
+/// Steps 2-3: wipes each volume, records the wipe, then deletes the volume.
+/// Whether every volume is gone.
+fn wiped(input: &Input<'_>, steps: &mut Steps) -> bool {
     let mut pending = Vec::new();
-    for pvc in &seen.pvcs {
-        if recorded(records, &pvc.name, WipeResult::Succeeded) {
-            steps.delete.push(Deletion {
-                api_version: "v1",
-                kind: "PersistentVolumeClaim",
-                namespace: Some(ns.to_owned()),
-                name: pvc.name.clone(),
-            });
+    for pvc in &input.seen.pvcs {
+        if recorded(input.records, &pvc.name, WipeResult::Succeeded) {
+            let pvc_deletion = deletion("v1", "PersistentVolumeClaim", input.namespace, &pvc.name);
+            steps.delete.push(pvc_deletion);
             pending.push(format!("{} (deleting)", pvc.name));
             continue;
         }
-        let record = |method, result, message: Option<String>, job: Option<&Job>| WipeRecord {
-            kind: "PersistentVolumeClaim".into(),
-            name: pvc.name.clone(),
-            namespace: ns.to_owned(),
-            size_gib: pvc.size_gib,
-            method,
-            at: Time(now),
-            result,
-            message,
-            cause: Some(cause.to_owned()),
-            job: job.map(|j| format!("{} (uid {})", j.name, j.uid)),
-        };
-        match cfg.mode {
+        match input.wipe.mode {
             WipeMode::Delete => {
-                steps.records.push(record(
+                let done = record(
+                    input,
+                    pvc,
                     WipeMethod::Delete,
                     WipeResult::Succeeded,
                     None,
                     None,
-                ));
+                );
+                steps.records.push(done);
                 pending.push(format!("{} (deleting)", pvc.name));
             }
-            WipeMode::Overwrite => {
-                let wanted = wipe_job(ns, tenancy, pvc, cfg, pod_security);
-                let runs = job_fingerprint(&wanted.object);
-                // Only a Job the operator created for this volume, running
-                // what it was created to run, wipes it.
-                let (genuine, impostors): (Vec<&Job>, Vec<&Job>) = seen
+            WipeMode::Overwrite => overwrite(input, pvc, steps, &mut pending),
+        }
+    }
+    if pending.is_empty() && steps.failed.is_empty() {
+        return true;
+    }
+    let mut parts = pending;
+    parts.extend(steps.failed.iter().map(|p| format!("{p} (wipe failed)")));
+    steps.waiting = Some(format!("wiping volumes: {}", parts.join(", ")));
+    false
+}
+
+/// The record of a volume's wipe.
+fn record(
+    input: &Input<'_>,
+    pvc: &Pvc,
+    method: WipeMethod,
+    result: WipeResult,
+    message: Option<String>,
+    job: Option<&Job>,
+) -> WipeRecord {
+    WipeRecord {
+        kind: "PersistentVolumeClaim".into(),
+        name: pvc.name.clone(),
+        namespace: input.namespace.to_owned(),
+        size_gib: pvc.size_gib,
+        method,
+        at: Time(input.now),
+        result,
+        message,
+        cause: Some(input.cause.to_owned()),
+        job: job.map(|j| format!("{} (uid {})", j.name, j.uid)),
+    }
+}
+
+/// A volume overwritten by a wipe Job: only a Job the operator created for
+/// this volume, running what it was created to run, wipes it; any other of
+/// its name is deleted first.
+fn overwrite(input: &Input<'_>, pvc: &Pvc, steps: &mut Steps, pending: &mut Vec<String>) {
+    let ns = input.namespace;
+    let wanted = wipe_job(ns, input.tenancy, pvc, input.wipe, input.pod_security);
+    let runs = job_fingerprint(&wanted.object);
+    let (genuine, impostors): (Vec<&Job>, Vec<&Job>) = input
+        .seen
+        .jobs
+        .iter()
+        .filter(|j| j.pvc == pvc.name || j.name == job_name(&pvc.name))
+        .partition(|j| {
+            j.runs == runs
+                && input
                     .jobs
                     .iter()
-                    .filter(|j| j.pvc == pvc.name || j.name == job_name(&pvc.name))
-                    .partition(|j| {
-                        j.runs == runs
-                            && jobs
-                                .iter()
-                                .any(|r| r.pvc == pvc.name && r.job == j.name && r.uid == j.uid)
-                    });
-                for j in &impostors {
-                    steps.impostors.push(j.name.clone());
-                    steps.delete.push(Deletion {
-                        api_version: "batch/v1",
-                        kind: "Job",
-                        namespace: Some(ns.to_owned()),
-                        name: j.name.clone(),
-                    });
-                }
-                match genuine.first() {
-                    None if !impostors.is_empty() => {
-                        pending.push(format!(
-                            "{} (removing a Job that is not the operator's)",
-                            pvc.name
-                        ));
-                    }
-                    None => {
-                        steps.apply.push(wanted);
-                        pending.push(format!("{} (overwriting)", pvc.name));
-                    }
-                    Some(job) => match job.outcome {
-                        JobOutcome::Running => pending.push(format!("{} (overwriting)", pvc.name)),
-                        JobOutcome::Succeeded => {
-                            steps.records.push(record(
-                                WipeMethod::Overwrite,
-                                WipeResult::Succeeded,
-                                None,
-                                Some(job),
-                            ));
-                            pending.push(format!("{} (deleting)", pvc.name));
-                        }
-                        JobOutcome::Failed => {
-                            if !recorded(records, &pvc.name, WipeResult::Failed) {
-                                steps.records.push(record(
-                                    WipeMethod::Overwrite,
-                                    WipeResult::Failed,
-                                    Some(format!(
-                                        "Job {} failed; the volume is kept. Delete the Job to try again",
-                                        job.name
-                                    )),
-                                    Some(job),
-                                ));
-                            }
-                            steps.failed.push(pvc.name.clone());
-                        }
-                    },
-                }
+                    .any(|r| r.pvc == pvc.name && r.job == j.name && r.uid == j.uid)
+        });
+    for j in &impostors {
+        steps.impostors.push(j.name.clone());
+        steps.delete.push(deletion("batch/v1", "Job", ns, &j.name));
+    }
+    let Some(job) = genuine.first() else {
+        if impostors.is_empty() {
+            steps.apply.push(wanted);
+            pending.push(format!("{} (overwriting)", pvc.name));
+        } else {
+            pending.push(format!(
+                "{} (removing a Job that is not the operator's)",
+                pvc.name
+            ));
+        }
+        return;
+    };
+    let (method, name) = (WipeMethod::Overwrite, &pvc.name);
+    match job.outcome {
+        JobOutcome::Running => pending.push(format!("{name} (overwriting)")),
+        JobOutcome::Succeeded => {
+            let done = record(input, pvc, method, WipeResult::Succeeded, None, Some(job));
+            steps.records.push(done);
+            pending.push(format!("{name} (deleting)"));
+        }
+        JobOutcome::Failed => {
+            if !recorded(input.records, name, WipeResult::Failed) {
+                let why = format!(
+                    "Job {} failed; the volume is kept. Delete the Job to try again",
+                    job.name
+                );
+                let failed = record(input, pvc, method, WipeResult::Failed, Some(why), Some(job));
+                steps.records.push(failed);
             }
+            steps.failed.push(name.clone());
         }
     }
-    if !pending.is_empty() || !steps.failed.is_empty() {
-        let mut parts = pending;
-        parts.extend(steps.failed.iter().map(|p| format!("{p} (wipe failed)")));
-        steps.waiting = Some(format!("wiping volumes: {}", parts.join(", ")));
-        return steps;
-    }
+}
 
-    // 4. The VMs, then the namespace.
+/// Step 4: the VMs, then the namespace (in a release of it).
+fn delete_the_rest(input: &Input<'_>, steps: &mut Steps) {
+    let (ns, seen) = (input.namespace, input.seen);
     if !seen.vms.is_empty() {
         for vm in &seen.vms {
-            steps.delete.push(Deletion {
-                api_version: "kubevirt.io/v1",
-                kind: "VirtualMachine",
-                namespace: Some(ns.to_owned()),
-                name: vm.name.clone(),
-            });
+            steps
+                .delete
+                .push(deletion("kubevirt.io/v1", "VirtualMachine", ns, &vm.name));
         }
         steps.waiting = Some("deleting VMs".into());
-        return steps;
+        return;
     }
-    if scope == Scope::Items {
-        return steps;
+    if input.scope == Scope::Items {
+        return;
     }
     if !seen.terminating {
         steps.delete.push(Deletion {
@@ -553,7 +565,6 @@ pub fn plan(input: &Input<'_>) -> Steps {
         });
     }
     steps.waiting = Some(format!("deleting namespace {ns}"));
-    steps
 }
 
 /// The wipe records `after` adds to `before`: what a status write reports

@@ -27,6 +27,8 @@ use crate::api::tenancy::{EmergencyOpening, TenancyPhase};
 use crate::api::{Decision, RequestPhase, Resources, TenancySpec};
 use crate::calendar::Calendar;
 use crate::conditions::{self, Wanted};
+use crate::decision::{Written, read_decision};
+use crate::record::{Note, Recorder};
 
 /// Working days a unit has to complete the paperwork of an emergency opening.
 pub const PAPERWORK_WORKING_DAYS: u32 = 10;
@@ -44,118 +46,6 @@ pub mod condition {
     pub const PAPERWORK_OVERDUE: &str = "PaperworkOverdue";
     /// A deadline was counted without a WorkCalendar for its year.
     pub const CALENDAR_COMPLETE: &str = "CalendarComplete";
-}
-
-/// A note for a Kubernetes event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Note {
-    pub warning: bool,
-    pub reason: &'static str,
-    pub message: String,
-    /// Another object the event is about, e.g. the volume wiped.
-    pub related: Option<Related>,
-}
-
-/// An object an event relates to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Related {
-    pub api_version: &'static str,
-    pub kind: &'static str,
-    pub namespace: String,
-    pub name: String,
-}
-
-impl Note {
-    fn normal(reason: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            warning: false,
-            reason,
-            message: message.into(),
-            related: None,
-        }
-    }
-
-    fn warning(reason: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            warning: true,
-            reason,
-            message: message.into(),
-            related: None,
-        }
-    }
-}
-
-/// The decision annotations of a request, as a reviewer wrote them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Written {
-    pub decision: Decision,
-    pub generation: i64,
-    pub by: String,
-    pub opinion: Option<String>,
-    pub expert_opinion: Option<String>,
-}
-
-/// When the apiserver recorded the last write of the decision annotation:
-/// the time of the newest `managedFields` entry that owns it (to the
-/// second). It orders approvals as they were made, whenever the operator
-/// happens to see them.
-pub fn decision_written_at(
-    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-) -> Option<jiff::Timestamp> {
-    let field = format!("f:{}", crate::api::keys::DECISION);
-    meta.managed_fields
-        .iter()
-        .flatten()
-        .filter(|m| {
-            m.fields_v1.as_ref().is_some_and(|f| {
-                f.0.get("f:metadata")
-                    .and_then(|m| m.get("f:annotations"))
-                    .and_then(|a| a.get(&field))
-                    .is_some()
-            })
-        })
-        .filter_map(|m| m.time.as_ref().map(|t| t.0))
-        .max()
-}
-
-/// Reads the decision annotations. `Ok(None)`: no decision written.
-pub fn read_decision(annotations: &BTreeMap<String, String>) -> Result<Option<Written>, String> {
-    let Some(raw) = annotations.get(keys::DECISION) else {
-        return Ok(None);
-    };
-    let decision = Decision::parse(raw.trim()).ok_or_else(|| {
-        format!(
-            "{} must be approve, reject, return, expert-review or emergency-open, not {raw:?}",
-            keys::DECISION
-        )
-    })?;
-    let generation = annotations
-        .get(keys::DECIDED_GENERATION)
-        .and_then(|g| g.trim().parse::<i64>().ok())
-        .ok_or_else(|| {
-            format!(
-                "set {} to the metadata.generation you decided on",
-                keys::DECIDED_GENERATION
-            )
-        })?;
-    let by = annotations
-        .get(keys::DECIDED_BY)
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| format!("name the reviewer in {}", keys::DECIDED_BY))?;
-    let text = |key: &str| {
-        annotations
-            .get(key)
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-    };
-    Ok(Some(Written {
-        decision,
-        generation,
-        by,
-        opinion: text(keys::OPINION),
-        expert_opinion: text(keys::EXPERT_OPINION),
-    }))
 }
 
 /// The unit namespace a request is filed in.
@@ -197,18 +87,13 @@ pub enum Order {
     /// Create the request's tenancy with this spec (or replace its spec on
     /// the re-approval of an unchanged tenancy).
     Provision(Box<TenancySpec>),
-    /// Add an approved extension to the tenancy `tenancy`: its spec becomes
-    /// `spec` unless `request` is already among its extensions.
-    Extend {
-        tenancy: String,
-        request: String,
-        spec: Box<TenancySpec>,
-    },
+    /// Add the approved extension `request` to the tenancy `tenancy` (its
+    /// allocation grows by the request's), unless it is already among its
+    /// extensions. The planner has checked that it fits the tenancy as seen;
+    /// the executor merges it into the tenancy as it is then.
+    Extend { tenancy: String, request: String },
     /// The emergency opening's paperwork is complete: clear `spec.emergency`.
-    Regularize {
-        tenancy: String,
-        request_generation: i64,
-    },
+    Regularize { tenancy: String },
     /// The request opened in an emergency was rejected: retire its tenancy.
     Retire { tenancy: String },
 }
@@ -308,28 +193,21 @@ fn describe(r: &Resources) -> String {
 
 struct Builder<'a, 'b> {
     input: &'b Input<'a>,
-    status: CloudResourceRequestStatus,
-    events: Vec<Note>,
+    rec: Recorder<CloudResourceRequestStatus>,
     orders: Vec<Order>,
-    requeue_at: Option<Timestamp>,
 }
 
 impl Builder<'_, '_> {
     fn cond(&mut self, w: Wanted<'_>) -> bool {
-        conditions::set(
-            &mut self.status.conditions,
-            w,
-            self.input.generation,
-            self.input.now,
-        )
+        self.rec.cond(w)
     }
 
     fn phase(&self) -> Option<RequestPhase> {
-        self.status.phase
+        self.rec.status.phase
     }
 
     fn enter(&mut self, phase: RequestPhase, reason: &'static str, message: String) {
-        self.status.phase = Some(phase);
+        self.rec.status.phase = Some(phase);
         let (approved, why) = match phase {
             RequestPhase::Approved => (true, "Approved"),
             RequestPhase::Rejected => (false, "Rejected"),
@@ -345,7 +223,7 @@ impl Builder<'_, '_> {
             message.clone(),
         ));
         let warning = matches!(phase, RequestPhase::Rejected | RequestPhase::Returned);
-        self.events.push(if warning {
+        self.rec.note(if warning {
             Note::warning(reason, message)
         } else {
             Note::normal(reason, message)
@@ -353,7 +231,7 @@ impl Builder<'_, '_> {
     }
 
     fn record(&mut self, w: &Written) {
-        self.status.reviews.push(ReviewRecord {
+        self.rec.status.reviews.push(ReviewRecord {
             decision: w.decision,
             reviewer: w.by.clone(),
             generation: w.generation,
@@ -363,41 +241,38 @@ impl Builder<'_, '_> {
         });
     }
 
+    /// `DecisionValid` says the decision `w` is applied.
+    fn applied(&mut self, w: &Written) {
+        let message = format!(
+            "{} of generation {} by {}",
+            w.decision.as_str(),
+            w.generation,
+            w.by
+        );
+        self.cond(Wanted::new(
+            condition::DECISION_VALID,
+            true,
+            "Applied",
+            message,
+        ));
+    }
+
     fn already_applied(&self, w: &Written) -> bool {
-        self.status
+        self.rec
+            .status
             .reviews
             .iter()
             .any(|r| r.decision == w.decision && r.generation == w.generation && r.reviewer == w.by)
     }
 
     fn refuse(&mut self, reason: &'static str, message: String) {
-        if self.cond(Wanted::new(
-            condition::DECISION_VALID,
-            false,
-            reason,
-            message.clone(),
-        )) {
-            self.events.push(Note::warning(reason, message));
-        }
+        let wanted = Wanted::new(condition::DECISION_VALID, false, reason, message);
+        self.rec.flag(wanted, true, reason);
     }
 
     fn deadline_note(&mut self, assumed: &std::collections::BTreeSet<i32>) {
-        if assumed.is_empty() {
-            return;
-        }
-        let years: Vec<String> = assumed.iter().map(i32::to_string).collect();
-        let message = format!(
-            "no WorkCalendar for {}: counted Monday to Friday; apply the State Council's notice as a WorkCalendar",
-            years.join(", ")
-        );
-        if self.cond(Wanted::new(
-            condition::CALENDAR_COMPLETE,
-            false,
-            "YearNotLoaded",
-            message.clone(),
-        )) {
-            self.events.push(Note::warning("YearNotLoaded", message));
-        }
+        self.rec
+            .calendar_assumed(condition::CALENDAR_COMPLETE, assumed);
     }
 }
 
@@ -412,16 +287,14 @@ pub fn plan(input: &Input<'_>) -> Plan {
 fn planned(input: &Input<'_>) -> Plan {
     let mut b = Builder {
         input,
-        status: input.status.clone(),
-        events: Vec::new(),
+        rec: Recorder::new(input.status.clone(), input.generation, input.now),
         orders: Vec::new(),
-        requeue_at: None,
     };
-    b.status.observed_generation = Some(input.generation);
+    b.rec.status.observed_generation = Some(input.generation);
 
     // Filing: where, and whether the unit may apply.
     let Some(unit_id) = input.unit.id.clone() else {
-        b.status.phase.get_or_insert(RequestPhase::Submitted);
+        b.rec.status.phase.get_or_insert(RequestPhase::Submitted);
         b.cond(Wanted::new(
             condition::ACCEPTED,
             false,
@@ -434,7 +307,7 @@ fn planned(input: &Input<'_>) -> Plan {
         return finish(b);
     };
     if b.phase().is_none() {
-        b.status.submitted_at = Some(time(input.now));
+        b.rec.status.submitted_at = Some(time(input.now));
         if let Some(why) = &input.unit.suspended {
             let message = format!(
                 "the unit's applications are suspended ({why}); a reviewer lifts the suspension with {} on the unit namespace, then file again",
@@ -457,7 +330,7 @@ fn planned(input: &Input<'_>) -> Plan {
     if let Some(extends) = &input.spec.extends {
         match &input.target {
             None => {
-                b.status.phase.get_or_insert(RequestPhase::Submitted);
+                b.rec.status.phase.get_or_insert(RequestPhase::Submitted);
                 b.cond(Wanted::new(
                     condition::ACCEPTED,
                     false,
@@ -467,7 +340,7 @@ fn planned(input: &Input<'_>) -> Plan {
                 return finish(b);
             }
             Some(t) if !matches!(t.phase, Some(TenancyPhase::Trial | TenancyPhase::Active)) => {
-                b.status.phase.get_or_insert(RequestPhase::Submitted);
+                b.rec.status.phase.get_or_insert(RequestPhase::Submitted);
                 b.cond(Wanted::new(
                     condition::ACCEPTED,
                     false,
@@ -499,7 +372,7 @@ fn planned(input: &Input<'_>) -> Plan {
         .map(|r| r.generation);
     match b.phase() {
         None | Some(RequestPhase::Submitted) => {
-            b.status.requested = Some(input.spec.resources.clone());
+            b.rec.status.requested = Some(input.spec.resources.clone());
             b.enter(
                 RequestPhase::UnderReview,
                 "UnderReview",
@@ -507,7 +380,7 @@ fn planned(input: &Input<'_>) -> Plan {
             );
         }
         Some(RequestPhase::Returned) if last_return.is_some_and(|g| input.generation > g) => {
-            b.status.requested = Some(input.spec.resources.clone());
+            b.rec.status.requested = Some(input.spec.resources.clone());
             b.enter(
                 RequestPhase::UnderReview,
                 "Resubmitted",
@@ -526,7 +399,7 @@ fn planned(input: &Input<'_>) -> Plan {
 
     // Approved, then edited.
     if let (Some(RequestPhase::Approved), Some(approved)) =
-        (b.phase(), b.status.approved_generation)
+        (b.phase(), b.rec.status.approved_generation)
     {
         if input.generation != approved {
             b.cond(Wanted::new(
@@ -552,40 +425,118 @@ fn planned(input: &Input<'_>) -> Plan {
 
 fn finish(b: Builder<'_, '_>) -> Plan {
     Plan {
-        status: b.status,
-        events: b.events,
+        status: b.rec.status,
+        events: b.rec.events,
         orders: b.orders,
-        requeue_at: b.requeue_at,
+        requeue_at: b.rec.requeue_at,
     }
 }
 
 fn apply_decision(b: &mut Builder<'_, '_>, unit_id: &str) {
+    let Some(written) = decision_to_apply(b) else {
+        return;
+    };
+    let phase = b.phase();
+    use Decision::{Approve, EmergencyOpen, Reject, Return};
+    use RequestPhase::{Approved, EmergencyOpened, Rejected, Returned, UnderReview};
+    let applied = match (written.decision, phase) {
+        (EmergencyOpen, Some(UnderReview)) => emergency_open(b, &written, unit_id),
+        (Decision::ExpertReview, Some(UnderReview)) => {
+            b.record(&written);
+            b.enter(
+                RequestPhase::ExpertReview,
+                "ExpertReviewRequested",
+                format!(
+                    "sent to expert review by {}; approval waits for {}",
+                    written.by,
+                    keys::EXPERT_OPINION
+                ),
+            );
+            true
+        }
+        (Approve, Some(UnderReview | RequestPhase::ExpertReview | EmergencyOpened)) => {
+            approve(b, &written, unit_id)
+        }
+        (Approve, Some(Approved)) => reapprove(b, &written, unit_id),
+        (Reject | Return, _) if written.opinion.is_none() => {
+            b.refuse(
+                "OpinionMissing",
+                format!(
+                    "a {} needs the review opinion in {}: why, or what to supplement",
+                    written.decision.as_str(),
+                    keys::OPINION
+                ),
+            );
+            false
+        }
+        (Reject, Some(UnderReview | RequestPhase::ExpertReview | EmergencyOpened)) => {
+            b.record(&written);
+            if phase == Some(EmergencyOpened) {
+                b.orders.push(Order::Retire {
+                    tenancy: b.input.name.to_owned(),
+                });
+                b.cond(Wanted::new(
+                    condition::PAPERWORK_OVERDUE,
+                    false,
+                    "Rejected",
+                    "the application was rejected; the tenancy opened in the emergency is retired",
+                ));
+            }
+            let opinion = written.opinion.as_deref().unwrap_or_default();
+            b.enter(
+                Rejected,
+                "Rejected",
+                format!("rejected by {}: {opinion}", written.by),
+            );
+            true
+        }
+        (Return, Some(UnderReview | RequestPhase::ExpertReview)) => {
+            b.record(&written);
+            let opinion = written.opinion.as_deref().unwrap_or_default();
+            b.enter(
+                Returned,
+                "Returned",
+                format!("returned by {} to supplement: {opinion}", written.by),
+            );
+            true
+        }
+        (decision, phase) => {
+            let phase = phase.map_or_else(|| "new".into(), |p| format!("{p:?}"));
+            b.refuse(
+                "NotApplicable",
+                format!(
+                    "{} does not apply to a request that is {phase}",
+                    decision.as_str()
+                ),
+            );
+            false
+        }
+    };
+    if applied {
+        b.applied(&written);
+    }
+}
+
+/// The decision written on the request, if it is one to apply now: valid,
+/// not yet applied, of the current generation, and (approving) naming only
+/// storage classes on offer. Otherwise `DecisionValid` says why not.
+fn decision_to_apply(b: &mut Builder<'_, '_>) -> Option<Written> {
     let input = b.input;
     let written = match read_decision(input.annotations) {
         Ok(Some(w)) => w,
         Ok(None) => {
-            conditions::remove(&mut b.status.conditions, condition::DECISION_VALID);
-            return;
+            b.rec.clear(condition::DECISION_VALID);
+            return None;
         }
         Err(message) => {
             b.refuse("InvalidDecision", message);
-            return;
+            return None;
         }
     };
     if b.already_applied(&written) {
-        b.cond(Wanted::new(
-            condition::DECISION_VALID,
-            true,
-            "Applied",
-            format!(
-                "{} of generation {} by {}",
-                written.decision.as_str(),
-                written.generation,
-                written.by
-            ),
-        ));
         // Expert review waits for the opinion; nothing else to do.
-        return;
+        b.applied(&written);
+        return None;
     }
     if written.generation != input.generation {
         b.refuse(
@@ -595,11 +546,12 @@ fn apply_decision(b: &mut Builder<'_, '_>, unit_id: &str) {
                 written.generation, input.generation
             ),
         );
-        return;
+        return None;
     }
-    let phase = b.phase();
-    use Decision::{Approve, EmergencyOpen, Reject, Return};
-    if matches!(written.decision, Approve | EmergencyOpen) {
+    if matches!(
+        written.decision,
+        Decision::Approve | Decision::EmergencyOpen
+    ) {
         let unknown: Vec<&str> = input
             .spec
             .resources
@@ -618,242 +570,173 @@ fn apply_decision(b: &mut Builder<'_, '_>, unit_id: &str) {
                     offered.join(", ")
                 ),
             );
-            return;
+            return None;
         }
     }
-    use RequestPhase::{Approved, EmergencyOpened, Rejected, Returned, UnderReview};
-    match (written.decision, phase) {
-        (EmergencyOpen, Some(UnderReview)) => {
-            if input.spec.emergency.is_none() {
-                b.refuse(
-                    "NotUrgent",
-                    "emergency-open applies only to a request the unit marked urgent (spec.emergency.reason); review it normally".into(),
-                );
-                return;
+    Some(written)
+}
+
+/// Art. 13 ¶2: an urgent request opened before review; its paperwork is due
+/// within 10 working days. Whether it was applied.
+fn emergency_open(b: &mut Builder<'_, '_>, written: &Written, unit_id: &str) -> bool {
+    let input = b.input;
+    use RequestPhase::EmergencyOpened;
+    if input.spec.emergency.is_none() {
+        b.refuse(
+            "NotUrgent",
+            "emergency-open applies only to a request the unit marked urgent (spec.emergency.reason); review it normally".into(),
+        );
+        return false;
+    }
+    if input.spec.extends.is_some() {
+        b.refuse(
+            "NotUrgent",
+            "an extension of a running tenancy is not opened in an emergency; review it normally"
+                .into(),
+        );
+        return false;
+    }
+    let due = input.calendar.deadline(input.now, PAPERWORK_WORKING_DAYS);
+    b.deadline_note(&due.assumed_years);
+    b.record(written);
+    b.rec.status.opened_at = Some(time(input.now));
+    b.rec.status.paperwork_due_at = Some(time(due.at));
+    b.rec.status.approved = Some(input.spec.resources.clone());
+    b.rec.status.approved_generation = Some(input.generation);
+    b.rec.status.tenancy = Some(input.name.to_owned());
+    let mut spec = tenancy_spec(input, unit_id);
+    spec.emergency = Some(EmergencyOpening {
+        opened_at: time(input.now),
+        paperwork_due_at: time(due.at),
+    });
+    b.orders.push(Order::Provision(Box::new(spec)));
+    b.enter(
+        EmergencyOpened,
+        "EmergencyOpened",
+        format!(
+            "opened in an emergency by {}; the full application is due by {} (Art. 13)",
+            written.by, due.day
+        ),
+    );
+    true
+}
+
+/// An approval (Art. 13): provisions the tenancy, extends one, or completes
+/// an emergency opening's paperwork. Whether it was applied.
+fn approve(b: &mut Builder<'_, '_>, written: &Written, unit_id: &str) -> bool {
+    let input = b.input;
+    let phase = b.phase();
+    use RequestPhase::{Approved, EmergencyOpened};
+    if phase == Some(RequestPhase::ExpertReview) && written.expert_opinion.is_none() {
+        b.refuse(
+            "AwaitingExpertOpinion",
+            format!(
+                "the request is in expert review: record the expert opinion in {} before approving (Art. 13)",
+                keys::EXPERT_OPINION
+            ),
+        );
+        return false;
+    }
+    let missing = input.spec.documents.missing();
+    if !missing.is_empty() {
+        b.refuse(
+            "MaterialsMissing",
+            format!(
+                "the materials of Art. 12 are incomplete: spec.documents lacks {}",
+                missing.join(", ")
+            ),
+        );
+        return false;
+    }
+    if let Some(extends) = &input.spec.extends {
+        let Some(target) = &input.target else {
+            return false;
+        };
+        match extend(target.spec, input.name, input.spec) {
+            Ok(_) => b.orders.push(Order::Extend {
+                tenancy: extends.to_string(),
+                request: input.name.to_owned(),
+            }),
+            Err(message) => {
+                b.refuse("ExtensionConflict", message);
+                return false;
             }
-            if input.spec.extends.is_some() {
-                b.refuse(
-                    "NotUrgent",
-                    "an extension of a running tenancy is not opened in an emergency; review it normally".into(),
-                );
-                return;
-            }
-            let due = input.calendar.deadline(input.now, PAPERWORK_WORKING_DAYS);
-            b.deadline_note(&due.assumed_years);
-            b.record(&written);
-            b.status.opened_at = Some(time(input.now));
-            b.status.paperwork_due_at = Some(time(due.at));
-            b.status.approved = Some(input.spec.resources.clone());
-            b.status.approved_generation = Some(input.generation);
-            b.status.tenancy = Some(input.name.to_owned());
+        }
+        b.rec.status.tenancy = Some(extends.to_string());
+    } else if phase == Some(EmergencyOpened) {
+        if input.status.approved.as_ref() != Some(&input.spec.resources) {
+            b.refuse(
+                "ChangedSinceOpening",
+                "the resources differ from those opened in the emergency: restore them and approve, then change them with a ChangeRequest (Art. 17)".into(),
+            );
+            return false;
+        }
+        b.orders.push(Order::Regularize {
+            tenancy: input.name.to_owned(),
+        });
+        b.cond(Wanted::new(
+            condition::PAPERWORK_OVERDUE,
+            false,
+            "PaperworkCompleted",
+            "the full application was approved",
+        ));
+    } else {
+        b.orders
+            .push(Order::Provision(Box::new(tenancy_spec(input, unit_id))));
+        b.rec.status.tenancy = Some(input.name.to_owned());
+    }
+    b.record(written);
+    b.rec.status.approved = Some(input.spec.resources.clone());
+    b.rec.status.approved_generation = Some(input.generation);
+    let amended = b.rec.status.requested.as_ref() != Some(&input.spec.resources);
+    b.enter(
+        Approved,
+        "Approved",
+        format!(
+            "generation {} approved by {}{}: {}",
+            input.generation,
+            written.by,
+            if amended { " as amended in review" } else { "" },
+            describe(&input.spec.resources)
+        ),
+    );
+    true
+}
+
+/// An approval of a spec edited after approval: the tenancy follows while
+/// nothing else has changed it. Whether it was applied.
+fn reapprove(b: &mut Builder<'_, '_>, written: &Written, unit_id: &str) -> bool {
+    let input = b.input;
+    // Re-approval of a spec edited after approval.
+    match input.own_tenancy {
+        // Only while nothing has changed it since: a re-approval must
+        // not undo an applied change or extension.
+        Some(t) if t.extensions.is_empty() && t.changes.is_empty() && t.retirement.is_none() => {
             let mut spec = tenancy_spec(input, unit_id);
-            spec.emergency = Some(EmergencyOpening {
-                opened_at: time(input.now),
-                paperwork_due_at: time(due.at),
-            });
+            spec.emergency = t.emergency.clone();
             b.orders.push(Order::Provision(Box::new(spec)));
-            b.enter(
-                EmergencyOpened,
-                "EmergencyOpened",
+            b.record(written);
+            b.rec.status.approved = Some(input.spec.resources.clone());
+            b.rec.status.approved_generation = Some(input.generation);
+            b.rec.note(Note::normal(
+                "Reapproved",
                 format!(
-                    "opened in an emergency by {}; the full application is due by {} (Art. 13)",
-                    written.by, due.day
-                ),
-            );
-        }
-        (Decision::ExpertReview, Some(UnderReview)) => {
-            b.record(&written);
-            b.enter(
-                RequestPhase::ExpertReview,
-                "ExpertReviewRequested",
-                format!(
-                    "sent to expert review by {}; approval waits for {}",
-                    written.by,
-                    keys::EXPERT_OPINION
-                ),
-            );
-        }
-        (Approve, Some(UnderReview | RequestPhase::ExpertReview | EmergencyOpened)) => {
-            if phase == Some(RequestPhase::ExpertReview) && written.expert_opinion.is_none() {
-                b.refuse(
-                    "AwaitingExpertOpinion",
-                    format!(
-                        "the request is in expert review: record the expert opinion in {} before approving (Art. 13)",
-                        keys::EXPERT_OPINION
-                    ),
-                );
-                return;
-            }
-            let missing = input.spec.documents.missing();
-            if !missing.is_empty() {
-                b.refuse(
-                    "MaterialsMissing",
-                    format!(
-                        "the materials of Art. 12 are incomplete: spec.documents lacks {}",
-                        missing.join(", ")
-                    ),
-                );
-                return;
-            }
-            if let Some(extends) = &input.spec.extends {
-                let Some(target) = &input.target else { return };
-                match extend(target.spec, input.name, input.spec) {
-                    Ok(spec) => b.orders.push(Order::Extend {
-                        tenancy: extends.to_string(),
-                        request: input.name.to_owned(),
-                        spec: Box::new(spec),
-                    }),
-                    Err(message) => {
-                        b.refuse("ExtensionConflict", message);
-                        return;
-                    }
-                }
-                b.status.tenancy = Some(extends.to_string());
-            } else if phase == Some(EmergencyOpened) {
-                if input.status.approved.as_ref() != Some(&input.spec.resources) {
-                    b.refuse(
-                        "ChangedSinceOpening",
-                        "the resources differ from those opened in the emergency: restore them and approve, then change them with a ChangeRequest (Art. 17)".into(),
-                    );
-                    return;
-                }
-                b.orders.push(Order::Regularize {
-                    tenancy: input.name.to_owned(),
-                    request_generation: input.generation,
-                });
-                b.cond(Wanted::new(
-                    condition::PAPERWORK_OVERDUE,
-                    false,
-                    "PaperworkCompleted",
-                    "the full application was approved",
-                ));
-            } else {
-                b.orders
-                    .push(Order::Provision(Box::new(tenancy_spec(input, unit_id))));
-                b.status.tenancy = Some(input.name.to_owned());
-            }
-            b.record(&written);
-            b.status.approved = Some(input.spec.resources.clone());
-            b.status.approved_generation = Some(input.generation);
-            let amended = b.status.requested.as_ref() != Some(&input.spec.resources);
-            b.enter(
-                Approved,
-                "Approved",
-                format!(
-                    "generation {} approved by {}{}: {}",
+                    "generation {} approved by {}: {}",
                     input.generation,
                     written.by,
-                    if amended { " as amended in review" } else { "" },
                     describe(&input.spec.resources)
                 ),
-            );
+            ));
         }
-        (Approve, Some(Approved)) => {
-            // Re-approval of a spec edited after approval.
-            match input.own_tenancy {
-                // Only while nothing has changed it since: a re-approval must
-                // not undo an applied change or extension.
-                Some(t)
-                    if t.extensions.is_empty()
-                        && t.changes.is_empty()
-                        && t.retirement.is_none() =>
-                {
-                    let mut spec = tenancy_spec(input, unit_id);
-                    spec.emergency = t.emergency.clone();
-                    b.orders.push(Order::Provision(Box::new(spec)));
-                    b.record(&written);
-                    b.status.approved = Some(input.spec.resources.clone());
-                    b.status.approved_generation = Some(input.generation);
-                    b.events.push(Note::normal(
-                        "Reapproved",
-                        format!(
-                            "generation {} approved by {}: {}",
-                            input.generation,
-                            written.by,
-                            describe(&input.spec.resources)
-                        ),
-                    ));
-                }
-                _ => {
-                    b.refuse(
-                        "FileAChangeRequest",
-                        "the tenancy has changed since its approval; change it with a ChangeRequest (Art. 17)".into(),
-                    );
-                    return;
-                }
-            }
-        }
-        (Reject | Return, _) if written.opinion.is_none() => {
+        _ => {
             b.refuse(
-                "OpinionMissing",
-                format!(
-                    "a {} needs the review opinion in {}: why, or what to supplement",
-                    written.decision.as_str(),
-                    keys::OPINION
-                ),
+                "FileAChangeRequest",
+                "the tenancy has changed since its approval; change it with a ChangeRequest (Art. 17)".into(),
             );
-            return;
-        }
-        (Reject, Some(UnderReview | RequestPhase::ExpertReview | EmergencyOpened)) => {
-            b.record(&written);
-            if phase == Some(EmergencyOpened) {
-                b.orders.push(Order::Retire {
-                    tenancy: input.name.to_owned(),
-                });
-                b.cond(Wanted::new(
-                    condition::PAPERWORK_OVERDUE,
-                    false,
-                    "Rejected",
-                    "the application was rejected; the tenancy opened in the emergency is retired",
-                ));
-            }
-            b.enter(
-                Rejected,
-                "Rejected",
-                format!(
-                    "rejected by {}: {}",
-                    written.by,
-                    written.opinion.as_deref().unwrap_or_default()
-                ),
-            );
-        }
-        (Return, Some(UnderReview | RequestPhase::ExpertReview)) => {
-            b.record(&written);
-            b.enter(
-                Returned,
-                "Returned",
-                format!(
-                    "returned by {} to supplement: {}",
-                    written.by,
-                    written.opinion.as_deref().unwrap_or_default()
-                ),
-            );
-        }
-        (decision, phase) => {
-            b.refuse(
-                "NotApplicable",
-                format!(
-                    "{} does not apply to a request that is {}",
-                    decision.as_str(),
-                    phase
-                        .map(|p| format!("{p:?}"))
-                        .unwrap_or_else(|| "new".into())
-                ),
-            );
-            return;
+            return false;
         }
     }
-    b.cond(Wanted::new(
-        condition::DECISION_VALID,
-        true,
-        "Applied",
-        format!(
-            "{} of generation {} by {}",
-            written.decision.as_str(),
-            written.generation,
-            written.by
-        ),
-    ));
+    true
 }
 
 /// Art. 13 ¶2: the paperwork deadline of an emergency opening.
@@ -861,7 +744,7 @@ fn paperwork(b: &mut Builder<'_, '_>) {
     if b.phase() != Some(RequestPhase::EmergencyOpened) {
         return;
     }
-    let Some(due) = b.status.paperwork_due_at.as_ref().map(|t| t.0) else {
+    let Some(due) = b.rec.status.paperwork_due_at.as_ref().map(|t| t.0) else {
         return;
     };
     if b.input.now > due {
@@ -869,14 +752,11 @@ fn paperwork(b: &mut Builder<'_, '_>) {
             "the full application was due by {} (10 working days after the emergency opening, Art. 13); it is not yet approved",
             crate::calendar::local_date(due)
         );
-        if b.cond(Wanted::new(
-            condition::PAPERWORK_OVERDUE,
+        b.rec.flag(
+            Wanted::new(condition::PAPERWORK_OVERDUE, true, "Overdue", message),
             true,
-            "Overdue",
-            message.clone(),
-        )) {
-            b.events.push(Note::warning("PaperworkOverdue", message));
-        }
+            "PaperworkOverdue",
+        );
     } else {
         b.cond(Wanted::new(
             condition::PAPERWORK_OVERDUE,
@@ -887,7 +767,7 @@ fn paperwork(b: &mut Builder<'_, '_>) {
                 crate::calendar::local_date(due)
             ),
         ));
-        b.requeue_at = Some(
+        b.rec.wake_at(
             due.saturating_add(jiff::SignedDuration::from_secs(1))
                 .unwrap_or(due),
         );
@@ -948,32 +828,6 @@ mod tests {
     }
     use crate::api::CloudResourceRequest;
     use crate::api::common::Decision;
-
-    #[test]
-    fn art17_an_approval_is_dated_by_the_apiservers_record_of_the_decision() {
-        let meta: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta =
-            serde_json::from_value(serde_json::json!({
-                "managedFields": [
-                    { "manager": "kubectl-govcloud", "operation": "Update",
-                      "time": "2026-11-27T10:00:05Z", "fieldsType": "FieldsV1",
-                      "fieldsV1": { "f:metadata": { "f:annotations": {
-                          "f:govcloud.dev/decision": {}, "f:govcloud.dev/decided-by": {} } } } },
-                    { "manager": "unit", "operation": "Update",
-                      "time": "2026-11-27T11:00:00Z", "fieldsType": "FieldsV1",
-                      "fieldsV1": { "f:spec": { "f:reason": {} } } },
-                    { "manager": "govcloud-operator", "operation": "Apply",
-                      "time": "2026-11-27T12:00:00Z", "fieldsType": "FieldsV1",
-                      "fieldsV1": { "f:status": { "f:phase": {} } } }
-                ]
-            }))
-            .unwrap();
-        assert_eq!(
-            decision_written_at(&meta),
-            Some("2026-11-27T10:00:05Z".parse().unwrap()),
-            "the reviewer's write, not the unit's or the operator's later ones"
-        );
-        assert_eq!(decision_written_at(&Default::default()), None);
-    }
 
     fn spec(path: &str) -> CloudResourceRequestSpec {
         let text =

@@ -19,10 +19,12 @@ use std::collections::BTreeMap;
 
 use jiff::ToSpan;
 use jiff::civil::Date;
-use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::api::Resources;
+use crate::api::utilisation::{
+    Direction, DiskSummary, Insufficient, Metric, MetricSummary, Month, Recommendation, Summary,
+};
 
 pub const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
@@ -84,98 +86,6 @@ pub struct Usage {
     pub disk_used: Daily,
     /// Data-disk capacity in bytes, as last reported.
     pub disk_capacity: Option<f64>,
-}
-
-#[derive(
-    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,
-)]
-pub enum Metric {
-    Cpu,
-    Memory,
-    DataDisk,
-}
-
-#[derive(
-    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,
-)]
-pub enum Direction {
-    ScaleUp,
-    ScaleDown,
-}
-
-/// One month's figures of one metric, in percent.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Month {
-    /// `2026-08`.
-    pub month: String,
-    pub days_with_data: u32,
-    pub mean_peak_percent: f64,
-    pub peak_percent: f64,
-}
-
-/// The figures of one metric, in percent.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct MetricSummary {
-    /// Mean of the daily peaks of the last 30 days.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last30_mean_peak_percent: Option<f64>,
-    pub last30_days_with_data: u32,
-    /// The last complete months, oldest first.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub months: Vec<Month>,
-}
-
-/// The data disk's figures for rule 18(4), in GiB.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct DiskSummary {
-    #[serde(rename = "usedGiB")]
-    pub used_gib: f64,
-    #[serde(rename = "capacityGiB")]
-    pub capacity_gib: f64,
-    #[serde(rename = "yearGrowthGiB")]
-    pub year_growth_gib: f64,
-    /// How the growth was found: `year-on-year` or `least-squares`.
-    pub growth_method: String,
-    #[serde(rename = "freeBeyondGrowthGiB")]
-    pub free_beyond_growth_gib: f64,
-}
-
-/// The utilisation summary kept in a tenancy's status.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Summary {
-    pub cpu: MetricSummary,
-    pub memory: MetricSummary,
-    pub data_disk: MetricSummary,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disk: Option<DiskSummary>,
-}
-
-/// A recommendation of Art. 18.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Recommendation {
-    /// `art18-1` .. `art18-4`.
-    pub rule: String,
-    pub direction: Direction,
-    pub metric: Metric,
-    /// The figures that triggered it.
-    pub figures: String,
-    /// The size now and the size suggested.
-    pub current: String,
-    pub suggested: String,
-}
-
-/// A rule that could not be evaluated for want of data.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Insufficient {
-    pub rule: String,
-    pub metric: Metric,
-    pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -312,6 +222,30 @@ pub fn evaluate(usage: &Usage, allocation: &Resources, today: Date, t: &Threshol
     let (cpu, cpu_exact) = summarise(&usage.cpu, today, t);
     let (memory, memory_exact) = summarise(&usage.memory, today, t);
     let (data_disk, disk_exact) = summarise(&usage.disk, today, t);
+    let (vcpu, mem_gib) = totals(allocation);
+    let measured = [
+        Measured {
+            metric: Metric::Cpu,
+            summary: cpu.clone(),
+            exact: cpu_exact,
+            size: f64::from(vcpu),
+            unit: "vCPU",
+        },
+        Measured {
+            metric: Metric::Memory,
+            summary: memory.clone(),
+            exact: memory_exact,
+            size: f64::from(mem_gib),
+            unit: "GiB of memory",
+        },
+        Measured {
+            metric: Metric::DataDisk,
+            summary: data_disk.clone(),
+            exact: disk_exact,
+            size: usage.disk_capacity.unwrap_or(0.0) / GIB,
+            unit: "GiB of data disk",
+        },
+    ];
     let mut e = Evaluation {
         summary: Summary {
             cpu,
@@ -321,33 +255,34 @@ pub fn evaluate(usage: &Usage, allocation: &Resources, today: Date, t: &Threshol
         },
         ..Evaluation::default()
     };
-    let (vcpu, mem_gib) = totals(allocation);
-    let sizes = [
-        (
-            Metric::Cpu,
-            e.summary.cpu.clone(),
-            cpu_exact,
-            f64::from(vcpu),
-            "vCPU",
-        ),
-        (
-            Metric::Memory,
-            e.summary.memory.clone(),
-            memory_exact,
-            f64::from(mem_gib),
-            "GiB of memory",
-        ),
-        (
-            Metric::DataDisk,
-            e.summary.data_disk.clone(),
-            disk_exact,
-            usage.disk_capacity.unwrap_or(0.0) / GIB,
-            "GiB of data disk",
-        ),
-    ];
+    rule_18_1(&mut e, &measured, t);
+    let [cpu, memory, _] = &measured;
+    rule_18_2_3(&mut e, "art18-2", cpu, t.cpu_mean_peak, t.cpu_peak, t);
+    rule_18_2_3(
+        &mut e,
+        "art18-3",
+        memory,
+        t.memory_mean_peak,
+        t.memory_peak,
+        t,
+    );
+    rule_18_4(&mut e, usage, t);
+    e
+}
 
-    // 18(1): the last 30 days, compared unrounded.
-    for (metric, summary, exact, size, unit) in &sizes {
+/// One metric's figures, and the size it is of.
+struct Measured {
+    metric: Metric,
+    summary: MetricSummary,
+    exact: Exact,
+    size: f64,
+    unit: &'static str,
+}
+
+/// 18(1): the last 30 days, compared unrounded.
+fn rule_18_1(e: &mut Evaluation, measured: &[Measured], t: &Thresholds) {
+    for m in measured {
+        let (metric, summary, exact, size, unit) = (m.metric, &m.summary, &m.exact, m.size, m.unit);
         match (exact.last30_mean, summary.last30_mean_peak_percent) {
             (Some(mean), Some(m)) if summary.last30_days_with_data >= t.min_days => {
                 if mean > t.scale_up {
@@ -356,7 +291,7 @@ pub fn evaluate(usage: &Usage, allocation: &Resources, today: Date, t: &Threshol
                     e.recommendations.push(Recommendation {
                         rule: "art18-1".into(),
                         direction: Direction::ScaleUp,
-                        metric: *metric,
+                        metric,
                         figures: format!(
                             "mean of daily peaks over the last {} days {m}% (> {}%), {} days with data",
                             t.scale_up_days,
@@ -370,7 +305,7 @@ pub fn evaluate(usage: &Usage, allocation: &Resources, today: Date, t: &Threshol
             }
             _ => e.insufficient.push(Insufficient {
                 rule: "art18-1".into(),
-                metric: *metric,
+                metric,
                 reason: format!(
                     "{} days with data in the last {} (at least {} needed)",
                     summary.last30_days_with_data, t.scale_up_days, t.min_days
@@ -378,92 +313,81 @@ pub fn evaluate(usage: &Usage, allocation: &Resources, today: Date, t: &Threshol
             }),
         }
     }
+}
 
-    // 18(2), 18(3): each of the last complete months.
-    for (rule, metric, summary, exact, size, unit, mean_limit, peak_limit) in [
-        (
-            "art18-2",
-            Metric::Cpu,
-            &sizes[0].1,
-            &sizes[0].2,
-            sizes[0].3,
-            sizes[0].4,
-            t.cpu_mean_peak,
-            t.cpu_peak,
-        ),
-        (
-            "art18-3",
-            Metric::Memory,
-            &sizes[1].1,
-            &sizes[1].2,
-            sizes[1].3,
-            sizes[1].4,
-            t.memory_mean_peak,
-            t.memory_peak,
-        ),
-    ] {
-        let short: Vec<&Month> = summary
-            .months
-            .iter()
-            .filter(|m| m.days_with_data < t.min_days)
-            .collect();
-        if !short.is_empty() {
-            e.insufficient.push(Insufficient {
-                rule: rule.into(),
-                metric,
-                reason: format!(
-                    "too few days with data in {} (at least {} a month needed)",
-                    short
-                        .iter()
-                        .map(|m| format!("{} ({})", m.month, m.days_with_data))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    t.min_days
-                ),
-            });
-            continue;
-        }
-        // Compared unrounded: 14.96% is under 15%, though shown as 15.0%.
-        let low = exact
-            .months
-            .iter()
-            .all(|m| m.is_some_and(|(mean, peak)| mean < mean_limit && peak < peak_limit));
-        if low && !exact.months.is_empty() {
-            let highest = exact
-                .months
-                .iter()
-                .flatten()
-                .map(|(_, peak)| *peak)
-                .fold(0.0, f64::max);
-            // Enough that the highest peak would stay under the peak bound.
-            let suggested = (size * highest / peak_limit).ceil().max(1.0);
-            let figures = summary
-                .months
-                .iter()
-                .map(|m| {
-                    format!(
-                        "{}: mean peak {}%, peak {}%",
-                        m.month, m.mean_peak_percent, m.peak_percent
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("; ");
-            e.recommendations.push(Recommendation {
-                rule: rule.into(),
-                direction: Direction::ScaleDown,
-                metric,
-                figures: format!(
-                    "{figures} (each month under {}% and {}%)",
-                    pct(mean_limit),
-                    pct(peak_limit)
-                ),
-                current: format!("{} {unit}", size.round()),
-                suggested: format!("{suggested} {unit}"),
-            });
-        }
+/// 18(2), 18(3): each of the last complete months under both bounds.
+fn rule_18_2_3(
+    e: &mut Evaluation,
+    rule: &str,
+    m: &Measured,
+    mean_limit: f64,
+    peak_limit: f64,
+    t: &Thresholds,
+) {
+    let (metric, summary, exact, size, unit) = (m.metric, &m.summary, &m.exact, m.size, m.unit);
+    let short: Vec<&Month> = summary
+        .months
+        .iter()
+        .filter(|m| m.days_with_data < t.min_days)
+        .collect();
+    if !short.is_empty() {
+        e.insufficient.push(Insufficient {
+            rule: rule.into(),
+            metric,
+            reason: format!(
+                "too few days with data in {} (at least {} a month needed)",
+                short
+                    .iter()
+                    .map(|m| format!("{} ({})", m.month, m.days_with_data))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                t.min_days
+            ),
+        });
+        return;
     }
+    // Compared unrounded: 14.96% is under 15%, though shown as 15.0%.
+    let low = exact
+        .months
+        .iter()
+        .all(|m| m.is_some_and(|(mean, peak)| mean < mean_limit && peak < peak_limit));
+    if low && !exact.months.is_empty() {
+        let highest = exact
+            .months
+            .iter()
+            .flatten()
+            .map(|(_, peak)| *peak)
+            .fold(0.0, f64::max);
+        // Enough that the highest peak would stay under the peak bound.
+        let suggested = (size * highest / peak_limit).ceil().max(1.0);
+        let figures = summary
+            .months
+            .iter()
+            .map(|m| {
+                format!(
+                    "{}: mean peak {}%, peak {}%",
+                    m.month, m.mean_peak_percent, m.peak_percent
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        e.recommendations.push(Recommendation {
+            rule: rule.into(),
+            direction: Direction::ScaleDown,
+            metric,
+            figures: format!(
+                "{figures} (each month under {}% and {}%)",
+                pct(mean_limit),
+                pct(peak_limit)
+            ),
+            current: format!("{} {unit}", size.round()),
+            suggested: format!("{suggested} {unit}"),
+        });
+    }
+}
 
-    // 18(4): free space beyond a year's growth.
+/// 18(4): free space beyond a year's growth.
+fn rule_18_4(e: &mut Evaluation, usage: &Usage, t: &Thresholds) {
     let latest = usage.disk_used.keys().next_back().copied();
     match (latest, usage.disk_capacity) {
         (Some(latest), Some(capacity)) => match year_growth(&usage.disk_used, latest, t) {
@@ -511,7 +435,6 @@ pub fn evaluate(usage: &Usage, allocation: &Resources, today: Date, t: &Threshol
             reason: "no data-disk usage or capacity reported".into(),
         }),
     }
-    e
 }
 
 /// Art. 20 (1): whether usage stayed low (a CPU or memory scale-down rule

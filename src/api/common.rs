@@ -253,10 +253,6 @@ impl Resources {
             .iter()
             .fold(0u32, |n, g| n.saturating_add(g.count))
     }
-
-    pub fn has_high_end(&self) -> bool {
-        self.vm_groups.iter().any(|g| g.high_end) || self.cloud_storage.iter().any(|v| v.high_end)
-    }
 }
 
 /// The services a unit may tick on the demand form (申请业务类型), row by row.
@@ -407,12 +403,6 @@ impl ServiceType {
             | Self::OtherApplication => "其他",
         }
     }
-
-    /// Services the operator provisions in Kubernetes; the others are
-    /// entitlements that the vendor fulfils and acknowledges.
-    pub fn is_kubernetes_native(self) -> bool {
-        matches!(self, Self::CloudServer | Self::CloudBackup)
-    }
 }
 
 /// A reviewer's decision, as written in the `govcloud.dev/decision` annotation.
@@ -543,5 +533,5 @@ impl Shown {
 
 /// An instant of a status as [`Shown`] holds it.
 pub fn shown(at: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>) -> Option<String> {
-    at.map(|t| crate::calendar::display(t.0))
+    at.map(|t| crate::beijing::display(t.0))
 }

@@ -14,6 +14,7 @@ pub mod change;
 pub mod common;
 pub mod request;
 pub mod tenancy;
+pub mod utilisation;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray,

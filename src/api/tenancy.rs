@@ -317,7 +317,7 @@ pub struct TenancyStatus {
     pub utilisation: Option<Utilisation>,
     /// Rightsizing recommendations of Art. 18 (written by the evaluator).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub recommendations: Vec<crate::rightsizing::Recommendation>,
+    pub recommendations: Vec<crate::api::utilisation::Recommendation>,
     /// A rectification case proposed by the evaluator (Art. 20 (1)), for a
     /// reviewer to confirm by opening it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -389,10 +389,10 @@ pub struct Accrual {
 pub struct Utilisation {
     pub evaluated_at: Time,
     #[serde(flatten)]
-    pub summary: crate::rightsizing::Summary,
+    pub summary: crate::api::utilisation::Summary,
     /// Rules that could not be evaluated, and why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub insufficient: Vec<crate::rightsizing::Insufficient>,
+    pub insufficient: Vec<crate::api::utilisation::Insufficient>,
 }
 
 /// The five cases of Art. 20.

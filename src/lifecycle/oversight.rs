@@ -21,7 +21,7 @@ use crate::api::tenancy::{
     RetirementReason, StashedPolicy,
 };
 use crate::calendar;
-use crate::conditions::{self, Wanted};
+use crate::conditions::Wanted;
 use crate::config::{IsolationVms, OversightConfig};
 use crate::provisioning::{ALLOW_POLICY, UNIT_BINDING, UNIT_BINDING_ISOLATED};
 
@@ -136,7 +136,7 @@ pub(super) fn compliance(b: &mut Builder<'_, '_>) {
     if changed && !missing.is_empty() {
         b.event(true, "ComplianceOverdue", message);
     }
-    b.plan.status.compliance_gaps = missing;
+    b.rec.status.compliance_gaps = missing;
 }
 
 fn decided_by(b: &Builder<'_, '_>) -> Option<String> {
@@ -156,7 +156,7 @@ pub(super) fn rectification(b: &mut Builder<'_, '_>) {
     let rectified = annotation(input.annotations, keys::RECTIFIED);
     let by = decided_by(b);
     let open = b
-        .plan
+        .rec
         .status
         .rectification
         .clone()
@@ -170,17 +170,17 @@ pub(super) fn rectification(b: &mut Builder<'_, '_>) {
                     format!("withdrawn: {} was removed", keys::RECTIFICATION),
                 ),
             };
-            if let Some(c) = b.plan.status.rectification.as_mut() {
+            if let Some(c) = b.rec.status.rectification.as_mut() {
                 c.closed_at = Some(Time(now));
                 c.closed_note = Some(note.clone());
                 c.closed_by = by.clone();
             }
             let stopped = case.force_stopped_at.is_some();
             if matches!(
-                b.plan.status.phase,
+                b.rec.status.phase,
                 Some(TenancyPhase::Rectifying | TenancyPhase::ForceStopped)
             ) {
-                b.plan.status.phase = Some(TenancyPhase::Active);
+                b.rec.status.phase = Some(TenancyPhase::Active);
             }
             let message = format!(
                 "rectification case ({}) closed{}: {note}{}",
@@ -211,7 +211,7 @@ pub(super) fn rectification(b: &mut Builder<'_, '_>) {
         Some(case) => {
             if case.force_stopped_at.is_none() {
                 if now >= case.due_at.0 {
-                    if let Some(c) = b.plan.status.rectification.as_mut() {
+                    if let Some(c) = b.rec.status.rectification.as_mut() {
                         c.force_stopped_at = Some(Time(now));
                     }
                     let message = format!(
@@ -237,14 +237,11 @@ pub(super) fn rectification(b: &mut Builder<'_, '_>) {
                 return;
             };
             let refuse = |b: &mut Builder<'_, '_>, reason: &'static str, message: String| {
-                if b.cond(Wanted::new(
-                    condition::RECTIFICATION_OPEN,
-                    false,
-                    reason,
-                    message.clone(),
-                )) {
-                    b.event(true, "RectificationRefused", message);
-                }
+                b.rec.flag(
+                    Wanted::new(condition::RECTIFICATION_OPEN, false, reason, message),
+                    true,
+                    "RectificationRefused",
+                );
             };
             let Some(trigger) = RectificationTrigger::from_code(code) else {
                 refuse(
@@ -257,9 +254,9 @@ pub(super) fn rectification(b: &mut Builder<'_, '_>) {
                 );
                 return;
             };
-            if b.plan.status.phase != Some(TenancyPhase::Active) {
+            if b.rec.status.phase != Some(TenancyPhase::Active) {
                 let phase = b
-                    .plan
+                    .rec
                     .status
                     .phase
                     .map_or_else(|| "not yet provisioned".to_owned(), |p| format!("{p:?}"));
@@ -273,7 +270,7 @@ pub(super) fn rectification(b: &mut Builder<'_, '_>) {
                 return;
             }
             let due = rectification_due(now);
-            b.plan.status.rectification = Some(Rectification {
+            b.rec.status.rectification = Some(Rectification {
                 trigger,
                 opened_at: Time(now),
                 opened_by: by.clone(),
@@ -296,7 +293,7 @@ pub(super) fn rectification(b: &mut Builder<'_, '_>) {
                 "Open",
                 message.clone(),
             ));
-            b.plan.status.phase = Some(TenancyPhase::Rectifying);
+            b.rec.status.phase = Some(TenancyPhase::Rectifying);
             b.event(true, "RectificationOpened", message);
             b.wake_at(due);
         }
@@ -308,39 +305,35 @@ pub(super) fn rectification(b: &mut Builder<'_, '_>) {
 pub(super) fn deregistration(b: &mut Builder<'_, '_>) {
     let input = b.input;
     let Some(note) = annotation(input.annotations, keys::DEREGISTER) else {
-        conditions::remove(
-            &mut b.plan.status.conditions,
-            condition::DEREGISTRATION_REFUSED,
-        );
+        b.rec.clear(condition::DEREGISTRATION_REFUSED);
         return;
     };
     if input.spec.retirement.is_some() {
         return;
     }
     let overdue = b
-        .plan
+        .rec
         .status
         .rectification
         .as_ref()
         .is_some_and(|c| c.closed_at.is_none() && c.force_stopped_at.is_some());
     if !overdue {
         let message = "deregistration (Art. 20) follows a rectification case not rectified within its month; this tenancy has no such case, so nothing is released".to_owned();
-        if b.cond(Wanted::new(
-            condition::DEREGISTRATION_REFUSED,
+        b.rec.flag(
+            Wanted::new(
+                condition::DEREGISTRATION_REFUSED,
+                true,
+                "NotForceStopped",
+                message,
+            ),
             true,
-            "NotForceStopped",
-            message.clone(),
-        )) {
-            b.event(true, "DeregistrationRefused", message);
-        }
+            "DeregistrationRefused",
+        );
         return;
     }
-    conditions::remove(
-        &mut b.plan.status.conditions,
-        condition::DEREGISTRATION_REFUSED,
-    );
+    b.rec.clear(condition::DEREGISTRATION_REFUSED);
     let by = decided_by(b);
-    b.plan.retire = Some(Retirement {
+    b.todo.retire = Some(Retirement {
         reason: RetirementReason::Deregistered,
         reference: format!(
             "Tenancy/{}: deregistered{}: {note}",
@@ -357,8 +350,8 @@ pub(super) fn isolation(b: &mut Builder<'_, '_>) {
     let input = b.input;
     let reason = annotation(input.annotations, keys::ISOLATE);
     let by = decided_by(b);
-    let current = b.plan.status.isolation.clone();
-    let mode = match b.plan.status.held.as_ref().map(|h| h.mode) {
+    let current = b.rec.status.isolation.clone();
+    let mode = match b.rec.status.held.as_ref().map(|h| h.mode) {
         Some(HoldMode::Pause) => "paused",
         Some(HoldMode::Halt) => "halted",
         None if input.oversight.isolation_vms == IsolationVms::Pause => "paused",
@@ -366,7 +359,7 @@ pub(super) fn isolation(b: &mut Builder<'_, '_>) {
     };
     match (reason, current) {
         (Some(reason), None) => {
-            b.plan.status.isolation = Some(Isolation {
+            b.rec.status.isolation = Some(Isolation {
                 reason: reason.to_owned(),
                 by: by.clone(),
                 since: Time(input.now),
@@ -386,7 +379,7 @@ pub(super) fn isolation(b: &mut Builder<'_, '_>) {
         }
         (Some(reason), Some(cur)) => {
             if cur.reason != reason {
-                if let Some(i) = b.plan.status.isolation.as_mut() {
+                if let Some(i) = b.rec.status.isolation.as_mut() {
                     i.reason = reason.to_owned();
                 }
                 let message = format!("isolated (Art. 25): {reason}");
@@ -400,7 +393,7 @@ pub(super) fn isolation(b: &mut Builder<'_, '_>) {
             }
         }
         (None, Some(cur)) => {
-            b.plan.status.isolation = None;
+            b.rec.status.isolation = None;
             let message = format!(
                 "isolation lifted{} after {}: network and VMs restored as they were",
                 by.map(|b| format!(" by {b}")).unwrap_or_default(),
@@ -427,8 +420,8 @@ pub(super) struct Hold {
 }
 
 fn wanted(b: &Builder<'_, '_>) -> bool {
-    b.plan.status.isolation.is_some()
-        || b.plan
+    b.rec.status.isolation.is_some()
+        || b.rec
             .status
             .rectification
             .as_ref()
@@ -439,9 +432,8 @@ fn wanted(b: &Builder<'_, '_>) -> bool {
 /// says whether a recorded one is to be enforced.
 pub(super) fn hold(b: &mut Builder<'_, '_>) -> Hold {
     let wanted = wanted(b);
-    let recorded = b.plan.status.held.is_some();
+    let recorded = b.rec.status.held.is_some();
     if wanted && !recorded {
-        b.plan.needs_view = true;
         b.wake_at(b.input.now);
         let Some(view) = &b.input.observed.view else {
             return Hold {
@@ -453,7 +445,7 @@ pub(super) fn hold(b: &mut Builder<'_, '_>) -> Hold {
             IsolationVms::Halt => HoldMode::Halt,
             IsolationVms::Pause => HoldMode::Pause,
         };
-        b.plan.status.held = Some(Held {
+        b.rec.status.held = Some(Held {
             since: Time(b.input.now),
             mode,
             vms: view
@@ -516,22 +508,21 @@ pub(super) fn enforce(b: &mut Builder<'_, '_>, hold: Hold) {
     if hold.enforce {
         // VMs keep their runStrategy through the hold, whatever an approved
         // change would apply meanwhile: that waits until the hold is lifted.
-        b.plan.apply.retain(|d| d.kind != "VirtualMachine");
+        b.todo.apply.retain(|d| d.kind != "VirtualMachine");
         for (kind, name) in [
             ("NetworkPolicy", ALLOW_POLICY),
             ("RoleBinding", UNIT_BINDING),
         ] {
             if exists(kind, name) {
-                b.plan.delete.push(deletion(kind, input, name));
+                b.todo.delete.push(deletion(kind, input, name));
             }
         }
-        b.plan.needs_view = true;
         let Some(view) = &input.observed.view else {
             b.wake_at(input.now);
             return;
         };
         let mode = b
-            .plan
+            .rec
             .status
             .held
             .as_ref()
@@ -540,19 +531,19 @@ pub(super) fn enforce(b: &mut Builder<'_, '_>, hold: Hold) {
         match mode {
             HoldMode::Halt => {
                 for vm in view.vms.iter().filter(|v| !v.halted) {
-                    b.plan.run_states.push(halted(vm));
+                    b.todo.run_states.push(halted(vm));
                     busy = true;
                 }
             }
             HoldMode::Pause => {
                 for i in view.instances.iter().filter(|i| !view.paused.contains(i)) {
-                    b.plan.pause.push(i.clone());
+                    b.todo.pause.push(i.clone());
                     busy = true;
                 }
             }
         }
         let stash: Vec<String> = b
-            .plan
+            .rec
             .status
             .held
             .as_ref()
@@ -561,10 +552,10 @@ pub(super) fn enforce(b: &mut Builder<'_, '_>, hold: Hold) {
         for p in view.network_policies.iter().filter(|p| !p.ours) {
             busy = true;
             if stash.contains(&p.name) {
-                b.plan
+                b.todo
                     .delete
                     .push(deletion("NetworkPolicy", input, &p.name));
-            } else if let Some(h) = b.plan.status.held.as_mut() {
+            } else if let Some(h) = b.rec.status.held.as_mut() {
                 // Created since the hold was recorded: kept first, removed next.
                 h.network_policies.push(StashedPolicy {
                     name: p.name.clone(),
@@ -572,14 +563,14 @@ pub(super) fn enforce(b: &mut Builder<'_, '_>, hold: Hold) {
                 });
             }
         }
-        b.plan.poll |= busy;
+        b.todo.poll |= busy;
         if busy {
             b.wake_at(input.now);
         }
         // What holds the network is the policies as they are: the deny
         // policy in place as written (put back if someone changed it), the
         // allow policy and the unit's own gone.
-        let denied = b.plan.status.inventory.iter().any(|i| {
+        let denied = b.rec.status.inventory.iter().any(|i| {
             i.kind == "NetworkPolicy" && i.name == crate::provisioning::DENY_POLICY && i.ready
         });
         let open =
@@ -592,7 +583,7 @@ pub(super) fn enforce(b: &mut Builder<'_, '_>, hold: Hold) {
         b.cond(Wanted::new(
             super::condition::READY,
             false,
-            if b.plan.status.isolation.is_some() {
+            if b.rec.status.isolation.is_some() {
                 "Isolated"
             } else {
                 "ForceStopped"
@@ -601,20 +592,19 @@ pub(super) fn enforce(b: &mut Builder<'_, '_>, hold: Hold) {
         ));
         return;
     }
-    let Some(held) = b.plan.status.held.clone() else {
+    let Some(held) = b.rec.status.held.clone() else {
         return;
     };
     if hold.wanted {
         // Being recorded: nothing is touched yet.
         return;
     }
-    b.plan.needs_view = true;
     let Some(view) = &input.observed.view else {
         b.wake_at(input.now);
         return;
     };
     if exists("RoleBinding", UNIT_BINDING_ISOLATED) {
-        b.plan
+        b.todo
             .delete
             .push(deletion("RoleBinding", input, UNIT_BINDING_ISOLATED));
     }
@@ -623,21 +613,21 @@ pub(super) fn enforce(b: &mut Builder<'_, '_>, hold: Hold) {
             continue;
         };
         if (vm.run_strategy.as_ref(), vm.running) != (h.run_strategy.as_ref(), h.running) {
-            b.plan.run_states.push(HeldVm {
+            b.todo.run_states.push(HeldVm {
                 paused: false,
                 ..h.clone()
             });
         }
         if view.paused.contains(&h.name) && !h.paused {
-            b.plan.unpause.push(h.name.clone());
+            b.todo.unpause.push(h.name.clone());
         }
     }
     for p in &held.network_policies {
         if !view.network_policies.iter().any(|v| v.name == p.name) {
-            b.plan.restore_policies.push(p.clone());
+            b.todo.restore_policies.push(p.clone());
         }
     }
-    b.plan.status.held = None;
+    b.rec.status.held = None;
 }
 
 fn deletion(kind: &'static str, input: &super::Input<'_>, name: &str) -> crate::release::Deletion {
@@ -830,7 +820,7 @@ mod tests {
             |e| e.reason == "RectificationOpened" && e.message.contains("2026-12-27 23:59:59")
         ));
         // Nothing is stopped while the month runs.
-        assert!(plan.run_states.is_empty() && plan.delete.is_empty());
+        assert!(plan.actions.run_states.is_empty() && plan.actions.delete.is_empty());
 
         // One instant before the end of the month: still rectifying.
         w.now = at("2026-12-27T15:59:58Z");
@@ -852,12 +842,13 @@ mod tests {
             "only the unit's own policy is kept aside"
         );
         assert!(
-            plan.run_states.is_empty() && plan.delete.is_empty(),
+            plan.actions.run_states.is_empty() && plan.actions.delete.is_empty(),
             "nothing touched before the record is stored"
         );
         // ... then, the record stored, VMs stop and the network is cut.
         let plan = w.step();
         let stopped: Vec<(&str, Option<&str>, Option<bool>)> = plan
+            .actions
             .run_states
             .iter()
             .map(|v| (v.name.as_str(), v.run_strategy.as_deref(), v.running))
@@ -870,6 +861,7 @@ mod tests {
             ]
         );
         let deleted: Vec<(&str, &str)> = plan
+            .actions
             .delete
             .iter()
             .map(|d| (d.kind, d.name.as_str()))
@@ -882,10 +874,15 @@ mod tests {
                 ("NetworkPolicy", "allow-web")
             ]
         );
-        let isolated_binding = plan.apply.iter().find(|d| d.kind == "RoleBinding").unwrap();
+        let isolated_binding = plan
+            .actions
+            .apply
+            .iter()
+            .find(|d| d.kind == "RoleBinding")
+            .unwrap();
         assert_eq!(isolated_binding.name, UNIT_BINDING_ISOLATED);
         assert_eq!(isolated_binding.object["roleRef"]["name"], "view");
-        assert!(!plan.apply.iter().any(|d| d.name == ALLOW_POLICY));
+        assert!(!plan.actions.apply.iter().any(|d| d.name == ALLOW_POLICY));
         assert_eq!(cond(&plan.status, "Ready").unwrap().reason, "ForceStopped");
         assert!(
             cond(&plan.status, "Ready")
@@ -895,7 +892,7 @@ mod tests {
             "the network is not cut until the policies say so"
         );
         w.fake.applied(&plan, true);
-        for d in &plan.delete {
+        for d in &plan.actions.delete {
             w.fake.objects.remove(&(d.kind.to_owned(), d.name.clone()));
         }
         w.view
@@ -920,6 +917,7 @@ mod tests {
         let opened = w.step();
         assert!(
             opened
+                .actions
                 .apply
                 .iter()
                 .any(|d| d.name == crate::provisioning::DENY_POLICY)
@@ -956,6 +954,7 @@ mod tests {
         assert_eq!(plan.status.phase, Some(TenancyPhase::Active));
         assert!(plan.status.held.is_none());
         let restored: Vec<(&str, Option<&str>, Option<bool>)> = plan
+            .actions
             .run_states
             .iter()
             .map(|v| (v.name.as_str(), v.run_strategy.as_deref(), v.running))
@@ -967,15 +966,15 @@ mod tests {
                 ("batch", Some("RerunOnFailure"), None)
             ]
         );
-        assert_eq!(plan.restore_policies.len(), 1);
+        assert_eq!(plan.actions.restore_policies.len(), 1);
         assert_eq!(
-            plan.restore_policies[0].manifest,
+            plan.actions.restore_policies[0].manifest,
             r#"{"spec":{"podSelector":{}}}"#
         );
-        assert!(plan.apply.iter().any(|d| d.name == ALLOW_POLICY));
-        assert!(plan.apply.iter().any(|d| d.name == UNIT_BINDING));
-        assert_eq!(plan.delete.len(), 1);
-        assert_eq!(plan.delete[0].name, UNIT_BINDING_ISOLATED);
+        assert!(plan.actions.apply.iter().any(|d| d.name == ALLOW_POLICY));
+        assert!(plan.actions.apply.iter().any(|d| d.name == UNIT_BINDING));
+        assert_eq!(plan.actions.delete.len(), 1);
+        assert_eq!(plan.actions.delete[0].name, UNIT_BINDING_ISOLATED);
         let case = plan.status.rectification.unwrap();
         assert_eq!(
             case.closed_note.as_deref(),
@@ -1014,7 +1013,7 @@ mod tests {
         w.annotations
             .insert(keys::DEREGISTER.into(), "not rectified".into());
         let plan = w.step();
-        assert!(plan.retire.is_none());
+        assert!(plan.actions.retire.is_none());
         assert_eq!(
             cond(&plan.status, condition::DEREGISTRATION_REFUSED)
                 .unwrap()
@@ -1030,7 +1029,7 @@ mod tests {
         w.annotations
             .insert(keys::DEREGISTER.into(), "not rectified".into());
         let plan = w.step();
-        let r = plan.retire.unwrap();
+        let r = plan.actions.retire.unwrap();
         assert_eq!(r.reason, RetirementReason::Deregistered);
         assert!(r.reference.contains("not rectified"), "{}", r.reference);
         assert!(cond(&plan.status, condition::DEREGISTRATION_REFUSED).is_none());
@@ -1065,8 +1064,8 @@ mod tests {
             "isolation is not a phase"
         );
         let plan = w.step();
-        assert_eq!(plan.run_states.len(), 2);
-        assert_eq!(plan.delete.len(), 3);
+        assert_eq!(plan.actions.run_states.len(), 2);
+        assert_eq!(plan.actions.delete.len(), 3);
         assert_eq!(cond(&plan.status, "Ready").unwrap().reason, "Isolated");
         w.fake.applied(&plan, true);
         // The unit created one more policy meanwhile (before its role narrowed): kept aside too.
@@ -1077,7 +1076,7 @@ mod tests {
         });
         let plan = w.step();
         assert_eq!(plan.status.held.as_ref().unwrap().network_policies.len(), 2);
-        assert!(plan.poll);
+        assert!(plan.actions.poll);
 
         w.annotations.remove(keys::ISOLATE);
         w.view.as_mut().unwrap().network_policies.retain(|p| p.ours);
@@ -1093,13 +1092,14 @@ mod tests {
             "Lifted"
         );
         let names: Vec<&str> = plan
+            .actions
             .restore_policies
             .iter()
             .map(|p| p.name.as_str())
             .collect();
         assert_eq!(names, ["allow-web", "late"]);
         // The unit's own VM that it had stopped stays stopped.
-        assert!(!plan.run_states.iter().any(|v| v.name == "tool"));
+        assert!(!plan.actions.run_states.iter().any(|v| v.name == "tool"));
     }
 
     #[test]
@@ -1114,11 +1114,11 @@ mod tests {
         w.oversight = cfg;
         w.step();
         let plan = w.step();
-        assert_eq!(plan.pause, ["app-1"]);
-        assert!(plan.run_states.is_empty());
+        assert_eq!(plan.actions.pause, ["app-1"]);
+        assert!(plan.actions.run_states.is_empty());
         w.view.as_mut().unwrap().paused = vec!["app-1".into(), "batch".into()];
         w.annotations.remove(keys::ISOLATE);
         let plan = w.step();
-        assert_eq!(plan.unpause, ["app-1"], "batch was paused before");
+        assert_eq!(plan.actions.unpause, ["app-1"], "batch was paused before");
     }
 }

@@ -19,16 +19,17 @@ use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::core::{DeserializeGuard, PartialObjectMeta};
+use kube::runtime::reflector::store::Writer;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
-use tokio::sync::mpsc::UnboundedSender;
 
+use super::wake::{self, Senders, Wakes};
 use crate::api::{
     ChangeRequest, CloudResourceRequest, ServiceCatalog, Tenancy, WorkCalendar, keys,
 };
-use crate::provisioning::{self, MANAGER, TENANCY_REF};
+use crate::provisioning::{self, MANAGER};
 
 /// On the cached copy of an object only (never written): the fingerprint of
 /// what the operator governs of it as the apiserver holds it.
@@ -82,28 +83,6 @@ pub struct Caches {
     pub vms: Store<DynamicObject>,
     pub vmis: Store<DynamicObject>,
     pub jobs: Store<Job>,
-}
-
-/// Where an object of a tenancy namespace points: its tenancy, by the
-/// reference its namespace carries. While the namespace is not in its cache
-/// (made while its watch was down, and not relisted yet), nothing is woken
-/// here and nothing is lost: the namespace wakes its tenancy when its cache
-/// shows it (see [`drive`]), and this object is in its own cache by then.
-fn tenancy_of(
-    meta: &kube::api::ObjectMeta,
-    namespaces: &Store<PartialObjectMeta<Namespace>>,
-) -> Option<TenancyRef> {
-    let reference = meta
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(TENANCY_REF))
-        .cloned()
-        .or_else(|| {
-            let ns = namespaces.get(&ObjectRef::new(meta.namespace.as_deref()?))?;
-            ns.annotations().get(TENANCY_REF).cloned()
-        })?;
-    let (ns, name) = reference.split_once('/')?;
-    Some(ObjectRef::new(name).within(ns))
 }
 
 fn managed() -> watcher::Config {
@@ -319,331 +298,252 @@ async fn drive<K>(
     }
 }
 
-impl Caches {
-    /// Starts every watch. The returned future drives them; the caches fill as
-    /// it runs.
-    pub fn start(
-        client: Client,
-        requests_tx: UnboundedSender<RequestRef>,
-        tenancies_tx: UnboundedSender<TenancyRef>,
-        changes_tx: UnboundedSender<ChangeRef>,
-        units_tx: UnboundedSender<UnitRef>,
-    ) -> (Self, impl Future<Output = ()> + Send) {
-        let (requests, requests_w) = reflector::store();
-        let (tenancies, tenancies_w) = reflector::store();
-        let (changes, changes_w) = reflector::store();
-        let (calendars, calendars_w) = reflector::store();
-        let (catalogs, catalogs_w) = reflector::store();
-        let (units, units_w) = reflector::store();
-        let (namespaces, namespaces_w) = reflector::store();
-        let (quotas, quotas_w) = reflector::store();
-        let (limit_ranges, limit_ranges_w) = reflector::store();
-        let (network_policies, network_policies_w) = reflector::store();
-        let (role_bindings, role_bindings_w) = reflector::store();
-        let (storage_classes, storage_classes_w) = reflector::store();
-        let (pvcs, pvcs_w) = reflector::store();
-        let vm_ar = virtual_machines();
-        let vmi_ar = virtual_machine_instances();
-        let vms_w = reflector::store::Writer::new(vm_ar.clone());
-        let vms = vms_w.as_reader();
-        let vmis_w = reflector::store::Writer::new(vmi_ar.clone());
-        let vmis = vmis_w.as_reader();
-        let (jobs, jobs_w) = reflector::store();
-        let caches = Self {
-            requests,
-            tenancies: tenancies.clone(),
-            changes: changes.clone(),
-            calendars,
-            catalogs,
-            units,
-            namespaces: namespaces.clone(),
-            quotas,
-            limit_ranges,
-            network_policies,
-            role_bindings,
-            storage_classes,
-            pvcs,
-            vms,
-            vmis,
-            jobs,
-        };
+/// The writing ends of the caches of the API's kinds (and of what wakes
+/// them), each handed to its watch.
+struct ApiWriters {
+    requests: Writer<Guarded<CloudResourceRequest>>,
+    tenancies: Writer<Guarded<Tenancy>>,
+    changes: Writer<Guarded<ChangeRequest>>,
+    calendars: Writer<Guarded<WorkCalendar>>,
+    catalogs: Writer<Guarded<ServiceCatalog>>,
+    units: Writer<PartialObjectMeta<Namespace>>,
+    storage_classes: Writer<PartialObjectMeta<StorageClass>>,
+}
 
-        let wake_owner = {
-            let tx = tenancies_tx.clone();
-            let namespaces = namespaces.clone();
-            move |meta: &kube::api::ObjectMeta| {
-                if let Some(r) = tenancy_of(meta, &namespaces) {
-                    let _ = tx.send(r);
-                }
+/// The writing ends of the caches of what tenancies are made of.
+struct OwnedWriters {
+    namespaces: Writer<PartialObjectMeta<Namespace>>,
+    quotas: Writer<ResourceQuota>,
+    limit_ranges: Writer<LimitRange>,
+    network_policies: Writer<NetworkPolicy>,
+    role_bindings: Writer<RoleBinding>,
+    pvcs: Writer<PartialObjectMeta<PersistentVolumeClaim>>,
+    vms: Writer<DynamicObject>,
+    vmis: Writer<DynamicObject>,
+    jobs: Writer<Job>,
+}
+
+type Task = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Wakes the tenancy an object belongs to.
+#[derive(Clone)]
+struct Owner {
+    senders: Senders,
+    namespaces: Store<PartialObjectMeta<Namespace>>,
+}
+
+impl Owner {
+    fn of<K: Resource>(&self) -> impl Fn(&K) + Send + 'static {
+        let me = self.clone();
+        move |o: &K| {
+            let meta = o.meta();
+            let ns = meta
+                .namespace
+                .as_deref()
+                .and_then(|n| me.namespaces.get(&ObjectRef::new(n)));
+            if let Some(t) = wake::owner(meta, ns.as_deref()) {
+                me.senders.send(Wakes {
+                    tenancies: vec![t],
+                    ..Wakes::default()
+                });
             }
-        };
-        let c = client;
-        let mut tasks: Vec<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>> = Vec::new();
+        }
+    }
+}
 
-        {
-            let tx = requests_tx.clone();
-            tasks.push(
-                full(
-                    Api::<Guarded<CloudResourceRequest>>::all(c.clone()),
-                    watcher::Config::default(),
-                    requests_w,
-                    move |o| {
-                        let _ = tx.send(ObjectRef::from_obj(o));
-                    },
-                )
-                .boxed(),
-            );
-        }
-        {
-            let (ttx, rtx, ctx, utx) = (
-                tenancies_tx.clone(),
-                requests_tx.clone(),
-                changes_tx.clone(),
-                units_tx.clone(),
-            );
-            let changes = changes.clone();
-            tasks.push(
-                full(
-                    Api::<Guarded<Tenancy>>::all(c.clone()),
-                    watcher::Config::default(),
-                    tenancies_w,
-                    move |o| {
-                        let _ = ttx.send(ObjectRef::from_obj(o));
-                        // Its unit, which counts the tenancies in service.
-                        if let Some(ns) = o.namespace() {
-                            let _ = utx.send(ObjectRef::new(&ns));
-                        }
-                        // Its changes: they follow what it becomes.
-                        let (ns, name) = (o.namespace(), o.name_any());
-                        for ch in changes.state() {
-                            if let Ok(c) = &ch.0
-                                && c.namespace() == ns
-                                && c.spec.tenancy.as_str() == name
-                            {
-                                let _ = ctx.send(ObjectRef::from_obj(&*ch));
-                            }
-                        }
-                        // The request that created it (its status names the tenancy).
-                        let name = match &o.0 {
-                            Ok(t) => t.spec.request.to_string(),
-                            Err(_) => o.name_any(),
-                        };
-                        let mut r = ObjectRef::new(&name);
-                        if let Some(ns) = o.namespace() {
-                            r = r.within(&ns);
-                        }
-                        let _ = rtx.send(r);
-                    },
-                )
-                .boxed(),
-            );
-        }
-        {
-            let tx = changes_tx.clone();
-            tasks.push(
-                trimmed(
-                    Api::<Guarded<ChangeRequest>>::all(c.clone()),
-                    watcher::Config::default(),
-                    changes_w,
-                    move |o| {
-                        let _ = tx.send(ObjectRef::from_obj(o));
-                    },
-                    false,
-                    |_| {},
-                )
-                .boxed(),
-            );
-        }
-        tasks.push(
-            full(
-                Api::<Guarded<WorkCalendar>>::all(c.clone()),
-                watcher::Config::default(),
-                calendars_w,
+impl Caches {
+    /// Starts every watch, waking through `senders` what each change
+    /// concerns (see [`super::wake`]). The returned future drives them; the
+    /// caches fill as it runs.
+    pub fn start(client: Client, senders: Senders) -> (Self, impl Future<Output = ()> + Send) {
+        let (caches, api, owned) = Self::empty();
+        let mut tasks = caches.api_watches(&client, &senders, api);
+        tasks.extend(caches.owned_watches(&client, &senders, owned));
+        let all = futures::future::join_all(tasks).map(|_| ());
+        (caches, all)
+    }
+
+    fn empty() -> (Self, ApiWriters, OwnedWriters) {
+        let api = ApiWriters {
+            requests: Writer::default(),
+            tenancies: Writer::default(),
+            changes: Writer::default(),
+            calendars: Writer::default(),
+            catalogs: Writer::default(),
+            units: Writer::default(),
+            storage_classes: Writer::default(),
+        };
+        let owned = OwnedWriters {
+            namespaces: Writer::default(),
+            quotas: Writer::default(),
+            limit_ranges: Writer::default(),
+            network_policies: Writer::default(),
+            role_bindings: Writer::default(),
+            pvcs: Writer::default(),
+            vms: Writer::new(virtual_machines()),
+            vmis: Writer::new(virtual_machine_instances()),
+            jobs: Writer::default(),
+        };
+        let caches = Self {
+            requests: api.requests.as_reader(),
+            tenancies: api.tenancies.as_reader(),
+            changes: api.changes.as_reader(),
+            calendars: api.calendars.as_reader(),
+            catalogs: api.catalogs.as_reader(),
+            units: api.units.as_reader(),
+            storage_classes: api.storage_classes.as_reader(),
+            namespaces: owned.namespaces.as_reader(),
+            quotas: owned.quotas.as_reader(),
+            limit_ranges: owned.limit_ranges.as_reader(),
+            network_policies: owned.network_policies.as_reader(),
+            role_bindings: owned.role_bindings.as_reader(),
+            pvcs: owned.pvcs.as_reader(),
+            vms: owned.vms.as_reader(),
+            vmis: owned.vmis.as_reader(),
+            jobs: owned.jobs.as_reader(),
+        };
+        (caches, api, owned)
+    }
+
+    /// The API's kinds, the unit namespaces and the storage classes.
+    fn api_watches(&self, c: &Client, senders: &Senders, w: ApiWriters) -> Vec<Task> {
+        let all = watcher::Config::default;
+        let (tx, tenancies, changes) = (
+            senders.clone(),
+            self.tenancies.clone(),
+            self.changes.clone(),
+        );
+        let on_tenancy = move |t: &Guarded<Tenancy>| tx.send(wake::of_tenancy(t, &changes.state()));
+        let tx = senders.clone();
+        let on_request = move |r: &Guarded<CloudResourceRequest>| {
+            tx.send(Wakes {
+                requests: vec![ObjectRef::from_obj(r)],
+                ..Wakes::default()
+            })
+        };
+        let tx = senders.clone();
+        let on_change = move |c: &Guarded<ChangeRequest>| {
+            tx.send(Wakes {
+                changes: vec![ObjectRef::from_obj(c)],
+                ..Wakes::default()
+            })
+        };
+        let (tx, of) = (senders.clone(), tenancies.clone());
+        let on_unit =
+            move |ns: &PartialObjectMeta<Namespace>| tx.send(wake::of_unit(ns, &of.state()));
+        let (tx, of) = (senders.clone(), tenancies.clone());
+        let on_prices =
+            move |_: &Guarded<ServiceCatalog>| tx.send(wake::every_tenancy(&of.state()));
+        let (tx, of) = (senders.clone(), tenancies);
+        let on_class =
+            move |_: &PartialObjectMeta<StorageClass>| tx.send(wake::every_tenancy(&of.state()));
+        let units = all().labels(keys::UNIT);
+        vec![
+            full(Api::all(c.clone()), all(), w.requests, on_request).boxed(),
+            full(Api::all(c.clone()), all(), w.tenancies, on_tenancy).boxed(),
+            // ChangeRequests keep `managedFields`: they date the approvals.
+            trimmed(
+                Api::all(c.clone()),
+                all(),
+                w.changes,
+                on_change,
+                false,
                 |_| {},
             )
             .boxed(),
-        );
-        {
-            // New prices reprice every tenancy's month.
-            let (ttx, tenancies) = (tenancies_tx.clone(), tenancies.clone());
-            tasks.push(
-                full(
-                    Api::<Guarded<ServiceCatalog>>::all(c.clone()),
-                    watcher::Config::default(),
-                    catalogs_w,
-                    move |_| {
-                        for t in tenancies.state() {
-                            let _ = ttx.send(ObjectRef::from_obj(&*t));
-                        }
-                    },
-                )
-                .boxed(),
-            );
-        }
-        {
-            let (utx, ttx, tenancies) = (units_tx.clone(), tenancies_tx.clone(), tenancies.clone());
-            tasks.push(
-                meta::<Namespace>(
-                    c.clone(),
-                    watcher::Config::default().labels(keys::UNIT),
-                    units_w,
-                    move |ns| {
-                        let _ = utx.send(ObjectRef::from_obj(ns));
-                        // Its tenancies (the unit's group binds in each).
-                        let name = ns.name_any();
-                        for t in tenancies.state() {
-                            if t.namespace().as_deref() == Some(name.as_str()) {
-                                let _ = ttx.send(ObjectRef::from_obj(&*t));
-                            }
-                        }
-                    },
-                )
-                .boxed(),
-            );
-        }
-        {
-            let w = wake_owner.clone();
-            tasks.push(
-                trimmed(
-                    Api::<PartialObjectMeta<Namespace>>::all(c.clone()),
-                    watcher::Config::default(),
-                    namespaces_w,
-                    move |o| w(&o.metadata),
-                    true,
-                    |o| mark_live(o, "Namespace"),
-                )
-                .boxed(),
-            );
-        }
-        {
-            // A class appearing or going changes every tenancy's quota.
-            let (ttx, tenancies) = (tenancies_tx.clone(), tenancies.clone());
-            tasks.push(
-                meta::<StorageClass>(
-                    c.clone(),
-                    watcher::Config::default(),
-                    storage_classes_w,
-                    move |_| {
-                        for t in tenancies.state() {
-                            let _ = ttx.send(ObjectRef::from_obj(&*t));
-                        }
-                    },
-                )
-                .boxed(),
-            );
-        }
-        {
-            let w = wake_owner.clone();
-            tasks.push(
-                trimmed(
-                    Api::<ResourceQuota>::all(c.clone()),
-                    managed(),
-                    quotas_w,
-                    move |o| w(&o.metadata),
-                    true,
-                    quota_fields,
-                )
-                .boxed(),
-            );
-        }
-        {
-            let w = wake_owner.clone();
-            tasks.push(
-                trimmed(
-                    Api::<LimitRange>::all(c.clone()),
-                    managed(),
-                    limit_ranges_w,
-                    move |o| w(&o.metadata),
-                    true,
-                    fingerprinted("LimitRange", |o: &mut LimitRange| o.spec = None),
-                )
-                .boxed(),
-            );
-        }
-        {
-            let w = wake_owner.clone();
-            tasks.push(
-                trimmed(
-                    Api::<NetworkPolicy>::all(c.clone()),
-                    managed(),
-                    network_policies_w,
-                    move |o| w(&o.metadata),
-                    true,
-                    fingerprinted("NetworkPolicy", |o: &mut NetworkPolicy| o.spec = None),
-                )
-                .boxed(),
-            );
-        }
-        {
-            let w = wake_owner.clone();
-            tasks.push(
-                trimmed(
-                    Api::<RoleBinding>::all(c.clone()),
-                    managed(),
-                    role_bindings_w,
-                    move |o| w(&o.metadata),
-                    true,
-                    fingerprinted("RoleBinding", |o: &mut RoleBinding| o.subjects = None),
-                )
-                .boxed(),
-            );
-        }
-        {
-            let w = wake_owner.clone();
+            full(Api::all(c.clone()), all(), w.calendars, |_| {}).boxed(),
+            full(Api::all(c.clone()), all(), w.catalogs, on_prices).boxed(),
+            meta::<Namespace>(c.clone(), units, w.units, on_unit).boxed(),
+            meta::<StorageClass>(c.clone(), all(), w.storage_classes, on_class).boxed(),
+        ]
+    }
+
+    /// What tenancies are made of: each change wakes the tenancy it belongs
+    /// to (see [`wake::owner`]).
+    fn owned_watches(&self, c: &Client, senders: &Senders, w: OwnedWriters) -> Vec<Task> {
+        let owner = Owner {
+            senders: senders.clone(),
+            namespaces: self.namespaces.clone(),
+        };
+        let all = watcher::Config::default;
+        // Instances carry the template's labels, the tenancy's among them.
+        let instances = all().labels(keys::TENANCY);
+        let dynamic = |ar: ApiResource| Api::<DynamicObject>::all_with(c.clone(), &ar);
+        let limits = fingerprinted("LimitRange", |o: &mut LimitRange| o.spec = None);
+        let policies = fingerprinted("NetworkPolicy", |o: &mut NetworkPolicy| o.spec = None);
+        let bindings = fingerprinted("RoleBinding", |o: &mut RoleBinding| o.subjects = None);
+        vec![
+            trimmed(
+                Api::all(c.clone()),
+                all(),
+                w.namespaces,
+                owner.of(),
+                true,
+                |n| mark_live(n, "Namespace"),
+            )
+            .boxed(),
+            trimmed(
+                Api::all(c.clone()),
+                managed(),
+                w.quotas,
+                owner.of(),
+                true,
+                quota_fields,
+            )
+            .boxed(),
+            trimmed(
+                Api::all(c.clone()),
+                managed(),
+                w.limit_ranges,
+                owner.of(),
+                true,
+                limits,
+            )
+            .boxed(),
+            trimmed(
+                Api::all(c.clone()),
+                managed(),
+                w.network_policies,
+                owner.of(),
+                true,
+                policies,
+            )
+            .boxed(),
+            trimmed(
+                Api::all(c.clone()),
+                managed(),
+                w.role_bindings,
+                owner.of(),
+                true,
+                bindings,
+            )
+            .boxed(),
             // Every volume, not only those labelled the operator's: one whose
             // label someone removed is still there, not lost.
-            tasks.push(
-                trimmed(
-                    Api::<PartialObjectMeta<PersistentVolumeClaim>>::all(c.clone()),
-                    watcher::Config::default(),
-                    pvcs_w,
-                    move |o| w(&o.metadata),
-                    true,
-                    |o| mark_live(o, "PersistentVolumeClaim"),
-                )
-                .boxed(),
-            );
-        }
-        {
-            let w = wake_owner.clone();
-            tasks.push(
-                trimmed(
-                    Api::<DynamicObject>::all_with(c.clone(), &vm_ar),
-                    managed(),
-                    vms_w,
-                    move |o| w(&o.metadata),
-                    true,
-                    vm_fields,
-                )
-                .boxed(),
-            );
-        }
-        {
-            let w = wake_owner.clone();
-            // Instances carry the template's labels, the tenancy's among them.
-            tasks.push(
-                trimmed(
-                    Api::<DynamicObject>::all_with(c.clone(), &vmi_ar),
-                    watcher::Config::default().labels(keys::TENANCY),
-                    vmis_w,
-                    move |o| w(&o.metadata),
-                    true,
-                    vmi_fields,
-                )
-                .boxed(),
-            );
-        }
-        {
-            let w = wake_owner;
-            tasks.push(
-                full(Api::<Job>::all(c.clone()), managed(), jobs_w, move |o| {
-                    w(&o.metadata)
-                })
-                .boxed(),
-            );
-        }
-        let all = futures::future::join_all(tasks).map(|_| ());
-        (caches, all)
+            trimmed(Api::all(c.clone()), all(), w.pvcs, owner.of(), true, |v| {
+                mark_live(v, "PersistentVolumeClaim")
+            })
+            .boxed(),
+            trimmed(
+                dynamic(virtual_machines()),
+                managed(),
+                w.vms,
+                owner.of(),
+                true,
+                vm_fields,
+            )
+            .boxed(),
+            trimmed(
+                dynamic(virtual_machine_instances()),
+                instances,
+                w.vmis,
+                owner.of(),
+                true,
+                vmi_fields,
+            )
+            .boxed(),
+            full(Api::all(c.clone()), managed(), w.jobs, owner.of()).boxed(),
+        ]
     }
 
     pub async fn wait_until_ready(&self) {
@@ -673,6 +573,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
+    use kube::ResourceExt;
     use serde_json::json;
 
     fn object(data: serde_json::Value) -> DynamicObject {
@@ -795,7 +696,8 @@ mod tests {
         let wake = {
             let (woken, namespaces, vms) = (woken.clone(), namespaces.clone(), vms.clone());
             move |meta: &kube::api::ObjectMeta| {
-                if let Some(t) = tenancy_of(meta, &namespaces) {
+                let seen = namespaces.get(&ObjectRef::new(meta.namespace.as_deref().unwrap_or("")));
+                if let Some(t) = wake::owner(meta, seen.as_deref()) {
                     let known = namespaces.get(&ObjectRef::new(ns_name)).is_some();
                     woken
                         .lock()
@@ -822,7 +724,13 @@ mod tests {
         let mut ns = PartialObjectMeta::<Namespace>::default();
         ns.metadata.name = Some(ns_name.into());
         ns.metadata.resource_version = Some("5".into());
-        ns.metadata.annotations = Some([(TENANCY_REF.to_owned(), "unit-a/web".to_owned())].into());
+        ns.metadata.annotations = Some(
+            [(
+                crate::provisioning::TENANCY_REF.to_owned(),
+                "unit-a/web".to_owned(),
+            )]
+            .into(),
+        );
         let relist = vec![Ok(Init), Ok(InitApply(ns)), Ok(InitDone)];
         drive(
             "namespaces".into(),

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use futures::Stream;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::PostParams;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
@@ -42,7 +42,13 @@ pub fn controller(
 }
 
 async fn reconcile(obj: Arc<Guarded<ChangeRequest>>, ctx: Arc<Context>) -> Result<Action, Error> {
-    timed(&ctx, ControllerName::Changes, reconcile_change(&obj, &ctx)).await
+    timed(
+        &ctx,
+        ControllerName::Changes,
+        &*obj,
+        reconcile_change(&obj, &ctx),
+    )
+    .await
 }
 
 /// When a change was approved, for ordering: when the apiserver recorded
@@ -62,7 +68,7 @@ fn approval(c: &ChangeRequest, now: Timestamp) -> Option<(Timestamp, String)> {
         })
         .map(|r| r.decided_at.0);
     let pending = status.and_then(|s| s.phase) == Some(ChangePhase::UnderReview)
-        && crate::review::read_decision(c.annotations()).is_ok_and(|w| {
+        && crate::decision::read_decision(c.annotations()).is_ok_and(|w| {
             w.is_some_and(|w| {
                 w.decision == crate::api::Decision::Approve
                     && Some(w.generation) == c.metadata.generation
@@ -71,7 +77,7 @@ fn approval(c: &ChangeRequest, now: Timestamp) -> Option<(Timestamp, String)> {
     if recorded.is_none() && !pending {
         return None;
     }
-    let at = crate::review::decision_written_at(&c.metadata)
+    let at = crate::decision::decision_written_at(&c.metadata)
         .or(recorded)
         .unwrap_or(now);
     Some((at, c.name_any()))
@@ -142,19 +148,8 @@ async fn reconcile_change(obj: &Guarded<ChangeRequest>, ctx: &Context) -> Result
         execute(ctx, &ns, order, now).await?;
     }
     if !change::same_status(&status, &plan.status) {
-        let api: Api<ChangeRequest> = Api::namespaced(ctx.client.clone(), &ns);
-        let patch = json!({
-            "apiVersion": "govcloud.dev/v1alpha1",
-            "kind": "ChangeRequest",
-            "status": plan.status,
-        });
-        api.patch_status(
-            &name,
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
-        ctx.metrics.wrote("ChangeRequest", "status");
+        ctx.apply_status(change, MANAGER, &plan.status, None)
+            .await?;
         info!(change = %format!("{ns}/{name}"), phase = ?plan.status.phase, "status updated");
     }
     if plan.events.iter().any(|e| e.reason == "YearNotLoaded") {
@@ -179,29 +174,22 @@ async fn execute(ctx: &Context, ns: &str, order: &Order, now: Timestamp) -> Resu
             }
             if current.spec.allocation != **base {
                 // Another change landed since the plan was made: plan again.
-                return Err(Error::Kube(kube::Error::Api(Box::new(
-                    kube::core::Status {
-                        code: 409,
-                        message: format!(
-                            "tenancy {tenancy} changed while {change} was being applied"
-                        ),
-                        reason: "Conflict".into(),
-                        ..Default::default()
-                    },
-                ))));
+                return Err(Error::Conflict(format!(
+                    "tenancy {tenancy} changed while {change} was being applied"
+                )));
             }
             current.spec.allocation = (**allocation).clone();
             current.spec.changes.push(change.as_str().into());
-            api.replace(
-                tenancy,
-                &PostParams {
-                    field_manager: Some(MANAGER.into()),
-                    ..Default::default()
-                },
-                &current,
+            let params = PostParams {
+                field_manager: Some(MANAGER.into()),
+                ..Default::default()
+            };
+            ctx.write(
+                "Tenancy",
+                "replace",
+                api.replace(tenancy, &params, &current),
             )
             .await?;
-            ctx.metrics.wrote("Tenancy", "replace");
             info!(tenancy = %format!("{ns}/{tenancy}"), %change, "change applied");
         }
         Order::Terminate {

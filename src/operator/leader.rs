@@ -107,11 +107,10 @@ impl Leadership {
         {
             spec.holder_identity = None;
             spec.lease_duration_seconds = Some(1);
-            match self
-                .api
-                .replace(&self.config.name, &PostParams::default(), &lease)
-                .await
-            {
+            let params = PostParams::default();
+            let replace = self.api.replace(&self.config.name, &params, &lease);
+            let released = within(self.config.retry, async { replace.await.map(|_| true) });
+            match released.await {
                 Ok(_) => info!(lease = %self.config.name, "lease released"),
                 Err(e) => warn!(error = %e, "could not release the lease; it expires by itself"),
             }
@@ -207,13 +206,24 @@ async fn attempt(
     }
 }
 
+/// `attempt`, given `limit` at most.
+async fn within(
+    limit: Duration,
+    attempt: impl std::future::Future<Output = Result<bool, kube::Error>>,
+) -> Result<bool, String> {
+    match tokio::time::timeout(limit, attempt).await {
+        Ok(done) => done.map_err(|e| e.to_string()),
+        Err(_) => Err(format!("no answer within {} ms", limit.as_millis())),
+    }
+}
+
 /// Waits until this replica holds the lease, then keeps it in the background.
 pub async fn acquire(client: Client, cfg: LeaseConfig) -> Leadership {
     let api: Api<Lease> = Api::namespaced(client, &cfg.namespace);
     let mut observed = None;
     let mut waiting_logged = false;
     loop {
-        match attempt(&api, &cfg, &mut observed).await {
+        match within(cfg.renew_deadline, attempt(&api, &cfg, &mut observed)).await {
             Ok(true) => break,
             Ok(false) => {
                 if !waiting_logged {
@@ -238,7 +248,10 @@ pub async fn acquire(client: Client, cfg: LeaseConfig) -> Leadership {
             let mut observed = None;
             loop {
                 tokio::time::sleep(cfg.retry).await;
-                match attempt(&api, &cfg, &mut observed).await {
+                // A renewal stuck on a dead connection must not outlive the
+                // renew deadline: leadership is given up by then.
+                let left = cfg.renew_deadline.saturating_sub(renewed.elapsed());
+                match within(left, attempt(&api, &cfg, &mut observed)).await {
                     Ok(true) => renewed = Instant::now(),
                     Ok(false) => {
                         warn!(lease = %cfg.name, "the lease was taken by another replica");

@@ -36,6 +36,13 @@ pub struct WriteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WriteErrorLabels {
+    pub kind: String,
+    pub verb: &'static str,
+    pub category: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
     pub kind: String,
 }
@@ -52,6 +59,7 @@ pub struct Metrics {
     errors: Family<ErrorLabels, Counter>,
     duration: Family<ControllerLabels, Histogram>,
     writes: Family<WriteLabels, Counter>,
+    write_errors: Family<WriteErrorLabels, Counter>,
     pub(super) phases: Family<PhaseLabels, Gauge>,
     calendar_fallbacks: Counter,
     drift_repairs: Family<KindLabels, Counter>,
@@ -141,6 +149,12 @@ impl Default for Metrics {
             "Writes sent to the apiserver, by kind and verb",
             writes.clone(),
         );
+        let write_errors = Family::<WriteErrorLabels, Counter>::default();
+        registry.register(
+            "write_errors",
+            "Writes the apiserver refused or that timed out, by kind, verb and error category",
+            write_errors.clone(),
+        );
         registry.register(
             "objects",
             "Requests, tenancies and change requests by phase",
@@ -157,6 +171,7 @@ impl Default for Metrics {
             errors,
             duration,
             writes,
+            write_errors,
             phases,
             calendar_fallbacks,
             drift_repairs,
@@ -200,6 +215,17 @@ impl Metrics {
         self.errors
             .get_or_create(&ErrorLabels {
                 controller,
+                category,
+            })
+            .inc();
+    }
+
+    /// A write that failed (or took too long), by its error's category.
+    pub fn write_failed(&self, kind: &str, verb: &'static str, category: &'static str) {
+        self.write_errors
+            .get_or_create(&WriteErrorLabels {
+                kind: kind.to_owned(),
+                verb,
                 category,
             })
             .inc();

@@ -15,6 +15,7 @@ mod serve;
 mod tenancies;
 mod units;
 pub mod utilisation;
+mod wake;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -30,7 +31,7 @@ use tracing::{info, warn};
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::review::Note;
+use crate::record::Note;
 
 pub use caches::Caches;
 pub use metrics::Metrics;
@@ -40,37 +41,64 @@ pub const MANAGER: &str = crate::provisioning::MANAGER;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The object changed since it was read (the apiserver's 409, or a plan
+    /// that finds its base moved): plan again at once.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// A write that took longer than [`WRITE_TIMEOUT`].
+    #[error("{verb} of {kind} took longer than {}s", WRITE_TIMEOUT.as_secs())]
+    Timeout { kind: String, verb: &'static str },
     #[error("Kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
+    Kube(kube::Error),
     #[error("serialization: {0}")]
     Json(#[from] serde_json::Error),
     #[error("{0}")]
     Invalid(String),
 }
 
+impl From<kube::Error> for Error {
+    fn from(e: kube::Error) -> Self {
+        match e {
+            kube::Error::Api(s) if s.code == 409 => Error::Conflict(s.message),
+            e => Error::Kube(e),
+        }
+    }
+}
+
 impl Error {
     /// A stable class, for logs and metrics.
     pub fn category(&self) -> &'static str {
         match self {
-            Error::Kube(kube::Error::Api(s)) if s.code == 409 => "conflict",
+            Error::Conflict(_) => "conflict",
+            Error::Timeout { .. } => "timeout",
             Error::Kube(kube::Error::Api(s)) if s.code == 422 => "rejected",
             Error::Kube(kube::Error::Api(s)) if s.code == 403 => "forbidden",
+            Error::Kube(kube::Error::Api(s)) if s.code == 404 => "not-found",
             Error::Kube(_) => "api",
             Error::Json(_) => "serialization",
             Error::Invalid(_) => "invalid",
         }
     }
 
+    /// The object is not there (404).
+    fn is_gone(&self) -> bool {
+        matches!(self, Error::Kube(kube::Error::Api(s)) if s.code == 404)
+    }
+
     /// Conflicts retry at once; invalid input waits for a change; the rest
     /// backs off.
     fn action(&self) -> Action {
-        match self.category() {
-            "conflict" => Action::requeue(Duration::from_millis(500)),
-            "invalid" => Action::await_change(),
+        match self {
+            Error::Conflict(_) => Action::requeue(Duration::from_millis(500)),
+            Error::Invalid(_) => Action::await_change(),
             _ => Action::requeue(Duration::from_secs(5)),
         }
     }
 }
+
+/// How long one write may take before the reconcile gives up on it (and is
+/// retried): a stuck connection must not hold a controller slot for ever.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What every reconcile needs.
 pub struct Context {
@@ -87,9 +115,48 @@ pub struct Context {
     /// Per tenancy namespace, the usage its quota showed when a recount
     /// was last asked for (see `provisioning::recount`).
     recounts: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// Per tenancy (`namespace/name`), reconciles in a row that had an
+    /// object refused: the retry backs off with it.
+    refusals: std::sync::Mutex<std::collections::HashMap<String, u32>>,
 }
 
 impl Context {
+    /// Sends one write to the apiserver: given [`WRITE_TIMEOUT`] at most,
+    /// counted by kind and verb, and its failure by category.
+    async fn write<T>(
+        &self,
+        kind: &str,
+        verb: &'static str,
+        call: impl Future<Output = kube::Result<T>>,
+    ) -> Result<T, Error> {
+        let result = match tokio::time::timeout(WRITE_TIMEOUT, call).await {
+            Ok(done) => done.map_err(Error::from),
+            Err(_) => Err(Error::Timeout {
+                kind: kind.to_owned(),
+                verb,
+            }),
+        };
+        match &result {
+            Ok(_) => self.metrics.wrote(kind, verb),
+            Err(e) => self.metrics.write_failed(kind, verb, e.category()),
+        }
+        result
+    }
+
+    /// Counts a reconcile of the tenancy `key` that had an object refused
+    /// (or forgets the count when none was): how many in a row, this one
+    /// included.
+    fn refusals_in_a_row(&self, key: &str, refused: bool) -> u32 {
+        let mut counts = self.refusals.lock().unwrap_or_else(|e| e.into_inner());
+        if !refused {
+            counts.remove(key);
+            return 0;
+        }
+        let n = counts.entry(key.to_owned()).or_default();
+        *n = n.saturating_add(1);
+        *n
+    }
+
     /// Every storage class on offer: the cluster's, those the price list
     /// prices, and the classes of VM disks and backup.
     fn storage_classes(&self) -> std::collections::BTreeSet<String> {
@@ -118,22 +185,57 @@ impl Context {
     }
 
     /// Merges `patch` into a namespace, as the operator's field manager.
-    async fn patch_namespace(
-        &self,
-        name: &str,
-        patch: serde_json::Value,
-    ) -> Result<(), kube::Error> {
-        kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(self.client.clone())
-            .patch(
-                name,
-                &kube::api::PatchParams {
-                    field_manager: Some(MANAGER.into()),
-                    ..Default::default()
-                },
-                &kube::api::Patch::Merge(&patch),
-            )
+    async fn patch_namespace(&self, name: &str, patch: serde_json::Value) -> Result<(), Error> {
+        let api = kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(self.client.clone());
+        let params = kube::api::PatchParams {
+            field_manager: Some(MANAGER.into()),
+            ..Default::default()
+        };
+        let merge = kube::api::Patch::Merge(&patch);
+        self.write("Namespace", "patch", api.patch(name, &params, &merge))
             .await?;
-        self.metrics.wrote("Namespace", "patch");
+        Ok(())
+    }
+
+    /// Writes `status` into an object's status by server-side apply as
+    /// `manager` (which owns exactly the fields it writes). With `read_as`,
+    /// only over that resourceVersion: never over a newer object.
+    async fn apply_status<K, S>(
+        &self,
+        object: &K,
+        manager: &str,
+        status: &S,
+        read_as: Option<String>,
+    ) -> Result<(), Error>
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+        S: serde::Serialize,
+    {
+        let meta = object.meta();
+        let api: kube::Api<K> = kube::Api::namespaced(
+            self.client.clone(),
+            meta.namespace.as_deref().unwrap_or_default(),
+        );
+        let mut patch = serde_json::json!({
+            "apiVersion": K::api_version(&()),
+            "kind": K::kind(&()),
+            "status": status,
+        });
+        if let Some(version) = read_as {
+            patch["metadata"] = serde_json::json!({ "resourceVersion": version });
+        }
+        let name = meta.name.clone().unwrap_or_default();
+        let params = kube::api::PatchParams::apply(manager).force();
+        let apply = kube::api::Patch::Apply(&patch);
+        self.write(
+            &K::kind(&()),
+            "status",
+            api.patch_status(&name, &params, &apply),
+        )
+        .await?;
         Ok(())
     }
 
@@ -155,20 +257,16 @@ impl Context {
         ns: &str,
         name: &str,
         spec: serde_json::Value,
-    ) -> Result<Option<String>, kube::Error> {
+    ) -> Result<Option<String>, Error> {
         let api: kube::Api<crate::api::Tenancy> = kube::Api::namespaced(self.client.clone(), ns);
         let params = kube::api::PatchParams {
             field_manager: Some(MANAGER.into()),
             ..Default::default()
         };
-        let patched = api
-            .patch(
-                name,
-                &params,
-                &kube::api::Patch::Merge(serde_json::json!({ "spec": spec })),
-            )
+        let merge = kube::api::Patch::Merge(serde_json::json!({ "spec": spec }));
+        let patched = self
+            .write("Tenancy", "patch", api.patch(name, &params, &merge))
             .await?;
-        self.metrics.wrote("Tenancy", "patch");
         Ok(kube::Resource::meta(&patched).resource_version.clone())
     }
 
@@ -298,14 +396,26 @@ fn error_policy<K: Resource<DynamicType = ()>>(
     error.action()
 }
 
-/// Runs one reconcile, counting it, its duration and its failure.
-async fn timed(
+/// Runs one reconcile of `obj` in its own span (controller, namespace,
+/// name: every log line of the reconcile carries them), counting it, its
+/// duration and its failure.
+async fn timed<K: Resource<DynamicType = ()>>(
     ctx: &Context,
     controller: metrics::ControllerName,
+    obj: &K,
     reconcile: impl Future<Output = Result<Action, Error>>,
 ) -> Result<Action, Error> {
+    use tracing::Instrument;
+    let meta = obj.meta();
+    let span = tracing::info_span!(
+        "reconcile",
+        controller = ?controller,
+        kind = %K::kind(&()),
+        namespace = meta.namespace.as_deref().unwrap_or(""),
+        name = meta.name.as_deref().unwrap_or(""),
+    );
     let started = std::time::Instant::now();
-    let result = reconcile.await;
+    let result = reconcile.instrument(span).await;
     ctx.metrics
         .reconciled(controller, started.elapsed().as_secs_f64());
     if let Err(e) = &result {
@@ -506,13 +616,13 @@ impl Operator {
         let (tenancies_tx, tenancies_rx) = mpsc::unbounded_channel();
         let (units_tx, units_rx) = mpsc::unbounded_channel();
         let (changes_tx, changes_rx) = mpsc::unbounded_channel();
-        let (caches, watchers) = Caches::start(
-            client.clone(),
-            requests_tx,
-            tenancies_tx,
-            changes_tx,
-            units_tx,
-        );
+        let senders = wake::Senders {
+            requests: requests_tx,
+            tenancies: tenancies_tx,
+            changes: changes_tx,
+            units: units_tx,
+        };
+        let (caches, watchers) = Caches::start(client.clone(), senders);
         let _watchers = AbortOnDrop(tokio::spawn(watchers));
         let _server = match serve_on {
             Some(addr) => match serve::bind(addr).await {
@@ -555,6 +665,7 @@ impl Operator {
             concurrency,
             resync,
             recounts: Default::default(),
+            refusals: Default::default(),
         });
         let clock_moves = || WatchStream::from_changes(clock.subscribe()).map(|_| ());
 
@@ -636,10 +747,17 @@ async fn publish_clock(client: Client, namespace: String, clock: Clock) {
     use kube::api::{Api, DeleteParams, Patch, PatchParams};
     let api: Api<ConfigMap> = Api::namespaced(client, &namespace);
     if !clock.is_development() {
-        match api.delete(Published::NAME, &DeleteParams::default()).await {
-            Ok(_) => info!(%namespace, "removed the development clock an earlier run published"),
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(e) => warn!(%namespace, error = %e, "cannot remove a published development clock"),
+        let params = DeleteParams::default();
+        let gone = tokio::time::timeout(WRITE_TIMEOUT, api.delete(Published::NAME, &params));
+        match gone.await {
+            Ok(Ok(_)) => {
+                info!(%namespace, "removed the development clock an earlier run published")
+            }
+            Ok(Err(kube::Error::Api(e))) if e.code == 404 => {}
+            Ok(Err(e)) => {
+                warn!(%namespace, error = %e, "cannot remove a published development clock")
+            }
+            Err(_) => warn!(%namespace, "removing a published development clock timed out"),
         }
         return;
     }
@@ -663,16 +781,14 @@ async fn publish_clock(client: Client, namespace: String, clock: Clock) {
                 },
                 "data": { Published::KEY: serde_json::to_string(&next).unwrap_or_default() },
             });
-            match api
-                .patch(
-                    Published::NAME,
-                    &PatchParams::apply(MANAGER).force(),
-                    &Patch::Apply(cm),
-                )
-                .await
-            {
-                Ok(_) => published = Some(next),
-                Err(e) => warn!(%namespace, error = %e, "cannot publish the development clock"),
+            let params = PatchParams::apply(MANAGER).force();
+            let apply = Patch::Apply(cm);
+            let written =
+                tokio::time::timeout(WRITE_TIMEOUT, api.patch(Published::NAME, &params, &apply));
+            match written.await {
+                Ok(Ok(_)) => published = Some(next),
+                Ok(Err(e)) => warn!(%namespace, error = %e, "cannot publish the development clock"),
+                Err(_) => warn!(%namespace, "publishing the development clock timed out"),
             }
         }
         if moves.changed().await.is_err() {

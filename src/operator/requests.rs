@@ -102,6 +102,7 @@ async fn reconcile(
     timed(
         &ctx,
         ControllerName::Requests,
+        &*obj,
         reconcile_request(&obj, &ctx),
     )
     .await
@@ -157,19 +158,8 @@ async fn reconcile_request(
         execute(ctx, request, &ns, order, now).await?;
     }
     if !review::same_status(&status, &plan.status) {
-        let api: Api<CloudResourceRequest> = Api::namespaced(ctx.client.clone(), &ns);
-        let patch = json!({
-            "apiVersion": "govcloud.dev/v1alpha1",
-            "kind": "CloudResourceRequest",
-            "status": plan.status,
-        });
-        api.patch_status(
-            &name,
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
-        ctx.metrics.wrote("CloudResourceRequest", "status");
+        ctx.apply_status(request, MANAGER, &plan.status, None)
+            .await?;
         info!(request = %format!("{ns}/{name}"), phase = ?plan.status.phase, "status updated");
     }
     if plan.events.iter().any(|e| e.reason == "YearNotLoaded") {
@@ -210,19 +200,19 @@ async fn execute(
     match order {
         Order::Provision(spec) => {
             let name = spec.request.to_string();
-            api.patch(
-                &name,
-                &PatchParams::apply(MANAGER).force(),
-                &Patch::Apply(&tenancy_object(ns, &name, spec)),
+            let object = tenancy_object(ns, &name, spec);
+            let params = PatchParams::apply(MANAGER).force();
+            ctx.write(
+                "Tenancy",
+                "apply",
+                api.patch(&name, &params, &Patch::Apply(&object)),
             )
             .await?;
-            ctx.metrics.wrote("Tenancy", "apply");
             info!(tenancy = %format!("{ns}/{name}"), "tenancy provisioned from the approved request");
         }
         Order::Extend {
             tenancy,
             request: req,
-            ..
         } => {
             let mut current = api.get(tenancy).await?;
             if current.spec.extensions.iter().any(|e| e.as_str() == req) {
@@ -231,19 +221,19 @@ async fn execute(
             current.spec =
                 review::extend(&current.spec, req, &request.spec).map_err(Error::Invalid)?;
             // The resourceVersion read above guards against concurrent changes.
-            api.replace(
-                tenancy,
-                &PostParams {
-                    field_manager: Some(MANAGER.into()),
-                    ..Default::default()
-                },
-                &current,
+            let params = PostParams {
+                field_manager: Some(MANAGER.into()),
+                ..Default::default()
+            };
+            ctx.write(
+                "Tenancy",
+                "replace",
+                api.replace(tenancy, &params, &current),
             )
             .await?;
-            ctx.metrics.wrote("Tenancy", "replace");
             info!(tenancy = %format!("{ns}/{tenancy}"), extension = %req, "tenancy extended");
         }
-        Order::Regularize { tenancy, .. } => {
+        Order::Regularize { tenancy } => {
             let current = api.get(tenancy).await?;
             if current.spec.emergency.is_some() {
                 ctx.patch_tenancy_spec(ns, tenancy, json!({ "emergency": null }))
@@ -259,16 +249,8 @@ async fn execute(
                     decided_at: Time(now),
                     effective_at: None,
                 };
-                api.patch(
-                    tenancy,
-                    &PatchParams {
-                        field_manager: Some(MANAGER.into()),
-                        ..Default::default()
-                    },
-                    &Patch::Merge(json!({ "spec": { "retirement": retirement } })),
-                )
-                .await?;
-                ctx.metrics.wrote("Tenancy", "patch");
+                ctx.patch_tenancy_spec(ns, tenancy, json!({ "retirement": retirement }))
+                    .await?;
             }
         }
     }

@@ -27,7 +27,6 @@ use super::{Context, Error, MANAGER, drive, recheck, timed};
 use crate::api::tenancy::{Accrual, HeldVm, StashedPolicy, TenancyStatus};
 use crate::api::{ChangeRequest, CloudResourceRequest, Tenancy, keys};
 use crate::billing;
-use crate::conditions::{self, Wanted};
 use crate::lifecycle::{self, Instance, Lookup, Observed, Seen, SeenNamespace};
 use crate::provisioning::{self, Desired, SPEC_HASH, Write};
 use crate::release::{self, Deletion, JobOutcome, WIPE_OF};
@@ -385,21 +384,30 @@ async fn apply(ctx: &Context, d: &Desired) -> Result<Option<DynamicObject>, Erro
         ..Default::default()
     };
     let object = || serde_json::from_value::<DynamicObject>(d.object.clone());
+    let verb = match d.write {
+        Write::Apply => "apply",
+        Write::Create => "create",
+        Write::Replace => "replace",
+        Write::Recreate => "recreate",
+        Write::Template => "patch",
+    };
     let created = match d.write {
         Write::Apply => {
-            api.patch(
-                &d.name,
-                &PatchParams::apply(MANAGER).force(),
-                &Patch::Apply(&d.object),
-            )
-            .await?;
+            let apply = Patch::Apply(&d.object);
+            let params = PatchParams::apply(MANAGER).force();
+            ctx.write(d.kind, verb, api.patch(&d.name, &params, &apply))
+                .await?;
             None
         }
         // An object of that name that exists already is not this one: the
         // conflict is an error, and the planner sees what is there next time.
-        Write::Create => Some(api.create(&params, &object()?).await?),
+        Write::Create => Some(
+            ctx.write(d.kind, verb, api.create(&params, &object()?))
+                .await?,
+        ),
         Write::Replace => {
-            api.replace(&d.name, &params, &object()?).await?;
+            ctx.write(d.kind, verb, api.replace(&d.name, &params, &object()?))
+                .await?;
             None
         }
         Write::Recreate => {
@@ -417,12 +425,18 @@ async fn apply(ctx: &Context, d: &Desired) -> Result<Option<DynamicObject>, Erro
                 }),
                 ..DeleteParams::default()
             };
-            match api.delete(&d.name, &once).await {
+            match ctx
+                .write(d.kind, "delete", api.delete(&d.name, &once))
+                .await
+            {
                 Ok(_) => {}
-                Err(kube::Error::Api(s)) if s.code == 404 => {}
-                Err(e) => return Err(e.into()),
+                Err(e) if e.is_gone() => {}
+                Err(e) => return Err(e),
             }
-            Some(api.create(&params, &object()?).await?)
+            Some(
+                ctx.write(d.kind, verb, api.create(&params, &object()?))
+                    .await?,
+            )
         }
         Write::Template => {
             let mut template = d.object["spec"]["template"].clone();
@@ -443,18 +457,12 @@ async fn apply(ctx: &Context, d: &Desired) -> Result<Option<DynamicObject>, Erro
                 field_manager: Some(MANAGER.into()),
                 ..Default::default()
             };
-            api.patch(&d.name, &params, &Patch::Merge(&patch)).await?;
+            let merge = Patch::Merge(&patch);
+            ctx.write(d.kind, verb, api.patch(&d.name, &params, &merge))
+                .await?;
             None
         }
     };
-    let verb = match d.write {
-        Write::Apply => "apply",
-        Write::Create => "create",
-        Write::Replace => "replace",
-        Write::Recreate => "recreate",
-        Write::Template => "patch",
-    };
-    ctx.metrics.wrote(d.kind, verb);
     debug!(kind = d.kind, name = %d.name, verb, "written");
     Ok(created)
 }
@@ -465,9 +473,12 @@ async fn delete(ctx: &Context, d: &Deletion) -> Result<(), Error> {
         Some(ns) => Api::namespaced_with(ctx.client.clone(), ns, &ar),
         None => Api::all_with(ctx.client.clone(), &ar),
     };
-    match api.delete(&d.name, &DeleteParams::background()).await {
+    let background = DeleteParams::background();
+    match ctx
+        .write(d.kind, "delete", api.delete(&d.name, &background))
+        .await
+    {
         Ok(_) => {
-            ctx.metrics.wrote(d.kind, "delete");
             info!(
                 kind = d.kind,
                 namespace = d.namespace.as_deref().unwrap_or("-"),
@@ -476,8 +487,8 @@ async fn delete(ctx: &Context, d: &Deletion) -> Result<(), Error> {
             );
             Ok(())
         }
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(e.into()),
+        Err(e) if e.is_gone() => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
@@ -495,20 +506,21 @@ async fn finalizer(ctx: &Context, tenancy: &Tenancy, add: bool) -> Result<Option
     }
     let api: Api<Tenancy> =
         Api::namespaced(ctx.client.clone(), &tenancy.namespace().unwrap_or_default());
-    let patched = api
-        .patch(
-            &tenancy.name_any(),
-            &PatchParams {
-                field_manager: Some(MANAGER.into()),
-                ..Default::default()
-            },
-            &Patch::Merge(json!({ "metadata": {
-                "finalizers": finalizers,
-                "resourceVersion": tenancy.resource_version(),
-            }})),
+    let params = PatchParams {
+        field_manager: Some(MANAGER.into()),
+        ..Default::default()
+    };
+    let merge = Patch::Merge(json!({ "metadata": {
+        "finalizers": finalizers,
+        "resourceVersion": tenancy.resource_version(),
+    }}));
+    let patched = ctx
+        .write(
+            "Tenancy",
+            "patch",
+            api.patch(&tenancy.name_any(), &params, &merge),
         )
         .await?;
-    ctx.metrics.wrote("Tenancy", "patch");
     Ok(patched.resource_version())
 }
 
@@ -533,27 +545,24 @@ async fn record_wipe_job(
         ..Default::default()
     };
     let one = serde_json::to_value(record)?;
-    let added = api
-        .patch_status(
-            name,
-            &params,
-            &Patch::Json::<()>(append("/status/wipeJobs/-", one.clone())?),
+    let to_list = Patch::Json::<()>(append("/status/wipeJobs/-", one.clone())?);
+    match ctx
+        .write(
+            "Tenancy",
+            "status",
+            api.patch_status(name, &params, &to_list),
         )
-        .await;
-    match added {
+        .await
+    {
         Ok(_) => {}
         // The first: there is no list to append to yet.
-        Err(kube::Error::Api(s)) if s.code == 422 => {
-            api.patch_status(
-                name,
-                &params,
-                &Patch::Json::<()>(append("/status/wipeJobs", json!([one]))?),
-            )
-            .await?;
+        Err(Error::Kube(kube::Error::Api(s))) if s.code == 422 => {
+            let first = Patch::Json::<()>(append("/status/wipeJobs", json!([one]))?);
+            ctx.write("Tenancy", "status", api.patch_status(name, &params, &first))
+                .await?;
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(e),
     }
-    ctx.metrics.wrote("Tenancy", "status");
     Ok(())
 }
 
@@ -564,23 +573,19 @@ async fn halt(ctx: &Context, ns: &str, vm: &str) -> Result<(), Error> {
         field_manager: Some(release::HALT_MANAGER.into()),
         ..Default::default()
     };
-    match api
-        .patch(
-            vm,
-            &params,
-            // `running` goes: KubeVirt refuses a VM with both (a unit's own
-            // VM may have been created with `running: true`).
-            &Patch::Merge(json!({ "spec": { "runStrategy": "Halted", "running": null } })),
-        )
+    // `running` goes: KubeVirt refuses a VM with both (a unit's own VM may
+    // have been created with `running: true`).
+    let merge = Patch::Merge(json!({ "spec": { "runStrategy": "Halted", "running": null } }));
+    match ctx
+        .write("VirtualMachine", "patch", api.patch(vm, &params, &merge))
         .await
     {
         Ok(_) => {
-            ctx.metrics.wrote("VirtualMachine", "patch");
             info!(vm = %format!("{ns}/{vm}"), "halted");
             Ok(())
         }
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(e.into()),
+        Err(e) if e.is_gone() => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
@@ -592,14 +597,21 @@ async fn run_state(ctx: &Context, ns: &str, vm: &HeldVm) -> Result<(), Error> {
         ..Default::default()
     };
     let patch = json!({ "spec": { "runStrategy": vm.run_strategy, "running": vm.running } });
-    match api.patch(&vm.name, &params, &Patch::Merge(patch)).await {
+    let merge = Patch::Merge(patch);
+    match ctx
+        .write(
+            "VirtualMachine",
+            "patch",
+            api.patch(&vm.name, &params, &merge),
+        )
+        .await
+    {
         Ok(_) => {
-            ctx.metrics.wrote("VirtualMachine", "patch");
             info!(vm = %format!("{ns}/{}", vm.name), run_strategy = ?vm.run_strategy, running = ?vm.running, "run state set");
             Ok(())
         }
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(e.into()),
+        Err(e) if e.is_gone() => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
@@ -623,27 +635,23 @@ async fn restore_policy(ctx: &Context, ns: &str, policy: &StashedPolicy) -> Resu
         field_manager: Some(release::HALT_MANAGER.into()),
         ..Default::default()
     };
-    match Api::<NetworkPolicy>::namespaced(ctx.client.clone(), ns)
-        .create(&params, &object)
+    let api = Api::<NetworkPolicy>::namespaced(ctx.client.clone(), ns);
+    match ctx
+        .write("NetworkPolicy", "create", api.create(&params, &object))
         .await
     {
         Ok(_) => {
-            ctx.metrics.wrote("NetworkPolicy", "create");
             info!(policy = %format!("{ns}/{}", policy.name), "network policy restored");
             Ok(())
         }
-        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
-        Err(e) => Err(e.into()),
+        // Already back.
+        Err(Error::Conflict(_)) => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
 /// Pauses or unpauses a VM instance through KubeVirt's subresource API.
-async fn pause_instance(
-    ctx: &Context,
-    ns: &str,
-    vmi: &str,
-    pause: bool,
-) -> Result<(), kube::Error> {
+async fn pause_instance(ctx: &Context, ns: &str, vmi: &str, pause: bool) -> Result<(), Error> {
     let verb = if pause { "pause" } else { "unpause" };
     let request = http::Request::put(format!(
         "/apis/subresources.kubevirt.io/v1/namespaces/{ns}/virtualmachineinstances/{vmi}/{verb}"
@@ -651,8 +659,12 @@ async fn pause_instance(
     .header(http::header::CONTENT_TYPE, "application/json")
     .body(b"{}".to_vec())
     .map_err(kube::Error::HttpError)?;
-    ctx.client.request_text(request).await?;
-    ctx.metrics.wrote("VirtualMachineInstance", verb);
+    ctx.write(
+        "VirtualMachineInstance",
+        verb,
+        ctx.client.request_text(request),
+    )
+    .await?;
     info!(vmi = %format!("{ns}/{vmi}"), verb, "done");
     Ok(())
 }
@@ -701,9 +713,13 @@ async fn recount_quota(ctx: &Context, ns: &str) -> Result<bool, Error> {
         ..Default::default()
     };
     for patch in provisioning::recount_patches() {
-        api.patch(provisioning::QUOTA, &params, &Patch::Merge(&patch))
-            .await?;
-        ctx.metrics.wrote("ResourceQuota", "patch");
+        let merge = Patch::Merge(&patch);
+        ctx.write(
+            "ResourceQuota",
+            "patch",
+            api.patch(provisioning::QUOTA, &params, &merge),
+        )
+        .await?;
     }
     ctx.metrics.quota_recounted();
     info!(namespace = %ns, "asked the quota controller to count usage again");
@@ -714,6 +730,7 @@ async fn reconcile(obj: Arc<Guarded<Tenancy>>, ctx: Arc<Context>) -> Result<Acti
     timed(
         &ctx,
         ControllerName::Tenancies,
+        &*obj,
         reconcile_tenancy(&obj, &ctx),
     )
     .await
@@ -783,11 +800,10 @@ async fn reconcile_tenancy(obj: &Guarded<Tenancy>, ctx: &Context) -> Result<Acti
             .any(|f| f == lifecycle::FINALIZER),
         now,
     };
-    let mut plan = lifecycle::plan(&input);
-    plan.status.accrual = accrual(ctx, tenancy, &plan.status, now);
+    let plan = lifecycle::plan(&input);
     // A Job is called an impostor by the wipe Jobs recorded in the status;
     // the cache may not show the record of one created a moment ago yet.
-    if plan.delete.iter().any(|d| d.kind == "Job") {
+    if plan.actions.delete.iter().any(|d| d.kind == "Job") {
         let fresh = Api::<Tenancy>::namespaced(ctx.client.clone(), &unit_ns)
             .get(&name)
             .await?;
@@ -795,44 +811,120 @@ async fn reconcile_tenancy(obj: &Guarded<Tenancy>, ctx: &Context) -> Result<Acti
             return Ok(Action::requeue(Duration::from_millis(500)));
         }
     }
+    carry_out(ctx, tenancy, &ns, plan, now).await
+}
 
-    if let Some(reason) = &plan.suspend_unit {
-        suspend_unit(ctx, &unit_ns, reason, now).await?;
-    }
+/// Carries out a plan's steps in their order, settles the status from what
+/// they reported, writes it, and tells when to look again.
+async fn carry_out(
+    ctx: &Context,
+    tenancy: &Tenancy,
+    ns: &str,
+    plan: lifecycle::Plan,
+    now: Timestamp,
+) -> Result<Action, Error> {
+    let unit_ns = tenancy.namespace().unwrap_or_default();
+    let name = tenancy.name_any();
+    let key = format!("{unit_ns}/{name}");
+    let mut outcome = lifecycle::Outcome::default();
     // The tenancy as this reconcile last read or wrote it.
     let mut read_as = tenancy.resource_version();
-    if let Some(add) = plan.finalizer {
-        read_as = finalizer(ctx, tenancy, add).await?;
+    let mut settled = None;
+    for step in plan.actions.steps() {
+        use lifecycle::Step;
+        match step {
+            Step::SuspendUnit(reason) => suspend_unit(ctx, &unit_ns, reason, now).await?,
+            Step::Finalizer(add) => read_as = finalizer(ctx, tenancy, add).await?,
+            Step::Apply(objects) => apply_all(ctx, tenancy, ns, objects, &mut outcome).await?,
+            Step::RestorePolicy(policy) => restore_policy(ctx, ns, policy).await?,
+            Step::RunState(vm) => run_state(ctx, ns, vm).await?,
+            Step::Halt(vm) => halt(ctx, ns, vm).await?,
+            Step::Pause(vm, pause) => {
+                // Needs KubeVirt's subresource API; when it cannot be reached
+                // the network stays cut and the status says what still runs.
+                if let Err(e) = pause_instance(ctx, ns, vm, pause).await {
+                    let verb = if pause { "pausing" } else { "unpausing" };
+                    outcome.not_paused.push(format!("{verb} {vm}: {e}"));
+                }
+            }
+            Step::Retire(retirement) => {
+                read_as = ctx
+                    .patch_tenancy_spec(&unit_ns, &name, json!({ "retirement": retirement }))
+                    .await?;
+                info!(tenancy = %key, "deregistered: retiring");
+            }
+            Step::WriteStatus => {
+                outcome.refusals_in_a_row =
+                    ctx.refusals_in_a_row(&key, !outcome.refused.is_empty());
+                outcome.accrual = accrual(ctx, tenancy, &plan.status, now);
+                let deleting = tenancy.metadata.deletion_timestamp.is_some();
+                let generation = tenancy.metadata.generation.unwrap_or_default();
+                let done = lifecycle::settle(&plan, &outcome, generation, deleting, now);
+                write_status(ctx, tenancy, &done.status, read_as.take()).await?;
+                settled = Some(done);
+            }
+            Step::Delete(d) => delete(ctx, d).await?,
+            Step::Remove(r) => remove(ctx, r).await?,
+        }
     }
-    // An object the apiserver refuses (422) is reported, not retried blindly:
-    // the others still apply, and the status says what was refused.
-    // The objects of one step do not depend on each other (the namespace is
-    // a step of its own, and VMs and volumes wait for the quota in force), so
-    // they are applied `APPLY_CONCURRENCY` at a time rather than one by one.
-    let mut applied = Vec::with_capacity(plan.apply.len());
-    for chunk in plan.apply.chunks(APPLY_CONCURRENCY) {
+    for object in &plan.actions.drift {
+        ctx.metrics.drift_repaired(object);
+    }
+    if !plan.actions.lost_volumes.is_empty() {
+        ctx.metrics.volumes_lost(plan.actions.lost_volumes.len());
+    }
+    let Some(settled) = settled else {
+        return Err(Error::Invalid("a plan without a status step".into()));
+    };
+    ctx.publish(tenancy, &settled.events).await;
+    Ok(match settled.wake {
+        lifecycle::Wake::After(soon) => Action::requeue(soon),
+        lifecycle::Wake::At { at, settled } => recheck(ctx, at, settled),
+    })
+}
+
+fn refusal(d: &Desired, message: String) -> lifecycle::Refusal {
+    lifecycle::Refusal {
+        kind: d.kind.to_owned(),
+        name: d.name.clone(),
+        message,
+    }
+}
+
+/// Applies a step's objects `APPLY_CONCURRENCY` at a time (they do not
+/// depend on each other), records a wipe Job created at once, and reports
+/// what the apiserver refused (invalid, over the quota, or a name taken by
+/// someone else); any other failure fails the reconcile.
+async fn apply_all(
+    ctx: &Context,
+    tenancy: &Tenancy,
+    ns: &str,
+    objects: &[Desired],
+    outcome: &mut lifecycle::Outcome,
+) -> Result<(), Error> {
+    let mut applied = Vec::with_capacity(objects.len());
+    for chunk in objects.chunks(APPLY_CONCURRENCY) {
         applied.extend(futures::future::join_all(chunk.iter().map(|d| apply(ctx, d))).await);
     }
-    let mut refused = Vec::new();
     let mut failed = None;
-    for (d, result) in plan.apply.iter().zip(applied) {
+    for (d, result) in objects.iter().zip(applied) {
         match result {
-            // Invalid, over the quota (which may not yet show a change), or
-            // a name taken by someone else.
-            Err(Error::Kube(kube::Error::Api(s)))
-                if s.code == 422 || s.code == 403 || s.code == 409 =>
-            {
-                refused.push(format!("{} {}: {}", d.kind, d.name, s.message));
+            Err(Error::Kube(kube::Error::Api(s))) if matches!(s.code, 422 | 403) => {
+                outcome.refused.push(refusal(d, s.message));
             }
+            Err(Error::Conflict(message)) => outcome.refused.push(refusal(d, message)),
             Err(e) => {
                 failed.get_or_insert(e);
             }
             Ok(Some(created)) => {
-                if let Some(record) = created
+                let record = created
                     .uid()
-                    .and_then(|uid| lifecycle::created(&mut plan.status, d, &uid))
-                {
+                    .and_then(|uid| lifecycle::wipe_record(d, &uid));
+                if let Some(record) = record {
+                    let (unit_ns, name) =
+                        (tenancy.namespace().unwrap_or_default(), tenancy.name_any());
                     record_wipe_job(ctx, &unit_ns, &name, &record).await?;
+                    outcome.wipe_jobs.push(record);
                 }
             }
             Ok(None) => {}
@@ -841,186 +933,64 @@ async fn reconcile_tenancy(obj: &Guarded<Tenancy>, ctx: &Context) -> Result<Acti
     if let Some(e) = failed {
         return Err(e);
     }
-    // Nothing refused, nothing to report: also when nothing was left to
-    // apply (the last refused object went in on a reconcile whose status
-    // was not written).
-    if refused.is_empty() {
-        conditions::remove(
-            &mut plan.status.conditions,
-            lifecycle::condition::APPLY_FAILED,
+    if outcome.refused.iter().any(lifecycle::Refusal::over_quota) {
+        outcome.quota_recounted = recount_quota(ctx, ns).await?;
+    }
+    Ok(())
+}
+
+/// Writes the settled status unless it says what the tenancy's says
+/// already; over the tenancy as read (and as this reconcile changed it),
+/// never over a newer one: a status planned from a cache that lags would
+/// drop what a reconcile before recorded (wipe records).
+async fn write_status(
+    ctx: &Context,
+    tenancy: &Tenancy,
+    settled: &TenancyStatus,
+    read_as: Option<String>,
+) -> Result<(), Error> {
+    let before = tenancy.status.clone().unwrap_or_default();
+    if lifecycle::same_status(&before, settled) {
+        return Ok(());
+    }
+    let (unit_ns, name) = (tenancy.namespace().unwrap_or_default(), tenancy.name_any());
+    // What the utilisation evaluator owns is neither written nor removed here.
+    let mut own = settled.clone();
+    crate::utilisation::strip(&mut own);
+    ctx.apply_status(tenancy, MANAGER, &own, read_as).await?;
+    info!(tenancy = %format!("{unit_ns}/{name}"), phase = ?settled.phase, "status updated");
+    for w in release::recorded_wipes(&before, settled) {
+        info!(
+            tenancy = %format!("{unit_ns}/{name}"),
+            kind = %w.kind,
+            namespace = %w.namespace,
+            name = %w.name,
+            result = ?w.result,
+            method = ?w.method,
+            at = %crate::calendar::display(w.at.0),
+            "wipe recorded"
         );
-    } else {
-        let generation = tenancy.metadata.generation.unwrap_or_default();
-        let mut message = format!("the apiserver refused {}", refused.join("; "));
-        if refused.iter().any(|r| r.contains("exceeded quota")) {
-            if recount_quota(ctx, &ns).await? {
-                plan.events.push(crate::review::Note {
-                    warning: false,
-                    reason: "QuotaRecount",
-                    message: "the quota refused a create: the quota controller was asked to \
-                                  count the namespace's usage again (creates cut off by a restart \
-                                  stay charged until it does)"
-                        .into(),
-                    related: None,
-                });
-            }
-            message.push_str(
-                " (the quota controller was asked to count the namespace's usage again: \
-                     creates cut off by a restart stay charged until it does; if the \
-                     namespace's objects fit the quota, this is then applied)",
-            );
-        }
-        let wanted = Wanted::new(
-            lifecycle::condition::APPLY_FAILED,
-            true,
-            "Refused",
-            message.clone(),
-        );
-        if conditions::set(&mut plan.status.conditions, wanted, generation, now) {
-            plan.events.push(crate::review::Note {
-                warning: true,
-                reason: "ApplyFailed",
-                message,
-                related: None,
-            });
-        }
     }
-    for object in &plan.drift {
-        ctx.metrics.drift_repaired(object);
-    }
-    if !plan.lost_volumes.is_empty() {
-        ctx.metrics.volumes_lost(plan.lost_volumes.len());
-    }
-    for policy in &plan.restore_policies {
-        restore_policy(ctx, &ns, policy).await?;
-    }
-    for vm in &plan.run_states {
-        run_state(ctx, &ns, vm).await?;
-    }
-    for vm in &plan.halt {
-        halt(ctx, &ns, vm).await?;
-    }
-    // Pausing needs KubeVirt's subresource API; when it cannot be reached the
-    // network stays cut and the status says what is still running.
-    let mut unpaused = Vec::new();
-    for (vm, pause) in plan
-        .pause
-        .iter()
-        .map(|v| (v, true))
-        .chain(plan.unpause.iter().map(|v| (v, false)))
+    Ok(())
+}
+
+/// Deletes a workload of the unit's for a release; one already gone is fine.
+async fn remove(ctx: &Context, r: &release::Removal) -> Result<(), Error> {
+    let w = &r.workload;
+    let ar = provisioning::api_resource(&w.api_version, &w.kind);
+    let api = Api::<DynamicObject>::namespaced_with(ctx.client.clone(), &r.namespace, &ar);
+    let background = DeleteParams::background();
+    match ctx
+        .write(&w.kind, "delete", api.delete(&w.name, &background))
+        .await
     {
-        if let Err(e) = pause_instance(ctx, &ns, vm, pause).await {
-            unpaused.push(format!(
-                "{} {vm}: {e}",
-                if pause { "pausing" } else { "unpausing" }
-            ));
+        Ok(_) => {
+            info!(kind = %w.kind, name = %w.name, "the unit's workload removed for the release");
+            Ok(())
         }
+        Err(e) if e.is_gone() => Ok(()),
+        Err(e) => Err(e),
     }
-    if unpaused.is_empty() {
-        conditions::remove(
-            &mut plan.status.conditions,
-            lifecycle::oversight_condition::HOLD_INCOMPLETE,
-        );
-    } else {
-        let message = format!("KubeVirt did not carry out {}", unpaused.join("; "));
-        let wanted = Wanted::new(
-            lifecycle::oversight_condition::HOLD_INCOMPLETE,
-            true,
-            "PauseFailed",
-            message.clone(),
-        );
-        if conditions::set(
-            &mut plan.status.conditions,
-            wanted,
-            tenancy.metadata.generation.unwrap_or_default(),
-            now,
-        ) {
-            plan.events.push(crate::review::Note {
-                warning: true,
-                reason: "HoldIncomplete",
-                message,
-                related: None,
-            });
-        }
-    }
-    if let Some(retirement) = &plan.retire
-        && tenancy.spec.retirement.is_none()
-    {
-        read_as = ctx
-            .patch_tenancy_spec(&unit_ns, &name, json!({ "retirement": retirement }))
-            .await?;
-        info!(tenancy = %format!("{unit_ns}/{name}"), "deregistered: retiring");
-    }
-    if !lifecycle::same_status(&status, &plan.status) {
-        let api: Api<Tenancy> = Api::namespaced(ctx.client.clone(), &unit_ns);
-        // What the utilisation evaluator owns is neither written nor removed here.
-        let mut own = plan.status.clone();
-        super::utilisation::strip(&mut own);
-        // Written over the tenancy as read (and as this reconcile changed
-        // it), never over a newer one: a status planned from a cache that
-        // lags would drop what a reconcile before recorded (wipe records).
-        let patch = json!({
-            "apiVersion": "govcloud.dev/v1alpha1",
-            "kind": "Tenancy",
-            "metadata": { "resourceVersion": read_as },
-            "status": own,
-        });
-        api.patch_status(
-            &name,
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
-        ctx.metrics.wrote("Tenancy", "status");
-        info!(tenancy = %format!("{unit_ns}/{name}"), phase = ?plan.status.phase, "status updated");
-        for w in release::recorded_wipes(&status, &plan.status) {
-            info!(
-                tenancy = %format!("{unit_ns}/{name}"),
-                kind = %w.kind,
-                namespace = %w.namespace,
-                name = %w.name,
-                result = ?w.result,
-                method = ?w.method,
-                at = %crate::calendar::display(w.at.0),
-                "wipe recorded"
-            );
-        }
-    }
-    for d in &plan.delete {
-        delete(ctx, d).await?;
-    }
-    for r in &plan.remove {
-        let w = &r.workload;
-        let ar = provisioning::api_resource(&w.api_version, &w.kind);
-        match Api::<DynamicObject>::namespaced_with(ctx.client.clone(), &r.namespace, &ar)
-            .delete(&w.name, &DeleteParams::background())
-            .await
-        {
-            Ok(_) => {
-                ctx.metrics.wrote(&w.kind, "delete");
-                info!(kind = %w.kind, name = %w.name, "the unit's workload removed for the release");
-            }
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    ctx.publish(tenancy, &plan.events).await;
-    if !unpaused.is_empty() {
-        return Ok(Action::requeue(Duration::from_secs(30)));
-    }
-    if !refused.is_empty() || (plan.poll && plan.status.retired_at.is_none()) {
-        // What the unit created in the namespace is not watched: look again soon.
-        return Ok(Action::requeue(Duration::from_secs(2)));
-    }
-    // The month's charge turns over with the month while billing runs.
-    let turn = (plan.status.billing_started_at.is_some() && plan.status.billing_ended_at.is_none())
-        .then(|| billing::next_month(now));
-    let next = match (plan.requeue_at, turn) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
-    let settled = lifecycle::settled(&plan.status, tenancy.metadata.deletion_timestamp.is_some());
-    Ok(recheck(ctx, next, settled))
 }
 
 /// The month's charge (Art. 6, 16) for the status the plan leaves, from the
@@ -1054,16 +1024,15 @@ fn accrual(
             c.0.as_ref().ok().cloned()
         })
         .collect();
-    let mut now_tenancy = tenancy.clone();
-    now_tenancy.status = Some(status.clone());
-    let account = billing::account(&spec.unit_name, &now_tenancy, &requests, &changes);
     let catalog = ctx
         .caches
         .catalogs
         .get(&ObjectRef::new(&ctx.config.catalog));
-    billing::month_accrual(
-        &account,
-        status.accrual.as_ref(),
+    billing::tenancy_accrual(
+        tenancy,
+        status,
+        &requests,
+        &changes,
         catalog
             .as_ref()
             .and_then(|c| c.0.as_ref().ok())

@@ -19,7 +19,7 @@ use super::caches::UnitRef;
 use super::metrics::ControllerName;
 use super::{Context, Error, drive, timed};
 use crate::api::keys;
-use crate::review::Note;
+use crate::record::Note;
 
 pub fn controller(
     ctx: Arc<Context>,
@@ -40,7 +40,7 @@ async fn reconcile(
     ns: Arc<PartialObjectMeta<Namespace>>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
-    timed(&ctx, ControllerName::Units, async {
+    timed(&ctx, ControllerName::Units, &*ns, async {
         count(&ns, &ctx).await?;
         lift(&ns, &ctx).await
     })

@@ -562,8 +562,9 @@ pub async fn art14_a_charge_left_by_a_cut_off_create_holds_delivery_seconds_not_
     let pvcs = Api::<PersistentVolumeClaim>::namespaced(admin.clone(), &tns);
     assert!(pvcs.list(&ListParams::default()).await?.items.is_empty());
 
-    // What a create cut off mid-request leaves: the quota counts all its
-    // storage used, though no volume is stored.
+    // The operator is killed mid-create: what that leaves is a quota that
+    // counts all its storage used, though no volume is stored.
+    lab.stop_operator().await;
     let charged: serde_json::Map<String, serde_json::Value> = quota
         .iter()
         .filter(|(k, _)| k.ends_with("requests.storage"))
@@ -579,6 +580,15 @@ pub async fn art14_a_charge_left_by_a_cut_off_create_holds_delivery_seconds_not_
     bindings
         .delete("test-hold-volumes", &Default::default())
         .await?;
+    eventually("the test's policy gone", WAIT, || async {
+        let r = Api::<PersistentVolumeClaim>::namespaced(admin.clone(), "finance-probe")
+            .create(&dry, &claim)
+            .await;
+        r.is_ok().then_some(())
+    })
+    .await;
+    // And started again.
+    lab.run_operator(govcloud::config::Config::default());
 
     // Delivered within the lab's wait (30 s), not after the quota
     // controller's five-minute resync.

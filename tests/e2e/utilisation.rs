@@ -5,8 +5,9 @@
 use std::collections::BTreeSet;
 
 use govcloud::api::TenancyPhase;
+use govcloud::api::utilisation::{Direction, Metric};
 use govcloud::prometheus::{Client, PrometheusConfig, Queries, recording_rules};
-use govcloud::rightsizing::{Direction, GIB, Metric};
+use govcloud::rightsizing::GIB;
 use govcloud_testenv::prometheus::{
     LocalPrometheus, Samples, Tenant, Vm, backfill, backfill_rules,
 };

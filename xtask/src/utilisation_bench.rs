@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use govcloud::api::Resources;
-use govcloud::prometheus::{Answers, Client, PrometheusConfig, Queries};
+use govcloud::prometheus::{Client, PrometheusConfig, Queries};
 use govcloud::rightsizing::{self, GIB, Thresholds};
 use govcloud_testenv::prometheus::{LocalPrometheus, Samples, Tenant, Vm, backfill, blocks};
 use jiff::civil::{Date, date};
@@ -180,14 +180,9 @@ pub async fn main(mut args: Vec<String>) -> Result<(), Box<dyn std::error::Error
     for round in 1..=3 {
         let sent = client.queries_sent();
         let started = Instant::now();
-        let answers = Answers::fetch(
-            &client,
-            &config,
-            TODAY,
-            thresholds.months,
-            thresholds.scale_up_days,
-        )
-        .await?;
+        let answers = client
+            .answers(&config, TODAY, thresholds.months, thresholds.scale_up_days)
+            .await?;
         let queried = started.elapsed();
         let mut recommendations = 0;
         let mut insufficient = 0;
