@@ -433,50 +433,13 @@ fn planned(input: &Input<'_>) -> Plan {
         b.rec.status.system_name = Some(target.spec.system_name.clone());
         b.rec.status.purpose = Some(target.spec.purpose.clone());
     }
-    let submitted = b
-        .rec
-        .status
-        .submitted_at
-        .as_ref()
-        .map_or(input.now, |t| t.0);
-    let before = b.rec.status.before.clone().unwrap_or_default();
-
     // Whether it can go on, before approval (re-checked on every edit).
     if b.rec
         .status
         .phase
         .is_none_or(|p| p == ChangePhase::Submitted || p == ChangePhase::UnderReview)
     {
-        if let Err(why) = admits(input.spec.action, target.status.phase) {
-            b.hold_back("WrongPhase", why);
-            return b.finish();
-        }
-        let valid = match input.spec.action {
-            ChangeAction::Modify => {
-                let after = input.spec.after.clone().unwrap_or_default();
-                check_modify(&tenancy_name, &before, &after)
-            }
-            ChangeAction::Terminate => {
-                let counted = input
-                    .calendar
-                    .add_working_days(calendar::local_date(submitted), WORKING_DAYS);
-                calendar_note(&mut b, &counted.assumed_years);
-                let earliest = counted.date;
-                match input.spec.effective_date {
-                    Some(d) if d < earliest => Err(format!(
-                        "a termination takes effect at least 10 working days after it is filed (Art. 19): the earliest effective date is {earliest}"
-                    )),
-                    _ => Ok(()),
-                }
-            }
-        };
-        if let Err(why) = valid {
-            let reason = if why.contains("extends") {
-                "FileAnExtension"
-            } else {
-                "NotAllowed"
-            };
-            b.hold_back(reason, why);
+        if !admissible(&mut b, target, &tenancy_name) {
             return b.finish();
         }
         b.cond(Wanted::new(
@@ -490,29 +453,7 @@ fn planned(input: &Input<'_>) -> Plan {
             .phase
             .is_none_or(|p| p == ChangePhase::Submitted)
         {
-            // The review's 10 working days run from when it can be reviewed.
-            let due = input.calendar.deadline(input.now, WORKING_DAYS);
-            calendar_note(&mut b, &due.assumed_years);
-            b.rec.status.review_due_at = Some(Time(due.at));
-            b.rec.status.phase = Some(ChangePhase::UnderReview);
-            let due = b
-                .rec
-                .status
-                .review_due_at
-                .as_ref()
-                .map_or(input.now, |t| t.0);
-            let message = format!(
-                "{:?} of tenancy {tenancy_name} under review; the review is due by {} (Art. 17, 19)",
-                input.spec.action,
-                calendar::local_date(due)
-            );
-            b.cond(Wanted::new(
-                condition::APPROVED,
-                false,
-                "UnderReview",
-                message.clone(),
-            ));
-            b.note(false, "UnderReview", message);
+            into_review(&mut b, &tenancy_name);
         }
     }
 
@@ -520,6 +461,80 @@ fn planned(input: &Input<'_>) -> Plan {
     overdue(&mut b);
     apply(&mut b, target, &tenancy_name);
     b.finish()
+}
+
+/// Whether the change can go on: the tenancy's phase admits it, a
+/// modification only resizes or reduces, a termination is dated at least
+/// 10 working days out. Otherwise it is held back and says why.
+fn admissible(b: &mut Builder<'_, '_>, target: Target<'_>, tenancy_name: &str) -> bool {
+    let input = b.input;
+    let submitted = b
+        .rec
+        .status
+        .submitted_at
+        .as_ref()
+        .map_or(input.now, |t| t.0);
+    let before = b.rec.status.before.clone().unwrap_or_default();
+    if let Err(why) = admits(input.spec.action, target.status.phase) {
+        b.hold_back("WrongPhase", why);
+        return false;
+    }
+    let valid = match input.spec.action {
+        ChangeAction::Modify => {
+            let after = input.spec.after.clone().unwrap_or_default();
+            check_modify(tenancy_name, &before, &after)
+        }
+        ChangeAction::Terminate => {
+            let counted = input
+                .calendar
+                .add_working_days(calendar::local_date(submitted), WORKING_DAYS);
+            calendar_note(b, &counted.assumed_years);
+            let earliest = counted.date;
+            match input.spec.effective_date {
+                Some(d) if d < earliest => Err(format!(
+                    "a termination takes effect at least 10 working days after it is filed (Art. 19): the earliest effective date is {earliest}"
+                )),
+                _ => Ok(()),
+            }
+        }
+    };
+    if let Err(why) = valid {
+        let reason = if why.contains("extends") {
+            "FileAnExtension"
+        } else {
+            "NotAllowed"
+        };
+        b.hold_back(reason, why);
+        return false;
+    }
+    true
+}
+
+/// The review's 10 working days run from when it can be reviewed.
+fn into_review(b: &mut Builder<'_, '_>, tenancy_name: &str) {
+    let input = b.input;
+    let due = input.calendar.deadline(input.now, WORKING_DAYS);
+    calendar_note(b, &due.assumed_years);
+    b.rec.status.review_due_at = Some(Time(due.at));
+    b.rec.status.phase = Some(ChangePhase::UnderReview);
+    let due = b
+        .rec
+        .status
+        .review_due_at
+        .as_ref()
+        .map_or(input.now, |t| t.0);
+    let message = format!(
+        "{:?} of tenancy {tenancy_name} under review; the review is due by {} (Art. 17, 19)",
+        input.spec.action,
+        calendar::local_date(due)
+    );
+    b.cond(Wanted::new(
+        condition::APPROVED,
+        false,
+        "UnderReview",
+        message.clone(),
+    ));
+    b.note(false, "UnderReview", message);
 }
 
 fn decide(b: &mut Builder<'_, '_>, tenancy: &str) {
@@ -645,109 +660,115 @@ fn overdue(b: &mut Builder<'_, '_>) {
 /// An approved change takes effect: a Modify at once (after any change
 /// approved before it), a termination at its effective date.
 fn apply(b: &mut Builder<'_, '_>, target: Target<'_>, tenancy: &str) {
-    let input = b.input;
     if b.rec.status.phase != Some(ChangePhase::Approved) {
         return;
     }
-    let change = format!("ChangeRequest/{}", input.name);
-    match input.spec.action {
-        ChangeAction::Modify => {
-            if target.spec.changes.iter().any(|c| c.as_str() == input.name) {
-                // Applied (by an earlier reconcile that did not get to write).
-                applied(b, target.spec.allocation.clone(), tenancy);
-                return;
-            }
-            if !input.waiting_for.is_empty() {
-                b.cond(Wanted::new(
-                    condition::APPLIED,
-                    false,
-                    "WaitingForEarlierChanges",
-                    format!(
-                        "applied after {}, approved earlier",
-                        input.waiting_for.join(", ")
-                    ),
-                ));
-                return;
-            }
-            if let Err(why) = admits(ChangeAction::Modify, target.status.phase) {
-                b.cond(Wanted::new(condition::APPLIED, false, "WrongPhase", why));
-                return;
-            }
-            let before = b.rec.status.before.clone().unwrap_or_default();
-            let after = input.spec.after.clone().unwrap_or_default();
-            let merged = merge(&before, &after, &target.spec.allocation)
-                .and_then(|m| check_modify(tenancy, &target.spec.allocation, &m).map(|()| m));
-            match merged {
-                Ok(allocation) => {
-                    b.rec.status.removes = removed(&target.spec.allocation, &allocation);
-                    b.orders.push(Order::Modify {
-                        tenancy: tenancy.to_owned(),
-                        change: input.name.to_owned(),
-                        base: Box::new(target.spec.allocation.clone()),
-                        allocation: Box::new(allocation.clone()),
-                    });
-                    applied(b, allocation, tenancy);
-                }
-                Err(why) => {
-                    if b.cond(Wanted::new(
-                        condition::APPLIED,
-                        false,
-                        "Conflict",
-                        why.clone(),
-                    )) {
-                        b.note(true, "Conflict", why);
-                    }
-                }
-            }
+    match b.input.spec.action {
+        ChangeAction::Modify => modify(b, target, tenancy),
+        ChangeAction::Terminate => terminate(b, target, tenancy),
+    }
+}
+
+/// An approved modification, merged into the tenancy's allocation as it is
+/// now, after the changes approved before it.
+fn modify(b: &mut Builder<'_, '_>, target: Target<'_>, tenancy: &str) {
+    let input = b.input;
+    if target.spec.changes.iter().any(|c| c.as_str() == input.name) {
+        // Applied (by an earlier reconcile that did not get to write).
+        applied(b, target.spec.allocation.clone(), tenancy);
+        return;
+    }
+    if !input.waiting_for.is_empty() {
+        b.cond(Wanted::new(
+            condition::APPLIED,
+            false,
+            "WaitingForEarlierChanges",
+            format!(
+                "applied after {}, approved earlier",
+                input.waiting_for.join(", ")
+            ),
+        ));
+        return;
+    }
+    if let Err(why) = admits(ChangeAction::Modify, target.status.phase) {
+        b.cond(Wanted::new(condition::APPLIED, false, "WrongPhase", why));
+        return;
+    }
+    let before = b.rec.status.before.clone().unwrap_or_default();
+    let after = input.spec.after.clone().unwrap_or_default();
+    let merged = merge(&before, &after, &target.spec.allocation)
+        .and_then(|m| check_modify(tenancy, &target.spec.allocation, &m).map(|()| m));
+    match merged {
+        Ok(allocation) => {
+            b.rec.status.removes = removed(&target.spec.allocation, &allocation);
+            b.orders.push(Order::Modify {
+                tenancy: tenancy.to_owned(),
+                change: input.name.to_owned(),
+                base: Box::new(target.spec.allocation.clone()),
+                allocation: Box::new(allocation.clone()),
+            });
+            applied(b, allocation, tenancy);
         }
-        ChangeAction::Terminate => {
-            let effective = input
-                .spec
-                .effective_date
-                .map_or(input.now, calendar::start_of_day);
-            if target.spec.retirement.is_none() {
-                b.orders.push(Order::Terminate {
-                    tenancy: tenancy.to_owned(),
-                    change: change.clone(),
-                    effective_at: effective,
-                });
-                b.note(
-                    false,
-                    "TerminationScheduled",
-                    format!(
-                        "tenancy {tenancy} is released from {}: VMs stopped, every volume wiped and deleted (Art. 19)",
-                        calendar::display(effective)
-                    ),
-                );
-            }
-            b.rec.status.wipe_records = records_of(target, input.name);
-            match target.status.retired_at.as_ref() {
-                Some(at) if target.status.phase == Some(TenancyPhase::Retired) => {
-                    b.rec.status.phase = Some(ChangePhase::Applied);
-                    b.rec.status.applied_at = Some(at.clone());
-                    let message = format!(
-                        "tenancy {tenancy} retired; {} volumes wiped",
-                        b.rec.status.wipe_records.len()
-                    );
-                    b.cond(Wanted::new(
-                        condition::APPLIED,
-                        true,
-                        "Retired",
-                        message.clone(),
-                    ));
-                    b.note(false, "Applied", message);
-                }
-                _ => {
-                    let message = if input.now < effective {
-                        format!("takes effect {}", calendar::display(effective))
-                    } else {
-                        "releasing the tenancy's resources".to_owned()
-                    };
-                    b.cond(Wanted::new(condition::APPLIED, false, "Scheduled", message));
-                    if input.now < effective {
-                        b.wake_at(effective);
-                    }
-                }
+        Err(why) => {
+            b.rec.flag(
+                Wanted::new(condition::APPLIED, false, "Conflict", why),
+                true,
+                "Conflict",
+            );
+        }
+    }
+}
+
+/// An approved termination: the tenancy retired from its effective date;
+/// applied once it is retired.
+fn terminate(b: &mut Builder<'_, '_>, target: Target<'_>, tenancy: &str) {
+    let input = b.input;
+    let change = format!("ChangeRequest/{}", input.name);
+    let effective = input
+        .spec
+        .effective_date
+        .map_or(input.now, calendar::start_of_day);
+    if target.spec.retirement.is_none() {
+        b.orders.push(Order::Terminate {
+            tenancy: tenancy.to_owned(),
+            change: change.clone(),
+            effective_at: effective,
+        });
+        b.note(
+            false,
+            "TerminationScheduled",
+            format!(
+                "tenancy {tenancy} is released from {}: VMs stopped, every volume wiped and deleted (Art. 19)",
+                calendar::display(effective)
+            ),
+        );
+    }
+    b.rec.status.wipe_records = records_of(target, input.name);
+    match target.status.retired_at.as_ref() {
+        Some(at) if target.status.phase == Some(TenancyPhase::Retired) => {
+            b.rec.status.phase = Some(ChangePhase::Applied);
+            b.rec.status.applied_at = Some(at.clone());
+            let message = format!(
+                "tenancy {tenancy} retired; {} volumes wiped",
+                b.rec.status.wipe_records.len()
+            );
+            b.cond(Wanted::new(
+                condition::APPLIED,
+                true,
+                "Retired",
+                message.clone(),
+            ));
+            b.note(false, "Applied", message);
+        }
+        _ => {
+            let message = if input.now < effective {
+                format!("takes effect {}", calendar::display(effective))
+            } else {
+                "releasing the tenancy's resources".to_owned()
+            };
+            b.cond(Wanted::new(condition::APPLIED, false, "Scheduled", message));
+            if input.now < effective {
+                b.wake_at(effective);
             }
         }
     }

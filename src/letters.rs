@@ -272,6 +272,13 @@ pub fn filed_on(request: &CloudResourceRequest) -> Option<Date> {
 
 /// Attachment 1: the application letter and the resource demand form.
 pub fn application(request: &CloudResourceRequest) -> Letter {
+    let (title, mut blocks) = application_letter(request);
+    blocks.push(demand_form(request));
+    Letter { title, blocks }
+}
+
+/// The application letter itself, up to the demand form's title.
+fn application_letter(request: &CloudResourceRequest) -> (String, Vec<Block>) {
     let s = &request.spec;
     let system = &s.system.name;
     let title = format!("关于{system}项目入驻政务云的申请");
@@ -320,6 +327,14 @@ pub fn application(request: &CloudResourceRequest) -> Letter {
         Block::Title("济南政务云计算中心云服务资源需求表".to_owned()),
     ]);
 
+    (title, blocks)
+}
+
+/// 济南政务云计算中心云服务资源需求表: the demand form, with the
+/// management department's opinion once a reviewer decided.
+fn demand_form(request: &CloudResourceRequest) -> Block {
+    let s = &request.spec;
+    let system = &s.system.name;
     let unit = match &s.unit.supervising_department {
         Some(dept) => format!("{}（主管部门：{dept}）", s.unit.name),
         None => s.unit.name.clone(),
@@ -344,7 +359,7 @@ pub fn application(request: &CloudResourceRequest) -> Letter {
             .map(|st| st.reviews.as_slice())
             .unwrap_or_default(),
     );
-    blocks.push(Block::Form(vec![
+    Block::Form(vec![
         Row::Fields(vec![("单位名称".to_owned(), unit)]),
         contact_row("信息化负责人", &s.it_lead),
         contact_row("联系人", &s.contact),
@@ -375,8 +390,7 @@ pub fn application(request: &CloudResourceRequest) -> Letter {
             opinion,
             date: decided,
         },
-    ]));
-    Letter { title, blocks }
+    ])
 }
 
 /// Attachment 2: the opening confirmation letter and the unit's reply, for a

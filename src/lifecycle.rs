@@ -1074,37 +1074,7 @@ fn extensions(b: &mut Builder<'_, '_>, complete: bool) {
 
 fn release_step(b: &mut Builder<'_, '_>, namespace: &str) {
     let input = b.input;
-    let starting = !matches!(
-        b.rec.status.phase,
-        Some(TenancyPhase::Terminating | TenancyPhase::Reclaimed)
-    );
-    if starting {
-        let (reason, why) = match input.spec.retirement.as_ref().map(|r| r.reason) {
-            Some(RetirementReason::EmergencyRejected) => (
-                "EmergencyRejected",
-                "the application opened in an emergency was rejected",
-            ),
-            Some(RetirementReason::Deregistered) => (
-                "Deregistered",
-                "deregistered after rectification failed (Art. 20)",
-            ),
-            _ => ("Terminating", "termination approved (Art. 19)"),
-        };
-        b.enter(
-            TenancyPhase::Terminating,
-            reason,
-            format!("{why}: stopping VMs, wiping and deleting every volume, then the namespace"),
-        );
-    }
-    if b.rec.status.billing_started_at.is_some() && b.rec.status.billing_ended_at.is_none() {
-        let ends = input
-            .spec
-            .retirement
-            .as_ref()
-            .and_then(|r| r.effective_at.as_ref())
-            .map_or(input.now, |t| t.0);
-        b.rec.status.billing_ended_at = Some(Time(ends));
-    }
+    release_started(b);
     b.todo.poll = true;
     let Some(seen) = &input.observed.view else {
         // Gathered on the next reconcile.
@@ -1154,43 +1124,83 @@ fn release_step(b: &mut Builder<'_, '_>, namespace: &str) {
                 waiting,
             ));
         }
-        None => {
-            b.rec.status.retired_at = Some(Time(input.now));
-            b.rec.status.inventory.clear();
-            b.cond(Wanted::new(
-                condition::RELEASED,
-                true,
-                "Released",
-                format!(
-                    "every resource released; {} volumes wiped",
-                    b.rec
-                        .status
-                        .wipe_records
-                        .iter()
-                        .filter(|r| r.result == crate::api::tenancy::WipeResult::Succeeded)
-                        .count()
-                ),
-            ));
-            b.cond(Wanted::new(
-                condition::READY,
-                false,
-                "Released",
-                "the tenancy holds no resources",
-            ));
-            if b.rec.status.phase == Some(TenancyPhase::Terminating) {
-                b.enter(
-                    TenancyPhase::Retired,
-                    "Retired",
-                    "every resource released and wiped".into(),
-                );
-            } else {
-                b.event(
-                    false,
-                    "Released",
-                    "every resource of the reclaimed tenancy released and wiped",
-                );
-            }
-        }
+        None => released(b),
+    }
+}
+
+/// A release begins: `Terminating` says why, and billing ends.
+fn release_started(b: &mut Builder<'_, '_>) {
+    let input = b.input;
+    let starting = !matches!(
+        b.rec.status.phase,
+        Some(TenancyPhase::Terminating | TenancyPhase::Reclaimed)
+    );
+    if starting {
+        let (reason, why) = match input.spec.retirement.as_ref().map(|r| r.reason) {
+            Some(RetirementReason::EmergencyRejected) => (
+                "EmergencyRejected",
+                "the application opened in an emergency was rejected",
+            ),
+            Some(RetirementReason::Deregistered) => (
+                "Deregistered",
+                "deregistered after rectification failed (Art. 20)",
+            ),
+            _ => ("Terminating", "termination approved (Art. 19)"),
+        };
+        b.enter(
+            TenancyPhase::Terminating,
+            reason,
+            format!("{why}: stopping VMs, wiping and deleting every volume, then the namespace"),
+        );
+    }
+    if b.rec.status.billing_started_at.is_some() && b.rec.status.billing_ended_at.is_none() {
+        let ends = input
+            .spec
+            .retirement
+            .as_ref()
+            .and_then(|r| r.effective_at.as_ref())
+            .map_or(input.now, |t| t.0);
+        b.rec.status.billing_ended_at = Some(Time(ends));
+    }
+}
+
+/// Everything released: the tenancy holds nothing and is retired.
+fn released(b: &mut Builder<'_, '_>) {
+    let input = b.input;
+    b.rec.status.retired_at = Some(Time(input.now));
+    b.rec.status.inventory.clear();
+    b.cond(Wanted::new(
+        condition::RELEASED,
+        true,
+        "Released",
+        format!(
+            "every resource released; {} volumes wiped",
+            b.rec
+                .status
+                .wipe_records
+                .iter()
+                .filter(|r| r.result == crate::api::tenancy::WipeResult::Succeeded)
+                .count()
+        ),
+    ));
+    b.cond(Wanted::new(
+        condition::READY,
+        false,
+        "Released",
+        "the tenancy holds no resources",
+    ));
+    if b.rec.status.phase == Some(TenancyPhase::Terminating) {
+        b.enter(
+            TenancyPhase::Retired,
+            "Retired",
+            "every resource released and wiped".into(),
+        );
+    } else {
+        b.event(
+            false,
+            "Released",
+            "every resource of the reclaimed tenancy released and wiped",
+        );
     }
 }
 
@@ -1384,35 +1394,19 @@ fn removals(
         return removing;
     };
     let named = |kind: &str, name: &str| removing.iter().any(|i| i.kind == kind && i.name == name);
+    // Only the VMs and volumes removed: nothing else of the namespace (the
+    // unit's own workloads, its policies) is touched by a reduction.
+    let kept = view.only(
+        |vm| named("VirtualMachine", vm),
+        |pvc| named("PersistentVolumeClaim", pvc),
+    );
     let subset = release::Namespace {
         exists: view.exists,
         terminating: view.terminating,
-        vms: view
-            .vms
-            .iter()
-            .filter(|v| named("VirtualMachine", &v.name))
-            .cloned()
-            .collect(),
-        instances: view
-            .instances
-            .iter()
-            .filter(|i| named("VirtualMachine", i))
-            .cloned()
-            .collect(),
-        paused: vec![],
-        network_policies: vec![],
-        pvcs: view
-            .pvcs
-            .iter()
-            .filter(|p| named("PersistentVolumeClaim", &p.name))
-            .cloned()
-            .collect(),
-        jobs: view
-            .jobs
-            .iter()
-            .filter(|j| named("PersistentVolumeClaim", &j.pvc))
-            .cloned()
-            .collect(),
+        vms: kept.vms,
+        instances: kept.instances,
+        pvcs: kept.pvcs,
+        jobs: kept.jobs,
         ..Default::default()
     };
     let mut failed = Vec::new();
@@ -1424,33 +1418,10 @@ fn removals(
                 .iter()
                 .any(|i| i.kind == kind && i.name == name && i.cause.as_ref() == Some(cause))
         };
-        let seen = release::Namespace {
-            vms: subset
-                .vms
-                .iter()
-                .filter(|v| of_cause("VirtualMachine", &v.name))
-                .cloned()
-                .collect(),
-            instances: subset
-                .instances
-                .iter()
-                .filter(|i| of_cause("VirtualMachine", i))
-                .cloned()
-                .collect(),
-            pvcs: subset
-                .pvcs
-                .iter()
-                .filter(|p| of_cause("PersistentVolumeClaim", &p.name))
-                .cloned()
-                .collect(),
-            jobs: subset
-                .jobs
-                .iter()
-                .filter(|j| of_cause("PersistentVolumeClaim", &j.pvc))
-                .cloned()
-                .collect(),
-            ..subset.clone()
-        };
+        let seen = subset.only(
+            |vm| of_cause("VirtualMachine", vm),
+            |pvc| of_cause("PersistentVolumeClaim", pvc),
+        );
         let steps = release::plan(&release::Input {
             namespace,
             tenancy: input.name,

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::api::{TenancySpec, keys};
+use crate::api::{TenancySpec, VmGroup, keys};
 
 /// The field manager of everything the operator writes.
 pub const MANAGER: &str = "govcloud-operator";
@@ -561,6 +561,36 @@ fn gib(n: u64) -> String {
 /// namespace first; the rest once the namespace exists. High-end items wait
 /// for procurement.
 pub fn desired(t: &Tenancy<'_>, cfg: &ProvisioningConfig) -> Vec<Desired> {
+    let mut out = vec![namespace(t, cfg)];
+    if t.namespace_uid.is_none() {
+        return out;
+    }
+    out.extend(envelope(t, cfg));
+    out.extend(unit_binding(t, cfg));
+    let alloc = &t.spec.allocation;
+    for g in alloc.vm_groups.iter().filter(|g| !g.high_end || t.procured) {
+        for n in 1..=g.count {
+            out.extend(vm(t, cfg, g, n));
+        }
+    }
+    for v in alloc
+        .cloud_storage
+        .iter()
+        .filter(|v| !v.high_end || t.procured)
+    {
+        let claim = pvc(
+            t,
+            &volume_pvc(v.name.as_str()),
+            v.class.as_str(),
+            v.size_gib,
+        );
+        out.push(finish("v1", "PersistentVolumeClaim", claim));
+    }
+    out
+}
+
+/// The tenancy's namespace, at the Pod Security level configured.
+fn namespace(t: &Tenancy<'_>, cfg: &ProvisioningConfig) -> Desired {
     let mut namespace = t.metadata(&t.namespace(), false);
     let level = cfg.pod_security.as_str();
     for (label, value) in POD_SECURITY_LABELS
@@ -574,10 +604,13 @@ pub fn desired(t: &Tenancy<'_>, cfg: &ProvisioningConfig) -> Vec<Desired> {
     if let Some(group) = t.unit_group {
         namespace["annotations"][keys::UNIT_GROUP] = json!(group);
     }
-    let mut out = vec![finish("v1", "Namespace", json!({ "metadata": namespace }))];
-    if t.namespace_uid.is_none() {
-        return out;
-    }
+    finish("v1", "Namespace", json!({ "metadata": namespace }))
+}
+
+/// The envelope: the quota, the default limits, and the network policies
+/// (traffic within the namespace and DNS only, none while isolated).
+fn envelope(t: &Tenancy<'_>, cfg: &ProvisioningConfig) -> Vec<Desired> {
+    let mut out = Vec::new();
     out.push(quota(t, cfg));
     out.push(finish(
         "v1",
@@ -620,92 +653,79 @@ pub fn desired(t: &Tenancy<'_>, cfg: &ProvisioningConfig) -> Vec<Desired> {
             }),
         ));
     }
-    out.extend(unit_binding(t, cfg));
+    out
+}
+
+/// One VM of a group: its system disk, its data disk if any, and the VM.
+fn vm(t: &Tenancy<'_>, cfg: &ProvisioningConfig, g: &VmGroup, n: u32) -> Vec<Desired> {
     let alloc = &t.spec.allocation;
-    for g in alloc.vm_groups.iter().filter(|g| !g.high_end || t.procured) {
-        for n in 1..=g.count {
-            let vm = vm_name(g.name.as_str(), n);
-            let mut system = pvc(
-                t,
-                &system_disk(&vm),
-                &cfg.vm_disk_storage_class,
-                g.system_disk_gib,
-            );
-            system["metadata"]["annotations"]["govcloud.dev/image"] = json!(g.image);
-            if let Some(template) = &cfg.image_url_template {
-                system["metadata"]["annotations"]["cdi.kubevirt.io/storage.import.endpoint"] =
-                    json!(template.replace("{image}", &g.image));
-            }
-            out.push(finish("v1", "PersistentVolumeClaim", system));
-            let mut disks = vec![json!({ "name": "system", "disk": { "bus": "virtio" } })];
-            let mut volumes = vec![
-                json!({ "name": "system", "persistentVolumeClaim": { "claimName": system_disk(&vm) } }),
-            ];
-            if g.data_disk_gib > 0 {
-                out.push(finish(
-                    "v1",
-                    "PersistentVolumeClaim",
-                    pvc(
-                        t,
-                        &data_disk(&vm),
-                        &cfg.vm_disk_storage_class,
-                        g.data_disk_gib,
-                    ),
-                ));
-                disks.push(json!({ "name": "data", "disk": { "bus": "virtio" } }));
-                volumes.push(json!({ "name": "data", "persistentVolumeClaim": { "claimName": data_disk(&vm) } }));
-            }
-            let mut template_meta = json!({ "labels": t.labels() });
-            template_meta["labels"][VM_GROUP] = json!(g.name);
-            if alloc.bandwidth_mbps > 0 {
-                template_meta["annotations"] = json!({
-                    "kubernetes.io/ingress-bandwidth": format!("{}M", alloc.bandwidth_mbps),
-                    "kubernetes.io/egress-bandwidth": format!("{}M", alloc.bandwidth_mbps),
-                });
-            }
-            let mut meta = t.metadata(&vm, true);
-            meta["labels"][VM_GROUP] = json!(g.name);
-            out.push(finish(
-                "kubevirt.io/v1",
-                "VirtualMachine",
-                json!({
-                    "metadata": meta,
-                    "spec": {
-                        "runStrategy": if t.halted { "Halted" } else { "Always" },
-                        "template": {
-                            "metadata": template_meta,
-                            "spec": {
-                                "architecture": g.architecture,
-                                "domain": {
-                                    "cpu": { "cores": g.vcpu },
-                                    "memory": { "guest": gib(u64::from(g.memory_gib)) },
-                                    "resources": { "requests": { "memory": gib(u64::from(g.memory_gib)) } },
-                                    "devices": { "disks": disks },
-                                },
-                                "volumes": volumes,
-                            },
-                        },
-                    },
-                }),
-            ));
-        }
+    let mut out = Vec::new();
+    let vm = vm_name(g.name.as_str(), n);
+    let mut system = pvc(
+        t,
+        &system_disk(&vm),
+        &cfg.vm_disk_storage_class,
+        g.system_disk_gib,
+    );
+    system["metadata"]["annotations"]["govcloud.dev/image"] = json!(g.image);
+    if let Some(template) = &cfg.image_url_template {
+        system["metadata"]["annotations"]["cdi.kubevirt.io/storage.import.endpoint"] =
+            json!(template.replace("{image}", &g.image));
     }
-    for v in alloc
-        .cloud_storage
-        .iter()
-        .filter(|v| !v.high_end || t.procured)
-    {
+    out.push(finish("v1", "PersistentVolumeClaim", system));
+    let mut disks = vec![json!({ "name": "system", "disk": { "bus": "virtio" } })];
+    let mut volumes = vec![
+        json!({ "name": "system", "persistentVolumeClaim": { "claimName": system_disk(&vm) } }),
+    ];
+    if g.data_disk_gib > 0 {
         out.push(finish(
             "v1",
             "PersistentVolumeClaim",
             pvc(
                 t,
-                &volume_pvc(v.name.as_str()),
-                v.class.as_str(),
-                v.size_gib,
+                &data_disk(&vm),
+                &cfg.vm_disk_storage_class,
+                g.data_disk_gib,
             ),
         ));
+        disks.push(json!({ "name": "data", "disk": { "bus": "virtio" } }));
+        volumes.push(
+            json!({ "name": "data", "persistentVolumeClaim": { "claimName": data_disk(&vm) } }),
+        );
     }
+    let mut template_meta = json!({ "labels": t.labels() });
+    template_meta["labels"][VM_GROUP] = json!(g.name);
+    if alloc.bandwidth_mbps > 0 {
+        template_meta["annotations"] = json!({
+            "kubernetes.io/ingress-bandwidth": format!("{}M", alloc.bandwidth_mbps),
+            "kubernetes.io/egress-bandwidth": format!("{}M", alloc.bandwidth_mbps),
+        });
+    }
+    let mut meta = t.metadata(&vm, true);
+    meta["labels"][VM_GROUP] = json!(g.name);
+    out.push(finish(
+        "kubevirt.io/v1",
+        "VirtualMachine",
+        json!({
+            "metadata": meta,
+            "spec": {
+                "runStrategy": if t.halted { "Halted" } else { "Always" },
+                "template": {
+                    "metadata": template_meta,
+                    "spec": {
+                        "architecture": g.architecture,
+                        "domain": {
+                            "cpu": { "cores": g.vcpu },
+                            "memory": { "guest": gib(u64::from(g.memory_gib)) },
+                            "resources": { "requests": { "memory": gib(u64::from(g.memory_gib)) } },
+                            "devices": { "disks": disks },
+                        },
+                        "volumes": volumes,
+                    },
+                },
+            },
+        }),
+    ));
     out
 }
 

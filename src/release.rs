@@ -348,6 +348,20 @@ pub struct Input<'a> {
     pub now: Timestamp,
 }
 
+impl Namespace {
+    /// What of it concerns the VMs and volumes named: their instances and
+    /// wipe Jobs with them; the rest as it is.
+    pub fn only(&self, vm: impl Fn(&str) -> bool, pvc: impl Fn(&str) -> bool) -> Self {
+        Self {
+            vms: self.vms.iter().filter(|v| vm(&v.name)).cloned().collect(),
+            instances: self.instances.iter().filter(|i| vm(i)).cloned().collect(),
+            pvcs: self.pvcs.iter().filter(|p| pvc(&p.name)).cloned().collect(),
+            jobs: self.jobs.iter().filter(|j| pvc(&j.pvc)).cloned().collect(),
+            ..self.clone()
+        }
+    }
+}
+
 /// The next steps of a release, given what exists and what is recorded:
 /// every VM halted (and the unit's own workloads removed); then each volume
 /// wiped, the wipe recorded and the volume deleted; then the VMs and the

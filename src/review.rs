@@ -291,7 +291,26 @@ fn planned(input: &Input<'_>) -> Plan {
         orders: Vec::new(),
     };
     b.rec.status.observed_generation = Some(input.generation);
+    let Some(unit_id) = filed(&mut b) else {
+        return finish(b);
+    };
+    b.cond(Wanted::new(
+        condition::ACCEPTED,
+        true,
+        "Filed",
+        "filed in a unit namespace",
+    ));
+    into_review(&mut b);
+    apply_decision(&mut b, &unit_id);
+    paperwork(&mut b);
+    spec_approved(&mut b);
+    finish(b)
+}
 
+/// Filing: where, and whether the unit may apply. The unit's id, if the
+/// request goes on to review.
+fn filed(b: &mut Builder<'_, '_>) -> Option<String> {
+    let input = b.input;
     // Filing: where, and whether the unit may apply.
     let Some(unit_id) = input.unit.id.clone() else {
         b.rec.status.phase.get_or_insert(RequestPhase::Submitted);
@@ -304,7 +323,7 @@ fn planned(input: &Input<'_>) -> Plan {
                 keys::UNIT
             ),
         ));
-        return finish(b);
+        return None;
     };
     if b.phase().is_none() {
         b.rec.status.submitted_at = Some(time(input.now));
@@ -320,12 +339,12 @@ fn planned(input: &Input<'_>) -> Plan {
                 message.clone(),
             ));
             b.enter(RequestPhase::Rejected, "UnitSuspended", message);
-            return finish(b);
+            return None;
         }
     }
     if b.phase() == Some(RequestPhase::Rejected) {
         // Final, whether refused on filing or by a reviewer.
-        return finish(b);
+        return None;
     }
     if let Some(extends) = &input.spec.extends {
         match &input.target {
@@ -337,7 +356,7 @@ fn planned(input: &Input<'_>) -> Plan {
                     "UnknownTenancy",
                     format!("spec.extends names {extends}, which is no tenancy in this namespace"),
                 ));
-                return finish(b);
+                return None;
             }
             Some(t) if !matches!(t.phase, Some(TenancyPhase::Trial | TenancyPhase::Active)) => {
                 b.rec.status.phase.get_or_insert(RequestPhase::Submitted);
@@ -350,19 +369,17 @@ fn planned(input: &Input<'_>) -> Plan {
                         t.phase.map(|p| format!("{p:?}")).unwrap_or_else(|| "not yet provisioned".into())
                     ),
                 ));
-                return finish(b);
+                return None;
             }
             Some(_) => {}
         }
     }
-    b.cond(Wanted::new(
-        condition::ACCEPTED,
-        true,
-        "Filed",
-        "filed in a unit namespace",
-    ));
+    Some(unit_id)
+}
 
-    // Into review: on filing, and when a returned request has been edited.
+/// Into review: on filing, and when a returned request has been edited.
+fn into_review(b: &mut Builder<'_, '_>) {
+    let input = b.input;
     let last_return = input
         .status
         .reviews
@@ -393,11 +410,11 @@ fn planned(input: &Input<'_>) -> Plan {
         }
         _ => {}
     }
+}
 
-    apply_decision(&mut b, &unit_id);
-    paperwork(&mut b);
-
-    // Approved, then edited.
+/// Approved, then edited: `SpecApproved` says which generation is.
+fn spec_approved(b: &mut Builder<'_, '_>) {
+    let input = b.input;
     if let (Some(RequestPhase::Approved), Some(approved)) =
         (b.phase(), b.rec.status.approved_generation)
     {
@@ -420,7 +437,6 @@ fn planned(input: &Input<'_>) -> Plan {
             ));
         }
     }
-    finish(b)
 }
 
 fn finish(b: Builder<'_, '_>) -> Plan {

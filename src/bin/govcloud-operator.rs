@@ -111,6 +111,33 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+/// The development clock asked for, or the system's.
+fn clock(file: Option<PathBuf>, offset: Option<String>) -> Result<Clock, String> {
+    match (file, offset) {
+        (Some(path), _) => Clock::file(path).map_err(|e| e.to_string()),
+        (None, Some(offset)) => parse_offset(&offset)
+            .map(Clock::offset)
+            .map_err(|e| format!("--dev-clock-offset {offset}: {e}")),
+        (None, None) => Ok(Clock::system()),
+    }
+}
+
+/// The Lease this replica competes for, with client-go's proportions: the
+/// renew deadline two thirds of the lease, retries a seventh.
+fn lease(namespace: String, name: String, seconds: u64) -> LeaseConfig {
+    let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "localhost".into());
+        format!("{host}-{}", std::process::id())
+    });
+    let mut lease = LeaseConfig::new(namespace, name, identity);
+    lease.duration = std::time::Duration::from_secs(seconds);
+    lease.renew_deadline = std::time::Duration::from_secs(seconds * 2 / 3);
+    lease.retry = std::time::Duration::from_secs((seconds / 7).max(1));
+    lease
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -172,22 +199,12 @@ async fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let clock = match (dev_clock_file, dev_clock_offset) {
-                (Some(path), _) => match Clock::file(path) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        return ExitCode::from(2);
-                    }
-                },
-                (None, Some(offset)) => match parse_offset(&offset) {
-                    Ok(d) => Clock::offset(d),
-                    Err(e) => {
-                        eprintln!("error: --dev-clock-offset {offset}: {e}");
-                        return ExitCode::from(2);
-                    }
-                },
-                (None, None) => Clock::system(),
+            let clock = match clock(dev_clock_file, dev_clock_offset) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
             };
             let mut operator = govcloud::operator::Operator::new(client, config)
                 .with_clock(clock)
@@ -196,18 +213,11 @@ async fn main() -> ExitCode {
                 .publish_clock_in(lease_namespace.clone())
                 .serve_on(metrics_address);
             if leader_elect {
-                let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
-                    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-                        .map(|h| h.trim().to_owned())
-                        .unwrap_or_else(|_| "localhost".into());
-                    format!("{host}-{}", std::process::id())
-                });
-                let seconds = lease_seconds;
-                let mut lease = LeaseConfig::new(lease_namespace, lease_name, identity);
-                lease.duration = std::time::Duration::from_secs(seconds);
-                lease.renew_deadline = std::time::Duration::from_secs(seconds * 2 / 3);
-                lease.retry = std::time::Duration::from_secs((seconds / 7).max(1));
-                operator = operator.with_leader_election(lease);
+                operator = operator.with_leader_election(lease(
+                    lease_namespace,
+                    lease_name,
+                    lease_seconds,
+                ));
             }
             match operator.run(shutdown_signal()).await {
                 Ended::Shutdown => ExitCode::SUCCESS,

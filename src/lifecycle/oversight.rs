@@ -151,153 +151,165 @@ fn decided_by(b: &Builder<'_, '_>) -> Option<String> {
 /// a tenancy in formal operation.
 pub(super) fn rectification(b: &mut Builder<'_, '_>) {
     let input = b.input;
-    let now = input.now;
     let code = annotation(input.annotations, keys::RECTIFICATION);
     let rectified = annotation(input.annotations, keys::RECTIFIED);
-    let by = decided_by(b);
     let open = b
         .rec
         .status
         .rectification
         .clone()
         .filter(|c| c.closed_at.is_none());
-    match open {
-        Some(case) if rectified.is_some() || code.is_none() => {
-            let (reason, note) = match rectified {
-                Some(n) => ("Rectified", n.to_owned()),
-                None => (
-                    "Withdrawn",
-                    format!("withdrawn: {} was removed", keys::RECTIFICATION),
-                ),
-            };
+    match (open, code, rectified) {
+        (Some(case), None, _) | (Some(case), _, Some(_)) => close_case(b, &case, rectified),
+        (Some(case), Some(_), None) => force_stop_when_due(b, &case),
+        (None, Some(code), None) => open_case(b, code),
+        (None, _, _) => {}
+    }
+}
+
+/// A case closed: rectified (`govcloud.dev/rectified`) or withdrawn (its
+/// trigger removed); what a force-stop held is restored.
+fn close_case(b: &mut Builder<'_, '_>, case: &Rectification, rectified: Option<&str>) {
+    let now = b.input.now;
+    let by = decided_by(b);
+    let (reason, note) = match rectified {
+        Some(n) => ("Rectified", n.to_owned()),
+        None => (
+            "Withdrawn",
+            format!("withdrawn: {} was removed", keys::RECTIFICATION),
+        ),
+    };
+    if let Some(c) = b.rec.status.rectification.as_mut() {
+        c.closed_at = Some(Time(now));
+        c.closed_note = Some(note.clone());
+        c.closed_by = by.clone();
+    }
+    let stopped = case.force_stopped_at.is_some();
+    if matches!(
+        b.rec.status.phase,
+        Some(TenancyPhase::Rectifying | TenancyPhase::ForceStopped)
+    ) {
+        b.rec.status.phase = Some(TenancyPhase::Active);
+    }
+    let message = format!(
+        "rectification case ({}) closed{}: {note}{}",
+        trigger_text(case.trigger),
+        by.map(|b| format!(" by {b}")).unwrap_or_default(),
+        if stopped {
+            "; VMs and network are restored as they were"
+        } else {
+            ""
+        }
+    );
+    b.cond(Wanted::new(
+        condition::RECTIFICATION_OPEN,
+        false,
+        reason,
+        message.clone(),
+    ));
+    if stopped {
+        b.cond(Wanted::new(
+            condition::FORCE_STOPPED,
+            false,
+            reason,
+            message.clone(),
+        ));
+    }
+    b.event(false, reason, message);
+}
+
+/// Art. 20: a case not rectified by its deadline force-stops the tenancy.
+fn force_stop_when_due(b: &mut Builder<'_, '_>, case: &Rectification) {
+    let now = b.input.now;
+    if case.force_stopped_at.is_none() {
+        if now >= case.due_at.0 {
             if let Some(c) = b.rec.status.rectification.as_mut() {
-                c.closed_at = Some(Time(now));
-                c.closed_note = Some(note.clone());
-                c.closed_by = by.clone();
-            }
-            let stopped = case.force_stopped_at.is_some();
-            if matches!(
-                b.rec.status.phase,
-                Some(TenancyPhase::Rectifying | TenancyPhase::ForceStopped)
-            ) {
-                b.rec.status.phase = Some(TenancyPhase::Active);
+                c.force_stopped_at = Some(Time(now));
             }
             let message = format!(
-                "rectification case ({}) closed{}: {note}{}",
-                trigger_text(case.trigger),
-                by.map(|b| format!(" by {b}")).unwrap_or_default(),
-                if stopped {
-                    "; VMs and network are restored as they were"
-                } else {
-                    ""
-                }
+                "not rectified by {} (Art. 20): force-stopped, VMs stopped and all traffic denied; a reviewer may deregister it ({}) or close the case ({})",
+                calendar::display(case.due_at.0),
+                keys::DEREGISTER,
+                keys::RECTIFIED
             );
             b.cond(Wanted::new(
-                condition::RECTIFICATION_OPEN,
-                false,
-                reason,
-                message.clone(),
-            ));
-            if stopped {
-                b.cond(Wanted::new(
-                    condition::FORCE_STOPPED,
-                    false,
-                    reason,
-                    message.clone(),
-                ));
-            }
-            b.event(false, reason, message);
-        }
-        Some(case) => {
-            if case.force_stopped_at.is_none() {
-                if now >= case.due_at.0 {
-                    if let Some(c) = b.rec.status.rectification.as_mut() {
-                        c.force_stopped_at = Some(Time(now));
-                    }
-                    let message = format!(
-                        "not rectified by {} (Art. 20): force-stopped, VMs stopped and all traffic denied; a reviewer may deregister it ({}) or close the case ({})",
-                        calendar::display(case.due_at.0),
-                        keys::DEREGISTER,
-                        keys::RECTIFIED
-                    );
-                    b.cond(Wanted::new(
-                        condition::FORCE_STOPPED,
-                        true,
-                        "Overdue",
-                        message.clone(),
-                    ));
-                    b.enter(TenancyPhase::ForceStopped, "ForceStopped", message);
-                } else {
-                    b.wake_at(case.due_at.0);
-                }
-            }
-        }
-        None => {
-            let (Some(code), None) = (code, rectified) else {
-                return;
-            };
-            let refuse = |b: &mut Builder<'_, '_>, reason: &'static str, message: String| {
-                b.rec.flag(
-                    Wanted::new(condition::RECTIFICATION_OPEN, false, reason, message),
-                    true,
-                    "RectificationRefused",
-                );
-            };
-            let Some(trigger) = RectificationTrigger::from_code(code) else {
-                refuse(
-                    b,
-                    "InvalidTrigger",
-                    format!(
-                        "{}={code:?} is not a case of Art. 20: use 1 (low usage after a scale-down), 2 (security or cryptography), 3 (vulnerabilities), 4 (use other than applied for) or 5 (other)",
-                        keys::RECTIFICATION
-                    ),
-                );
-                return;
-            };
-            if b.rec.status.phase != Some(TenancyPhase::Active) {
-                let phase = b
-                    .rec
-                    .status
-                    .phase
-                    .map_or_else(|| "not yet provisioned".to_owned(), |p| format!("{p:?}"));
-                refuse(
-                    b,
-                    "NotInService",
-                    format!(
-                        "a rectification case is opened on a tenancy in formal operation (Active); this one is {phase}"
-                    ),
-                );
-                return;
-            }
-            let due = rectification_due(now);
-            b.rec.status.rectification = Some(Rectification {
-                trigger,
-                opened_at: Time(now),
-                opened_by: by.clone(),
-                due_at: Time(due),
-                closed_at: None,
-                closed_note: None,
-                closed_by: None,
-                force_stopped_at: None,
-            });
-            let message = format!(
-                "rectification case opened{} (Art. 20 ({}): {}): rectify by {}, or the tenancy is force-stopped",
-                by.map(|b| format!(" by {b}")).unwrap_or_default(),
-                trigger.code(),
-                trigger_text(trigger),
-                calendar::display(due)
-            );
-            b.cond(Wanted::new(
-                condition::RECTIFICATION_OPEN,
+                condition::FORCE_STOPPED,
                 true,
-                "Open",
+                "Overdue",
                 message.clone(),
             ));
-            b.rec.status.phase = Some(TenancyPhase::Rectifying);
-            b.event(true, "RectificationOpened", message);
-            b.wake_at(due);
+            b.enter(TenancyPhase::ForceStopped, "ForceStopped", message);
+        } else {
+            b.wake_at(case.due_at.0);
         }
     }
+}
+
+/// Opens a case from `govcloud.dev/rectification=<1..5>` on a tenancy in
+/// formal operation; anything else is refused and said.
+fn open_case(b: &mut Builder<'_, '_>, code: &str) {
+    let now = b.input.now;
+    let by = decided_by(b);
+    let refuse = |b: &mut Builder<'_, '_>, reason: &'static str, message: String| {
+        b.rec.flag(
+            Wanted::new(condition::RECTIFICATION_OPEN, false, reason, message),
+            true,
+            "RectificationRefused",
+        );
+    };
+    let Some(trigger) = RectificationTrigger::from_code(code) else {
+        refuse(
+            b,
+            "InvalidTrigger",
+            format!(
+                "{}={code:?} is not a case of Art. 20: use 1 (low usage after a scale-down), 2 (security or cryptography), 3 (vulnerabilities), 4 (use other than applied for) or 5 (other)",
+                keys::RECTIFICATION
+            ),
+        );
+        return;
+    };
+    if b.rec.status.phase != Some(TenancyPhase::Active) {
+        let phase = b
+            .rec
+            .status
+            .phase
+            .map_or_else(|| "not yet provisioned".to_owned(), |p| format!("{p:?}"));
+        refuse(
+            b,
+            "NotInService",
+            format!(
+                "a rectification case is opened on a tenancy in formal operation (Active); this one is {phase}"
+            ),
+        );
+        return;
+    }
+    let due = rectification_due(now);
+    b.rec.status.rectification = Some(Rectification {
+        trigger,
+        opened_at: Time(now),
+        opened_by: by.clone(),
+        due_at: Time(due),
+        closed_at: None,
+        closed_note: None,
+        closed_by: None,
+        force_stopped_at: None,
+    });
+    let message = format!(
+        "rectification case opened{} (Art. 20 ({}): {}): rectify by {}, or the tenancy is force-stopped",
+        by.map(|b| format!(" by {b}")).unwrap_or_default(),
+        trigger.code(),
+        trigger_text(trigger),
+        calendar::display(due)
+    );
+    b.cond(Wanted::new(
+        condition::RECTIFICATION_OPEN,
+        true,
+        "Open",
+        message.clone(),
+    ));
+    b.rec.status.phase = Some(TenancyPhase::Rectifying);
+    b.event(true, "RectificationOpened", message);
+    b.wake_at(due);
 }
 
 /// A reviewer's `govcloud.dev/deregister` on a force-stopped tenancy retires
@@ -503,95 +515,108 @@ fn halted(vm: &crate::release::Vm) -> HeldVm {
 /// after the desired objects are known (they leave out the allow policy and
 /// bind the isolated role while the hold is enforced).
 pub(super) fn enforce(b: &mut Builder<'_, '_>, hold: Hold) {
+    if hold.enforce {
+        hold_in_force(b);
+    } else {
+        lift(b, hold);
+    }
+}
+
+/// A hold in force: the allow policy and the unit's binding gone, VMs
+/// halted or paused, the unit's own policies stashed and removed.
+fn hold_in_force(b: &mut Builder<'_, '_>) {
     let input = b.input;
     let exists = |kind: &str, name: &str| input.observed.lookup.object(kind, name).is_some();
-    if hold.enforce {
-        // VMs keep their runStrategy through the hold, whatever an approved
-        // change would apply meanwhile: that waits until the hold is lifted.
-        b.todo.apply.retain(|d| d.kind != "VirtualMachine");
-        for (kind, name) in [
-            ("NetworkPolicy", ALLOW_POLICY),
-            ("RoleBinding", UNIT_BINDING),
-        ] {
-            if exists(kind, name) {
-                b.todo.delete.push(deletion(kind, input, name));
-            }
+    // VMs keep their runStrategy through the hold, whatever an approved
+    // change would apply meanwhile: that waits until the hold is lifted.
+    b.todo.apply.retain(|d| d.kind != "VirtualMachine");
+    for (kind, name) in [
+        ("NetworkPolicy", ALLOW_POLICY),
+        ("RoleBinding", UNIT_BINDING),
+    ] {
+        if exists(kind, name) {
+            b.todo.delete.push(deletion(kind, input, name));
         }
-        let Some(view) = &input.observed.view else {
-            b.wake_at(input.now);
-            return;
-        };
-        let mode = b
-            .rec
-            .status
-            .held
-            .as_ref()
-            .map_or(HoldMode::Halt, |h| h.mode);
-        let mut busy = false;
-        match mode {
-            HoldMode::Halt => {
-                for vm in view.vms.iter().filter(|v| !v.halted) {
-                    b.todo.run_states.push(halted(vm));
-                    busy = true;
-                }
-            }
-            HoldMode::Pause => {
-                for i in view.instances.iter().filter(|i| !view.paused.contains(i)) {
-                    b.todo.pause.push(i.clone());
-                    busy = true;
-                }
-            }
-        }
-        let stash: Vec<String> = b
-            .rec
-            .status
-            .held
-            .as_ref()
-            .map(|h| h.network_policies.iter().map(|p| p.name.clone()).collect())
-            .unwrap_or_default();
-        for p in view.network_policies.iter().filter(|p| !p.ours) {
-            busy = true;
-            if stash.contains(&p.name) {
-                b.todo
-                    .delete
-                    .push(deletion("NetworkPolicy", input, &p.name));
-            } else if let Some(h) = b.rec.status.held.as_mut() {
-                // Created since the hold was recorded: kept first, removed next.
-                h.network_policies.push(StashedPolicy {
-                    name: p.name.clone(),
-                    manifest: p.manifest.clone(),
-                });
-            }
-        }
-        b.todo.poll |= busy;
-        if busy {
-            b.wake_at(input.now);
-        }
-        // What holds the network is the policies as they are: the deny
-        // policy in place as written (put back if someone changed it), the
-        // allow policy and the unit's own gone.
-        let denied = b.rec.status.inventory.iter().any(|i| {
-            i.kind == "NetworkPolicy" && i.name == crate::provisioning::DENY_POLICY && i.ready
-        });
-        let open =
-            exists("NetworkPolicy", ALLOW_POLICY) || view.network_policies.iter().any(|p| !p.ours);
-        let message = if busy || !denied || open {
-            "the tenancy is being held: stopping VMs and cutting all traffic (not yet in force)"
-        } else {
-            "the tenancy is held: VMs stopped and all traffic denied"
-        };
-        b.cond(Wanted::new(
-            super::condition::READY,
-            false,
-            if b.rec.status.isolation.is_some() {
-                "Isolated"
-            } else {
-                "ForceStopped"
-            },
-            message,
-        ));
-        return;
     }
+    let Some(view) = &input.observed.view else {
+        b.wake_at(input.now);
+        return;
+    };
+    let mode = b
+        .rec
+        .status
+        .held
+        .as_ref()
+        .map_or(HoldMode::Halt, |h| h.mode);
+    let mut busy = false;
+    match mode {
+        HoldMode::Halt => {
+            for vm in view.vms.iter().filter(|v| !v.halted) {
+                b.todo.run_states.push(halted(vm));
+                busy = true;
+            }
+        }
+        HoldMode::Pause => {
+            for i in view.instances.iter().filter(|i| !view.paused.contains(i)) {
+                b.todo.pause.push(i.clone());
+                busy = true;
+            }
+        }
+    }
+    let stash: Vec<String> = b
+        .rec
+        .status
+        .held
+        .as_ref()
+        .map(|h| h.network_policies.iter().map(|p| p.name.clone()).collect())
+        .unwrap_or_default();
+    for p in view.network_policies.iter().filter(|p| !p.ours) {
+        busy = true;
+        if stash.contains(&p.name) {
+            b.todo
+                .delete
+                .push(deletion("NetworkPolicy", input, &p.name));
+        } else if let Some(h) = b.rec.status.held.as_mut() {
+            // Created since the hold was recorded: kept first, removed next.
+            h.network_policies.push(StashedPolicy {
+                name: p.name.clone(),
+                manifest: p.manifest.clone(),
+            });
+        }
+    }
+    b.todo.poll |= busy;
+    if busy {
+        b.wake_at(input.now);
+    }
+    // What holds the network is the policies as they are: the deny
+    // policy in place as written (put back if someone changed it), the
+    // allow policy and the unit's own gone.
+    let denied = b.rec.status.inventory.iter().any(|i| {
+        i.kind == "NetworkPolicy" && i.name == crate::provisioning::DENY_POLICY && i.ready
+    });
+    let open =
+        exists("NetworkPolicy", ALLOW_POLICY) || view.network_policies.iter().any(|p| !p.ours);
+    let message = if busy || !denied || open {
+        "the tenancy is being held: stopping VMs and cutting all traffic (not yet in force)"
+    } else {
+        "the tenancy is held: VMs stopped and all traffic denied"
+    };
+    b.cond(Wanted::new(
+        super::condition::READY,
+        false,
+        if b.rec.status.isolation.is_some() {
+            "Isolated"
+        } else {
+            "ForceStopped"
+        },
+        message,
+    ));
+}
+
+/// A hold lifted: what it stopped, paused or removed is put back as it was.
+fn lift(b: &mut Builder<'_, '_>, hold: Hold) {
+    let input = b.input;
+    let exists = |kind: &str, name: &str| input.observed.lookup.object(kind, name).is_some();
     let Some(held) = b.rec.status.held.clone() else {
         return;
     };

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use futures::Stream;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::PostParams;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
@@ -180,16 +179,7 @@ async fn execute(ctx: &Context, ns: &str, order: &Order, now: Timestamp) -> Resu
             }
             current.spec.allocation = (**allocation).clone();
             current.spec.changes.push(change.as_str().into());
-            let params = PostParams {
-                field_manager: Some(MANAGER.into()),
-                ..Default::default()
-            };
-            ctx.write(
-                "Tenancy",
-                "replace",
-                api.replace(tenancy, &params, &current),
-            )
-            .await?;
+            ctx.replace_tenancy(&current).await?;
             info!(tenancy = %format!("{ns}/{tenancy}"), %change, "change applied");
         }
         Order::Terminate {

@@ -197,6 +197,24 @@ impl Context {
         Ok(())
     }
 
+    /// Replaces a tenancy as read (its resourceVersion guards against
+    /// concurrent changes), as the operator's own field manager.
+    async fn replace_tenancy(&self, tenancy: &crate::api::Tenancy) -> Result<(), Error> {
+        use kube::ResourceExt;
+        let api: kube::Api<crate::api::Tenancy> = kube::Api::namespaced(
+            self.client.clone(),
+            &tenancy.namespace().unwrap_or_default(),
+        );
+        let params = kube::api::PostParams {
+            field_manager: Some(MANAGER.into()),
+            ..Default::default()
+        };
+        let name = tenancy.name_any();
+        self.write("Tenancy", "replace", api.replace(&name, &params, tenancy))
+            .await?;
+        Ok(())
+    }
+
     /// Writes `status` into an object's status by server-side apply as
     /// `manager` (which owns exactly the fields it writes). With `read_as`,
     /// only over that resourceVersion: never over a newer object.

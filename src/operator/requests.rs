@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use futures::Stream;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
@@ -221,16 +221,7 @@ async fn execute(
             current.spec =
                 review::extend(&current.spec, req, &request.spec).map_err(Error::Invalid)?;
             // The resourceVersion read above guards against concurrent changes.
-            let params = PostParams {
-                field_manager: Some(MANAGER.into()),
-                ..Default::default()
-            };
-            ctx.write(
-                "Tenancy",
-                "replace",
-                api.replace(tenancy, &params, &current),
-            )
-            .await?;
+            ctx.replace_tenancy(&current).await?;
             info!(tenancy = %format!("{ns}/{tenancy}"), extension = %req, "tenancy extended");
         }
         Order::Regularize { tenancy } => {

@@ -197,178 +197,194 @@ async fn gather(
     let policies = Api::<NetworkPolicy>::namespaced(c.clone(), ns)
         .list(&lp)
         .await?;
-    // Jobs that are a volume's wipe Job or claim to be: judged by the wipe.
-    let wipe_of = |j: &Job| {
-        j.annotations().get(WIPE_OF).cloned().or_else(|| {
-            pvcs.items
-                .iter()
-                .map(|p| p.name_any())
-                .find(|p| release::job_name(p) == j.name_any())
-        })
-    };
-    let (mut workloads, mut pods, mut bindings) = (Vec::new(), Vec::new(), Vec::new());
-    if releasing {
-        bindings = Api::<k8s_openapi::api::rbac::v1::RoleBinding>::namespaced(c.clone(), ns)
-            .list(&lp)
-            .await?
-            .items
-            .iter()
-            .map(|b| b.name_any())
-            .collect();
-        let going = |m: &kube::api::ObjectMeta| m.deletion_timestamp.is_some();
-        for (api_version, kind) in WORKLOAD_KINDS {
-            for o in list_kind(&c, ns, api_version, kind).await? {
-                if !going(&o.metadata) {
-                    workloads.push(release::Workload {
-                        api_version: api_version.to_owned(),
-                        kind: kind.to_owned(),
-                        name: o.name_any(),
-                    });
-                }
-            }
-        }
-        for j in jobs
-            .items
-            .iter()
-            .filter(|j| wipe_of(j).is_none() && !going(&j.metadata))
-        {
-            workloads.push(release::Workload {
-                api_version: "batch/v1".into(),
-                kind: "Job".into(),
-                name: j.name_any(),
-            });
-        }
-        let wipe_jobs: Vec<String> = jobs
-            .items
-            .iter()
-            .filter(|j| wipe_of(j).is_some())
-            .map(|j| j.name_any())
-            .collect();
-        for p in list_kind(&c, ns, "v1", "Pod").await? {
-            let owners = p.metadata.owner_references.clone().unwrap_or_default();
-            // A wipe Job's pods run the wipe; a VM's launcher goes with its
-            // instance.
-            if owners.iter().any(|o| {
-                (o.kind == "Job" && wipe_jobs.contains(&o.name))
-                    || o.kind == "VirtualMachineInstance"
-            }) {
-                continue;
-            }
-            if owners.is_empty() && !going(&p.metadata) {
-                workloads.push(release::Workload {
-                    api_version: "v1".into(),
-                    kind: "Pod".into(),
-                    name: p.name_any(),
-                });
-            }
-            pods.push(p.name_any());
-        }
-    }
-    Ok(release::Namespace {
-        workloads,
-        pods,
-        bindings,
+    let wipe_of = |j: &Job| wipe_of(j, &pvcs.items);
+    let mut seen = release::Namespace {
+        exists: true,
+        terminating: meta.metadata.deletion_timestamp.is_some(),
+        vms: vms.items.iter().map(seen_vm).collect(),
+        instances: vmis.items.iter().map(|i| i.name_any()).collect(),
         instances_deleting: vmis
             .items
             .iter()
             .filter(|i| i.metadata.deletion_timestamp.is_some())
             .map(|i| i.name_any())
             .collect(),
-        exists: true,
-        terminating: meta.metadata.deletion_timestamp.is_some(),
-        vms: vms
-            .items
-            .iter()
-            .map(|vm| release::Vm {
-                name: vm.name_any(),
-                halted: vm.data["spec"]["runStrategy"] == "Halted"
-                    || vm.data["spec"]["running"] == json!(false),
-                ours: vm.labels().get(keys::MANAGED_BY).map(String::as_str) == Some(MANAGER),
-                run_strategy: vm.data["spec"]["runStrategy"].as_str().map(str::to_owned),
-                running: vm.data["spec"]["running"].as_bool(),
-            })
-            .collect(),
-        instances: vmis.items.iter().map(|i| i.name_any()).collect(),
         paused: vmis
             .items
             .iter()
-            .filter(|i| {
-                i.data["status"]["conditions"].as_array().is_some_and(|cs| {
-                    cs.iter()
-                        .any(|c| c["type"] == "Paused" && c["status"] == "True")
-                })
-            })
+            .filter(|i| paused(i))
             .map(|i| i.name_any())
             .collect(),
-        network_policies: policies
-            .items
-            .iter()
-            .map(|p| release::Policy {
-                name: p.name_any(),
-                // A label alone does not make a policy the operator's.
-                ours: p.labels().get(keys::MANAGED_BY).map(String::as_str) == Some(MANAGER)
-                    && [provisioning::DENY_POLICY, provisioning::ALLOW_POLICY]
-                        .contains(&p.name_any().as_str()),
-                manifest: json!({
-                    "labels": p.metadata.labels,
-                    "annotations": p.metadata.annotations,
-                    "spec": p.spec,
-                })
-                .to_string(),
-            })
-            .collect(),
+        network_policies: policies.items.iter().map(seen_policy).collect(),
         pvcs: pvcs
             .items
             .iter()
             .filter(|p| p.metadata.deletion_timestamp.is_none())
-            .map(|p| {
-                let spec = p.spec.clone().unwrap_or_default();
-                let size = spec
-                    .resources
-                    .and_then(|r| r.requests)
-                    .and_then(|r| r.get("storage").cloned())
-                    .and_then(|q| crate::quantity::gib(&q.0))
-                    .unwrap_or(0);
-                release::Pvc {
-                    name: p.name_any(),
-                    size_gib: size,
-                    block: spec.volume_mode.as_deref() == Some("Block"),
-                    class: spec.storage_class_name.clone().unwrap_or_default(),
-                }
-            })
+            .map(seen_pvc)
             .collect(),
         jobs: jobs
             .items
             .iter()
-            .filter_map(|j| {
-                // Claiming to wipe a volume, or squatting its wipe Job's name.
-                let pvc = wipe_of(j)?;
-                let conditions = j
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.conditions.clone())
-                    .unwrap_or_default();
-                let is = |t: &str| {
-                    conditions
-                        .iter()
-                        .any(|c| c.type_ == t && c.status == "True")
-                };
-                let outcome = if is("Complete") || is("SuccessCriteriaMet") {
-                    JobOutcome::Succeeded
-                } else if is("Failed") || is("FailureTarget") {
-                    JobOutcome::Failed
-                } else {
-                    JobOutcome::Running
-                };
-                Some(release::Job {
-                    name: j.name_any(),
-                    uid: j.uid().unwrap_or_default(),
-                    pvc,
-                    outcome,
-                    runs: release::job_fingerprint(&serde_json::to_value(j).ok()?),
-                })
-            })
+            .filter_map(|j| seen_job(j, wipe_of(j)?))
             .collect(),
+        ..release::Namespace::default()
+    };
+    if releasing {
+        unit_workloads(&c, ns, &jobs.items, &wipe_of, &mut seen).await?;
+    }
+    Ok(seen)
+}
+
+/// The volume a Job wipes, by its annotation or by squatting its wipe Job's
+/// name: such Jobs are judged by the wipe.
+fn wipe_of(j: &Job, pvcs: &[PersistentVolumeClaim]) -> Option<String> {
+    j.annotations().get(WIPE_OF).cloned().or_else(|| {
+        pvcs.iter()
+            .map(|p| p.name_any())
+            .find(|p| release::job_name(p) == j.name_any())
+    })
+}
+
+/// What a release must remove of the unit's own: its workloads, bare pods
+/// and role bindings (a wipe Job's pods and VM launchers aside).
+async fn unit_workloads(
+    c: &kube::Client,
+    ns: &str,
+    jobs: &[Job],
+    wipe_of: &impl Fn(&Job) -> Option<String>,
+    seen: &mut release::Namespace,
+) -> Result<(), Error> {
+    let lp = ListParams::default();
+    let (workloads, pods) = (&mut seen.workloads, &mut seen.pods);
+    seen.bindings = Api::<k8s_openapi::api::rbac::v1::RoleBinding>::namespaced(c.clone(), ns)
+        .list(&lp)
+        .await?
+        .items
+        .iter()
+        .map(|b| b.name_any())
+        .collect();
+    let going = |m: &kube::api::ObjectMeta| m.deletion_timestamp.is_some();
+    for (api_version, kind) in WORKLOAD_KINDS {
+        for o in list_kind(c, ns, api_version, kind).await? {
+            if !going(&o.metadata) {
+                workloads.push(release::Workload {
+                    api_version: api_version.to_owned(),
+                    kind: kind.to_owned(),
+                    name: o.name_any(),
+                });
+            }
+        }
+    }
+    for j in jobs
+        .iter()
+        .filter(|j| wipe_of(j).is_none() && !going(&j.metadata))
+    {
+        workloads.push(release::Workload {
+            api_version: "batch/v1".into(),
+            kind: "Job".into(),
+            name: j.name_any(),
+        });
+    }
+    let wipe_jobs: Vec<String> = jobs
+        .iter()
+        .filter(|j| wipe_of(j).is_some())
+        .map(|j| j.name_any())
+        .collect();
+    for p in list_kind(c, ns, "v1", "Pod").await? {
+        let owners = p.metadata.owner_references.clone().unwrap_or_default();
+        // A wipe Job's pods run the wipe; a VM's launcher goes with its
+        // instance.
+        if owners.iter().any(|o| {
+            (o.kind == "Job" && wipe_jobs.contains(&o.name)) || o.kind == "VirtualMachineInstance"
+        }) {
+            continue;
+        }
+        if owners.is_empty() && !going(&p.metadata) {
+            workloads.push(release::Workload {
+                api_version: "v1".into(),
+                kind: "Pod".into(),
+                name: p.name_any(),
+            });
+        }
+        pods.push(p.name_any());
+    }
+    Ok(())
+}
+
+fn seen_vm(vm: &DynamicObject) -> release::Vm {
+    release::Vm {
+        name: vm.name_any(),
+        halted: vm.data["spec"]["runStrategy"] == "Halted"
+            || vm.data["spec"]["running"] == json!(false),
+        ours: vm.labels().get(keys::MANAGED_BY).map(String::as_str) == Some(MANAGER),
+        run_strategy: vm.data["spec"]["runStrategy"].as_str().map(str::to_owned),
+        running: vm.data["spec"]["running"].as_bool(),
+    }
+}
+
+fn paused(i: &DynamicObject) -> bool {
+    i.data["status"]["conditions"].as_array().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c["type"] == "Paused" && c["status"] == "True")
+    })
+}
+
+fn seen_policy(p: &NetworkPolicy) -> release::Policy {
+    release::Policy {
+        name: p.name_any(),
+        // A label alone does not make a policy the operator's.
+        ours: p.labels().get(keys::MANAGED_BY).map(String::as_str) == Some(MANAGER)
+            && [provisioning::DENY_POLICY, provisioning::ALLOW_POLICY]
+                .contains(&p.name_any().as_str()),
+        manifest: json!({
+            "labels": p.metadata.labels,
+            "annotations": p.metadata.annotations,
+            "spec": p.spec,
+        })
+        .to_string(),
+    }
+}
+
+fn seen_pvc(p: &PersistentVolumeClaim) -> release::Pvc {
+    let spec = p.spec.clone().unwrap_or_default();
+    let size = spec
+        .resources
+        .and_then(|r| r.requests)
+        .and_then(|r| r.get("storage").cloned())
+        .and_then(|q| crate::quantity::gib(&q.0))
+        .unwrap_or(0);
+    release::Pvc {
+        name: p.name_any(),
+        size_gib: size,
+        block: spec.volume_mode.as_deref() == Some("Block"),
+        class: spec.storage_class_name.clone().unwrap_or_default(),
+    }
+}
+
+fn seen_job(j: &Job, pvc: String) -> Option<release::Job> {
+    let conditions = j
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.clone())
+        .unwrap_or_default();
+    let is = |t: &str| {
+        conditions
+            .iter()
+            .any(|c| c.type_ == t && c.status == "True")
+    };
+    let outcome = if is("Complete") || is("SuccessCriteriaMet") {
+        JobOutcome::Succeeded
+    } else if is("Failed") || is("FailureTarget") {
+        JobOutcome::Failed
+    } else {
+        JobOutcome::Running
+    };
+    Some(release::Job {
+        name: j.name_any(),
+        uid: j.uid().unwrap_or_default(),
+        pvc,
+        outcome,
+        runs: release::job_fingerprint(&serde_json::to_value(j).ok()?),
     })
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use govcloud::api::change::ChangePhase;
 use govcloud::api::tenancy::{WipeMethod, WipeResult};
 use govcloud::api::{ChangeRequest, TenancyPhase, keys};
+use govcloud::operator::metrics::ControllerName;
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, ResourceQuota};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
@@ -146,8 +147,9 @@ pub async fn art17_a_change_filed_on_2025_09_26_is_due_by_the_end_of_2025_10_16(
     );
     assert_eq!(status.system_name.as_deref(), Some("财政金融部OA办公系统"));
 
+    let looked = lab.reconciles(ControllerName::Changes);
     lab.set_clock("2025-10-16T15:59:59Z");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    lab.looked_at_all(ControllerName::Changes, looked).await;
     let c = changes(&lab, ns).get("resize").await?;
     assert_eq!(
         condition(&c, "ReviewOverdue").map(|c| c.0),
@@ -599,8 +601,16 @@ pub async fn art19_an_approved_termination_releases_everything_wiped_at_its_effe
             .to_string(),
         "2026-07-15T16:00:00Z"
     );
-    // Before the effective date nothing is touched.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Before the effective date nothing is touched: once the tenancy
+    // controller has seen the retirement (and looked again a second on).
+    eventually("the tenancy to see its retirement", WAIT, || async {
+        let t = lab.tenancies(ns).get("oa").await.ok()?;
+        (t.status?.observed_generation == t.metadata.generation).then_some(())
+    })
+    .await;
+    let looked = lab.reconciles(ControllerName::Tenancies);
+    lab.clock.advance(jiff::SignedDuration::from_secs(1));
+    lab.looked_at_all(ControllerName::Tenancies, looked).await;
     assert_eq!(
         lab.tenancies(ns).get("oa").await?.status.unwrap().phase,
         Some(TenancyPhase::Active)
@@ -708,7 +718,9 @@ pub async fn art19_a_tenancy_deleted_by_hand_keeps_everything_until_released(_: 
         })
         .await;
     assert!(t.metadata.deletion_timestamp.is_some());
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let looked = lab.reconciles(ControllerName::Tenancies);
+    lab.clock.advance(jiff::SignedDuration::from_secs(1));
+    lab.looked_at_all(ControllerName::Tenancies, looked).await;
     assert_eq!(
         lab.dynamic(&tns, &vms())
             .list(&ListParams::default())
@@ -799,7 +811,9 @@ pub async fn art19_a_failed_wipe_keeps_the_volume_and_says_so(_: Ctx) -> TestRes
         .message
         .clone();
     assert!(failed.contains("those volumes are kept"), "{failed}");
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let looked = lab.reconciles(ControllerName::Tenancies);
+    lab.clock.advance(jiff::SignedDuration::from_secs(1));
+    lab.looked_at_all(ControllerName::Tenancies, looked).await;
     let pvcs = Api::<PersistentVolumeClaim>::namespaced(lab.admin.clone(), &tns)
         .list(&ListParams::default())
         .await?

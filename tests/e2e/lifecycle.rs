@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use govcloud::api::request::RequestPhase;
 use govcloud::api::{Decision, TenancyPhase, keys};
+use govcloud::operator::metrics::ControllerName;
 use govcloud::provisioning::namespace_name;
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, ResourceQuota};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -110,7 +111,9 @@ pub async fn art13_nothing_is_provisioned_before_an_approval_of_the_current_gene
         message.contains("names generation 1 but the request is at generation 2"),
         "{message}"
     );
-    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let looked = lab.reconciles(ControllerName::Requests);
+    lab.clock.advance(jiff::SignedDuration::from_secs(1));
+    lab.looked_at_all(ControllerName::Requests, looked).await;
     assert!(
         lab.tenancies(ns).get_opt("oa").await?.is_none(),
         "a tenancy exists before approval"
@@ -164,7 +167,9 @@ pub async fn art13_nothing_is_provisioned_before_an_approval_of_the_current_gene
         "{}",
         flagged.message
     );
-    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let looked = lab.reconciles(ControllerName::Requests);
+    lab.clock.advance(jiff::SignedDuration::from_secs(1));
+    lab.looked_at_all(ControllerName::Requests, looked).await;
     assert_eq!(
         lab.tenancies(ns)
             .get("oa")
@@ -535,11 +540,10 @@ pub async fn art14_a_charge_left_by_a_cut_off_create_holds_delivery_seconds_not_
         dry_run: true,
         ..Default::default()
     };
+    let probe = Api::<PersistentVolumeClaim>::namespaced(admin.clone(), "finance-probe");
+    let held = || async { probe.create(&dry, &claim).await.is_err() };
     eventually("the test's policy to hold volumes", WAIT, || async {
-        let r = Api::<PersistentVolumeClaim>::namespaced(admin.clone(), "finance-probe")
-            .create(&dry, &claim)
-            .await;
-        r.is_err().then_some(())
+        held().await.then_some(())
     })
     .await;
 
@@ -581,10 +585,7 @@ pub async fn art14_a_charge_left_by_a_cut_off_create_holds_delivery_seconds_not_
         .delete("test-hold-volumes", &Default::default())
         .await?;
     eventually("the test's policy gone", WAIT, || async {
-        let r = Api::<PersistentVolumeClaim>::namespaced(admin.clone(), "finance-probe")
-            .create(&dry, &claim)
-            .await;
-        r.is_ok().then_some(())
+        (!held().await).then_some(())
     })
     .await;
     // And started again.

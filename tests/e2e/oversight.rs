@@ -8,6 +8,7 @@ use std::time::Duration;
 use govcloud::api::tenancy::{RectificationTrigger, RetirementReason};
 use govcloud::api::{Tenancy, TenancyPhase, keys};
 use govcloud::config::{Config, IsolationVms, OversightConfig};
+use govcloud::operator::metrics::ControllerName;
 use govcloud::provisioning::{ALLOW_POLICY, UNIT_BINDING, UNIT_BINDING_ISOLATED};
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -208,8 +209,9 @@ pub async fn art20_an_overdue_rectification_force_stops_and_deregistration_retir
 
     // On its last day the tenancy still runs.
     let before = state(&lab, &tns).await;
+    let looked = lab.reconciles(ControllerName::Tenancies);
     lab.set_clock("2026-08-02T15:00:00Z");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    lab.looked_at_all(ControllerName::Tenancies, looked).await;
     assert_eq!(
         lab.tenancies(ns).get("oa").await?.status.unwrap().phase,
         Some(TenancyPhase::Rectifying)

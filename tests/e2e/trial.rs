@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use govcloud::api::request::RequestPhase;
 use govcloud::api::tenancy::{WipeMethod, WipeResult};
 use govcloud::api::{TenancyPhase, keys};
+use govcloud::operator::metrics::ControllerName;
 use govcloud::provisioning::namespace_name;
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim};
 use kube::api::ListParams;
@@ -96,7 +97,9 @@ pub async fn art13_an_urgent_mark_alone_opens_nothing_and_emergency_open_starts_
         phase(r) == Some(RequestPhase::UnderReview)
     })
     .await;
-    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let looked = lab.reconciles(ControllerName::Requests);
+    lab.clock.advance(jiff::SignedDuration::from_secs(1));
+    lab.looked_at_all(ControllerName::Requests, looked).await;
     assert!(
         lab.tenancies(ns).get_opt("exam").await?.is_none(),
         "the urgent mark alone opened resources"

@@ -8,6 +8,7 @@ use std::time::Duration;
 use govcloud::api::{CloudResourceRequest, RequestPhase, Tenancy, TenancyPhase, keys};
 use govcloud::clock::Clock;
 use govcloud::config::Config;
+use govcloud::operator::metrics::ControllerName;
 use govcloud_testenv::helm::Release;
 use govcloud_testenv::manifests;
 use govcloud_testenv::{ControlPlane, Options, standins};
@@ -447,6 +448,41 @@ impl Lab {
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
+    }
+
+    /// How many reconciles `controller` has run so far (see
+    /// [`Lab::looked_at_all`]).
+    pub fn reconciles(&self, controller: ControllerName) -> u64 {
+        self.metrics.reconciles(controller)
+    }
+
+    /// Waits until `controller` has reconciled at least as many times since
+    /// `before` (a count from [`Lab::reconciles`]) as it has objects: a clock
+    /// move wakes them all, so what they would do at that time is done (or
+    /// is not going to be). The operator tells when it has looked; nothing
+    /// sleeps.
+    pub async fn looked_at_all(&self, controller: ControllerName, before: u64) {
+        let objects = match controller {
+            ControllerName::Tenancies => self.count::<Tenancy>().await,
+            ControllerName::Requests => self.count::<CloudResourceRequest>().await,
+            ControllerName::Changes => self.count::<govcloud::api::ChangeRequest>().await,
+            ControllerName::Units => 1,
+        };
+        let what = format!("{controller:?} to look at its {objects} objects again");
+        eventually(&what, Duration::from_secs(30), || async {
+            (self.metrics.reconciles(controller) >= before + objects).then_some(())
+        })
+        .await;
+    }
+
+    async fn count<K>(&self) -> u64
+    where
+        K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        Api::<K>::all(self.admin.clone())
+            .list_metadata(&ListParams::default())
+            .await
+            .map_or(0, |l| l.items.len() as u64)
     }
 
     /// The events recorded about an object, oldest first: (reason, message).
