@@ -279,6 +279,17 @@ pub async fn acquire(client: Client, cfg: LeaseConfig) -> Leadership {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_lease_write_that_does_not_answer_is_given_up_at_its_limit() {
+        let stuck = std::future::pending::<Result<bool, kube::Error>>();
+        let started = Instant::now();
+        let answer = within(Duration::from_millis(50), stuck).await;
+        assert_eq!(answer, Err("no answer within 50 ms".to_owned()));
+        assert!(started.elapsed() >= Duration::from_millis(50));
+        let quick = async { Ok(true) };
+        assert_eq!(within(Duration::from_secs(10), quick).await, Ok(true));
+    }
+
     const D: Duration = Duration::from_secs(15);
 
     #[test]

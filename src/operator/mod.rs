@@ -477,6 +477,40 @@ fn recheck_after(
 mod tests {
     use super::*;
 
+    fn status(code: u16, message: &str) -> kube::Error {
+        kube::Error::Api(Box::new(kube::core::Status {
+            code,
+            message: message.into(),
+            ..Default::default()
+        }))
+    }
+
+    #[test]
+    fn a_conflict_is_its_own_error_and_retried_at_once() {
+        let conflict = Error::from(status(409, "the object has been modified"));
+        assert!(matches!(&conflict, Error::Conflict(m) if m == "the object has been modified"));
+        assert_eq!(conflict.category(), "conflict");
+        assert_eq!(
+            conflict.action(),
+            Action::requeue(Duration::from_millis(500))
+        );
+        let categories: Vec<&str> = [422, 403, 404, 500]
+            .map(|code| Error::from(status(code, "x")).category())
+            .to_vec();
+        assert_eq!(categories, ["rejected", "forbidden", "not-found", "api"]);
+        assert!(Error::from(status(404, "gone")).is_gone());
+        let slow = Error::Timeout {
+            kind: "Tenancy".into(),
+            verb: "status",
+        };
+        assert_eq!(slow.category(), "timeout");
+        assert_eq!(slow.to_string(), "status of Tenancy took longer than 30s");
+        assert_eq!(
+            Error::Invalid("bad".into()).action(),
+            Action::await_change()
+        );
+    }
+
     #[test]
     fn nothing_waits_for_a_change_alone() {
         let now: jiff::Timestamp = "2026-12-07T02:00:00Z".parse().unwrap();
