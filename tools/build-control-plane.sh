@@ -11,16 +11,8 @@
 #   GOVCLOUD_BUILD_JOBS  parallel Go compile jobs (default: number of cores)
 set -euo pipefail
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-cache_root=${GOVCLOUD_CACHE:-$HOME/.cache/govcloud-operator}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-module_version() { # <go.mod> <module path>: the version it requires
-  awk -v m="$2" '
-    $1 == "require" && $2 == m { print $3; exit }
-    $1 == m && $2 ~ /^v/ { print $2; exit }' "$1"
-}
-
-k8s_version=$(module_version "$here/kubernetes/go.mod" k8s.io/kubernetes)
 etcd_version=$(module_version "$here/etcd/go.mod" go.etcd.io/etcd/server/v3)
 helm_version=$(module_version "$here/helm/go.mod" helm.sh/helm/v4)
 [ -n "$k8s_version" ] && [ -n "$etcd_version" ] && [ -n "$helm_version" ] || {
@@ -61,18 +53,6 @@ trap 'rm -rf "$tmp"' EXIT
 export CGO_ENABLED=0
 jobs=${GOVCLOUD_BUILD_JOBS:-$(nproc)}
 
-# Upstream stamps the version with these variables (hack/lib/version.sh);
-# without them the apiserver reports v0.0.0-master.
-minor=${k8s_version#v1.}
-minor=${minor%%.*}
-build_date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-k8s_ldflags="-s -w"
-for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-  k8s_ldflags+=" -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1"
-  k8s_ldflags+=" -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
-  k8s_ldflags+=" -X $pkg.buildDate=$build_date"
-done
-
 started=$(date +%s)
 # Another process may have built some while this one waited for the lock.
 for b in $(missing); do
@@ -95,7 +75,7 @@ for b in $(missing); do
     ;;
   *)
     echo "building $b $k8s_version" >&2
-    (cd "$here/kubernetes" && go build -p "$jobs" -trimpath -ldflags "$k8s_ldflags" \
+    (cd "$here/kubernetes" && go build -p "$jobs" -trimpath -ldflags "$(k8s_ldflags)" \
       -o "$tmp/$b" "k8s.io/kubernetes/cmd/$b")
     mv -f "$tmp/$b" "$bin_dir/$b"
     ;;

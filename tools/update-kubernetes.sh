@@ -36,6 +36,8 @@ rm -f "$here/kubernetes/go.sum"
 cd "$here/kubernetes"
 go get -tool "k8s.io/kubernetes/cmd/kube-apiserver@$version" \
   "k8s.io/kubernetes/cmd/kube-controller-manager@$version" \
-  "k8s.io/kubernetes/cmd/kubectl@$version"
+  "k8s.io/kubernetes/cmd/kubectl@$version" \
+  "k8s.io/kubernetes/cmd/kubelet@$version" \
+  "k8s.io/kubernetes/cmd/kube-scheduler@$version"
 go mod tidy
 echo "tools/kubernetes now pins $version; tools/build-control-plane.sh builds it on next use" >&2
