@@ -1510,6 +1510,12 @@ pub(crate) mod tests_support {
     use super::*;
     use crate::api::CloudResourceRequest;
 
+    /// The object of `kind` a plan applies.
+    pub fn applied<'a>(plan: &'a Plan, kind: &str) -> &'a Desired {
+        let found = plan.actions.apply.iter().find(|d| d.kind == kind);
+        found.unwrap_or_else(|| panic!("the plan applies no {kind}"))
+    }
+
     #[derive(Default)]
     pub struct Fake {
         pub objects: BTreeMap<(String, String), Seen>,
@@ -1820,12 +1826,7 @@ mod tests {
         // Once it is the tenancy's, later changes to it are applied.
         w.spec.unit = "finance2".into();
         let plan = w.step();
-        let ns = plan
-            .actions
-            .apply
-            .iter()
-            .find(|d| d.kind == "Namespace")
-            .unwrap();
+        let ns = applied(&plan, "Namespace");
         assert_eq!(ns.write, provisioning::Write::Apply);
     }
 
@@ -1977,12 +1978,7 @@ mod tests {
                 reason_of(&plan, condition::UNIT_GROUP_KNOWN),
                 Some(("False".into(), "GroupRefused".into()))
             );
-            let ns = plan
-                .actions
-                .apply
-                .iter()
-                .find(|d| d.kind == "Namespace")
-                .unwrap();
+            let ns = applied(&plan, "Namespace");
             assert!(
                 ns.object["metadata"]["annotations"][keys::UNIT_GROUP].is_null(),
                 "the namespace names no group for {group}"

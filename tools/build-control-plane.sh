@@ -26,11 +26,6 @@ bin_dir="$cache_root/control-plane/kubernetes-$k8s_version-etcd-$etcd_version/bi
 helm_dir="$cache_root/helm/$helm_version"
 wanted=(kube-apiserver kube-controller-manager kubectl etcd helm)
 
-missing() {
-  local b
-  for b in "${wanted[@]}"; do [ -x "$bin_dir/$b" ] || echo "$b"; done
-}
-
 if [ -z "$(missing)" ]; then
   echo "control plane $k8s_version / etcd $etcd_version / helm $helm_version: cached" >&2
   echo "$bin_dir"
@@ -43,17 +38,8 @@ command -v go >/dev/null || {
   exit 1
 }
 
-mkdir -p "$bin_dir" "$helm_dir"
-exec 9>"$bin_dir/.build.lock"
-flock 9
-
-tmp=$(mktemp -d "$bin_dir/.tmp.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-
-export CGO_ENABLED=0
-jobs=${GOVCLOUD_BUILD_JOBS:-$(nproc)}
-
-started=$(date +%s)
+mkdir -p "$helm_dir"
+start_build
 # Another process may have built some while this one waited for the lock.
 for b in $(missing); do
   case $b in

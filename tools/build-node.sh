@@ -21,11 +21,6 @@ containerd_version=$(module_version "$here/containerd/go.mod" github.com/contain
 bin_dir="$cache_root/node/kubernetes-$k8s_version-containerd-$containerd_version/bin"
 wanted=(kubelet kube-scheduler containerd containerd-shim-runc-v2)
 
-missing() {
-  local b
-  for b in "${wanted[@]}"; do [ -x "$bin_dir/$b" ] || echo "$b"; done
-}
-
 if [ -z "$(missing)" ]; then
   echo "node $k8s_version / containerd $containerd_version: cached" >&2
   echo "$bin_dir"
@@ -33,19 +28,11 @@ if [ -z "$(missing)" ]; then
 fi
 need_go "the local node"
 
-mkdir -p "$bin_dir"
-exec 9>"$bin_dir/.build.lock"
-flock 9
-tmp=$(mktemp -d "$bin_dir/.tmp.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-
-export CGO_ENABLED=0
-jobs=${GOVCLOUD_BUILD_JOBS:-$(nproc)}
+start_build
 # No storage drivers that need cgo or kernel modules: the node uses overlayfs.
 containerd_tags="no_btrfs no_devmapper no_zfs no_aufs"
 containerd_ldflags="-s -w -X github.com/containerd/containerd/v2/version.Version=$containerd_version"
 
-started=$(date +%s)
 for b in $(missing); do
   case $b in
   containerd | containerd-shim-runc-v2)

@@ -32,3 +32,22 @@ need_go() {
     exit 1
   }
 }
+
+# The binaries of "${wanted[@]}" not yet in "$bin_dir", one per line.
+missing() {
+  local b
+  for b in "${wanted[@]}"; do [ -x "$bin_dir/$b" ] || echo "$b"; done
+}
+
+# Takes the cache directory's lock (another process may be building into
+# it), makes "$tmp" to build in (removed on exit), and sets up the build.
+start_build() {
+  mkdir -p "$bin_dir"
+  exec 9>"$bin_dir/.build.lock"
+  flock 9
+  tmp=$(mktemp -d "$bin_dir/.tmp.XXXXXX")
+  trap 'rm -rf "$tmp"' EXIT
+  export CGO_ENABLED=0
+  jobs=${GOVCLOUD_BUILD_JOBS:-$(nproc)}
+  started=$(date +%s)
+}
