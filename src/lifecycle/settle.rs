@@ -338,6 +338,29 @@ mod tests {
     }
 
     #[test]
+    fn art19_a_wipe_job_created_is_recorded_in_place_of_the_volumes_earlier_one() {
+        let job = |pvc: &str, uid: &str| WipeJob {
+            pvc: pvc.into(),
+            job: format!("wipe-{pvc}"),
+            uid: uid.into(),
+        };
+        let mut plan = delivered();
+        plan.status.wipe_jobs = vec![job("app-1-system", "old"), job("db-1-data", "kept")];
+        let outcome = Outcome {
+            wipe_jobs: vec![job("app-1-system", "new")],
+            ..Default::default()
+        };
+        let s = settle(&plan, &outcome, 1, false, at("2026-12-07T02:00:00Z"));
+        let uids: Vec<(&str, &str)> = s
+            .status
+            .wipe_jobs
+            .iter()
+            .map(|j| (j.pvc.as_str(), j.uid.as_str()))
+            .collect();
+        assert_eq!(uids, [("db-1-data", "kept"), ("app-1-system", "new")]);
+    }
+
+    #[test]
     fn a_retired_tenancy_stops_polling() {
         let mut plan = delivered();
         plan.actions.poll = true;
