@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds the binaries of a local worker node: kubelet and kube-scheduler from
+# Builds the binaries of a local worker node: kubelet, kube-proxy and
+# kube-scheduler from
 # the same pinned k8s.io/kubernetes as the control plane (tools/kubernetes),
-# and containerd with its runc shim (tools/containerd), from the Go module
+# and containerd with its runc shim and ctr (tools/containerd), from the Go module
 # proxy. runc and the CNI plugins come from Debian (runc,
 # containernetworking-plugins). Cached outside the repository, keyed by
 # version; a binary already there is not built again.
@@ -19,7 +20,7 @@ containerd_version=$(module_version "$here/containerd/go.mod" github.com/contain
   exit 1
 }
 bin_dir="$cache_root/node/kubernetes-$k8s_version-containerd-$containerd_version/bin"
-wanted=(kubelet kube-scheduler containerd containerd-shim-runc-v2)
+wanted=(kubelet kube-proxy kube-scheduler containerd containerd-shim-runc-v2 ctr)
 
 if [ -z "$(missing)" ]; then
   echo "node $k8s_version / containerd $containerd_version: cached" >&2
@@ -35,7 +36,7 @@ containerd_ldflags="-s -w -X github.com/containerd/containerd/v2/version.Version
 
 for b in $(missing); do
   case $b in
-  containerd | containerd-shim-runc-v2)
+  containerd | containerd-shim-runc-v2 | ctr)
     echo "building $b $containerd_version" >&2
     (cd "$here/containerd" && go build -p "$jobs" -trimpath -tags "$containerd_tags" \
       -ldflags "$containerd_ldflags" -o "$tmp/$b" "github.com/containerd/containerd/v2/cmd/$b")

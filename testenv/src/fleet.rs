@@ -59,7 +59,7 @@ impl Fleet {
         let binary = release_binary()?;
         let plane = super::ControlPlane::start(super::Options {
             keep_dir: std::env::var_os("GOVCLOUD_KEEP_CONTROL_PLANE").is_some(),
-            apiserver_args: vec![],
+            ..super::Options::default()
         })
         .await?;
         eprintln!(

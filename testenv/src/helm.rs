@@ -74,6 +74,33 @@ impl Release {
     }
 }
 
+impl Release {
+    /// `helm install --wait` into the cluster of `kubeconfig`, creating the
+    /// namespace: returns once the Deployment's pods are Ready, or helm's
+    /// refusal after `timeout`.
+    pub fn install(
+        &self,
+        kubeconfig: &Path,
+        timeout: std::time::Duration,
+    ) -> Result<Result<String, Refused>, Error> {
+        let mut args = vec![
+            "install".to_owned(),
+            self.name.clone(),
+            chart_dir().display().to_string(),
+            "--namespace".to_owned(),
+            self.namespace.clone(),
+            "--create-namespace".to_owned(),
+            "--kubeconfig".to_owned(),
+            kubeconfig.display().to_string(),
+            "--wait".to_owned(),
+            "--timeout".to_owned(),
+            format!("{}s", timeout.as_secs()),
+        ];
+        args.extend(self.set_args());
+        helm(&args)
+    }
+}
+
 /// Runs helm; the outer error is helm not running at all, the inner one helm
 /// refusing (bad values, a template error).
 fn helm(args: &[String]) -> Result<Result<String, Refused>, Error> {

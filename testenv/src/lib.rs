@@ -22,7 +22,9 @@
 
 pub mod fleet;
 pub mod helm;
+pub mod image;
 pub mod manifests;
+pub mod node;
 mod pki;
 pub mod prometheus;
 pub mod standins;
@@ -98,6 +100,8 @@ pub enum Error {
     },
     #[error("certificate: {0}")]
     Certificate(#[from] rcgen::Error),
+    #[error("{0}")]
+    Unavailable(String),
     #[error("client configuration: {0}")]
     Kubeconfig(String),
     #[error("{process} exited before it was ready ({status}); last lines of {log}:\n{tail}")]
@@ -153,6 +157,7 @@ struct Process {
     name: &'static str,
     bin: PathBuf,
     args: Vec<String>,
+    env: Vec<(String, String)>,
     log: PathBuf,
     child: Child,
 }
@@ -164,18 +169,35 @@ impl Process {
         args: Vec<String>,
         dir: &Path,
     ) -> Result<Self, Error> {
+        Self::spawn_with(name, bin, args, Vec::new(), dir)
+    }
+
+    /// Starts `bin` with `env` added to this process's environment.
+    fn spawn_with(
+        name: &'static str,
+        bin: PathBuf,
+        args: Vec<String>,
+        env: Vec<(String, String)>,
+        dir: &Path,
+    ) -> Result<Self, Error> {
         let log = dir.join(format!("{name}.log"));
-        let child = Self::launch(&bin, &args, &log)?;
+        let child = Self::launch(&bin, &args, &env, &log)?;
         Ok(Self {
             name,
             bin,
             args,
+            env,
             log,
             child,
         })
     }
 
-    fn launch(bin: &Path, args: &[String], log: &Path) -> Result<Child, Error> {
+    fn launch(
+        bin: &Path,
+        args: &[String],
+        env: &[(String, String)],
+        log: &Path,
+    ) -> Result<Child, Error> {
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -183,7 +205,11 @@ impl Process {
             .map_err(io(format!("opening {}", log.display())))?;
         let err = out.try_clone().map_err(io("duplicating a log handle"))?;
         let mut cmd = Command::new(bin);
-        cmd.args(args).stdin(Stdio::null()).stdout(out).stderr(err);
+        cmd.args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
         // A test run that crashes or is killed leaves no control plane behind.
         spawn_tied(cmd).map_err(io(format!("starting {}", bin.display())))
     }
@@ -227,7 +253,7 @@ impl Process {
     /// Stops the process and starts it again with the same arguments.
     fn restart(&mut self) -> Result<(), Error> {
         self.stop();
-        self.child = Self::launch(&self.bin, &self.args, &self.log)?;
+        self.child = Self::launch(&self.bin, &self.args, &self.env, &self.log)?;
         Ok(())
     }
 }
@@ -237,10 +263,14 @@ struct Processes {
     etcd: Process,
     apiserver: Process,
     controller_manager: Option<Process>,
+    scheduler: Option<Process>,
 }
 
 impl Processes {
     fn stop(&mut self) {
+        if let Some(scheduler) = self.scheduler.as_mut() {
+            scheduler.stop();
+        }
         if let Some(kcm) = self.controller_manager.as_mut() {
             kcm.stop();
         }
@@ -321,6 +351,12 @@ pub struct Options {
     pub keep_dir: bool,
     /// Extra flags for kube-apiserver.
     pub apiserver_args: Vec<String>,
+    /// Ready for a node to join ([`node::Node`]): the apiserver also
+    /// listens on the machine's address (pods reach it there through the
+    /// `kubernetes` Service), authorizes kubelets (`Node,RBAC`), and
+    /// kube-scheduler and every controller run (Jobs, volume binding, node
+    /// lifecycle, certificate signing).
+    pub node: bool,
 }
 
 /// A running control plane. Dropping it stops the processes.
@@ -332,6 +368,8 @@ pub struct ControlPlane {
     server: String,
     version: String,
     etcd_port: u16,
+    /// The address pods reach the apiserver at, when ready for a node.
+    node_ip: Option<Ipv4Addr>,
     processes: Mutex<Processes>,
 }
 
@@ -368,7 +406,12 @@ impl ControlPlane {
             .map_err(io("creating the working directory"))?
             .keep();
 
-        let pki = Pki::generate()?;
+        let node_ip = if options.node {
+            Some(node::address()?)
+        } else {
+            None
+        };
+        let pki = Pki::generate(&node::apiserver_names(node_ip))?;
         let write = |name: &str, text: &str| -> Result<String, Error> {
             let path = dir.join(name);
             std::fs::write(&path, text).map_err(io(format!("writing {}", path.display())))?;
@@ -407,14 +450,31 @@ impl ControlPlane {
 
         let mut apiserver_args = vec![
             format!("--etcd-servers={etcd_url}"),
-            "--bind-address=127.0.0.1".into(),
-            "--advertise-address=127.0.0.1".into(),
+            format!(
+                "--bind-address={}",
+                if node_ip.is_some() {
+                    "0.0.0.0"
+                } else {
+                    "127.0.0.1"
+                }
+            ),
+            format!(
+                "--advertise-address={}",
+                node_ip.unwrap_or(Ipv4Addr::LOCALHOST)
+            ),
             format!("--secure-port={api_port}"),
             format!("--cert-dir={}", dir.join("apiserver-certs").display()),
             format!("--tls-cert-file={serving_crt}"),
             format!("--tls-private-key-file={serving_key}"),
             format!("--client-ca-file={ca}"),
-            "--authorization-mode=RBAC".into(),
+            format!(
+                "--authorization-mode={}",
+                if node_ip.is_some() {
+                    "Node,RBAC"
+                } else {
+                    "RBAC"
+                }
+            ),
             "--service-cluster-ip-range=10.96.0.0/16".into(),
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
             format!("--service-account-key-file={sa_pub}"),
@@ -423,6 +483,22 @@ impl ControlPlane {
             "--profiling=false".into(),
             "--v=1".into(),
         ];
+        if node_ip.is_some() {
+            let kubelet_client =
+                pki.client("kube-apiserver-kubelet-client", Some("system:masters"))?;
+            apiserver_args.extend([
+                "--enable-admission-plugins=NodeRestriction".into(),
+                format!(
+                    "--kubelet-client-certificate={}",
+                    write("kubelet-client.crt", &kubelet_client.cert_pem)?
+                ),
+                format!(
+                    "--kubelet-client-key={}",
+                    write("kubelet-client.key", &kubelet_client.key_pem)?
+                ),
+                "--kubelet-preferred-address-types=InternalIP".into(),
+            ]);
+        }
         apiserver_args.extend(options.apiserver_args.iter().cloned());
         let apiserver = Process::spawn(
             "kube-apiserver",
@@ -439,10 +515,12 @@ impl ControlPlane {
             server: format!("https://127.0.0.1:{api_port}"),
             version: String::new(),
             etcd_port,
+            node_ip,
             processes: Mutex::new(Processes {
                 etcd,
                 apiserver,
                 controller_manager: None,
+                scheduler: None,
             }),
         };
         plane.version = plane.wait_apiserver().await?;
@@ -452,24 +530,64 @@ impl ControlPlane {
         let kcm_kubeconfig = dir.join("controller-manager.kubeconfig");
         let kcm_user = User::new("system:kube-controller-manager", Some("system:masters"));
         plane.write_kubeconfig(&kcm_kubeconfig, &kcm_user)?;
+        let mut kcm_args = vec![
+            format!("--kubeconfig={}", kcm_kubeconfig.display()),
+            format!("--service-account-private-key-file={sa_key}"),
+            format!("--root-ca-file={ca}"),
+            "--leader-elect=false".into(),
+            "--secure-port=0".into(),
+            "--concurrent-namespace-syncs=10".into(),
+            "--concurrent-gc-syncs=20".into(),
+            "--v=1".into(),
+        ];
+        if options.node {
+            // Every default controller: a node runs what they make (Jobs'
+            // pods, bound volumes), and certificates are signed by the CA.
+            let ca_key = write("ca.key", &plane.pki.ca_key_pem)?;
+            kcm_args.extend([
+                "--controllers=*".into(),
+                format!("--cluster-signing-cert-file={ca}"),
+                format!("--cluster-signing-key-file={ca_key}"),
+            ]);
+        } else {
+            // The controllers a control plane without nodes needs; the tests
+            // play the Job controller and the volume binder themselves.
+            kcm_args.push("--controllers=namespace-controller,garbage-collector-controller,resourcequota-controller,serviceaccount-controller,persistentvolumeclaim-protection-controller,clusterrole-aggregation-controller".into());
+        }
         let kcm = Process::spawn(
             "kube-controller-manager",
             bin.join("kube-controller-manager"),
-            vec![
-                format!("--kubeconfig={}", kcm_kubeconfig.display()),
-                "--controllers=namespace-controller,garbage-collector-controller,resourcequota-controller,serviceaccount-controller,persistentvolumeclaim-protection-controller,clusterrole-aggregation-controller".into(),
-                format!("--service-account-private-key-file={sa_key}"),
-                format!("--root-ca-file={ca}"),
-                "--leader-elect=false".into(),
-                "--secure-port=0".into(),
-                "--concurrent-namespace-syncs=10".into(),
-                "--concurrent-gc-syncs=20".into(),
-                "--v=1".into(),
-            ],
+            kcm_args,
             &dir,
         )?;
         plane.processes().controller_manager = Some(kcm);
         plane.wait_controller_manager().await?;
+        if options.node {
+            let scheduler_kubeconfig = dir.join("scheduler.kubeconfig");
+            let scheduler_user = User::new("system:kube-scheduler", Some("system:masters"));
+            plane.write_kubeconfig(&scheduler_kubeconfig, &scheduler_user)?;
+            let scheduler = Process::spawn(
+                "kube-scheduler",
+                node::binaries()?.join("kube-scheduler"),
+                vec![
+                    format!("--kubeconfig={}", scheduler_kubeconfig.display()),
+                    format!(
+                        "--authentication-kubeconfig={}",
+                        scheduler_kubeconfig.display()
+                    ),
+                    format!(
+                        "--authorization-kubeconfig={}",
+                        scheduler_kubeconfig.display()
+                    ),
+                    "--bind-address=127.0.0.1".into(),
+                    format!("--secure-port={}", free_port()?),
+                    "--leader-elect=false".into(),
+                    "--v=1".into(),
+                ],
+                &dir,
+            )?;
+            plane.processes().scheduler = Some(scheduler);
+        }
         Ok(plane)
     }
 
@@ -492,6 +610,18 @@ impl ControlPlane {
     /// The working directory: certificates, logs, etcd data.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The address pods reach the apiserver at (the machine's), when
+    /// started ready for a node.
+    pub fn node_ip(&self) -> Option<Ipv4Addr> {
+        self.node_ip
+    }
+
+    /// The CA that signed every certificate (PEM): a kubelet trusts clients
+    /// it signed.
+    pub fn ca_pem(&self) -> &str {
+        &self.pki.ca_pem
     }
 
     /// The directory of the control-plane binaries (kubectl among them).

@@ -17,7 +17,9 @@ pub struct CertifiedKey {
 pub struct Pki {
     ca: Issuer<'static, KeyPair>,
     pub ca_pem: String,
-    /// Serving certificate for 127.0.0.1 and localhost.
+    /// The CA's key: the controller-manager signs with it (node certificates).
+    pub ca_key_pem: String,
+    /// Serving certificate for 127.0.0.1, localhost and the names given.
     pub serving: CertifiedKey,
     /// Service-account token signing key (private, and public in PEM).
     pub service_account_key_pem: String,
@@ -25,7 +27,9 @@ pub struct Pki {
 }
 
 impl Pki {
-    pub fn generate() -> Result<Self, rcgen::Error> {
+    /// `names` are further names and addresses of the apiserver: the node's
+    /// address and the `kubernetes` Service's, for pods that reach it.
+    pub fn generate(names: &[String]) -> Result<Self, rcgen::Error> {
         let ca_key = KeyPair::generate()?;
         let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
         ca_params.distinguished_name = name("govcloud-local-ca", None);
@@ -37,11 +41,13 @@ impl Pki {
         ];
         let ca_cert = ca_params.self_signed(&ca_key)?;
         let ca_pem = ca_cert.pem();
+        let ca_key_pem = ca_key.serialize_pem();
         let ca = Issuer::new(ca_params, ca_key);
 
         let serving_key = KeyPair::generate()?;
-        let mut serving_params =
-            CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])?;
+        let mut serving_names = vec!["127.0.0.1".to_owned(), "localhost".to_owned()];
+        serving_names.extend(names.iter().cloned());
+        let mut serving_params = CertificateParams::new(serving_names)?;
         serving_params.distinguished_name = name("kube-apiserver", None);
         serving_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let serving_cert = serving_params.signed_by(&serving_key, &ca)?;
@@ -50,6 +56,7 @@ impl Pki {
         Ok(Self {
             ca,
             ca_pem,
+            ca_key_pem,
             serving: CertifiedKey {
                 cert_pem: serving_cert.pem(),
                 key_pem: serving_key.serialize_pem(),

@@ -17,14 +17,14 @@ use crate::support::lab::{Lab, REVIEWER, WAIT, vms};
 use crate::support::{Ctx, TestResult, eventually, read};
 
 const MODIFY: &str = "config/samples/30-changerequest-modify.yaml";
-const TERMINATE: &str = "config/samples/31-changerequest-terminate.yaml";
+pub(crate) const TERMINATE: &str = "config/samples/31-changerequest-terminate.yaml";
 
 fn changes(lab: &Lab, ns: &str) -> Api<ChangeRequest> {
     Api::namespaced(lab.admin.clone(), ns)
 }
 
 /// Files a sample ChangeRequest against `tenancy`, edited by `edit`.
-async fn file_change(
+pub(crate) async fn file_change(
     lab: &Lab,
     ns: &str,
     sample: &str,
@@ -61,7 +61,12 @@ async fn change_where(
     .await
 }
 
-async fn change_in(lab: &Lab, ns: &str, name: &str, phase: ChangePhase) -> ChangeRequest {
+pub(crate) async fn change_in(
+    lab: &Lab,
+    ns: &str,
+    name: &str,
+    phase: ChangePhase,
+) -> ChangeRequest {
     change_where(lab, ns, name, &format!("{name} {phase:?}"), |c| {
         c.status.as_ref().and_then(|s| s.phase) == Some(phase)
     })
@@ -77,7 +82,13 @@ fn condition(c: &ChangeRequest, t: &str) -> Option<(String, String, String)> {
         .map(|x| (x.status.clone(), x.reason.clone(), x.message.clone()))
 }
 
-async fn decide_change(lab: &Lab, ns: &str, name: &str, decision: &str, opinion: Option<&str>) {
+pub(crate) async fn decide_change(
+    lab: &Lab,
+    ns: &str,
+    name: &str,
+    decision: &str,
+    opinion: Option<&str>,
+) {
     let generation = changes(lab, ns)
         .get(name)
         .await

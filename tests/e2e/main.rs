@@ -10,6 +10,7 @@ mod boundaries;
 mod changes;
 mod failover;
 mod lifecycle;
+mod node;
 mod operations;
 mod oversight;
 mod plugin;
@@ -36,6 +37,7 @@ macro_rules! tests {
 
 fn all() -> Vec<(&'static str, TestFn)> {
     tests![
+        node::chart_installs_an_operator_that_runs_hardened_and_hands_over_its_lease,
         api::crds_are_established_with_names_columns_and_category,
         api::samples_are_accepted_and_listed_by_category,
         api::art5_a_request_without_data_platform_access_is_refused,

@@ -11,6 +11,7 @@ use govcloud::config::Config;
 use govcloud::operator::metrics::ControllerName;
 use govcloud_testenv::helm::Release;
 use govcloud_testenv::manifests;
+use govcloud_testenv::node::Node;
 use govcloud_testenv::{ControlPlane, Options, standins};
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::{Event, Namespace};
@@ -28,6 +29,8 @@ pub const REVIEWER: &str = "wang.reviewer";
 pub use govcloud_testenv::standins::vms;
 
 pub struct Lab {
+    /// A real node, in the labs that have one (dropped before the plane).
+    pub node: Option<Node>,
     pub plane: ControlPlane,
     pub admin: Client,
     /// Who `decide` acts as, naming `REVIEWER` in `decided-by`: the admin,
@@ -39,7 +42,11 @@ pub struct Lab {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     operator: Option<tokio::task::JoinHandle<()>>,
     units: u32,
+    /// Held while the lab has a node: one node per machine.
+    _node_lock: Option<tokio::sync::MutexGuard<'static, ()>>,
 }
+
+static NODE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 impl Lab {
     /// A cluster whose clock starts at `start`, with the operator running.
@@ -55,8 +62,27 @@ impl Lab {
 
     /// A cluster without an operator.
     pub async fn cluster(start: &str) -> Self {
+        Self::cluster_with(start, false).await
+    }
+
+    /// A cluster with a real node (kubelet, containerd, kube-proxy on this
+    /// machine) and every controller, without an operator. Waits for any
+    /// other lab's node to stop first.
+    pub async fn with_node(start: &str) -> Self {
+        let lock = NODE.lock().await;
+        let mut lab = Self::cluster_with(start, true).await;
+        let node = Node::start(&lab.plane)
+            .await
+            .unwrap_or_else(|e| panic!("the node did not start: {e}"));
+        lab.node = Some(node);
+        lab._node_lock = Some(lock);
+        lab
+    }
+
+    async fn cluster_with(start: &str, node: bool) -> Self {
         let plane = ControlPlane::start(Options {
             keep_dir: std::env::var_os("GOVCLOUD_KEEP_CONTROL_PLANE").is_some(),
+            node,
             ..Options::default()
         })
         .await
@@ -71,6 +97,8 @@ impl Lab {
                 .unwrap_or_else(|e| panic!("start {start}: {e}")),
         );
         Self {
+            node: None,
+            _node_lock: None,
             plane,
             reviewer: admin.clone(),
             admin,
@@ -344,7 +372,12 @@ impl Lab {
 
     /// Plays KubeVirt: every VM in `ns` is created.
     pub async fn kubevirt_creates_vms(&self, ns: &str) -> Result<usize, Error> {
-        Ok(standins::create_vms(&self.admin, ns).await?)
+        if self.node.is_some() {
+            // The controller-manager's volume binder binds the disks.
+            Ok(standins::vms_created(&self.admin, ns).await?)
+        } else {
+            Ok(standins::create_vms(&self.admin, ns).await?)
+        }
     }
 
     /// Plays KubeVirt: the VM's instance runs now; with `agent`, its guest
