@@ -45,19 +45,32 @@ pub struct WipeConfig {
     pub command: Vec<String>,
 }
 
+/// The default overwrite. A raw volume is written with zeros to its end. In
+/// a filesystem every file is first overwritten in place with zeros and
+/// flushed (its own blocks: a filesystem keeps a few percent of its free
+/// blocks from any writer, so filling the free space alone leaves some of a
+/// deleted file's data), then everything is deleted and the free space
+/// filled with zeros, flushed before the filler goes (what files deleted
+/// earlier left). Only a full device or filesystem ends a filling; any other
+/// error (a volume that cannot be opened or written) fails the Job, its
+/// output the reason. Plain POSIX sh, dd, find, head, wc and rm: busybox and
+/// coreutils alike.
+pub const WIPE_SCRIPT: &str = "set -e; \
+full() { case \"$1\" in *'No space left on device'*) return 0;; esac; echo \"$1\" >&2; return 1; }; \
+if [ -b /dev/volume ]; then \
+out=$(dd if=/dev/zero of=/dev/volume bs=1M 2>&1) || full \"$out\"; sync; \
+else \
+find /volume -type f -exec sh -c 'set -e; for f; do out=$(head -c \"$(wc -c < \"$f\")\" /dev/zero | dd of=\"$f\" bs=64k conv=notrunc,fsync 2>&1) || { echo \"$f: $out\" >&2; exit 1; }; done' sh {} +; \
+find /volume -mindepth 1 -maxdepth 1 -exec rm -rf {} +; \
+out=$(dd if=/dev/zero of=/volume/.wipe bs=64k 2>&1) || full \"$out\"; sync; rm -f /volume/.wipe; sync; \
+fi";
+
 impl Default for WipeConfig {
     fn default() -> Self {
         Self {
             mode: WipeMode::Overwrite,
             image: "docker.io/library/busybox:1.36".into(),
-            command: vec![
-                "sh".into(),
-                "-c".into(),
-                "set -e; if [ -b /dev/volume ]; then dd if=/dev/zero of=/dev/volume bs=4M conv=fsync || [ $? -eq 1 ]; \
-                 else find /volume -mindepth 1 -delete; dd if=/dev/zero of=/volume/.wipe bs=4M conv=fsync 2>/dev/null || true; \
-                 rm -f /volume/.wipe; sync; fi"
-                    .into(),
-            ],
+            command: vec!["sh".into(), "-c".into(), WIPE_SCRIPT.into()],
         }
     }
 }
@@ -144,6 +157,10 @@ pub struct Namespace {
     pub network_policies: Vec<Policy>,
     pub pvcs: Vec<Pvc>,
     pub jobs: Vec<Job>,
+    /// What a wipe Job's failed pod said (its container's termination
+    /// message: the command's last output), by Job name; gathered for a
+    /// release only.
+    pub wipe_messages: std::collections::BTreeMap<String, String>,
 }
 
 /// Something to delete.
@@ -242,6 +259,9 @@ pub fn wipe_job(
         "image": cfg.image,
         "command": cfg.command,
         "securityContext": security,
+        // A failed wipe says why: the command's last output becomes the
+        // pod's termination message, which the failure record quotes.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
     });
     if pvc.block {
         container["volumeDevices"] = json!([{ "name": "volume", "devicePath": "/dev/volume" }]);
@@ -543,8 +563,14 @@ fn overwrite(input: &Input<'_>, pvc: &Pvc, steps: &mut Steps, pending: &mut Vec<
         }
         JobOutcome::Failed => {
             if !recorded(input.records, name, WipeResult::Failed) {
+                let said = input
+                    .seen
+                    .wipe_messages
+                    .get(&job.name)
+                    .map(|m| format!(" ({m})"))
+                    .unwrap_or_default();
                 let why = format!(
-                    "Job {} failed; the volume is kept. Delete the Job to try again",
+                    "Job {} failed{said}; the volume is kept. Delete the Job to try again",
                     job.name
                 );
                 let failed = record(input, pvc, method, WipeResult::Failed, Some(why), Some(job));
@@ -721,6 +747,11 @@ mod tests {
         let (first, first_uid) = created(&steps.apply[0], "uid-1", JobOutcome::Succeeded);
         let (second, second_uid) = created(&steps.apply[1], "uid-2", JobOutcome::Failed);
         seen.jobs = vec![first, second];
+        // What the failed pod said.
+        seen.wipe_messages.insert(
+            "wipe-scratch".into(),
+            "exit code 1: dd: can't open '/dev/volume': Permission denied".into(),
+        );
         let recorded = [first_uid, second_uid];
         let steps = released(&seen, &[], &recorded, &cfg);
         assert!(
@@ -738,6 +769,14 @@ mod tests {
             "the record names the Job that wiped it"
         );
         assert_eq!(steps.records[1].result, WipeResult::Failed);
+        assert_eq!(
+            steps.records[1].message.as_deref(),
+            Some(
+                "Job wipe-scratch failed (exit code 1: dd: can't open '/dev/volume': Permission denied); \
+                 the volume is kept. Delete the Job to try again"
+            ),
+            "the record says why, in the command's words"
+        );
         assert_eq!(steps.failed, ["scratch"]);
 
         let records = steps.records;

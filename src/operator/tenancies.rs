@@ -294,9 +294,16 @@ async fn unit_workloads(
         let owners = p.metadata.owner_references.clone().unwrap_or_default();
         // A wipe Job's pods run the wipe; a VM's launcher goes with its
         // instance.
-        if owners.iter().any(|o| {
-            (o.kind == "Job" && wipe_jobs.contains(&o.name)) || o.kind == "VirtualMachineInstance"
-        }) {
+        if let Some(job) = owners
+            .iter()
+            .find(|o| o.kind == "Job" && wipe_jobs.contains(&o.name))
+        {
+            if let Some(said) = failure_message(&p) {
+                seen.wipe_messages.insert(job.name.clone(), said);
+            }
+            continue;
+        }
+        if owners.iter().any(|o| o.kind == "VirtualMachineInstance") {
             continue;
         }
         if owners.is_empty() && !going(&p.metadata) {
@@ -309,6 +316,30 @@ async fn unit_workloads(
         pods.push(p.name_any());
     }
     Ok(())
+}
+
+/// What a failed pod's container said as it ended (its termination
+/// message, or the exit code), on one line and at most 300 characters.
+fn failure_message(p: &DynamicObject) -> Option<String> {
+    let statuses = p.data["status"]["containerStatuses"].as_array()?;
+    statuses.iter().find_map(|c| {
+        let ended = &c["state"]["terminated"];
+        let code = ended["exitCode"].as_i64()?;
+        if code == 0 {
+            return None;
+        }
+        let said = ended["message"].as_str().unwrap_or_default();
+        let said = said.split_whitespace().collect::<Vec<_>>().join(" ");
+        let said = match said.char_indices().rev().nth(299) {
+            Some((at, _)) => format!("…{}", &said[at..]),
+            None => said,
+        };
+        Some(if said.is_empty() {
+            format!("exit code {code}")
+        } else {
+            format!("exit code {code}: {said}")
+        })
+    })
 }
 
 fn seen_vm(vm: &DynamicObject) -> release::Vm {
@@ -1056,4 +1087,46 @@ fn accrual(
         &ctx.config.catalog,
         now,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(terminated: serde_json::Value) -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": { "name": "wipe-x-abcde" },
+            "status": { "containerStatuses": [{ "name": "wipe", "state": { "terminated": terminated } }] },
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn art19_a_failed_wipe_pod_says_why_on_one_line() {
+        let said = failure_message(&pod(json!({
+            "exitCode": 1,
+            "message": "dd: error writing '/dev/volume':\n  Input/output error\n",
+        })));
+        assert_eq!(
+            said.as_deref(),
+            Some("exit code 1: dd: error writing '/dev/volume': Input/output error")
+        );
+        // Long output: its end, where the error is.
+        let long = format!("{}the end", "x ".repeat(400));
+        let said = failure_message(&pod(json!({ "exitCode": 2, "message": long }))).unwrap();
+        assert!(
+            said.starts_with("exit code 2: …") && said.ends_with("the end"),
+            "{said}"
+        );
+        assert_eq!(said.chars().count(), "exit code 2: …".chars().count() + 300);
+        // Silent: the exit code alone; a success says nothing.
+        assert_eq!(
+            failure_message(&pod(json!({ "exitCode": 137 }))).as_deref(),
+            Some("exit code 137")
+        );
+        assert_eq!(
+            failure_message(&pod(json!({ "exitCode": 0, "message": "ok" }))),
+            None
+        );
+    }
 }

@@ -174,14 +174,14 @@ impl Node {
             dir,
             processes: Vec::new(),
         };
-        let started = Instant::now();
         node.start_containerd().await?;
         node.import_images()?;
+        let started = Instant::now();
         node.start_kubelet(plane)?;
         node.start_kube_proxy(plane)?;
         node.wait_ready(plane).await?;
         eprintln!(
-            "node {NAME} ({ip}) Ready {:.1} s after containerd started",
+            "node {NAME} ({ip}) Ready {:.1} s after kubelet started",
             started.elapsed().as_secs_f64()
         );
         Ok(node)
@@ -704,9 +704,158 @@ fn remove_iptables_chains() {
     }
 }
 
+/// A local volume backed by a file under [`STATE`]: the file on a loop
+/// device, either as a raw block device (volume mode Block) or formatted
+/// ext4 and mounted (volume mode Filesystem).
+pub struct Backing {
+    pub name: String,
+    pub file: PathBuf,
+    pub device: String,
+    /// Where the filesystem is mounted (Filesystem mode).
+    pub mount: Option<PathBuf>,
+}
+
+impl Backing {
+    /// A file of `mib` MiB on a loop device; formatted and mounted unless
+    /// `block`.
+    pub fn create(name: &str, mib: u64, block: bool) -> Result<Self, Error> {
+        let dir = Path::new(STATE).join("volumes").join(name);
+        std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
+        let file = dir.join("backing.img");
+        let f = std::fs::File::create(&file).map_err(io(format!("creating {}", file.display())))?;
+        f.set_len(mib << 20)
+            .map_err(io(format!("sizing {}", file.display())))?;
+        let run = |cmd: &str, args: &[&str]| -> Result<String, Error> {
+            let out = Command::new(cmd)
+                .args(args)
+                .output()
+                .map_err(io(format!("running {cmd}")))?;
+            if !out.status.success() {
+                return Err(Error::Unavailable(format!(
+                    "{cmd} {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
+            }
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        };
+        let path = file.display().to_string();
+        let mut mount = None;
+        if !block {
+            // No reserved blocks: a wipe that fills the free space reaches
+            // every block a file had.
+            run("mkfs.ext4", &["-q", "-m", "0", "-E", "nodiscard", &path])?;
+        }
+        let device = run("losetup", &["--find", "--show", &path])?;
+        if !block {
+            let at = dir.join("mnt");
+            std::fs::create_dir_all(&at).map_err(io(format!("creating {}", at.display())))?;
+            run("mount", &[&device, &at.display().to_string()])?;
+            mount = Some(at);
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            file,
+            device,
+            mount,
+        })
+    }
+
+    /// The path a local PersistentVolume names: the mount point, or the
+    /// loop device.
+    pub fn local_path(&self) -> String {
+        match &self.mount {
+            Some(m) => m.display().to_string(),
+            None => self.device.clone(),
+        }
+    }
+
+    /// A local PersistentVolume of `class` on the node for this backing,
+    /// declaring `capacity` (a quantity) so that any claim of the class binds.
+    pub fn persistent_volume(&self, class: &str, capacity: &str) -> serde_json::Value {
+        json!({
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": { "name": self.name },
+            "spec": {
+                "capacity": { "storage": capacity },
+                "accessModes": ["ReadWriteOnce"],
+                "volumeMode": if self.mount.is_some() { "Filesystem" } else { "Block" },
+                "persistentVolumeReclaimPolicy": "Retain",
+                "storageClassName": class,
+                "local": { "path": self.local_path() },
+                "nodeAffinity": { "required": { "nodeSelectorTerms": [{
+                    "matchExpressions": [{
+                        "key": "kubernetes.io/hostname",
+                        "operator": "In",
+                        "values": [NAME],
+                    }],
+                }] } },
+            },
+        })
+    }
+
+    /// Unmounts the filesystem (flushing it) and detaches the loop device,
+    /// so that the file holds all that was written.
+    pub fn release(&mut self) {
+        if let Some(m) = self.mount.take() {
+            let _ = Command::new("umount").arg(&m).status();
+        }
+        let _ = Command::new("losetup")
+            .args(["--detach", &self.device])
+            .status();
+    }
+
+    /// How many times `needle` occurs in the backing file.
+    pub fn occurrences(&self, needle: &[u8]) -> Result<usize, Error> {
+        let bytes =
+            std::fs::read(&self.file).map_err(io(format!("reading {}", self.file.display())))?;
+        Ok(count(&bytes, needle))
+    }
+
+    /// Whether every byte of the backing file is zero.
+    pub fn all_zero(&self) -> Result<bool, Error> {
+        let bytes =
+            std::fs::read(&self.file).map_err(io(format!("reading {}", self.file.display())))?;
+        Ok(bytes.iter().all(|b| *b == 0))
+    }
+}
+
+/// Occurrences of `needle` in `haystack` (not overlapping).
+fn count(haystack: &[u8], needle: &[u8]) -> usize {
+    let Some(first) = needle.first() else {
+        return 0;
+    };
+    let mut n = 0;
+    let mut at = 0;
+    while at + needle.len() <= haystack.len() {
+        match haystack[at..].iter().position(|b| b == first) {
+            Some(off) if at + off + needle.len() <= haystack.len() => {
+                let start = at + off;
+                if &haystack[start..start + needle.len()] == needle {
+                    n += 1;
+                    at = start + needle.len();
+                } else {
+                    at = start + 1;
+                }
+            }
+            _ => break,
+        }
+    }
+    n
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn needles_are_counted() {
+        assert_eq!(count(b"abcabcab", b"abc"), 2);
+        assert_eq!(count(b"aaaa", b"aa"), 2);
+        assert_eq!(count(b"xyz", b"abc"), 0);
+        assert_eq!(count(b"ab", b"abc"), 0);
+    }
 
     #[test]
     fn mount_points_are_unescaped() {

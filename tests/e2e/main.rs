@@ -38,6 +38,8 @@ macro_rules! tests {
 fn all() -> Vec<(&'static str, TestFn)> {
     tests![
         node::chart_installs_an_operator_that_runs_hardened_and_hands_over_its_lease,
+        node::art19_a_retired_tenancys_volumes_are_overwritten_on_the_node_filesystem_and_block,
+        node::art15_an_unused_trial_is_reclaimed_and_a_failed_wipe_keeps_the_bytes_until_one_succeeds,
         api::crds_are_established_with_names_columns_and_category,
         api::samples_are_accepted_and_listed_by_category,
         api::art5_a_request_without_data_platform_access_is_refused,

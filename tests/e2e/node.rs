@@ -269,3 +269,447 @@ pub async fn chart_installs_an_operator_that_runs_hardened_and_hands_over_its_le
     .await;
     Ok(())
 }
+
+/// What a unit writes to its volumes before they are released: a line that
+/// occurs nowhere else on these files.
+const KNOWN: &str = "govcloud-known-bytes-of-the-unit:0123456789";
+
+/// A request for one VM (system disk) and one volume: two Filesystem
+/// claims of class `standard`, bound by the controller-manager to local
+/// volumes backed by files here; the unit adds a Block claim of its backup
+/// allowance.
+fn small(v: &mut serde_json::Value) {
+    v["spec"]["resources"]["vmGroups"] = serde_json::json!([{
+        "name": "app", "count": 1, "vcpu": 2, "memoryGiB": 4, "systemDiskGiB": 40,
+        "image": "kylin-server-v10-sp3", "architecture": "arm64",
+    }]);
+    v["spec"]["resources"]["cloudStorage"] =
+        serde_json::json!([{ "name": "files", "sizeGiB": 100, "class": "standard" }]);
+}
+
+/// A tenancy delivered on the node, its volumes real and filled with
+/// [`KNOWN`] by a pod of the unit's own.
+struct Filled {
+    unit: crate::support::Unit,
+    tns: String,
+    backings: Vec<govcloud_testenv::node::Backing>,
+}
+
+/// Delivers a small tenancy on the node and fills its volumes. `level` is
+/// the Pod Security level the operator enforces in tenancy namespaces.
+async fn deliver_and_fill(lab: &mut Lab, unit_id: &str, used: bool, level: &str) -> Filled {
+    use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+    use kube::api::PostParams;
+    use serde_json::json;
+
+    // Three local volumes, backed by files: two formatted (Filesystem),
+    // one raw (Block).
+    let mut backings = Vec::new();
+    let pvs: Api<PersistentVolume> = Api::all(lab.admin.clone());
+    for (i, (class, block)) in [("standard", false), ("standard", false), ("backup", true)]
+        .into_iter()
+        .enumerate()
+    {
+        let b = govcloud_testenv::node::Backing::create(&format!("{unit_id}-{i}"), 24, block)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let pv = serde_json::from_value(b.persistent_volume(class, "2Ti")).unwrap();
+        pvs.create(&PostParams::default(), &pv).await.unwrap();
+        backings.push(b);
+    }
+
+    let unit = lab.unit(unit_id).await;
+    let ns = unit.namespace.clone();
+    lab.file(
+        &unit,
+        "config/samples/20-cloudresourcerequest-oa.yaml",
+        "oa",
+        small,
+    )
+    .await;
+    lab.approve(&ns, "oa").await;
+    lab.deliver(&ns, "oa", unit_id).await;
+    let tns = govcloud::provisioning::namespace_name(&format!("unit-{unit_id}"), unit_id, "oa");
+    lab.kubevirt_runs(&tns, "app-1", used)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    // Pod Security as the namespace enforces it, tried by the unit.
+    let namespace = Api::<k8s_openapi::api::core::v1::Namespace>::all(lab.admin.clone())
+        .get(&tns)
+        .await
+        .unwrap();
+    assert_eq!(
+        namespace
+            .labels()
+            .get("pod-security.kubernetes.io/enforce")
+            .map(String::as_str),
+        Some(level)
+    );
+    let member = lab.plane.client(&unit.member("zhang")).await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(member.clone(), &tns);
+    let privileged = serde_json::from_value(json!({
+        "metadata": { "name": "privileged" },
+        "spec": { "containers": [{
+            "name": "c", "image": image::WIPE, "command": ["sleep", "3600"],
+            "securityContext": { "privileged": true },
+        }] },
+    }))
+    .unwrap();
+    match pods.create(&PostParams::default(), &privileged).await {
+        Err(kube::Error::Api(s)) => {
+            assert_eq!(s.code, 403, "{s:?}");
+            assert!(
+                s.message
+                    .contains(&format!("violates PodSecurity \"{level}")),
+                "{}",
+                s.message
+            );
+            eprintln!("a privileged pod of the unit's: refused: {}", s.message);
+        }
+        other => panic!("a privileged pod is refused by Pod Security: {other:?}"),
+    }
+
+    // The unit's own Block claim, of its backup allowance.
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(member.clone(), &tns);
+    let raw = serde_json::from_value(json!({
+        "metadata": { "name": "backup-raw" },
+        "spec": {
+            "accessModes": ["ReadWriteOnce"], "volumeMode": "Block",
+            "storageClassName": "backup",
+            "resources": { "requests": { "storage": "1Gi" } },
+        },
+    }))
+    .unwrap();
+    claims.create(&PostParams::default(), &raw).await.unwrap();
+    let bound = eventually("three claims bound", WAIT, || async {
+        let all = claims.list(&ListParams::default()).await.ok()?.items;
+        (all.len() == 3
+            && all
+                .iter()
+                .all(|c| c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")))
+        .then_some(all)
+    })
+    .await;
+    let (mut volumes, mut mounts) = (Vec::new(), Vec::new());
+    for (i, c) in bound.iter().enumerate() {
+        volumes.push(json!({ "name": format!("v{i}"), "persistentVolumeClaim": { "claimName": c.name_any() } }));
+        let block = c.spec.as_ref().and_then(|s| s.volume_mode.as_deref()) == Some("Block");
+        if block {
+            mounts.push((
+                true,
+                json!({ "name": format!("v{i}"), "devicePath": "/dev/raw" }),
+            ));
+        } else {
+            mounts.push((
+                false,
+                json!({ "name": format!("v{i}"), "mountPath": format!("/data/{i}") }),
+            ));
+        }
+    }
+    let writer = serde_json::from_value(json!({
+        "metadata": { "name": "writer" },
+        "spec": {
+            "restartPolicy": "Never",
+            // Admissible under restricted as under baseline.
+            "securityContext": {
+                "runAsNonRoot": true, "runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000,
+                "seccompProfile": { "type": "RuntimeDefault" },
+            },
+            "containers": [{
+                "name": "write", "image": image::WIPE, "imagePullPolicy": "IfNotPresent",
+                "securityContext": {
+                    "allowPrivilegeEscalation": false, "capabilities": { "drop": ["ALL"] },
+                },
+                "env": [{ "name": "KNOWN", "value": KNOWN }],
+                "command": ["sh", "-c", "set -e; for d in /data/*; do yes \"$KNOWN\" | head -c 4194304 > $d/known; done; yes \"$KNOWN\" | head -c 4194304 > /dev/raw; sync"],
+                "volumeMounts": mounts.iter().filter(|(b, _)| !b).map(|(_, m)| m.clone()).collect::<Vec<_>>(),
+                "volumeDevices": mounts.iter().filter(|(b, _)| *b).map(|(_, m)| m.clone()).collect::<Vec<_>>(),
+            }],
+            "volumes": volumes,
+        },
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &writer).await.unwrap();
+    let phase = eventually(
+        "the unit's writer pod to end",
+        Duration::from_secs(90),
+        || async {
+            let p = pods.get("writer").await.ok()?;
+            let phase = p.status?.phase?;
+            ["Succeeded", "Failed"]
+                .contains(&phase.as_str())
+                .then_some(phase)
+        },
+    )
+    .await;
+    let log = pods
+        .logs("writer", &Default::default())
+        .await
+        .unwrap_or_default();
+    assert_eq!(
+        phase, "Succeeded",
+        "an ordinary pod of the unit's runs: {log}"
+    );
+    pods.delete("writer", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the writer pod to go", WAIT, || async {
+        pods.get_opt("writer").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    for b in &backings {
+        let n = b.occurrences(KNOWN.as_bytes()).unwrap();
+        eprintln!(
+            "{}: {n} copies of the known bytes before the release",
+            b.file.display()
+        );
+        assert!(n > 1000, "the unit's bytes reached {}", b.file.display());
+    }
+    Filled {
+        unit,
+        tns,
+        backings,
+    }
+}
+
+/// Plays KubeVirt while the release runs (halted VMs stop); the Job
+/// controller, the scheduler and kubelet run the wipe Jobs for real.
+/// Returns the tenancy once `done`, and the wipe Jobs seen to succeed.
+async fn released(
+    lab: &Lab,
+    f: &Filled,
+    done: impl Fn(&govcloud::api::Tenancy) -> bool,
+) -> (govcloud::api::Tenancy, std::collections::BTreeSet<String>) {
+    use k8s_openapi::api::batch::v1::Job;
+    let jobs: Api<Job> = Api::namespaced(lab.admin.clone(), &f.tns);
+    let pods: Api<Pod> = Api::namespaced(lab.admin.clone(), &f.tns);
+    let mut succeeded = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        lab.kubevirt_stops_halted(&f.tns).await.ok();
+        let mut seen = Vec::new();
+        if let Ok(list) = jobs.list(&ListParams::default()).await {
+            for j in list.items {
+                if j.status.as_ref().and_then(|s| s.succeeded).unwrap_or(0) > 0 {
+                    succeeded.insert(j.name_any());
+                }
+                seen.push(format!("Job {}: {:?}", j.name_any(), j.status));
+            }
+        }
+        if let Ok(list) = pods.list(&ListParams::default()).await {
+            for p in list.items {
+                seen.push(format!("Pod {}: {:?}", p.name_any(), p.status));
+            }
+        }
+        let t = lab.tenancies(&f.unit.namespace).get("oa").await.ok();
+        if let Some(t) = t.as_ref().filter(|t| done(t)) {
+            return (t.clone(), succeeded);
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "the release did not end: {:#?}\n{}\nkubelet:\n{}",
+                t.and_then(|t| t.status).map(|s| (s.phase, s.conditions)),
+                seen.join("\n"),
+                lab.node.as_ref().unwrap().kubelet_log()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn operator_config() -> govcloud::config::Config {
+    let mut cfg = govcloud::config::Config::default();
+    cfg.wipe.image = image::WIPE.into();
+    cfg
+}
+
+pub async fn art19_a_retired_tenancys_volumes_are_overwritten_on_the_node_filesystem_and_block(
+    _: Ctx,
+) -> TestResult {
+    use govcloud::api::tenancy::WipeResult;
+    use govcloud::api::{ChangePhase, TenancyPhase};
+    let mut lab = Lab::with_node("2026-06-01T02:00:00Z").await;
+    lab.run_operator(operator_config());
+    let mut f = deliver_and_fill(&mut lab, "finance", true, "baseline").await;
+    let ns = f.unit.namespace.clone();
+    lab.tenancy_where(&ns, "oa", "usage", |t| {
+        t.status.as_ref().is_some_and(|s| s.usage.is_some())
+    })
+    .await;
+    lab.advance_days(31);
+    lab.tenancy_in(&ns, "oa", TenancyPhase::Active).await;
+
+    crate::changes::file_change(&lab, &ns, crate::changes::TERMINATE, "stop", "oa", |v| {
+        v["spec"]["effectiveDate"] = serde_json::json!("2026-07-16")
+    })
+    .await;
+    crate::changes::change_in(&lab, &ns, "stop", ChangePhase::UnderReview).await;
+    crate::changes::decide_change(&lab, &ns, "stop", "approve", None).await;
+    lab.set_clock("2026-07-15T16:00:00Z");
+    let started = Instant::now();
+    let (t, succeeded) = released(&lab, &f, |t| {
+        t.status.as_ref().and_then(|s| s.phase) == Some(TenancyPhase::Retired)
+    })
+    .await;
+    eprintln!(
+        "retired, three volumes wiped on the node, in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let status = t.status.unwrap();
+    assert_eq!(status.wipe_records.len(), 3, "{:?}", status.wipe_records);
+    for r in &status.wipe_records {
+        assert_eq!(r.result, WipeResult::Succeeded, "{r:?}");
+        let job = status
+            .wipe_jobs
+            .iter()
+            .find(|j| j.pvc == r.name)
+            .unwrap_or_else(|| panic!("the Job of {}", r.name));
+        assert_eq!(
+            r.job.as_deref(),
+            Some(format!("{} (uid {})", job.job, job.uid).as_str())
+        );
+        assert!(
+            succeeded.contains(&job.job),
+            "{} ran to success on the node: {succeeded:?}",
+            job.job
+        );
+    }
+    eventually("the tenancy's namespace to go", WAIT, || async {
+        Api::<k8s_openapi::api::core::v1::Namespace>::all(lab.admin.clone())
+            .get_opt(&f.tns)
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+
+    // The volumes are released (kept by their reclaim policy for the
+    // vendor to reuse) and, on the files that backed them, none of the
+    // unit's bytes are left.
+    for b in &f.backings {
+        let pv = Api::<k8s_openapi::api::core::v1::PersistentVolume>::all(lab.admin.clone())
+            .get(&b.name)
+            .await?;
+        assert_eq!(
+            pv.status.and_then(|s| s.phase).as_deref(),
+            Some("Released"),
+            "{}",
+            b.name
+        );
+    }
+    for b in &mut f.backings {
+        b.release();
+        let n = b.occurrences(KNOWN.as_bytes())?;
+        eprintln!(
+            "{}: {n} copies of the known bytes after the wipe",
+            b.file.display()
+        );
+        assert_eq!(n, 0, "{} still holds the unit's bytes", b.file.display());
+        if b.name.ends_with("-2") {
+            assert!(b.all_zero()?, "the raw volume is zeros throughout");
+        }
+    }
+    Ok(())
+}
+
+pub async fn art15_an_unused_trial_is_reclaimed_and_a_failed_wipe_keeps_the_bytes_until_one_succeeds(
+    _: Ctx,
+) -> TestResult {
+    use govcloud::api::TenancyPhase;
+    use govcloud::api::tenancy::WipeResult;
+    use govcloud::provisioning::PodSecurity;
+    use k8s_openapi::api::batch::v1::Job;
+    use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+
+    let mut lab = Lab::with_node("2026-11-27T02:00:00Z").await;
+    // Tenancy namespaces at restricted: the wipe Jobs run as a non-root user
+    // that owns the volumes through fsGroup (and the raw device through the
+    // runtime's device ownership).
+    let mut cfg = operator_config();
+    cfg.provisioning.pod_security = PodSecurity::Restricted;
+    // A vendor's own wipe command, written for another mount path.
+    let mut wrong = cfg.clone();
+    wrong.wipe.command = vec![
+        "sh".into(),
+        "-c".into(),
+        "set -e; find /data -type f -exec rm {} +".into(),
+    ];
+    lab.run_operator(wrong);
+    let mut f = deliver_and_fill(&mut lab, "finance", false, "restricted").await;
+    let ns = f.unit.namespace.clone();
+
+    // The trial ends unused: the tenancy is reclaimed, its volumes wiped,
+    // and the wipe fails.
+    lab.advance_days(31);
+    lab.tenancy_in(&ns, "oa", TenancyPhase::Reclaimed).await;
+    let (t, _) = released(&lab, &f, |t| {
+        t.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "WipeFailed" && c.status == "True")
+        })
+    })
+    .await;
+    let status = t.status.unwrap();
+    let failed: Vec<_> = status
+        .wipe_records
+        .iter()
+        .filter(|r| r.result == WipeResult::Failed)
+        .collect();
+    assert!(!failed.is_empty());
+    for r in &failed {
+        let why = r.message.clone().unwrap_or_default();
+        eprintln!("wipe of {} failed: {why}", r.name);
+        assert!(
+            why.contains("No such file or directory") && why.contains("exit code 1"),
+            "the record says why: {why}"
+        );
+    }
+    // Nothing was deleted: the claims are there, bound, and the bytes too.
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(lab.admin.clone(), &f.tns);
+    let left = claims.list(&ListParams::default()).await?.items;
+    assert_eq!(left.len(), 3);
+    assert!(left.iter().all(|c| c.metadata.deletion_timestamp.is_none()));
+    for b in &f.backings {
+        assert!(
+            b.occurrences(KNOWN.as_bytes())? > 1000,
+            "{} is kept",
+            b.file.display()
+        );
+    }
+
+    // The vendor puts the default command back and deletes the failed Jobs:
+    // the wipes run again and succeed.
+    lab.stop_operator().await;
+    lab.run_operator(cfg);
+    let jobs: Api<Job> = Api::namespaced(lab.admin.clone(), &f.tns);
+    jobs.delete_collection(&DeleteParams::background(), &ListParams::default())
+        .await?;
+    let (t, succeeded) = released(&lab, &f, |t| {
+        t.status.as_ref().is_some_and(|s| s.retired_at.is_some())
+    })
+    .await;
+    let status = t.status.unwrap();
+    assert_eq!(status.phase, Some(TenancyPhase::Reclaimed));
+    let wiped: Vec<_> = status
+        .wipe_records
+        .iter()
+        .filter(|r| r.result == WipeResult::Succeeded)
+        .collect();
+    assert_eq!(wiped.len(), 3, "{:?}", status.wipe_records);
+    for r in &wiped {
+        let job = status.wipe_jobs.iter().find(|j| j.pvc == r.name).unwrap();
+        assert!(succeeded.contains(&job.job), "{} ran on the node", job.job);
+    }
+    for b in &mut f.backings {
+        b.release();
+        let n = b.occurrences(KNOWN.as_bytes())?;
+        eprintln!(
+            "{}: {n} copies of the known bytes after the wipe",
+            b.file.display()
+        );
+        assert_eq!(n, 0, "{} still holds the unit's bytes", b.file.display());
+    }
+    Ok(())
+}
