@@ -264,10 +264,27 @@ pub fn pause(work: &Path) -> Result<Image, Error> {
 /// the source tree's own target directory.
 pub fn build_operator() -> Result<PathBuf, Error> {
     const TARGET: &str = "x86_64-unknown-linux-musl";
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let tree = Path::new(crate::SOURCE_TREE);
     let started = std::time::Instant::now();
-    let status = Command::new(&cargo)
+    // The environment of a shell, not of the `cargo test` that runs this:
+    // what cargo sets for a test would make this build differ from
+    // tools/test.sh's (ring's build script reads it) and compile again.
+    let mut cargo = Command::new("cargo");
+    cargo.env_clear();
+    for key in [
+        "PATH",
+        "HOME",
+        "USER",
+        "TMPDIR",
+        "CARGO_HOME",
+        "RUSTUP_HOME",
+        "CARGO_TARGET_DIR",
+    ] {
+        if let Some(v) = std::env::var_os(key) {
+            cargo.env(key, v);
+        }
+    }
+    let status = cargo
         .current_dir(tree)
         .args(["build", "--release", "--locked", "--target", TARGET])
         .args(["-p", "govcloud-operator", "--bin", "govcloud-operator"])

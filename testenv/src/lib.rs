@@ -15,10 +15,13 @@
 //! rules.
 //! Everything lives in one temporary directory and dies with the process.
 //!
-//! Beside it: [`manifests`] (applying YAML as `kubectl apply` does),
-//! [`helm`] (the chart), [`prometheus`] (a real Prometheus with backfilled
-//! months), [`standins`] (KubeVirt's and the wipe Jobs' part) and [`fleet`]
-//! (many tenancies and operator processes, for the harnesses).
+//! Beside it: [`node`] (a real worker node on this machine: containerd,
+//! kubelet, kube-proxy, for a control plane started with [`Options::node`]),
+//! [`image`] (container images without a registry), [`manifests`] (applying
+//! YAML as `kubectl apply` does), [`helm`] (the chart), [`prometheus`] (a
+//! real Prometheus with backfilled months), [`standins`] (KubeVirt's part,
+//! and the Job controller's where there is no node) and [`fleet`] (many
+//! tenancies and operator processes, for the harnesses).
 
 pub mod fleet;
 pub mod helm;

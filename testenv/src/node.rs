@@ -502,26 +502,75 @@ fn remove_outside_files() {
     }
 }
 
-fn kill_node_processes() {
+/// What of a node is on this machine: its processes, mounts, loop devices,
+/// pod cgroups, bridge, iptables chains and directories, one line each.
+/// Empty once [`clean_host`] has run.
+pub fn leftovers() -> Vec<String> {
+    let mut found = Vec::new();
+    for pid in node_pids() {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let first = cmdline.split(|b| *b == 0).next().unwrap_or_default();
+        found.push(format!("process {pid} {}", String::from_utf8_lossy(first)));
+    }
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    for point in info.lines().filter_map(|l| l.split(' ').nth(4)) {
+        let point = unescape_mount_point(point);
+        if [STATE, RUN, "/run/netns/cni-"]
+            .iter()
+            .any(|p| point.starts_with(p))
+        {
+            found.push(format!("mount {point}"));
+        }
+    }
+    for dev in node_loop_devices() {
+        found.push(format!("loop device {dev}"));
+    }
+    for dir in pod_cgroups() {
+        found.push(format!("cgroup {}", dir.display()));
+    }
+    if Path::new("/sys/class/net").join(BRIDGE).exists() {
+        found.push(format!("network device {BRIDGE}"));
+    }
+    for (tool, table, chain) in node_chains() {
+        found.push(format!("{tool} -t {table} chain {chain}"));
+    }
+    for path in [STATE, RUN, "/var/lib/kubelet/device-plugins/kubelet.sock"] {
+        if Path::new(path).exists() {
+            found.push(format!("path {path}"));
+        }
+    }
+    found
+}
+
+/// Processes of the node: whose command line names its directories (its
+/// own, and the shims of its containers), and those in its pods' cgroups.
+fn node_pids() -> Vec<i32> {
     let ours = |pid: &str| -> bool {
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         let cmdline = String::from_utf8_lossy(&cmdline);
         cmdline.contains(STATE) || cmdline.contains(RUN)
     };
-    for _ in 0..50 {
-        let mut pids: Vec<i32> = Vec::new();
-        if let Ok(entries) = std::fs::read_dir("/proc") {
-            for e in entries.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if let Ok(pid) = name.parse::<i32>()
-                    && pid != std::process::id() as i32
-                    && ours(&name)
-                {
-                    pids.push(pid);
-                }
+    let mut pids: Vec<i32> = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Ok(pid) = name.parse::<i32>()
+                && pid != std::process::id() as i32
+                && ours(&name)
+            {
+                pids.push(pid);
             }
         }
-        pids.extend(cgroup_pids());
+    }
+    pids.extend(cgroup_pids());
+    pids.sort_unstable();
+    pids.dedup();
+    pids
+}
+
+fn kill_node_processes() {
+    for _ in 0..50 {
+        let pids = node_pids();
         if pids.is_empty() {
             return;
         }
@@ -637,69 +686,99 @@ fn remove_network_namespaces() {
     }
 }
 
-fn detach_loop_devices() {
+/// The loop devices backed by files under [`STATE`].
+fn node_loop_devices() -> Vec<String> {
     let Ok(entries) = std::fs::read_dir("/sys/block") else {
-        return;
+        return Vec::new();
     };
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let backing =
-            std::fs::read_to_string(e.path().join("loop/backing_file")).unwrap_or_default();
-        if name.starts_with("loop") && backing.trim().starts_with(STATE) {
-            let _ = Command::new("losetup")
-                .args(["--detach", &format!("/dev/{name}")])
-                .status();
-        }
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let backing =
+                std::fs::read_to_string(e.path().join("loop/backing_file")).unwrap_or_default();
+            (name.starts_with("loop") && backing.trim().starts_with(STATE))
+                .then(|| format!("/dev/{name}"))
+        })
+        .collect()
+}
+
+fn detach_loop_devices() {
+    for dev in node_loop_devices() {
+        let _ = Command::new("losetup").args(["--detach", &dev]).status();
     }
 }
 
-/// Deletes the chains kubelet, kube-proxy and the CNI plugins add (`KUBE-*`,
-/// `CNI-*`), and the rules that jump to them, in IPv4 and IPv6.
-fn remove_iptables_chains() {
+/// `(tool, table, chain)` of every chain kubelet, kube-proxy and the CNI
+/// plugins add (`KUBE-*`, `CNI-*`), with the table's rules as `-S` prints
+/// them.
+fn node_chains() -> Vec<(&'static str, &'static str, String)> {
+    let mut found = Vec::new();
+    for (tool, table, rules) in iptables_rules() {
+        for chain in rules.lines().filter_map(|l| l.strip_prefix("-N ")) {
+            if ours_chain(chain) {
+                found.push((tool, table, chain.to_owned()));
+            }
+        }
+    }
+    found
+}
+
+fn ours_chain(chain: &str) -> bool {
+    chain.starts_with("KUBE-") || chain.starts_with("CNI-")
+}
+
+fn iptables_rules() -> Vec<(&'static str, &'static str, String)> {
+    let mut out = Vec::new();
     for tool in ["iptables", "ip6tables"] {
         for table in ["filter", "nat", "mangle"] {
-            let Ok(out) = Command::new(tool)
+            if let Ok(o) = Command::new(tool)
                 .args(["-w", "-t", table, "-S"])
                 .stderr(Stdio::null())
                 .output()
-            else {
-                continue;
-            };
-            let rules = String::from_utf8_lossy(&out.stdout).into_owned();
-            let ours = |chain: &str| chain.starts_with("KUBE-") || chain.starts_with("CNI-");
-            // `-S` prints rules quoted as a shell reads them.
-            let run = |args: &str| {
-                let _ = Command::new("sh")
-                    .arg("-c")
-                    .arg(format!("{tool} -w -t {table} {args}"))
-                    .stderr(Stdio::null())
-                    .status();
-            };
-            // Rules in the built-in chains that jump to ours.
-            for line in rules.lines() {
-                let words: Vec<&str> = line.split_whitespace().collect();
-                if words.first() == Some(&"-A")
-                    && !words.get(1).is_some_and(|c| ours(c))
-                    && words
-                        .windows(2)
-                        .any(|w| (w[0] == "-j" || w[0] == "-g") && ours(w[1]))
-                    && let Some(rule) = line.strip_prefix("-A ")
-                {
-                    run(&format!("-D {rule}"));
-                }
+            {
+                out.push((tool, table, String::from_utf8_lossy(&o.stdout).into_owned()));
             }
-            let chains: Vec<String> = rules
-                .lines()
-                .filter_map(|l| l.strip_prefix("-N "))
-                .filter(|c| ours(c))
-                .map(str::to_owned)
-                .collect();
-            for c in &chains {
-                run(&format!("-F {c}"));
+        }
+    }
+    out
+}
+
+/// Deletes the node's chains and the rules that jump to them, in IPv4 and
+/// IPv6.
+fn remove_iptables_chains() {
+    for (tool, table, rules) in iptables_rules() {
+        // `-S` prints rules quoted as a shell reads them.
+        let run = |args: &str| {
+            let _ = Command::new("sh")
+                .arg("-c")
+                .arg(format!("{tool} -w -t {table} {args}"))
+                .stderr(Stdio::null())
+                .status();
+        };
+        // Rules in the built-in chains that jump to ours.
+        for line in rules.lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            if words.first() == Some(&"-A")
+                && !words.get(1).is_some_and(|c| ours_chain(c))
+                && words
+                    .windows(2)
+                    .any(|w| (w[0] == "-j" || w[0] == "-g") && ours_chain(w[1]))
+                && let Some(rule) = line.strip_prefix("-A ")
+            {
+                run(&format!("-D {rule}"));
             }
-            for c in &chains {
-                run(&format!("-X {c}"));
-            }
+        }
+        let chains: Vec<&str> = rules
+            .lines()
+            .filter_map(|l| l.strip_prefix("-N "))
+            .filter(|c| ours_chain(c))
+            .collect();
+        for c in &chains {
+            run(&format!("-F {c}"));
+        }
+        for c in &chains {
+            run(&format!("-X {c}"));
         }
     }
 }

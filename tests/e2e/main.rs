@@ -40,6 +40,7 @@ fn all() -> Vec<(&'static str, TestFn)> {
         node::chart_installs_an_operator_that_runs_hardened_and_hands_over_its_lease,
         node::art19_a_retired_tenancys_volumes_are_overwritten_on_the_node_filesystem_and_block,
         node::art15_an_unused_trial_is_reclaimed_and_a_failed_wipe_keeps_the_bytes_until_one_succeeds,
+        node::a_node_left_by_a_crashed_run_is_cleaned_before_the_next_starts_and_after_it_stops,
         api::crds_are_established_with_names_columns_and_category,
         api::samples_are_accepted_and_listed_by_category,
         api::art5_a_request_without_data_platform_access_is_refused,
@@ -118,6 +119,12 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 }
 
 fn main() -> ExitCode {
+    if std::env::var_os(node::CRASH_CHILD).is_some() {
+        // Run by a node test as a node to crash; never returns.
+        let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+        runtime.block_on(node::child_to_crash());
+        return ExitCode::FAILURE;
+    }
     let args = Arguments::from_args();
     // The operator's logs, when asked for: RUST_LOG=info cargo test --test e2e
     if std::env::var_os("RUST_LOG").is_some() {

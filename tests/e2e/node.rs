@@ -552,7 +552,7 @@ pub async fn art19_a_retired_tenancys_volumes_are_overwritten_on_the_node_filesy
     })
     .await;
     eprintln!(
-        "retired, three volumes wiped on the node, in {:.1} s",
+        "retired, three volumes wiped on the node, in {:.1} s; the wipe Jobs that ran: {succeeded:?}",
         started.elapsed().as_secs_f64()
     );
     let status = t.status.unwrap();
@@ -711,5 +711,97 @@ pub async fn art15_an_unused_trial_is_reclaimed_and_a_failed_wipe_keeps_the_byte
         );
         assert_eq!(n, 0, "{} still holds the unit's bytes", b.file.display());
     }
+    Ok(())
+}
+
+/// Set in the environment of the e2e binary run as a node that a test
+/// crashes (see `a_node_left_by_a_crashed_run_...`).
+pub const CRASH_CHILD: &str = "GOVCLOUD_E2E_NODE_TO_CRASH";
+
+/// The e2e binary as a child to be crashed: a node with a pod running (a
+/// shim, mounts, a network namespace, cgroups), `ready` printed, then waits.
+pub async fn child_to_crash() {
+    use kube::api::PostParams;
+    let lab = Lab::with_node_holding("2026-06-01T02:00:00Z", Lab::node_lock().await).await;
+    let pods: Api<Pod> = Api::namespaced(lab.admin.clone(), "default");
+    let pod = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": "left-running" },
+        "spec": {
+            "containers": [{
+                "name": "c", "image": image::WIPE, "command": ["sleep", "3600"],
+                "volumeMounts": [{ "name": "scratch", "mountPath": "/scratch" }],
+            }],
+            "volumes": [{ "name": "scratch", "emptyDir": {} }],
+        },
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    eventually("the pod to run", Duration::from_secs(60), || async {
+        let p = pods.get("left-running").await.ok()?;
+        (p.status?.phase? == "Running").then_some(())
+    })
+    .await;
+    let b = govcloud_testenv::node::Backing::create("left-mounted", 16, false).unwrap();
+    eprintln!("child: a pod running, {} mounted", b.local_path());
+    println!("ready");
+    std::future::pending::<()>().await;
+}
+
+pub async fn a_node_left_by_a_crashed_run_is_cleaned_before_the_next_starts_and_after_it_stops(
+    _: Ctx,
+) -> TestResult {
+    use govcloud_testenv::node::leftovers;
+    use std::io::BufRead;
+    let lock = Lab::node_lock().await;
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .env(CRASH_CHILD, "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()?;
+    let stdout = child.stdout.take().unwrap();
+    let ready = tokio::task::spawn_blocking(move || {
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .any(|l| l == "ready")
+    });
+    let ready = tokio::time::timeout(Duration::from_secs(300), ready).await;
+    if !matches!(ready, Ok(Ok(true))) {
+        govcloud_testenv::kill(&mut child);
+        panic!("the child node did not get ready: {ready:?}");
+    }
+    // The run crashes: no destructor, no cleanup.
+    govcloud_testenv::kill(&mut child);
+    let left = eventually("the child's own processes to go", WAIT, || async {
+        let left = leftovers();
+        let node_itself = |l: &String| {
+            l.starts_with("process ") && (l.ends_with("/kubelet") || l.ends_with("/containerd"))
+        };
+        (!left.iter().any(node_itself)).then_some(left)
+    })
+    .await;
+    eprintln!("left by the crashed run:\n  {}", left.join("\n  "));
+    for what in [
+        "containerd-shim-runc-v2",
+        "mount /var/lib/govcloud-node/volumes/left-mounted",
+        "loop device",
+        "network device govcloud0",
+        "cgroup",
+        "chain KUBE-",
+    ] {
+        assert!(
+            left.iter().any(|l| l.contains(what)),
+            "the crash left {what}: {left:?}"
+        );
+    }
+
+    // The next node starts on a clean machine, and leaves none of it.
+    let lab = Lab::with_node_holding("2026-06-01T02:00:00Z", lock).await;
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(lab.admin.clone());
+    assert_eq!(nodes.list(&ListParams::default()).await?.items.len(), 1);
+    drop(lab);
+    let left = leftovers();
+    assert!(left.is_empty(), "a stopped node leaves nothing: {left:?}");
+    eprintln!("after the next node stopped: nothing left");
     Ok(())
 }

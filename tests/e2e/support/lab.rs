@@ -69,7 +69,20 @@ impl Lab {
     /// machine) and every controller, without an operator. Waits for any
     /// other lab's node to stop first.
     pub async fn with_node(start: &str) -> Self {
-        let lock = NODE.lock().await;
+        Self::with_node_holding(start, Self::node_lock().await).await
+    }
+
+    /// The machine's one node, for a test that runs one of its own in
+    /// another process first.
+    pub async fn node_lock() -> tokio::sync::MutexGuard<'static, ()> {
+        NODE.lock().await
+    }
+
+    /// A lab with a node, the machine's node already held.
+    pub async fn with_node_holding(
+        start: &str,
+        lock: tokio::sync::MutexGuard<'static, ()>,
+    ) -> Self {
         let mut lab = Self::cluster_with(start, true).await;
         let node = Node::start(&lab.plane)
             .await
