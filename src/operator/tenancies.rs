@@ -285,19 +285,23 @@ async fn unit_workloads(
             name: j.name_any(),
         });
     }
-    let wipe_jobs: Vec<String> = jobs
+    // By name and UID: a pod naming a wipe Job it does not belong to is the
+    // unit's, and says nothing of a wipe.
+    let wipe_jobs: Vec<(String, String)> = jobs
         .iter()
         .filter(|j| wipe_of(j).is_some())
-        .map(|j| j.name_any())
+        .map(|j| (j.name_any(), j.uid().unwrap_or_default()))
         .collect();
     for p in list_kind(c, ns, "v1", "Pod").await? {
         let owners = p.metadata.owner_references.clone().unwrap_or_default();
         // A wipe Job's pods run the wipe; a VM's launcher goes with its
         // instance.
-        if let Some(job) = owners
-            .iter()
-            .find(|o| o.kind == "Job" && wipe_jobs.contains(&o.name))
-        {
+        if let Some(job) = owners.iter().find(|o| {
+            o.kind == "Job"
+                && wipe_jobs
+                    .iter()
+                    .any(|(n, uid)| *n == o.name && *uid == o.uid)
+        }) {
             if let Some(said) = failure_message(&p) {
                 seen.wipe_messages.insert(job.name.clone(), said);
             }

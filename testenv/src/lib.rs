@@ -132,28 +132,45 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
 /// `kubectl` and `helm`: `$GOVCLOUD_CONTROL_PLANE_BIN` if set, otherwise the cache that
 /// `tools/build-control-plane.sh` fills (building on the first run).
 pub fn binaries() -> Result<PathBuf, Error> {
-    if let Some(dir) = std::env::var_os("GOVCLOUD_CONTROL_PLANE_BIN") {
+    static FOUND: OnceLock<PathBuf> = OnceLock::new();
+    built_by(
+        "GOVCLOUD_CONTROL_PLANE_BIN",
+        "tools/build-control-plane.sh",
+        &FOUND,
+    )
+}
+
+/// The directory named by the environment variable `var`, or else the one
+/// that `script` (a build script of `tools/`, building what is missing)
+/// prints on its last line; found once per process.
+fn built_by(var: &str, script: &str, found: &OnceLock<PathBuf>) -> Result<PathBuf, Error> {
+    if let Some(dir) = std::env::var_os(var) {
         return Ok(PathBuf::from(dir));
     }
-    // Built or found once per process.
-    static FOUND: OnceLock<PathBuf> = OnceLock::new();
-    if let Some(dir) = FOUND.get() {
+    if let Some(dir) = found.get() {
         return Ok(dir.clone());
     }
-    let script = Path::new(crate::SOURCE_TREE).join("tools/build-control-plane.sh");
+    let script = Path::new(crate::SOURCE_TREE).join(script);
     let out = Command::new(&script)
         .stderr(Stdio::inherit())
         .output()
         .map_err(io(format!("running {}", script.display())))?;
     if !out.status.success() {
-        return Err(Error::Build(out.status.to_string()));
+        return Err(Error::Build(format!(
+            "{}: {}",
+            script.display(),
+            out.status
+        )));
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
     let dir = stdout.lines().last().unwrap_or_default().trim();
     if dir.is_empty() {
-        return Err(Error::Build("the script printed no directory".into()));
+        return Err(Error::Build(format!(
+            "{} printed no directory",
+            script.display()
+        )));
     }
-    Ok(FOUND.get_or_init(|| PathBuf::from(dir)).clone())
+    Ok(found.get_or_init(|| PathBuf::from(dir)).clone())
 }
 
 struct Process {

@@ -80,28 +80,8 @@ pub fn apiserver_names(node_ip: Option<Ipv4Addr>) -> Vec<String> {
 /// `ctr`: `$GOVCLOUD_NODE_BIN` if set, otherwise the cache that
 /// `tools/build-node.sh` fills (building on the first run).
 pub fn binaries() -> Result<PathBuf, Error> {
-    if let Some(dir) = std::env::var_os("GOVCLOUD_NODE_BIN") {
-        return Ok(PathBuf::from(dir));
-    }
     static FOUND: OnceLock<PathBuf> = OnceLock::new();
-    if let Some(dir) = FOUND.get() {
-        return Ok(dir.clone());
-    }
-    let script = Path::new(crate::SOURCE_TREE).join("tools/build-node.sh");
-    let out = Command::new(&script)
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(io(format!("running {}", script.display())))?;
-    if !out.status.success() {
-        return Err(Error::Build(format!(
-            "{}: {}",
-            script.display(),
-            out.status
-        )));
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let dir = stdout.lines().last().unwrap_or_default().trim();
-    Ok(FOUND.get_or_init(|| PathBuf::from(dir)).clone())
+    super::built_by("GOVCLOUD_NODE_BIN", "tools/build-node.sh", &FOUND)
 }
 
 /// What a node needs of the machine, with the way to get what is missing.
