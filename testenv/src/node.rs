@@ -770,7 +770,9 @@ pub struct Backing {
     pub name: String,
     pub file: PathBuf,
     pub device: String,
-    /// Where the filesystem is mounted (Filesystem mode).
+    /// A raw device (volume mode Block), or formatted (Filesystem).
+    pub block: bool,
+    /// Where the filesystem is mounted (Filesystem mode, until released).
     pub mount: Option<PathBuf>,
 }
 
@@ -816,6 +818,7 @@ impl Backing {
             name: name.to_owned(),
             file,
             device,
+            block,
             mount,
         })
     }
@@ -839,7 +842,7 @@ impl Backing {
             "spec": {
                 "capacity": { "storage": capacity },
                 "accessModes": ["ReadWriteOnce"],
-                "volumeMode": if self.mount.is_some() { "Filesystem" } else { "Block" },
+                "volumeMode": if self.block { "Block" } else { "Filesystem" },
                 "persistentVolumeReclaimPolicy": "Retain",
                 "storageClassName": class,
                 "local": { "path": self.local_path() },

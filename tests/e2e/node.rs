@@ -518,6 +518,24 @@ async fn released(
     }
 }
 
+/// Reads the files that backed the volumes once they are let go: none of
+/// the unit's bytes are left, and the raw one is zeros throughout.
+fn none_left(f: &mut Filled) -> TestResult {
+    for b in &mut f.backings {
+        b.release();
+        let n = b.occurrences(KNOWN.as_bytes())?;
+        eprintln!(
+            "{}: {n} copies of the known bytes after the wipe",
+            b.file.display()
+        );
+        assert_eq!(n, 0, "{} still holds the unit's bytes", b.file.display());
+        if b.block {
+            assert!(b.all_zero()?, "the raw volume is zeros throughout");
+        }
+    }
+    Ok(())
+}
+
 fn operator_config() -> govcloud::config::Config {
     let mut cfg = govcloud::config::Config::default();
     cfg.wipe.image = image::WIPE.into();
@@ -599,18 +617,7 @@ pub async fn art19_a_retired_tenancys_volumes_are_overwritten_on_the_node_filesy
             b.name
         );
     }
-    for b in &mut f.backings {
-        b.release();
-        let n = b.occurrences(KNOWN.as_bytes())?;
-        eprintln!(
-            "{}: {n} copies of the known bytes after the wipe",
-            b.file.display()
-        );
-        assert_eq!(n, 0, "{} still holds the unit's bytes", b.file.display());
-        if b.name.ends_with("-2") {
-            assert!(b.all_zero()?, "the raw volume is zeros throughout");
-        }
-    }
+    none_left(&mut f)?;
     Ok(())
 }
 
@@ -703,15 +710,7 @@ pub async fn art15_an_unused_trial_is_reclaimed_and_a_failed_wipe_keeps_the_byte
         let job = status.wipe_jobs.iter().find(|j| j.pvc == r.name).unwrap();
         assert!(succeeded.contains(&job.job), "{} ran on the node", job.job);
     }
-    for b in &mut f.backings {
-        b.release();
-        let n = b.occurrences(KNOWN.as_bytes())?;
-        eprintln!(
-            "{}: {n} copies of the known bytes after the wipe",
-            b.file.display()
-        );
-        assert_eq!(n, 0, "{} still holds the unit's bytes", b.file.display());
-    }
+    none_left(&mut f)?;
     Ok(())
 }
 
