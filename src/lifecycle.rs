@@ -82,6 +82,9 @@ pub trait Lookup {
     fn object(&self, kind: &str, name: &str) -> Option<Seen>;
     /// The instance of a VM, by the VM's name.
     fn instance(&self, vm: &str) -> Option<Instance>;
+    /// What the tenancy's quota counts as used of `resource`, as its status
+    /// says.
+    fn quota_used(&self, resource: &str) -> Option<String>;
 }
 
 /// The tenancy's namespace, as it exists.
@@ -91,6 +94,10 @@ pub struct SeenNamespace {
     pub terminating: bool,
     /// Whether it is this tenancy's (see [`provisioning::owner`]).
     pub owner: Result<(), String>,
+    /// Created a moment ago by the reconcile planning now, as the apiserver
+    /// answered it: nothing is in it but what that reconcile puts there,
+    /// and nobody else can act in it yet.
+    pub created: bool,
 }
 
 /// What exists of the tenancy.
@@ -111,6 +118,11 @@ impl Observed<'_> {
             .as_ref()
             .filter(|n| !n.terminating)
             .map(|n| n.uid.as_str())
+    }
+
+    /// Whether the namespace was created by the reconcile planning now.
+    pub fn namespace_created(&self) -> bool {
+        self.namespace.as_ref().is_some_and(|n| n.created)
     }
 }
 
@@ -226,6 +238,8 @@ pub struct Actions {
     pub remove: Vec<release::Removal>,
     /// Volumes found gone without a wipe by this plan.
     pub lost_volumes: Vec<String>,
+    /// Have the quota controller count the quota's usage again.
+    pub recount_quota: bool,
 }
 
 /// One thing to carry out, in the order [`Actions::steps`] gives.
@@ -235,11 +249,15 @@ pub enum Step<'a> {
     SuspendUnit(&'a str),
     /// Add (`true`) or remove (`false`) the finalizer.
     Finalizer(bool),
-    /// Objects that do not depend on each other (the namespace is a plan of
-    /// its own; VMs and volumes wait for the quota in force), so applied
-    /// together. An object the apiserver refuses is reported, not retried
-    /// blindly: the others still apply.
+    /// Objects to write, wave by wave (`provisioning::wave`): the namespace
+    /// is a plan of its own, planned again with the namespace as created;
+    /// VMs and volumes wait for the quota in force unless the namespace was
+    /// created by the same reconcile; the unit's binding waits for the quota
+    /// in force and counting them. An object the apiserver refuses is
+    /// reported, not retried blindly: the others of its wave still apply.
     Apply(&'a [Desired]),
+    /// Have the quota controller count the quota's usage again.
+    RecountQuota,
     RestorePolicy(&'a crate::api::tenancy::StashedPolicy),
     RunState(&'a crate::api::tenancy::HeldVm),
     Halt(&'a str),
@@ -264,6 +282,9 @@ impl Actions {
         steps.extend(self.finalizer.map(Step::Finalizer));
         if !self.apply.is_empty() {
             steps.push(Step::Apply(&self.apply));
+        }
+        if self.recount_quota {
+            steps.push(Step::RecountQuota);
         }
         steps.extend(self.restore_policies.iter().map(Step::RestorePolicy));
         steps.extend(self.run_states.iter().map(Step::RunState));
@@ -465,15 +486,33 @@ fn provision(b: &mut Builder<'_, '_>) -> Provisioned {
         .map(|d| d.name.clone())
         .collect();
     let inventory = inventory(b, &desired);
-    // The envelope first: VMs and volumes wait until the quota the allocation
-    // needs is in force, so that they are never refused for want of it.
+    // VMs and volumes wait until the quota the allocation needs is in force,
+    // so that they are never refused for want of it: a quota the controller
+    // has not taken up yet charges nothing, one it has charges against its
+    // last limits. In a namespace created a moment ago by this reconcile
+    // there is no quota yet and nobody else can act: they go in with the
+    // envelope, which they fit by construction, and the quota controller
+    // counts them when it takes the quota up.
     let quota_in_force = inventory
         .iter()
         .any(|i| i.kind == "ResourceQuota" && i.ready);
-    if !quota_in_force {
+    if !quota_in_force && !input.observed.namespace_created() {
         b.todo
             .apply
             .retain(|d| !matches!(d.kind, "VirtualMachine" | "PersistentVolumeClaim"));
+    }
+    // The unit's people come in last, once the quota is in force and counts
+    // the operator's volumes, so that nothing of theirs escapes it; the
+    // limits and policies are written before the binding when they go with
+    // it (see `provisioning::wave`). The quota controller counts what its
+    // own watch shows when it takes a quota up, and counts a volume created
+    // after that only at its next full resync: a count without a volume made
+    // a moment before is asked again.
+    let counted = quota_counts_volumes(input.observed.lookup, &desired);
+    if !quota_in_force || !counted {
+        let waiting = b.todo.apply.iter().any(|d| d.kind == "RoleBinding");
+        b.todo.apply.retain(|d| d.kind != "RoleBinding");
+        b.todo.recount_quota = waiting && quota_in_force;
     }
     let removing = removals(b, input.namespace, &inventory);
     lost_volumes(b, &inventory);
@@ -492,6 +531,23 @@ fn provision(b: &mut Builder<'_, '_>) -> Provisioned {
         held: held_items(input.spec, procured),
         vms,
     }
+}
+
+/// Whether the quota counts as used at least the storage of the tenancy's
+/// volumes the apiserver has.
+fn quota_counts_volumes(lookup: &(dyn Lookup + Sync), desired: &[Desired]) -> bool {
+    let claimed: i128 = desired
+        .iter()
+        .filter(|d| d.kind == "PersistentVolumeClaim")
+        .filter(|d| lookup.object(d.kind, &d.name).is_some())
+        .filter_map(|d| d.object["spec"]["resources"]["requests"]["storage"].as_str())
+        .filter_map(crate::quantity::nanos)
+        .sum();
+    let used = lookup
+        .quota_used("requests.storage")
+        .and_then(|q| crate::quantity::nanos(&q))
+        .unwrap_or(0);
+    used >= claimed
 }
 
 /// Each desired object as the caches show it: what to apply (new, changed,
@@ -1520,6 +1576,9 @@ pub(crate) mod tests_support {
     pub struct Fake {
         pub objects: BTreeMap<(String, String), Seen>,
         pub instances: BTreeMap<String, Instance>,
+        /// What the quota counts as used of `requests.storage`; unless set,
+        /// a quota in force counts everything.
+        pub storage_used: Option<String>,
     }
 
     impl Lookup for Fake {
@@ -1530,6 +1589,13 @@ pub(crate) mod tests_support {
         }
         fn instance(&self, vm: &str) -> Option<Instance> {
             self.instances.get(vm).cloned()
+        }
+        fn quota_used(&self, _: &str) -> Option<String> {
+            let quota = self
+                .objects
+                .get(&("ResourceQuota".to_owned(), provisioning::QUOTA.to_owned()));
+            let everything = quota.is_some_and(|q| q.ready).then(|| "1Ei".to_owned());
+            self.storage_used.clone().or(everything)
         }
     }
 
@@ -1588,6 +1654,8 @@ pub(crate) mod tests_support {
         pub storage_classes: std::collections::BTreeSet<String>,
         /// Whose the namespace is, once it exists.
         pub namespace_owner: Result<(), String>,
+        /// The namespace was created by the reconcile planning.
+        pub created: bool,
     }
 
     impl World {
@@ -1604,6 +1672,7 @@ pub(crate) mod tests_support {
                 unit_group: "govcloud:unit:finance".into(),
                 storage_classes: ["backup", "ssd", "standard"].map(String::from).into(),
                 namespace_owner: Ok(()),
+                created: false,
             }
         }
 
@@ -1613,6 +1682,7 @@ pub(crate) mod tests_support {
                     uid,
                     terminating: false,
                     owner: self.namespace_owner.clone(),
+                    created: self.created,
                 }),
                 lookup: &self.fake,
                 view: self.view.clone(),
@@ -1714,34 +1784,47 @@ mod tests {
         let first = w.step();
         assert_eq!(first.status.phase, Some(TenancyPhase::Provisioning));
         assert_eq!(first.actions.apply.len(), 1, "the namespace first");
+        // Planned again with the namespace as its creation was answered:
+        // the envelope and what fills it (3 VMs, 5 volumes) at once, the
+        // unit's binding not before the quota is in force.
         w.uid = Some("ns-uid".into());
+        w.created = true;
         w.fake.applied(&first, true);
-        // The envelope: quota, limit range, policies, the unit's binding.
         let second = w.step();
         let kinds: Vec<&str> = second.actions.apply.iter().map(|d| d.kind).collect();
         assert_eq!(
-            kinds,
+            kinds[..4],
             [
                 "ResourceQuota",
                 "LimitRange",
                 "NetworkPolicy",
-                "NetworkPolicy",
-                "RoleBinding"
+                "NetworkPolicy"
             ]
         );
+        assert_eq!(
+            kinds.iter().filter(|k| **k == "VirtualMachine").count(),
+            3,
+            "{kinds:?}"
+        );
+        assert_eq!(
+            kinds
+                .iter()
+                .filter(|k| **k == "PersistentVolumeClaim")
+                .count(),
+            5,
+            "{kinds:?}"
+        );
+        assert!(!kinds.contains(&"RoleBinding"), "{kinds:?}");
+        w.created = false;
         w.fake.applied(&second, false);
         assert!(
-            w.step()
-                .actions
-                .apply
-                .iter()
-                .all(|d| d.kind != "VirtualMachine"),
-            "VMs wait for the quota in force"
+            w.step().actions.apply.is_empty(),
+            "the binding waits for the quota in force"
         );
         w.fake.applied(&second, true);
-        // Then what fills it: 3 VMs and 5 volumes.
         let third = w.step();
-        assert_eq!(third.actions.apply.len(), 8);
+        let kinds: Vec<&str> = third.actions.apply.iter().map(|d| d.kind).collect();
+        assert_eq!(kinds, ["RoleBinding"]);
         w.fake.applied(&third, false);
         assert_eq!(
             w.step().status.phase,
@@ -1766,6 +1849,73 @@ mod tests {
             again.status.conditions
         );
         assert!(again.events.is_empty());
+    }
+
+    #[test]
+    fn art14_vms_and_volumes_wait_for_the_quota_unless_the_namespace_was_just_created_empty() {
+        // The namespace exists already (a reconcile cut off after creating
+        // it): something may be in it, so nothing that counts against the
+        // quota goes in before the quota is in force.
+        let mut w = World::new();
+        let first = w.step();
+        w.uid = Some("ns-uid".into());
+        w.fake.applied(&first, true);
+        let plan = w.step();
+        let kinds: Vec<&str> = plan.actions.apply.iter().map(|d| d.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                "ResourceQuota",
+                "LimitRange",
+                "NetworkPolicy",
+                "NetworkPolicy"
+            ]
+        );
+        w.fake.applied(&plan, false);
+        assert!(w.step().actions.apply.is_empty(), "waits for the quota");
+        w.fake.applied(&plan, true);
+        let kinds: Vec<&str> = w.step().actions.apply.iter().map(|d| d.kind).collect();
+        assert!(kinds.contains(&"RoleBinding") && kinds.contains(&"VirtualMachine"));
+        assert_eq!(kinds.len(), 9, "{kinds:?}");
+    }
+
+    #[test]
+    fn art14_the_unit_gets_in_once_the_quota_counts_the_volumes_made_before_it_was_taken_up() {
+        let mut w = World::new();
+        let first = w.step();
+        w.uid = Some("ns-uid".into());
+        w.created = true;
+        w.fake.applied(&first, true);
+        let second = w.step();
+        w.created = false;
+        // In force, but counted before the quota controller saw the volumes.
+        w.fake.applied(&second, true);
+        w.fake.storage_used = Some("279Gi".into());
+        let plan = w.step();
+        assert!(plan.actions.apply.is_empty(), "{:?}", plan.actions.apply);
+        assert!(plan.actions.recount_quota, "a recount is asked");
+        assert_eq!(plan.status.phase, Some(TenancyPhase::Provisioning));
+        let claimed: i128 = second
+            .actions
+            .apply
+            .iter()
+            .filter(|d| d.kind == "PersistentVolumeClaim")
+            .map(|d| {
+                crate::quantity::nanos(
+                    d.object["spec"]["resources"]["requests"]["storage"]
+                        .as_str()
+                        .unwrap(),
+                )
+                .unwrap()
+            })
+            .sum();
+        w.fake.storage_used = Some(format!("{}Gi", claimed / (1 << 30) / 1_000_000_000 - 1));
+        assert!(w.step().actions.apply.is_empty(), "one GiB short");
+        w.fake.storage_used = Some(format!("{}Gi", claimed / (1 << 30) / 1_000_000_000));
+        let plan = w.step();
+        let kinds: Vec<&str> = plan.actions.apply.iter().map(|d| d.kind).collect();
+        assert_eq!(kinds, ["RoleBinding"]);
+        assert!(!plan.actions.recount_quota);
     }
 
     fn reason_of(plan: &Plan, type_: &str) -> Option<(String, String)> {

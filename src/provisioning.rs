@@ -557,6 +557,24 @@ fn gib(n: u64) -> String {
     format!("{n}Gi")
 }
 
+/// The envelope's kinds: what bounds and separates whatever runs in the
+/// tenancy namespace.
+pub fn envelope_kind(kind: &str) -> bool {
+    matches!(kind, "ResourceQuota" | "LimitRange" | "NetworkPolicy")
+}
+
+/// The wave in which an object of `kind` is written when a plan writes
+/// several: the namespace, then the envelope, then what fills it, then the
+/// unit's access. Objects of one wave do not depend on each other.
+pub fn wave(kind: &str) -> u8 {
+    match kind {
+        "Namespace" => 0,
+        k if envelope_kind(k) => 1,
+        "RoleBinding" => 3,
+        _ => 2,
+    }
+}
+
 /// Everything the tenancy should have, in the order to create it: the
 /// namespace first; the rest once the namespace exists. High-end items wait
 /// for procurement.

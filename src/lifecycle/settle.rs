@@ -137,6 +137,14 @@ pub fn settle(
 /// a reconcile whose status was not written).
 fn refusals(rec: &mut Recorder<TenancyStatus>, outcome: &Outcome) {
     if outcome.refused.is_empty() {
+        if outcome.quota_recounted {
+            rec.event(
+                false,
+                "QuotaRecount",
+                "the quota does not count the tenancy's volumes yet: the quota controller was \
+                 asked to count the namespace's usage again; the unit is given access once it does",
+            );
+        }
         rec.clear(condition::APPLY_FAILED);
         return;
     }

@@ -8,6 +8,7 @@
 
 mod caches;
 mod changes;
+mod gate;
 pub mod leader;
 pub mod metrics;
 mod requests;
@@ -377,7 +378,7 @@ fn drive<K, Fut>(
     triggers: impl futures::Stream<Item = kube::runtime::reflector::ObjectRef<K>> + Send + 'static,
     clock_moves: impl futures::Stream<Item = ()> + Send + 'static,
     stop: impl Future<Output = ()> + Send + Sync + 'static,
-    reconcile: impl FnMut(Arc<K>, Arc<Context>) -> Fut,
+    reconcile: impl Fn(Arc<K>, Arc<Context>) -> Fut + Clone + Send + Sync + 'static,
     ctx: Arc<Context>,
 ) -> impl Future<Output = ()>
 where
@@ -388,15 +389,39 @@ where
         + Send
         + Sync
         + 'static,
-    Fut: futures::TryFuture<Ok = Action, Error = Error> + Send + 'static,
+    Fut: Future<Output = Result<Action, Error>> + Send + 'static,
 {
-    let config = kube::runtime::controller::Config::default().concurrency(ctx.concurrency);
+    // The controller starts every reconcile that is due; the gate lets
+    // `concurrency` of them run at once, the oldest object first.
+    let gate = gate::Gate::new(usize::from(ctx.concurrency));
+    let cache = store.clone();
+    let gated = move |obj: Arc<K>, ctx: Arc<Context>| {
+        let (gate, cache, reconcile) = (gate.clone(), cache.clone(), reconcile.clone());
+        async move {
+            let meta = obj.meta();
+            let created = meta
+                .creation_timestamp
+                .as_ref()
+                .map_or(0, |t| t.0.as_second());
+            let key = format!(
+                "{}/{}",
+                meta.namespace.as_deref().unwrap_or(""),
+                meta.name.as_deref().unwrap_or("")
+            );
+            let _slot = gate.enter((created, key)).await;
+            // The object as the cache shows it now, not as it was when the
+            // reconcile began to wait.
+            match cache.get(&kube::runtime::reflector::ObjectRef::from_obj(&obj)) {
+                Some(now) => reconcile(now, ctx).await,
+                None => Ok(Action::await_change()),
+            }
+        }
+    };
     kube::runtime::Controller::for_stream(futures::stream::pending(), store)
-        .with_config(config)
         .reconcile_on(triggers)
         .reconcile_all_on(clock_moves)
         .graceful_shutdown_on(stop)
-        .run(reconcile, error_policy::<K>, ctx)
+        .run(gated, error_policy::<K>, ctx)
         .for_each(|result| async move {
             if let Err(e) = result {
                 tracing::debug!(kind = %K::kind(&()), error = %e, "reconcile");

@@ -8,7 +8,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim};
@@ -72,6 +72,9 @@ fn parse_time(v: &Value) -> Option<Timestamp> {
 struct CacheLookup<'a> {
     ctx: &'a Context,
     ns: &'a str,
+    /// The namespace as the apiserver answered its creation by this
+    /// reconcile, which the cache may not show yet.
+    created: Option<&'a DynamicObject>,
 }
 
 impl Lookup for CacheLookup<'_> {
@@ -84,6 +87,9 @@ impl Lookup for CacheLookup<'_> {
             o.map(|o| seen(o.meta(), o.meta().deletion_timestamp.is_none()))
         }
         match kind {
+            "Namespace" if self.created.is_some_and(|n| n.name_any() == name) => {
+                self.created.map(|n| seen(&n.metadata, true))
+            }
             "Namespace" => present(c.namespaces.get(&ObjectRef::new(name))),
             "LimitRange" => present(c.limit_ranges.get(&r(name, self.ns))),
             "NetworkPolicy" => present(c.network_policies.get(&r(name, self.ns))),
@@ -106,6 +112,16 @@ impl Lookup for CacheLookup<'_> {
                 .map(|j| seen(&j.metadata, true)),
             _ => None,
         }
+    }
+
+    fn quota_used(&self, resource: &str) -> Option<String> {
+        let quota = self
+            .ctx
+            .caches
+            .quotas
+            .get(&ObjectRef::new(provisioning::QUOTA).within(self.ns))?;
+        let used = quota.status.as_ref()?.used.as_ref()?;
+        used.get(resource).map(|q| q.0.clone())
     }
 
     fn instance(&self, vm: &str) -> Option<Instance> {
@@ -817,76 +833,126 @@ async fn reconcile_tenancy(obj: &Guarded<Tenancy>, ctx: &Context) -> Result<Acti
     } else {
         None
     };
-    let lookup = CacheLookup { ctx, ns: &ns };
-    let observed = Observed {
-        namespace: ns_meta.as_ref().map(|m| SeenNamespace {
-            uid: m.uid().unwrap_or_default(),
-            terminating: m.metadata.deletion_timestamp.is_some(),
-            owner: provisioning::owner(m.annotations(), &unit_ns, &name),
-        }),
-        lookup: &lookup,
-        view,
-    };
     let role_groups = ctx.role_groups();
     let storage_classes = ctx.storage_classes();
-    let input = lifecycle::Input {
-        unit_namespace: &unit_ns,
-        name: &name,
-        namespace: &ns,
-        generation: tenancy.metadata.generation.unwrap_or_default(),
-        spec: &tenancy.spec,
-        status: &status,
-        annotations: tenancy.annotations(),
-        unit_group: unit_group.as_deref(),
-        role_groups: &role_groups,
-        storage_classes: &storage_classes,
-        observed: &observed,
-        provisioning: &ctx.config.provisioning,
-        wipe: &ctx.config.wipe,
-        oversight: &ctx.config.oversight,
-        deleting: tenancy.metadata.deletion_timestamp.is_some(),
+    let mut progress = Progress {
+        read_as: tenancy.resource_version(),
         finalized: tenancy
             .finalizers()
             .iter()
             .any(|f| f == lifecycle::FINALIZER),
-        now,
+        created: None,
     };
-    let plan = lifecycle::plan(&input);
-    // A Job is called an impostor by the wipe Jobs recorded in the status;
-    // the cache may not show the record of one created a moment ago yet.
-    if plan.actions.delete.iter().any(|d| d.kind == "Job") {
-        let fresh = Api::<Tenancy>::namespaced(ctx.client.clone(), &unit_ns)
-            .get(&name)
-            .await?;
-        if fresh.status.map(|s| s.wipe_jobs).unwrap_or_default() != status.wipe_jobs {
-            return Ok(Action::requeue(Duration::from_millis(500)));
+    // Planned twice when the first plan creates the namespace: the second
+    // time with the namespace as the apiserver answered, so that what goes
+    // in it follows at once instead of after the watch has shown it.
+    loop {
+        let created = progress.created.clone();
+        let lookup = CacheLookup {
+            ctx,
+            ns: &ns,
+            created: created.as_ref(),
+        };
+        let namespace = match &created {
+            Some(n) => Some(SeenNamespace {
+                uid: n.uid().unwrap_or_default(),
+                terminating: false,
+                owner: provisioning::owner(n.annotations(), &unit_ns, &name),
+                created: true,
+            }),
+            None => ns_meta.as_ref().map(|m| SeenNamespace {
+                uid: m.uid().unwrap_or_default(),
+                terminating: m.metadata.deletion_timestamp.is_some(),
+                owner: provisioning::owner(m.annotations(), &unit_ns, &name),
+                created: false,
+            }),
+        };
+        let observed = Observed {
+            namespace,
+            lookup: &lookup,
+            view: view.clone(),
+        };
+        let input = lifecycle::Input {
+            unit_namespace: &unit_ns,
+            name: &name,
+            namespace: &ns,
+            generation: tenancy.metadata.generation.unwrap_or_default(),
+            spec: &tenancy.spec,
+            status: &status,
+            annotations: tenancy.annotations(),
+            unit_group: unit_group.as_deref(),
+            role_groups: &role_groups,
+            storage_classes: &storage_classes,
+            observed: &observed,
+            provisioning: &ctx.config.provisioning,
+            wipe: &ctx.config.wipe,
+            oversight: &ctx.config.oversight,
+            deleting: tenancy.metadata.deletion_timestamp.is_some(),
+            finalized: progress.finalized,
+            now,
+        };
+        let plan = lifecycle::plan(&input);
+        // A Job is called an impostor by the wipe Jobs recorded in the status;
+        // the cache may not show the record of one created a moment ago yet.
+        if plan.actions.delete.iter().any(|d| d.kind == "Job") {
+            let fresh = Api::<Tenancy>::namespaced(ctx.client.clone(), &unit_ns)
+                .get(&name)
+                .await?;
+            if fresh.status.map(|s| s.wipe_jobs).unwrap_or_default() != status.wipe_jobs {
+                return Ok(Action::requeue(Duration::from_millis(500)));
+            }
+        }
+        if let Some(action) = carry_out(ctx, tenancy, &ns, plan, now, &mut progress).await? {
+            return Ok(action);
         }
     }
-    carry_out(ctx, tenancy, &ns, plan, now).await
+}
+
+/// What a reconcile has done so far, across its plans.
+struct Progress {
+    /// The tenancy as this reconcile last read or wrote it.
+    read_as: Option<String>,
+    /// The tenancy carries the finalizer.
+    finalized: bool,
+    /// The namespace this reconcile created, as the apiserver answered.
+    created: Option<DynamicObject>,
 }
 
 /// Carries out a plan's steps in their order, settles the status from what
-/// they reported, writes it, and tells when to look again.
+/// they reported, writes it, and tells when to look again; or, when the
+/// plan created the tenancy's namespace, stops there (`None`) to be planned
+/// again with it.
 async fn carry_out(
     ctx: &Context,
     tenancy: &Tenancy,
     ns: &str,
     plan: lifecycle::Plan,
     now: Timestamp,
-) -> Result<Action, Error> {
+    progress: &mut Progress,
+) -> Result<Option<Action>, Error> {
     let unit_ns = tenancy.namespace().unwrap_or_default();
     let name = tenancy.name_any();
     let key = format!("{unit_ns}/{name}");
     let mut outcome = lifecycle::Outcome::default();
-    // The tenancy as this reconcile last read or wrote it.
-    let mut read_as = tenancy.resource_version();
+    let read_as = &mut progress.read_as;
+    let replan = progress.created.is_none() && plan.actions.suspend_unit.is_none();
     let mut settled = None;
     for step in plan.actions.steps() {
         use lifecycle::Step;
         match step {
             Step::SuspendUnit(reason) => suspend_unit(ctx, &unit_ns, reason, now).await?,
-            Step::Finalizer(add) => read_as = finalizer(ctx, tenancy, add).await?,
-            Step::Apply(objects) => apply_all(ctx, tenancy, ns, objects, &mut outcome).await?,
+            Step::Finalizer(add) => {
+                *read_as = finalizer(ctx, tenancy, add).await?;
+                progress.finalized = add;
+            }
+            Step::Apply(objects) => {
+                let created = apply_all(ctx, tenancy, ns, objects, &mut outcome).await?;
+                if replan && created.is_some() {
+                    progress.created = created;
+                    return Ok(None);
+                }
+            }
+            Step::RecountQuota => outcome.quota_recounted |= recount_quota(ctx, ns).await?,
             Step::RestorePolicy(policy) => restore_policy(ctx, ns, policy).await?,
             Step::RunState(vm) => run_state(ctx, ns, vm).await?,
             Step::Halt(vm) => halt(ctx, ns, vm).await?,
@@ -899,7 +965,7 @@ async fn carry_out(
                 }
             }
             Step::Retire(retirement) => {
-                read_as = ctx
+                *read_as = ctx
                     .patch_tenancy_spec(&unit_ns, &name, json!({ "retirement": retirement }))
                     .await?;
                 info!(tenancy = %key, "deregistered: retiring");
@@ -928,10 +994,10 @@ async fn carry_out(
         return Err(Error::Invalid("a plan without a status step".into()));
     };
     ctx.publish(tenancy, &settled.events).await;
-    Ok(match settled.wake {
+    Ok(Some(match settled.wake {
         lifecycle::Wake::After(soon) => Action::requeue(soon),
         lifecycle::Wake::At { at, settled } => recheck(ctx, at, settled),
-    })
+    }))
 }
 
 fn refusal(d: &Desired, message: String) -> lifecycle::Refusal {
@@ -942,43 +1008,58 @@ fn refusal(d: &Desired, message: String) -> lifecycle::Refusal {
     }
 }
 
-/// Applies a step's objects `APPLY_CONCURRENCY` at a time (they do not
-/// depend on each other), records a wipe Job created at once, and reports
-/// what the apiserver refused (invalid, over the quota, or a name taken by
-/// someone else); any other failure fails the reconcile.
+/// Applies a step's objects wave by wave (see [`provisioning::wave`]), the
+/// objects of a wave `APPLY_CONCURRENCY` at a time; records a wipe Job
+/// created at once, and reports what the apiserver refused (invalid, over
+/// the quota, or a name taken by someone else); any other failure fails the
+/// reconcile. Returns the tenancy's namespace if it was created here, as the
+/// apiserver answered.
 async fn apply_all(
     ctx: &Context,
     tenancy: &Tenancy,
     ns: &str,
     objects: &[Desired],
     outcome: &mut lifecycle::Outcome,
-) -> Result<(), Error> {
-    let mut applied = Vec::with_capacity(objects.len());
-    for chunk in objects.chunks(APPLY_CONCURRENCY) {
-        applied.extend(futures::future::join_all(chunk.iter().map(|d| apply(ctx, d))).await);
-    }
+) -> Result<Option<DynamicObject>, Error> {
+    let mut waves: Vec<&Desired> = objects.iter().collect();
+    waves.sort_by_key(|d| provisioning::wave(d.kind));
+    let mut namespace = None;
     let mut failed = None;
-    for (d, result) in objects.iter().zip(applied) {
-        match result {
-            Err(Error::Kube(kube::Error::Api(s))) if matches!(s.code, 422 | 403) => {
-                outcome.refused.push(refusal(d, s.message));
-            }
-            Err(Error::Conflict(message)) => outcome.refused.push(refusal(d, message)),
-            Err(e) => {
-                failed.get_or_insert(e);
-            }
-            Ok(Some(created)) => {
-                let record = created
-                    .uid()
-                    .and_then(|uid| lifecycle::wipe_record(d, &uid));
-                if let Some(record) = record {
-                    let (unit_ns, name) =
-                        (tenancy.namespace().unwrap_or_default(), tenancy.name_any());
-                    record_wipe_job(ctx, &unit_ns, &name, &record).await?;
-                    outcome.wipe_jobs.push(record);
+    for wave in waves.chunk_by(|a, b| provisioning::wave(a.kind) == provisioning::wave(b.kind)) {
+        let writes: Vec<_> = wave.iter().map(|d| apply(ctx, d)).collect();
+        let applied: Vec<_> = futures::stream::iter(writes)
+            .buffered(APPLY_CONCURRENCY)
+            .collect()
+            .await;
+        for (d, result) in wave.iter().zip(applied) {
+            match result {
+                Err(Error::Kube(kube::Error::Api(s))) if matches!(s.code, 422 | 403) => {
+                    outcome.refused.push(refusal(d, s.message));
                 }
+                Err(Error::Conflict(message)) => outcome.refused.push(refusal(d, message)),
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
+                Ok(Some(created)) if d.kind == "Namespace" && d.name == ns => {
+                    namespace = Some(created);
+                }
+                Ok(Some(created)) => {
+                    let record = created
+                        .uid()
+                        .and_then(|uid| lifecycle::wipe_record(d, &uid));
+                    if let Some(record) = record {
+                        let (unit_ns, name) =
+                            (tenancy.namespace().unwrap_or_default(), tenancy.name_any());
+                        record_wipe_job(ctx, &unit_ns, &name, &record).await?;
+                        outcome.wipe_jobs.push(record);
+                    }
+                }
+                Ok(None) => {}
             }
-            Ok(None) => {}
+        }
+        // A wave that did not all go in holds back the next.
+        if failed.is_some() || !outcome.refused.is_empty() {
+            break;
         }
     }
     if let Some(e) = failed {
@@ -987,7 +1068,7 @@ async fn apply_all(
     if outcome.refused.iter().any(lifecycle::Refusal::over_quota) {
         outcome.quota_recounted = recount_quota(ctx, ns).await?;
     }
-    Ok(())
+    Ok(namespace)
 }
 
 /// Writes the settled status unless it says what the tenancy's says

@@ -299,6 +299,29 @@ impl Processes {
     }
 }
 
+/// `cargo` with the environment of a shell, not of the `cargo test` or
+/// `cargo run` that runs this: what cargo sets for its child would make a
+/// build differ from one started in a shell (ring's build script reads it)
+/// and compile everything again.
+pub fn cargo() -> Command {
+    let mut cargo = Command::new("cargo");
+    cargo.env_clear();
+    for key in [
+        "PATH",
+        "HOME",
+        "USER",
+        "TMPDIR",
+        "CARGO_HOME",
+        "RUSTUP_HOME",
+        "CARGO_TARGET_DIR",
+    ] {
+        if let Some(v) = std::env::var_os(key) {
+            cargo.env(key, v);
+        }
+    }
+    cargo
+}
+
 /// Starts a process that dies with this one (PR_SET_PDEATHSIG), from the
 /// spawner thread that lives as long as the process: for the operator binary
 /// that a test runs, as for the control plane.
@@ -785,6 +808,22 @@ impl ControlPlane {
             procs.apiserver.restart()?;
         }
         self.wait_apiserver().await.map(|_| ())
+    }
+
+    /// Stops kube-controller-manager alone (its quota controller among its
+    /// controllers) until [`Self::start_controller_manager`].
+    pub fn stop_controller_manager(&self) {
+        if let Some(kcm) = self.processes().controller_manager.as_mut() {
+            kcm.stop();
+        }
+    }
+
+    /// Starts kube-controller-manager again, as it was started.
+    pub fn start_controller_manager(&self) -> Result<(), Error> {
+        match self.processes().controller_manager.as_mut() {
+            Some(kcm) => kcm.restart(),
+            None => Ok(()),
+        }
     }
 
     /// Stops the controller-manager, the apiserver and etcd, in that order.

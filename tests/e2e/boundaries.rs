@@ -1720,3 +1720,99 @@ pub async fn art19_dates_are_refused_at_apply_or_left_open_to_correction(_: Ctx)
     f.check("Art. 19: dates");
     Ok(())
 }
+
+/// The operator's objects go into a new namespace before the quota
+/// controller has taken its quota up (nothing else can be there), but the
+/// unit's people get in only once the quota is in force and counts them.
+/// kube-controller-manager is stopped to hold the quota not yet in force.
+pub async fn art14_a_unit_uses_nothing_in_its_namespace_before_the_quota_is_in_force(
+    _: Ctx,
+) -> TestResult {
+    let mut lab = Lab::start("2026-11-27T02:00:00Z").await;
+    let unit = lab.unit("finance").await;
+    let ns = unit.namespace.clone();
+    lab.file(&unit, crate::admission::OA, "oa", |_| {}).await;
+    lab.plane.stop_controller_manager();
+    lab.approve(&ns, "oa").await;
+    let tns = namespace_name(&ns, "finance", "oa");
+    let vms_api = lab.dynamic(&tns, &crate::support::lab::vms());
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(lab.admin.clone(), &tns);
+    let quotas: Api<ResourceQuota> = Api::namespaced(lab.admin.clone(), &tns);
+    let bindings: Api<RoleBinding> = Api::namespaced(lab.admin.clone(), &tns);
+    eventually("VMs and volumes with the envelope", WAIT, || async {
+        let vms = vms_api.list(&ListParams::default()).await.ok()?.items.len();
+        let claims = pvcs.list(&ListParams::default()).await.ok()?.items.len();
+        let quota = quotas.get_opt(provisioning::QUOTA).await.ok()??;
+        (vms == 3 && claims == 5).then_some(quota)
+    })
+    .await;
+    // Time for the operator to do anything more it would.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let quota = quotas.get(provisioning::QUOTA).await?;
+    assert!(
+        quota
+            .status
+            .as_ref()
+            .and_then(|s| s.hard.as_ref())
+            .is_none(),
+        "the quota is not in force without its controller: {:?}",
+        quota.status
+    );
+    assert!(
+        bindings
+            .get_opt(provisioning::UNIT_BINDING)
+            .await?
+            .is_none(),
+        "the unit was bound before its quota was in force"
+    );
+    let t = lab.tenancies(&ns).get("oa").await?;
+    let status = t.status.unwrap_or_default();
+    assert_eq!(status.phase, Some(TenancyPhase::Provisioning));
+    assert!(
+        status
+            .inventory
+            .iter()
+            .any(|i| i.kind == "RoleBinding" && !i.ready),
+        "{:?}",
+        status.inventory
+    );
+    let member = lab.plane.client(&unit.member("li")).await?;
+    let tried = create(&member, Some(&tns), pvc("mine", "standard", "1Gi")).await;
+    assert!(
+        tried.as_ref().is_err_and(|e| e.contains("forbidden")),
+        "a volume before the quota: {tried:?}"
+    );
+    let tried = create(&member, Some(&tns), pod("mine", json!({}))).await;
+    assert!(
+        tried.as_ref().is_err_and(|e| e.contains("forbidden")),
+        "a pod before the quota: {tried:?}"
+    );
+
+    lab.plane.start_controller_manager()?;
+    let bound = eventually(
+        "the unit bound once the quota is in force",
+        WAIT,
+        || async { bindings.get_opt(provisioning::UNIT_BINDING).await.ok()? },
+    )
+    .await;
+    let quota = quotas.get(provisioning::QUOTA).await?;
+    let status = quota.status.unwrap_or_default();
+    assert_eq!(status.hard, quota.spec.and_then(|s| s.hard));
+    assert!(
+        bound.metadata.creation_timestamp >= quota.metadata.creation_timestamp,
+        "bound before the quota existed"
+    );
+    let delivered = lab.deliver(&ns, "oa", "finance").await;
+    assert_eq!(
+        delivered.status.and_then(|s| s.phase),
+        Some(TenancyPhase::Trial)
+    );
+    // The quota counts the volumes made before it was in force: the unit's
+    // approved standard storage is all taken by them.
+    let tried = create(&member, Some(&tns), pvc("more", "standard", "10Gi")).await;
+    assert!(
+        tried.as_ref().is_err_and(|e| e.contains("exceeded quota")),
+        "more storage than approved: {tried:?}"
+    );
+    Ok(())
+}

@@ -65,6 +65,7 @@ fn all() -> Vec<(&'static str, TestFn)> {
         boundaries::art19_a_wipe_record_comes_only_from_the_operators_own_job,
         boundaries::art13_a_reviewer_decides_nothing_of_their_own_unit,
         boundaries::art14_nothing_beyond_the_approved_envelope_is_had,
+        boundaries::art14_a_unit_uses_nothing_in_its_namespace_before_the_quota_is_in_force,
         boundaries::art6_prices_and_calendars_are_the_platform_administrators_to_publish,
         boundaries::art12_the_unit_and_reviewers_add_compliance_evidence,
         boundaries::art19_dates_are_refused_at_apply_or_left_open_to_correction,
