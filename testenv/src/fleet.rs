@@ -29,12 +29,13 @@ pub const CONCURRENCY: usize = 32;
 /// returns its path.
 pub fn release_binary() -> Result<PathBuf, Error> {
     let root = Path::new(crate::SOURCE_TREE);
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--bin", "govcloud-operator"])
+    let status = crate::cargo()
+        .args(["build", "--release", "--locked", "-p", "govcloud-operator"])
+        .args(["--bin", "govcloud-operator"])
         .current_dir(root)
         .status()?;
     if !status.success() {
-        return Err("cargo build --release --bin govcloud-operator failed".into());
+        return Err("cargo build --release --locked --bin govcloud-operator failed".into());
     }
     Ok(root.join("target/release/govcloud-operator"))
 }
@@ -87,7 +88,13 @@ impl Fleet {
 
     /// Starts the operator against this fleet's control plane.
     pub fn operator(&self) -> Result<OperatorProcess, Error> {
-        OperatorProcess::start(&self.binary, &self.kubeconfig, &self.log)
+        OperatorProcess::start(&self.binary, &self.kubeconfig, &self.log, None)
+    }
+
+    /// Starts the operator under `wrapper` (a command and its arguments
+    /// before the operator's, e.g. `heaptrack -o /tmp/operator`).
+    pub fn operator_under(&self, wrapper: &str) -> Result<OperatorProcess, Error> {
+        OperatorProcess::start(&self.binary, &self.kubeconfig, &self.log, Some(wrapper))
     }
 }
 
@@ -114,15 +121,29 @@ pub struct OperatorProcess {
 }
 
 impl OperatorProcess {
-    /// Starts `binary run` with `kubeconfig`, appending its output to `log`.
-    /// `RUST_LOG` is taken from `GOVCLOUD_BENCH_LOG` (default `warn`).
-    pub fn start(binary: &Path, kubeconfig: &Path, log: &Path) -> Result<Self, Error> {
+    /// Starts `binary run` with `kubeconfig`, appending its output to `log`,
+    /// under `wrapper` if given. `RUST_LOG` is taken from
+    /// `GOVCLOUD_BENCH_LOG` (default `warn`).
+    pub fn start(
+        binary: &Path,
+        kubeconfig: &Path,
+        log: &Path,
+        wrapper: Option<&str>,
+    ) -> Result<Self, Error> {
         let port = free_port();
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)?;
-        let mut cmd = Command::new(binary);
+        let mut words = wrapper.unwrap_or_default().split_whitespace();
+        let mut cmd = match words.next() {
+            Some(program) => {
+                let mut cmd = Command::new(program);
+                cmd.args(words).arg(binary);
+                cmd
+            }
+            None => Command::new(binary),
+        };
         cmd.args(["run", "--metrics-address", &format!("127.0.0.1:{port}")])
             .env("KUBECONFIG", kubeconfig)
             .env(
@@ -172,8 +193,13 @@ impl OperatorProcess {
         crate::kill(&mut self.child);
     }
 
-    /// SIGTERM, and waits for it to exit.
+    /// SIGTERM, and waits for it to exit. Under a wrapper, the operator (the
+    /// wrapper's child) is sent it first, so that the wrapper ends as it
+    /// would when the program does.
     pub fn stop(mut self) {
+        let _ = Command::new("pkill")
+            .args(["-TERM", "-P", &self.child.id().to_string()])
+            .status();
         crate::terminate(&self.child);
         let _ = self.child.wait();
     }

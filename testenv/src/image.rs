@@ -266,24 +266,7 @@ pub fn build_operator() -> Result<PathBuf, Error> {
     const TARGET: &str = "x86_64-unknown-linux-musl";
     let tree = Path::new(crate::SOURCE_TREE);
     let started = std::time::Instant::now();
-    // The environment of a shell, not of the `cargo test` that runs this:
-    // what cargo sets for a test would make this build differ from
-    // tools/test.sh's (ring's build script reads it) and compile again.
-    let mut cargo = Command::new("cargo");
-    cargo.env_clear();
-    for key in [
-        "PATH",
-        "HOME",
-        "USER",
-        "TMPDIR",
-        "CARGO_HOME",
-        "RUSTUP_HOME",
-        "CARGO_TARGET_DIR",
-    ] {
-        if let Some(v) = std::env::var_os(key) {
-            cargo.env(key, v);
-        }
-    }
+    let mut cargo = crate::cargo();
     let status = cargo
         .current_dir(tree)
         .args(["build", "--release", "--locked", "--target", TARGET])

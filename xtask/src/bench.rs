@@ -6,6 +6,7 @@
 //!   cargo xtask bench                            # 200 and 1000, 10000 for memory
 //!   cargo xtask bench --sizes 200 --memory 10000 --batch 1000
 //!   cargo xtask bench --sizes 200 --memory 0 --quiet-minutes 1
+//!   GOVCLOUD_BENCH_COLD_WRAPPER='heaptrack -o /tmp/cold' cargo xtask bench --sizes 0 --memory 2000
 //!
 //! Prints a table and writes `bench/results/<UTC time>.json`. The operator
 //! runs as its release binary, in its own process (its peak RSS is read
@@ -421,7 +422,13 @@ pub async fn main(given: Vec<String>) -> Result<(), Error> {
         operator.stop();
         tokio::time::sleep(Duration::from_secs(2)).await;
         let a0 = fleet::apiserver_writes(&admin).await?;
-        operator = fleet.operator()?;
+        // A heap profiler for the cold start, e.g. `heaptrack -o /tmp/cold`
+        // (the RSS read is then the wrapper's).
+        let wrapper = std::env::var("GOVCLOUD_BENCH_COLD_WRAPPER").ok();
+        operator = match wrapper.as_deref() {
+            Some(w) => fleet.operator_under(w)?,
+            None => fleet.operator()?,
+        };
         let ready = operator.ready().await;
         tokio::time::sleep(Duration::from_secs(30)).await;
         let a1 = fleet::apiserver_writes(&admin).await?;
