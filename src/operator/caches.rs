@@ -134,6 +134,30 @@ fn fingerprinted<K: Resource + serde::Serialize>(
     }
 }
 
+/// The annotations the controllers read of what tenancies are made of.
+const OWNED_ANNOTATIONS: [&str; 3] = [provisioning::SPEC_HASH, LIVE, provisioning::TENANCY_REF];
+
+/// Of what tenancies are made of, once [`LIVE`] is marked, only the
+/// metadata the controllers read: name, namespace, UID, version, times and
+/// [`OWNED_ANNOTATIONS`]. Labels, owner references and finalizers are
+/// governed through [`LIVE`] and routed by the namespace's reference.
+fn owned<K: Resource>(fields: impl Fn(&mut K)) -> impl Fn(&mut K) {
+    move |o| {
+        fields(o);
+        let meta = o.meta_mut();
+        meta.labels = None;
+        meta.owner_references = None;
+        meta.finalizers = None;
+        meta.generate_name = None;
+        if let Some(a) = meta.annotations.as_mut() {
+            a.retain(|k, _| OWNED_ANNOTATIONS.contains(&k.as_str()));
+            if a.is_empty() {
+                meta.annotations = None;
+            }
+        }
+    }
+}
+
 /// Of a VirtualMachine, what the planner reads: its metadata, [`LIVE`] and
 /// whether KubeVirt has created it. The rest (the template above all) is
 /// not kept.
@@ -469,9 +493,15 @@ impl Caches {
         // Instances carry the template's labels, the tenancy's among them.
         let instances = all().labels(keys::TENANCY);
         let dynamic = |ar: ApiResource| Api::<DynamicObject>::all_with(c.clone(), &ar);
-        let limits = fingerprinted("LimitRange", |o: &mut LimitRange| o.spec = None);
-        let policies = fingerprinted("NetworkPolicy", |o: &mut NetworkPolicy| o.spec = None);
-        let bindings = fingerprinted("RoleBinding", |o: &mut RoleBinding| o.subjects = None);
+        let limits = owned(fingerprinted("LimitRange", |o: &mut LimitRange| {
+            o.spec = None
+        }));
+        let policies = owned(fingerprinted("NetworkPolicy", |o: &mut NetworkPolicy| {
+            o.spec = None
+        }));
+        let bindings = owned(fingerprinted("RoleBinding", |o: &mut RoleBinding| {
+            o.subjects = None
+        }));
         vec![
             trimmed(
                 Api::all(c.clone()),
@@ -479,7 +509,7 @@ impl Caches {
                 w.namespaces,
                 owner.of(),
                 true,
-                |n| mark_live(n, "Namespace"),
+                owned(|n| mark_live(n, "Namespace")),
             )
             .boxed(),
             trimmed(
@@ -488,7 +518,7 @@ impl Caches {
                 w.quotas,
                 owner.of(),
                 true,
-                quota_fields,
+                owned(quota_fields),
             )
             .boxed(),
             trimmed(
@@ -520,9 +550,14 @@ impl Caches {
             .boxed(),
             // Every volume, not only those labelled the operator's: one whose
             // label someone removed is still there, not lost.
-            trimmed(Api::all(c.clone()), all(), w.pvcs, owner.of(), true, |v| {
-                mark_live(v, "PersistentVolumeClaim")
-            })
+            trimmed(
+                Api::all(c.clone()),
+                all(),
+                w.pvcs,
+                owner.of(),
+                true,
+                owned(|v| mark_live(v, "PersistentVolumeClaim")),
+            )
             .boxed(),
             trimmed(
                 dynamic(virtual_machines()),
@@ -530,7 +565,7 @@ impl Caches {
                 w.vms,
                 owner.of(),
                 true,
-                vm_fields,
+                owned(vm_fields),
             )
             .boxed(),
             trimmed(
@@ -539,7 +574,7 @@ impl Caches {
                 w.vmis,
                 owner.of(),
                 true,
-                vmi_fields,
+                owned(vmi_fields),
             )
             .boxed(),
             full(Api::all(c.clone()), managed(), w.jobs, owner.of()).boxed(),
@@ -812,6 +847,49 @@ mod tests {
         assert_eq!(
             v["status"],
             json!({ "hard": { "requests.cpu": "4" }, "used": { "requests.cpu": "2" } })
+        );
+    }
+
+    #[test]
+    fn art8_a_cached_volume_keeps_the_fingerprint_of_its_marks_not_the_marks() {
+        let pvc = |tenancy: &str| -> PartialObjectMeta<PersistentVolumeClaim> {
+            serde_json::from_value(json!({
+                "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                "metadata": {
+                    "name": "vol-files", "namespace": "t", "uid": "u-1", "resourceVersion": "7",
+                    "labels": { keys::MANAGED_BY: MANAGER, keys::TENANCY: tenancy },
+                    "annotations": {
+                        provisioning::SPEC_HASH: "h",
+                        provisioning::TENANCY_REF: "unit-a/oa",
+                        "note": "anyone's",
+                    },
+                    "ownerReferences": [{ "apiVersion": "v1", "kind": "Namespace", "name": "t", "uid": "n" }],
+                    "finalizers": ["kubernetes.io/pvc-protection"],
+                }
+            }))
+            .unwrap()
+        };
+        let cached = |mut v: PartialObjectMeta<PersistentVolumeClaim>| {
+            owned(|v| mark_live(v, "PersistentVolumeClaim"))(&mut v);
+            v
+        };
+        let (ours, relabelled) = (cached(pvc("oa")), cached(pvc("other")));
+        let live =
+            |v: &PartialObjectMeta<PersistentVolumeClaim>| v.annotations().get(LIVE).cloned();
+        assert!(live(&ours).is_some());
+        assert_ne!(live(&ours), live(&relabelled), "a label changed shows");
+        let meta = &ours.metadata;
+        assert_eq!(meta.labels, None);
+        assert_eq!(meta.owner_references, None);
+        assert_eq!(meta.finalizers, None);
+        let kept: Vec<&str> = ours.annotations().keys().map(String::as_str).collect();
+        assert_eq!(
+            kept,
+            [LIVE, provisioning::SPEC_HASH, provisioning::TENANCY_REF]
+        );
+        assert_eq!(
+            (meta.uid.as_deref(), meta.resource_version.as_deref()),
+            (Some("u-1"), Some("7"))
         );
     }
 }
