@@ -557,19 +557,14 @@ fn gib(n: u64) -> String {
     format!("{n}Gi")
 }
 
-/// The envelope's kinds: what bounds and separates whatever runs in the
-/// tenancy namespace.
-pub fn envelope_kind(kind: &str) -> bool {
-    matches!(kind, "ResourceQuota" | "LimitRange" | "NetworkPolicy")
-}
-
 /// The wave in which an object of `kind` is written when a plan writes
-/// several: the namespace, then the envelope, then what fills it, then the
-/// unit's access. Objects of one wave do not depend on each other.
+/// several: the namespace, then the envelope (the quota, limits and
+/// policies), then what fills it, then the unit's access. Objects of one
+/// wave do not depend on each other.
 pub fn wave(kind: &str) -> u8 {
     match kind {
         "Namespace" => 0,
-        k if envelope_kind(k) => 1,
+        "ResourceQuota" | "LimitRange" | "NetworkPolicy" => 1,
         "RoleBinding" => 3,
         _ => 2,
     }

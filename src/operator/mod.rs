@@ -119,6 +119,11 @@ pub struct Context {
     /// Per tenancy (`namespace/name`), reconciles in a row that had an
     /// object refused: the retry backs off with it.
     refusals: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+    /// Tenancies created from requests, as the apiserver answered, until
+    /// the cache shows them: a request reconciled again before then does
+    /// not create its tenancy again.
+    provisioned:
+        std::sync::Mutex<std::collections::HashMap<(String, String), Arc<crate::api::Tenancy>>>,
 }
 
 impl Context {
@@ -410,9 +415,11 @@ where
             );
             let _slot = gate.enter((created, key)).await;
             // The object as the cache shows it now, not as it was when the
-            // reconcile began to wait.
+            // reconcile began to wait. The reconcile's future is boxed: held
+            // inline, its size would be every waiting reconcile's (tens of
+            // thousands wait at a cold start).
             match cache.get(&kube::runtime::reflector::ObjectRef::from_obj(&obj)) {
-                Some(now) => reconcile(now, ctx).await,
+                Some(now) => Box::pin(reconcile(now, ctx)).await,
                 None => Ok(Action::await_change()),
             }
         }
@@ -582,9 +589,10 @@ pub struct Operator {
 /// Reconciles each controller runs at once, unless told otherwise. Unbounded,
 /// a thousand approvals at once sent thousands of applies together and the
 /// apiserver's quota admission timed them out (HTTP 500, "resource quota
-/// evaluation timed out"); 16 tenancies at a time keep the apiserver busy
-/// without queueing it.
-pub const DEFAULT_CONCURRENCY: u16 = 16;
+/// evaluation timed out"); 32 at a time (each writing at most four objects
+/// at once) keep it busy without queueing it: with 16, a burst of a
+/// thousand took 82 s here, with 32, 74 s (docs/performance.md).
+pub const DEFAULT_CONCURRENCY: u16 = 32;
 
 /// Why [`Operator::run`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -742,6 +750,7 @@ impl Operator {
             concurrency,
             resync,
             recounts: Default::default(),
+            provisioned: Default::default(),
             refusals: Default::default(),
         });
         let clock_moves = || WatchStream::from_changes(clock.subscribe()).map(|_| ());

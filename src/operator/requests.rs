@@ -130,8 +130,22 @@ async fn reconcile_request(
         .as_ref()
         .and_then(|t| tenancy(ctx, &ns, t.as_str()));
     let target = target.as_ref().and_then(|t| t.0.as_ref().ok());
-    let own = tenancy(ctx, &ns, &name);
-    let own = own.as_ref().and_then(|t| t.0.as_ref().ok());
+    let cached = tenancy(ctx, &ns, &name);
+    let key = (ns.clone(), name.clone());
+    // The tenancy this request created, until the cache shows it.
+    let fresh = {
+        let mut provisioned = ctx.provisioned.lock().unwrap_or_else(|e| e.into_inner());
+        if cached.is_some() {
+            provisioned.remove(&key);
+            None
+        } else {
+            provisioned.get(&key).cloned()
+        }
+    };
+    let own = cached
+        .as_ref()
+        .and_then(|t| t.0.as_ref().ok())
+        .or(fresh.as_deref());
     let status = request.status.clone().unwrap_or_default();
     let calendar = calendar(ctx);
     let storage_classes = ctx.storage_classes();
@@ -153,10 +167,17 @@ async fn reconcile_request(
         now,
     };
     let plan = review::plan(&input);
-
     for order in &plan.orders {
-        execute(ctx, request, &ns, order, now).await?;
+        if let Some(t) = execute(ctx, request, &ns, order, now).await?
+            && cached.is_none()
+        {
+            ctx.provisioned
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(key.clone(), Arc::new(t));
+        }
     }
+    let own = own.is_some();
     if !review::same_status(&status, &plan.status) {
         ctx.apply_status(request, MANAGER, &plan.status, None)
             .await?;
@@ -168,7 +189,7 @@ async fn reconcile_request(
     ctx.publish(request, &plan.events).await;
     // Extension requests waiting for their tenancy, and approved requests
     // whose tenancy is not seen yet, look again soon.
-    let settled = review::settled(&plan.status, own.is_some());
+    let settled = review::settled(&plan.status, own);
     Ok(recheck(ctx, plan.requeue_at, settled))
 }
 
@@ -195,20 +216,22 @@ async fn execute(
     ns: &str,
     order: &Order,
     now: jiff::Timestamp,
-) -> Result<(), Error> {
+) -> Result<Option<Tenancy>, Error> {
     let api: Api<Tenancy> = Api::namespaced(ctx.client.clone(), ns);
     match order {
         Order::Provision(spec) => {
             let name = spec.request.to_string();
             let object = tenancy_object(ns, &name, spec);
             let params = PatchParams::apply(MANAGER).force();
-            ctx.write(
-                "Tenancy",
-                "apply",
-                api.patch(&name, &params, &Patch::Apply(&object)),
-            )
-            .await?;
+            let created = ctx
+                .write(
+                    "Tenancy",
+                    "apply",
+                    api.patch(&name, &params, &Patch::Apply(&object)),
+                )
+                .await?;
             info!(tenancy = %format!("{ns}/{name}"), "tenancy provisioned from the approved request");
+            return Ok(Some(created));
         }
         Order::Extend {
             tenancy,
@@ -216,7 +239,7 @@ async fn execute(
         } => {
             let mut current = api.get(tenancy).await?;
             if current.spec.extensions.iter().any(|e| e.as_str() == req) {
-                return Ok(());
+                return Ok(None);
             }
             current.spec =
                 review::extend(&current.spec, req, &request.spec).map_err(Error::Invalid)?;
@@ -245,5 +268,5 @@ async fn execute(
             }
         }
     }
-    Ok(())
+    Ok(None)
 }

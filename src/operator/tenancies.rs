@@ -88,7 +88,13 @@ impl Lookup for CacheLookup<'_> {
         }
         match kind {
             "Namespace" if self.created.is_some_and(|n| n.name_any() == name) => {
-                self.created.map(|n| seen(&n.metadata, true))
+                self.created.map(|n| {
+                    let mut seen = seen(&n.metadata, true);
+                    seen.live = serde_json::to_value(n)
+                        .ok()
+                        .and_then(|v| provisioning::fingerprint(kind, &v));
+                    seen
+                })
             }
             "Namespace" => present(c.namespaces.get(&ObjectRef::new(name))),
             "LimitRange" => present(c.limit_ranges.get(&r(name, self.ns))),
@@ -858,13 +864,11 @@ async fn reconcile_tenancy(obj: &Guarded<Tenancy>, ctx: &Context) -> Result<Acti
                 uid: n.uid().unwrap_or_default(),
                 terminating: false,
                 owner: provisioning::owner(n.annotations(), &unit_ns, &name),
-                created: true,
             }),
             None => ns_meta.as_ref().map(|m| SeenNamespace {
                 uid: m.uid().unwrap_or_default(),
                 terminating: m.metadata.deletion_timestamp.is_some(),
                 owner: provisioning::owner(m.annotations(), &unit_ns, &name),
-                created: false,
             }),
         };
         let observed = Observed {

@@ -1721,10 +1721,10 @@ pub async fn art19_dates_are_refused_at_apply_or_left_open_to_correction(_: Ctx)
     Ok(())
 }
 
-/// The operator's objects go into a new namespace before the quota
-/// controller has taken its quota up (nothing else can be there), but the
-/// unit's people get in only once the quota is in force and counts them.
-/// kube-controller-manager is stopped to hold the quota not yet in force.
+/// Nothing that counts against a tenancy's quota goes into its namespace,
+/// and the unit's people do not get in, before the quota is in force.
+/// kube-controller-manager (its quota controller) is stopped to hold the
+/// quota not yet in force.
 pub async fn art14_a_unit_uses_nothing_in_its_namespace_before_the_quota_is_in_force(
     _: Ctx,
 ) -> TestResult {
@@ -1738,12 +1738,17 @@ pub async fn art14_a_unit_uses_nothing_in_its_namespace_before_the_quota_is_in_f
     let vms_api = lab.dynamic(&tns, &crate::support::lab::vms());
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(lab.admin.clone(), &tns);
     let quotas: Api<ResourceQuota> = Api::namespaced(lab.admin.clone(), &tns);
+    let policies: Api<NetworkPolicy> = Api::namespaced(lab.admin.clone(), &tns);
     let bindings: Api<RoleBinding> = Api::namespaced(lab.admin.clone(), &tns);
-    eventually("VMs and volumes with the envelope", WAIT, || async {
-        let vms = vms_api.list(&ListParams::default()).await.ok()?.items.len();
-        let claims = pvcs.list(&ListParams::default()).await.ok()?.items.len();
+    eventually("the envelope", WAIT, || async {
         let quota = quotas.get_opt(provisioning::QUOTA).await.ok()??;
-        (vms == 3 && claims == 5).then_some(quota)
+        let policies = policies
+            .list(&ListParams::default())
+            .await
+            .ok()?
+            .items
+            .len();
+        (policies == 2).then_some(quota)
     })
     .await;
     // Time for the operator to do anything more it would.
@@ -1764,6 +1769,15 @@ pub async fn art14_a_unit_uses_nothing_in_its_namespace_before_the_quota_is_in_f
             .await?
             .is_none(),
         "the unit was bound before its quota was in force"
+    );
+    let made = (
+        vms_api.list(&ListParams::default()).await?.items.len(),
+        pvcs.list(&ListParams::default()).await?.items.len(),
+    );
+    assert_eq!(
+        made,
+        (0, 0),
+        "VMs and volumes before the quota was in force"
     );
     let t = lab.tenancies(&ns).get("oa").await?;
     let status = t.status.unwrap_or_default();
