@@ -188,6 +188,19 @@ impl OperatorProcess {
         )
     }
 
+    /// A counter of the operator's metrics by its labels (`kind="Tenancy",verb="status"`).
+    pub async fn counters(&self, name: &str) -> std::collections::BTreeMap<String, u64> {
+        let body = http_get(self.port, "/metrics").await.unwrap_or_default();
+        let prefix = format!("govcloud_{name}_total{{");
+        body.lines()
+            .filter_map(|l| l.strip_prefix(&prefix))
+            .filter_map(|l| {
+                let (labels, value) = l.rsplit_once("} ")?;
+                Some((labels.to_owned(), value.parse::<f64>().ok()? as u64))
+            })
+            .collect()
+    }
+
     /// SIGKILL, as the kernel's OOM killer or a node failure would.
     pub fn kill(mut self) {
         crate::kill(&mut self.child);

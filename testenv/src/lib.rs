@@ -418,6 +418,9 @@ pub struct ControlPlane {
 
 const STARTUP: Duration = Duration::from_secs(90);
 
+/// kube-controller-manager's requests a second to the apiserver.
+pub const KCM_QPS: u32 = 200;
+
 impl ControlPlane {
     /// Builds the binaries if needed, starts etcd, the apiserver and the
     /// controller-manager, and waits until they serve.
@@ -581,6 +584,14 @@ impl ControlPlane {
             "--secure-port=0".into(),
             "--concurrent-namespace-syncs=10".into(),
             "--concurrent-gc-syncs=20".into(),
+            // The quota controller takes up every new tenancy's quota (a
+            // status write each) and the service account controller makes
+            // every new namespace's `default` account: at the client's
+            // default 20 requests a second a burst of approvals waits for
+            // them, so the control plane is sized as a district's would be.
+            format!("--kube-api-qps={KCM_QPS}"),
+            format!("--kube-api-burst={}", KCM_QPS * 2),
+            "--concurrent-resource-quota-syncs=20".into(),
             "--v=1".into(),
         ];
         if options.node {

@@ -6,7 +6,7 @@
 //!   cargo xtask bench                            # 200 and 1000, 10000 for memory
 //!   cargo xtask bench --sizes 200 --memory 10000 --batch 1000
 //!   cargo xtask bench --sizes 200 --memory 0 --quiet-minutes 1
-//!   GOVCLOUD_BENCH_COLD_WRAPPER='heaptrack -o /tmp/cold' cargo xtask bench --sizes 0 --memory 2000
+//!   GOVCLOUD_BENCH_WRAPPER='heaptrack -o /tmp/operator' cargo xtask bench --sizes 1000 --memory 0
 //!
 //! Prints a table and writes `bench/results/<UTC time>.json`. The operator
 //! runs as its release binary, in its own process (its peak RSS is read
@@ -240,6 +240,15 @@ impl Report {
     }
 }
 
+/// The operator, under `GOVCLOUD_BENCH_WRAPPER` if set (a heap profiler:
+/// `heaptrack -o /tmp/operator`; the RSS read is then the wrapper's).
+fn start_operator(fleet: &Fleet) -> Result<fleet::OperatorProcess, Error> {
+    Ok(match std::env::var("GOVCLOUD_BENCH_WRAPPER") {
+        Ok(w) => fleet.operator_under(&w)?,
+        Err(_) => fleet.operator()?,
+    })
+}
+
 fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0 * 10.0).round() / 10.0
 }
@@ -280,7 +289,7 @@ pub async fn main(given: Vec<String>) -> Result<(), Error> {
         )),
     };
     println!("\n{machine}, Kubernetes {}", plane.version());
-    let mut operator = fleet.operator()?;
+    let mut operator = start_operator(&fleet)?;
     operator.ready().await;
 
     // Idle latency: one approval at a time.
@@ -317,7 +326,18 @@ pub async fn main(given: Vec<String>) -> Result<(), Error> {
         let writes_before = fleet::apiserver_writes(&admin).await?;
         let cpu_before = fleet::cpu_seconds(operator.pid());
         let reconciles_before = operator.counter("reconciles").await.unwrap_or(0);
+        let writes_by_kind_before = operator.counters("writes").await;
         let (elapsed, latencies) = approve_all(&admin, &names, &seen).await?;
+        let by_kind: BTreeMap<String, u64> = operator
+            .counters("writes")
+            .await
+            .into_iter()
+            .map(|(k, v)| {
+                let before = writes_by_kind_before.get(&k).copied().unwrap_or(0);
+                (k, v - before)
+            })
+            .filter(|(_, v)| *v > 0)
+            .collect();
         let writes = fleet::apiserver_writes(&admin).await? - writes_before;
         let cpu = fleet::cpu_seconds(operator.pid()) - cpu_before;
         let reconciles = operator.counter("reconciles").await.unwrap_or(0) - reconciles_before;
@@ -340,8 +360,17 @@ pub async fn main(given: Vec<String>) -> Result<(), Error> {
             "operatorPeakRssKiB": peak,
             "operatorCpuSeconds": cpu,
             "operatorReconciles": reconciles,
+            "operatorWritesByKind": by_kind,
             "tenanciesInCluster": total,
         });
+        report.row(
+            format!("operator writes under {n}, by kind and verb"),
+            by_kind
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect::<Vec<_>>()
+                .join("; "),
+        );
         report.row(
             format!("provisioning {n} (floor: {objects} objects by SSA)"),
             format!(
@@ -422,13 +451,7 @@ pub async fn main(given: Vec<String>) -> Result<(), Error> {
         operator.stop();
         tokio::time::sleep(Duration::from_secs(2)).await;
         let a0 = fleet::apiserver_writes(&admin).await?;
-        // A heap profiler for the cold start, e.g. `heaptrack -o /tmp/cold`
-        // (the RSS read is then the wrapper's).
-        let wrapper = std::env::var("GOVCLOUD_BENCH_COLD_WRAPPER").ok();
-        operator = match wrapper.as_deref() {
-            Some(w) => fleet.operator_under(w)?,
-            None => fleet.operator()?,
-        };
+        operator = start_operator(&fleet)?;
         let ready = operator.ready().await;
         tokio::time::sleep(Duration::from_secs(30)).await;
         let a1 = fleet::apiserver_writes(&admin).await?;
