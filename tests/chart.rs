@@ -137,7 +137,7 @@ fn the_deployment_runs_non_root_read_only_with_probes_resources_and_leader_elect
     assert_eq!(args[0], "run");
     assert!(args.contains(&"--leader-elect"), "{args:?}");
     assert!(args.contains(&"--lease-seconds=15"), "{args:?}");
-    assert!(args.contains(&"--max-concurrent-reconciles=16"), "{args:?}");
+    assert!(args.contains(&"--max-concurrent-reconciles=32"), "{args:?}");
     assert!(
         args.contains(&"--config=/etc/govcloud/operator.yaml"),
         "{args:?}"
