@@ -242,9 +242,10 @@ pub enum Step<'a> {
     Finalizer(bool),
     /// Objects to write, wave by wave (`provisioning::wave`): the namespace
     /// is a plan of its own, planned again with the namespace as created;
-    /// VMs and volumes wait for the quota in force; the unit's binding waits
-    /// for the quota in force and counting them. An object the apiserver refuses is
-    /// reported, not retried blindly: the others of its wave still apply.
+    /// VMs and volumes wait for the quota in force; the unit's binding
+    /// waits for the quota in force and counting them. An object the
+    /// apiserver refuses is reported, not retried blindly: the others of its
+    /// wave still apply.
     Apply(&'a [Desired]),
     /// Have the quota controller count the quota's usage again.
     RecountQuota,

@@ -107,12 +107,18 @@ where
     trimmed(api, config, writer, wake, true, |_| {})
 }
 
+/// The fingerprint of what the operator governs of `object` as the
+/// apiserver holds it (see `provisioning::fingerprint`).
+pub fn live(object: &impl serde::Serialize, kind: &str) -> Option<String> {
+    serde_json::to_value(object)
+        .ok()
+        .and_then(|v| provisioning::fingerprint(kind, &v))
+}
+
 /// Records in the cached copy the fingerprint of what the operator governs
 /// of `object` (see [`LIVE`]).
 fn mark_live<K: Resource + serde::Serialize>(object: &mut K, kind: &str) {
-    let live = serde_json::to_value(&*object)
-        .ok()
-        .and_then(|v| provisioning::fingerprint(kind, &v));
+    let live = live(&*object, kind);
     let annotations = object
         .meta_mut()
         .annotations

@@ -88,12 +88,9 @@ impl Lookup for CacheLookup<'_> {
         }
         match kind {
             "Namespace" if self.created.is_some_and(|n| n.name_any() == name) => {
-                self.created.map(|n| {
-                    let mut seen = seen(&n.metadata, true);
-                    seen.live = serde_json::to_value(n)
-                        .ok()
-                        .and_then(|v| provisioning::fingerprint(kind, &v));
-                    seen
+                self.created.map(|n| Seen {
+                    live: super::caches::live(n, kind),
+                    ..seen(&n.metadata, true)
                 })
             }
             "Namespace" => present(c.namespaces.get(&ObjectRef::new(name))),
