@@ -82,9 +82,9 @@ pub trait Lookup {
     fn object(&self, kind: &str, name: &str) -> Option<Seen>;
     /// The instance of a VM, by the VM's name.
     fn instance(&self, vm: &str) -> Option<Instance>;
-    /// What the tenancy's quota counts as used of `resource`, as its status
-    /// says.
-    fn quota_used(&self, resource: &str) -> Option<String>;
+    /// What the tenancy's quota counts as used of `requests.storage`, as
+    /// its status says.
+    fn quota_storage_used(&self) -> Option<String>;
 }
 
 /// The tenancy's namespace, as it exists.
@@ -535,7 +535,7 @@ fn quota_counts_volumes(lookup: &(dyn Lookup + Sync), desired: &[Desired]) -> bo
         .filter_map(crate::quantity::nanos)
         .sum();
     let used = lookup
-        .quota_used("requests.storage")
+        .quota_storage_used()
         .and_then(|q| crate::quantity::nanos(&q))
         .unwrap_or(0);
     used >= claimed
@@ -1581,7 +1581,7 @@ pub(crate) mod tests_support {
         fn instance(&self, vm: &str) -> Option<Instance> {
             self.instances.get(vm).cloned()
         }
-        fn quota_used(&self, _: &str) -> Option<String> {
+        fn quota_storage_used(&self) -> Option<String> {
             let quota = self
                 .objects
                 .get(&("ResourceQuota".to_owned(), provisioning::QUOTA.to_owned()));

@@ -273,8 +273,21 @@ pub fn owner(
     unit_namespace: &str,
     tenancy: &str,
 ) -> Result<(), String> {
-    match annotations.get(TENANCY_REF) {
-        Some(r) if *r == tenancy_ref(unit_namespace, tenancy) => Ok(()),
+    owned_by(
+        annotations.get(TENANCY_REF).map(String::as_str),
+        unit_namespace,
+        tenancy,
+    )
+}
+
+/// [`owner`], of an object whose [`TENANCY_REF`] is `reference`.
+pub fn owned_by(
+    reference: Option<&str>,
+    unit_namespace: &str,
+    tenancy: &str,
+) -> Result<(), String> {
+    match reference {
+        Some(r) if r == tenancy_ref(unit_namespace, tenancy) => Ok(()),
         Some(r) => Err(format!("it belongs to tenancy {r}")),
         None => Err("the operator did not create it for a tenancy".into()),
     }

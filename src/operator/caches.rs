@@ -1,10 +1,11 @@
 //! One watch per kind the operator reads, each feeding a cache and waking the
 //! controllers an object concerns. Objects the operator creates are watched by
 //! label; those it only needs to know exist (PVCs, namespaces, storage
-//! classes) are watched metadata-only. Of the others, the cache keeps the
-//! metadata and a fingerprint of what the operator governs of them as they
-//! are (see `provisioning::governed`), so that a change by anyone else is
-//! seen without keeping the objects whole.
+//! classes) are watched metadata-only. Of what tenancies are made of, the
+//! caches keep an index ([`super::index`]): by namespace and name, the
+//! object's UID, version, spec hash, readiness and a fingerprint of what the
+//! operator governs of it as it is (see `provisioning::governed`), so that a
+//! change by anyone else is seen without keeping the objects.
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -25,15 +26,12 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 
+use super::index::{self, Index, Known, Started, Usage};
 use super::wake::{self, Senders, Wakes};
 use crate::api::{
     ChangeRequest, CloudResourceRequest, ServiceCatalog, Tenancy, WorkCalendar, keys,
 };
 use crate::provisioning::{self, MANAGER};
-
-/// On the cached copy of an object only (never written): the fingerprint of
-/// what the operator governs of it as the apiserver holds it.
-pub const LIVE: &str = "govcloud.dev/live-fingerprint";
 
 pub type Guarded<K> = DeserializeGuard<K>;
 pub type RequestRef = ObjectRef<Guarded<CloudResourceRequest>>;
@@ -69,19 +67,21 @@ pub struct Caches {
     pub units: Store<PartialObjectMeta<Namespace>>,
     /// Every namespace, whoever made it: a tenancy's namespace is written
     /// into only once it is seen to be that tenancy's.
-    pub namespaces: Store<PartialObjectMeta<Namespace>>,
-    pub quotas: Store<ResourceQuota>,
-    /// Limit ranges, network policies and role bindings: metadata and
-    /// [`LIVE`].
-    pub limit_ranges: Store<LimitRange>,
-    pub network_policies: Store<NetworkPolicy>,
-    pub role_bindings: Store<RoleBinding>,
+    pub namespaces: Index,
+    /// Quotas: ready when in force, and what they count of storage.
+    pub quotas: Index,
+    pub limit_ranges: Index,
+    pub network_policies: Index,
+    pub role_bindings: Index,
     /// The cluster's storage classes: those a tenancy is not allocated are
     /// held at zero in its quota.
     pub storage_classes: Store<PartialObjectMeta<StorageClass>>,
-    pub pvcs: Store<PartialObjectMeta<PersistentVolumeClaim>>,
-    pub vms: Store<DynamicObject>,
-    pub vmis: Store<DynamicObject>,
+    /// Every volume, not only those labelled the operator's.
+    pub pvcs: Index,
+    /// VMs: ready once KubeVirt has created them.
+    pub vms: Index,
+    /// VM instances: when they ran and their agents connected.
+    pub vmis: Index,
     pub jobs: Store<Job>,
 }
 
@@ -115,93 +115,117 @@ pub fn live(object: &impl serde::Serialize, kind: &str) -> Option<String> {
         .and_then(|v| provisioning::fingerprint(kind, &v))
 }
 
-/// Records in the cached copy the fingerprint of what the operator governs
-/// of `object` (see [`LIVE`]).
-fn mark_live<K: Resource + serde::Serialize>(object: &mut K, kind: &str) {
-    let live = live(&*object, kind);
-    let annotations = object
-        .meta_mut()
-        .annotations
-        .get_or_insert_with(Default::default);
-    match live {
-        Some(f) => annotations.insert(LIVE.to_owned(), f),
-        None => annotations.remove(LIVE),
-    };
-}
-
-/// Of a policy, quota default or binding, its metadata and [`LIVE`].
-fn fingerprinted<K: Resource + serde::Serialize>(
+/// What the controllers read of one of the objects tenancies are made of:
+/// the [`Known`] of it, with the fingerprint of what the operator governs of
+/// it as it is, and `ready` as the kind has it.
+fn known<K: Resource + serde::Serialize>(
     kind: &'static str,
-    clear: fn(&mut K),
-) -> impl Fn(&mut K) {
+    ready: impl Fn(&K) -> bool,
+) -> impl Fn(&K) -> Known {
     move |o| {
-        mark_live(o, kind);
-        clear(o);
-    }
-}
-
-/// The annotations the controllers read of what tenancies are made of.
-const OWNED_ANNOTATIONS: [&str; 3] = [provisioning::SPEC_HASH, LIVE, provisioning::TENANCY_REF];
-
-/// Of what tenancies are made of, once [`LIVE`] is marked, only the
-/// metadata the controllers read: name, namespace, UID, version, times and
-/// [`OWNED_ANNOTATIONS`]. Labels, owner references and finalizers are
-/// governed through [`LIVE`] and routed by the namespace's reference.
-fn owned<K: Resource>(fields: impl Fn(&mut K)) -> impl Fn(&mut K) {
-    move |o| {
-        fields(o);
-        let meta = o.meta_mut();
-        meta.labels = None;
-        meta.owner_references = None;
-        meta.finalizers = None;
-        meta.generate_name = None;
-        if let Some(a) = meta.annotations.as_mut() {
-            a.retain(|k, _| OWNED_ANNOTATIONS.contains(&k.as_str()));
-            if a.is_empty() {
-                meta.annotations = None;
-            }
+        let meta = o.meta();
+        let text = |v: Option<&String>| v.map(|v| Box::<str>::from(v.as_str()));
+        let annotation = |k: &str| text(meta.annotations.as_ref().and_then(|a| a.get(k)));
+        Known {
+            uid: text(meta.uid.as_ref()).unwrap_or_default(),
+            version: text(meta.resource_version.as_ref()).unwrap_or_default(),
+            hash: annotation(provisioning::SPEC_HASH),
+            live: live(o, kind).map(Box::from),
+            tenancy: annotation(provisioning::TENANCY_REF),
+            ready: ready(o),
+            deleting: meta.deletion_timestamp.is_some(),
+            usage: None,
+            instance: None,
         }
     }
 }
 
-/// Of a VirtualMachine, what the planner reads: its metadata, [`LIVE`] and
-/// whether KubeVirt has created it. The rest (the template above all) is
-/// not kept.
-fn vm_fields(vm: &mut DynamicObject) {
-    mark_live(vm, "VirtualMachine");
-    let created = vm.data.pointer("/status/created").cloned();
-    vm.data = serde_json::json!({ "status": { "created": created } });
+/// Present, and not being deleted.
+fn standing<K: Resource>(o: &K) -> bool {
+    o.meta().deletion_timestamp.is_none()
 }
 
-/// Of a VirtualMachineInstance, what the trial reads: its phase, when it
-/// entered each, and the guest agent's condition.
-fn vmi_fields(vmi: &mut DynamicObject) {
-    let at = |p: &str| vmi.data.pointer(p).cloned();
-    let agent: Vec<&serde_json::Value> = vmi
-        .data
-        .pointer("/status/conditions")
-        .and_then(|c| c.as_array())
-        .map(|cs| {
-            cs.iter()
-                .filter(|c| c["type"] == "AgentConnected")
-                .collect()
-        })
-        .unwrap_or_default();
-    let kept = serde_json::json!({ "status": {
-        "phase": at("/status/phase"),
-        "phaseTransitionTimestamps": at("/status/phaseTransitionTimestamps"),
-        "conditions": agent,
-    } });
-    vmi.data = kept;
+/// Of a quota: in force when the quota controller has taken it up (status
+/// mirrors spec), and what it counts of storage (see `provisioning::recount`).
+fn quota_known(q: &ResourceQuota) -> Known {
+    let in_force = |q: &ResourceQuota| {
+        q.spec.as_ref().and_then(|s| s.hard.as_ref())
+            == q.status.as_ref().and_then(|s| s.hard.as_ref())
+    };
+    let used = q.status.as_ref().and_then(|s| s.used.as_ref());
+    let usage = Usage {
+        storage: used
+            .and_then(|u| u.get("requests.storage"))
+            .map(|v| Box::from(v.0.as_str())),
+        counted: provisioning::hash(&serde_json::to_vec(&used).unwrap_or_default()).into(),
+    };
+    Known {
+        usage: Some(Box::new(usage)),
+        ..known("ResourceQuota", in_force)(q)
+    }
 }
 
-/// Of a ResourceQuota, [`LIVE`], its hard limits as asked and as in force,
-/// and what it counts as used (see `provisioning::recount`).
-fn quota_fields(q: &mut ResourceQuota) {
-    mark_live(q, "ResourceQuota");
-    if let Some(spec) = q.spec.as_mut() {
-        spec.scopes = None;
-        spec.scope_selector = None;
+/// Of a VirtualMachine: ready once KubeVirt has created it.
+fn vm_known(vm: &DynamicObject) -> Known {
+    known("VirtualMachine", |vm: &DynamicObject| {
+        vm.data.pointer("/status/created") == Some(&serde_json::Value::Bool(true))
+    })(vm)
+}
+
+/// Of a request, all but the texts the operator never reads: the basis,
+/// functions, significance and requirements, the other services, the
+/// big-data platform access, the information-resource catalogue and the
+/// notes on high-end resources and security. Reviewers read them from the
+/// API (`kubectl govcloud show`, the letters); they can run to tens of
+/// kilobytes a request.
+fn request_fields(r: &mut Guarded<CloudResourceRequest>) {
+    if let Ok(r) = r.0.as_mut() {
+        let spec = &mut r.spec;
+        for text in [
+            &mut spec.basis,
+            &mut spec.functions,
+            &mut spec.significance,
+            &mut spec.requirements,
+        ] {
+            *text = String::new();
+        }
+        spec.other_services = None;
+        spec.data_platform_access = Vec::new();
+        spec.information_resources = Vec::new();
+        spec.high_end_note = None;
+        spec.security_needs = None;
+    }
+}
+
+/// Of a VirtualMachineInstance, what the trial reads: when it entered
+/// phase Running (while it is running) and when its guest agent connected
+/// (while it is), each falling back to when the instance was created.
+fn vmi_known(vmi: &DynamicObject) -> Known {
+    let time = |v: &serde_json::Value| v.as_str().and_then(|s| s.parse::<jiff::Timestamp>().ok());
+    let status = &vmi.data["status"];
+    let created = vmi.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    let running = (status["phase"] == "Running").then(|| {
+        status["phaseTransitionTimestamps"]
+            .as_array()
+            .and_then(|ts| ts.iter().find(|t| t["phase"] == "Running"))
+            .and_then(|t| time(&t["phaseTransitionTimestamp"]))
+            .or(created)
+    });
+    let agent = status["conditions"].as_array().and_then(|cs| {
+        cs.iter()
+            .find(|c| c["type"] == "AgentConnected" && c["status"] == "True")
+            .map(|c| {
+                time(&c["lastTransitionTime"])
+                    .or(time(&c["lastProbeTime"]))
+                    .or(created)
+            })
+    });
+    Known {
+        instance: Some(Box::new(Started {
+            running: running.flatten(),
+            agent: agent.flatten(),
+        })),
+        ..known("VirtualMachineInstance", standing)(vmi)
     }
 }
 
@@ -342,14 +366,14 @@ struct ApiWriters {
 
 /// The writing ends of the caches of what tenancies are made of.
 struct OwnedWriters {
-    namespaces: Writer<PartialObjectMeta<Namespace>>,
-    quotas: Writer<ResourceQuota>,
-    limit_ranges: Writer<LimitRange>,
-    network_policies: Writer<NetworkPolicy>,
-    role_bindings: Writer<RoleBinding>,
-    pvcs: Writer<PartialObjectMeta<PersistentVolumeClaim>>,
-    vms: Writer<DynamicObject>,
-    vmis: Writer<DynamicObject>,
+    namespaces: index::Writer,
+    quotas: index::Writer,
+    limit_ranges: index::Writer,
+    network_policies: index::Writer,
+    role_bindings: index::Writer,
+    pvcs: index::Writer,
+    vms: index::Writer,
+    vmis: index::Writer,
     jobs: Writer<Job>,
 }
 
@@ -359,25 +383,39 @@ type Task = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 #[derive(Clone)]
 struct Owner {
     senders: Senders,
-    namespaces: Store<PartialObjectMeta<Namespace>>,
+    namespaces: Index,
 }
 
 impl Owner {
+    /// Wakes the tenancy `reference` names, or else the one the object's
+    /// namespace names.
+    fn route(&self, namespace: Option<&str>, reference: Option<&str>) {
+        let ns = namespace.and_then(|n| self.namespaces.get(None, n));
+        if let Some(t) = wake::owner(reference, ns.as_ref()) {
+            self.senders.send(Wakes {
+                tenancies: vec![t],
+                ..Wakes::default()
+            });
+        }
+    }
+
+    /// Of an object cached whole.
     fn of<K: Resource>(&self) -> impl Fn(&K) + Send + 'static {
         let me = self.clone();
         move |o: &K| {
             let meta = o.meta();
-            let ns = meta
-                .namespace
-                .as_deref()
-                .and_then(|n| me.namespaces.get(&ObjectRef::new(n)));
-            if let Some(t) = wake::owner(meta, ns.as_deref()) {
-                me.senders.send(Wakes {
-                    tenancies: vec![t],
-                    ..Wakes::default()
-                });
-            }
+            let reference = meta
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(provisioning::TENANCY_REF));
+            me.route(meta.namespace.as_deref(), reference.map(String::as_str));
         }
+    }
+
+    /// Of an object indexed.
+    fn known(&self) -> impl Fn(&str, &Known) + Send + 'static {
+        let me = self.clone();
+        move |key: &str, k: &Known| me.route(index::namespace_of(key), k.tenancy.as_deref())
     }
 }
 
@@ -404,14 +442,14 @@ impl Caches {
             storage_classes: Writer::default(),
         };
         let owned = OwnedWriters {
-            namespaces: Writer::default(),
-            quotas: Writer::default(),
-            limit_ranges: Writer::default(),
-            network_policies: Writer::default(),
-            role_bindings: Writer::default(),
-            pvcs: Writer::default(),
-            vms: Writer::new(virtual_machines()),
-            vmis: Writer::new(virtual_machine_instances()),
+            namespaces: index::Writer::new(),
+            quotas: index::Writer::new(),
+            limit_ranges: index::Writer::new(),
+            network_policies: index::Writer::new(),
+            role_bindings: index::Writer::new(),
+            pvcs: index::Writer::new(),
+            vms: index::Writer::new(),
+            vmis: index::Writer::new(),
             jobs: Writer::default(),
         };
         let caches = Self {
@@ -469,7 +507,15 @@ impl Caches {
             move |_: &PartialObjectMeta<StorageClass>| tx.send(wake::every_tenancy(&of.state()));
         let units = all().labels(keys::UNIT);
         vec![
-            full(Api::all(c.clone()), all(), w.requests, on_request).boxed(),
+            trimmed(
+                Api::all(c.clone()),
+                all(),
+                w.requests,
+                on_request,
+                true,
+                request_fields,
+            )
+            .boxed(),
             full(Api::all(c.clone()), all(), w.tenancies, on_tenancy).boxed(),
             // ChangeRequests keep `managedFields`: they date the approvals.
             trimmed(
@@ -499,90 +545,88 @@ impl Caches {
         // Instances carry the template's labels, the tenancy's among them.
         let instances = all().labels(keys::TENANCY);
         let dynamic = |ar: ApiResource| Api::<DynamicObject>::all_with(c.clone(), &ar);
-        let limits = owned(fingerprinted("LimitRange", |o: &mut LimitRange| {
-            o.spec = None
-        }));
-        let policies = owned(fingerprinted("NetworkPolicy", |o: &mut NetworkPolicy| {
-            o.spec = None
-        }));
-        let bindings = owned(fingerprinted("RoleBinding", |o: &mut RoleBinding| {
-            o.subjects = None
-        }));
+        /// An indexed kind's watch.
+        fn indexed<K>(
+            kind: &'static str,
+            api: Api<K>,
+            config: watcher::Config,
+            writer: index::Writer,
+            known: impl Fn(&K) -> Known + Send + 'static,
+            wake: impl Fn(&str, &Known) + Send + 'static,
+        ) -> Task
+        where
+            K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+        {
+            let events = watcher(api, config).default_backoff();
+            index::drive(kind, events, writer, known, wake).boxed()
+        }
         vec![
-            trimmed(
-                Api::all(c.clone()),
+            indexed(
+                "Namespace",
+                Api::<PartialObjectMeta<Namespace>>::all(c.clone()),
                 all(),
                 w.namespaces,
-                owner.of(),
-                true,
-                owned(|n| mark_live(n, "Namespace")),
-            )
-            .boxed(),
-            trimmed(
+                known("Namespace", standing),
+                owner.known(),
+            ),
+            indexed(
+                "ResourceQuota",
                 Api::all(c.clone()),
                 managed(),
                 w.quotas,
-                owner.of(),
-                true,
-                owned(quota_fields),
-            )
-            .boxed(),
-            trimmed(
-                Api::all(c.clone()),
+                quota_known,
+                owner.known(),
+            ),
+            indexed(
+                "LimitRange",
+                Api::<LimitRange>::all(c.clone()),
                 managed(),
                 w.limit_ranges,
-                owner.of(),
-                true,
-                limits,
-            )
-            .boxed(),
-            trimmed(
-                Api::all(c.clone()),
+                known("LimitRange", standing),
+                owner.known(),
+            ),
+            indexed(
+                "NetworkPolicy",
+                Api::<NetworkPolicy>::all(c.clone()),
                 managed(),
                 w.network_policies,
-                owner.of(),
-                true,
-                policies,
-            )
-            .boxed(),
-            trimmed(
-                Api::all(c.clone()),
+                known("NetworkPolicy", standing),
+                owner.known(),
+            ),
+            indexed(
+                "RoleBinding",
+                Api::<RoleBinding>::all(c.clone()),
                 managed(),
                 w.role_bindings,
-                owner.of(),
-                true,
-                bindings,
-            )
-            .boxed(),
+                known("RoleBinding", standing),
+                owner.known(),
+            ),
             // Every volume, not only those labelled the operator's: one whose
             // label someone removed is still there, not lost.
-            trimmed(
-                Api::all(c.clone()),
+            indexed(
+                "PersistentVolumeClaim",
+                Api::<PartialObjectMeta<PersistentVolumeClaim>>::all(c.clone()),
                 all(),
                 w.pvcs,
-                owner.of(),
-                true,
-                owned(|v| mark_live(v, "PersistentVolumeClaim")),
-            )
-            .boxed(),
-            trimmed(
+                known("PersistentVolumeClaim", standing),
+                owner.known(),
+            ),
+            indexed(
+                "VirtualMachine",
                 dynamic(virtual_machines()),
                 managed(),
                 w.vms,
-                owner.of(),
-                true,
-                owned(vm_fields),
-            )
-            .boxed(),
-            trimmed(
+                vm_known,
+                owner.known(),
+            ),
+            indexed(
+                "VirtualMachineInstance",
                 dynamic(virtual_machine_instances()),
                 instances,
                 w.vmis,
-                owner.of(),
-                true,
-                owned(vmi_fields),
-            )
-            .boxed(),
+                vmi_known,
+                owner.known(),
+            ),
             full(Api::all(c.clone()), managed(), w.jobs, owner.of()).boxed(),
         ]
     }
@@ -614,8 +658,8 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use kube::ResourceExt;
     use serde_json::json;
+    use tokio::sync::mpsc::unbounded_channel;
 
     fn object(data: serde_json::Value) -> DynamicObject {
         let mut o = DynamicObject::new("app-1", &virtual_machines());
@@ -631,51 +675,43 @@ mod tests {
         o
     }
 
-    fn vm_cache() -> (
-        reflector::store::Writer<DynamicObject>,
-        Store<DynamicObject>,
-    ) {
-        let writer = reflector::store::Writer::new(virtual_machines());
-        let reader = writer.as_reader();
-        (writer, reader)
-    }
-
     type Events<K> = Vec<Result<watcher::Event<K>, watcher::Error>>;
 
-    /// Runs `events` through the watch pipeline; each wake records what
-    /// `look` reads from the caches at that moment.
-    async fn run<K, T: Send + 'static>(
-        events: Events<K>,
-        writer: reflector::store::Writer<K>,
-        look: impl Fn(&K) -> T + Send + 'static,
-    ) -> Vec<T>
-    where
-        K: Resource + Clone + Send + Sync + 'static,
-        K::DynamicType: Eq + std::hash::Hash + Clone,
-    {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let record = seen.clone();
-        drive(
-            "test".into(),
-            futures::stream::iter(events),
-            writer,
-            move |o: &K| record.lock().unwrap().push(look(o)),
-        )
-        .await;
-        Arc::try_unwrap(seen).ok().unwrap().into_inner().unwrap()
+    fn created(index: &Index, name: &str) -> Option<bool> {
+        index
+            .get(Some("unit-a-web-0123456789"), name)
+            .map(|k| k.ready)
     }
 
-    fn created(cache: &Store<DynamicObject>, name: &str) -> Option<bool> {
-        let r = ObjectRef::new_with(name, virtual_machines()).within("unit-a-web-0123456789");
-        cache
-            .get(&r)
-            .map(|o| o.data["status"]["created"] == json!(true))
+    /// Runs VM events through an index; each wake records the VM's name and
+    /// what a reconcile would read of it at that moment.
+    async fn run_vms(
+        events: Events<DynamicObject>,
+        writer: index::Writer,
+    ) -> Vec<(String, Option<bool>)> {
+        let looked = writer.as_reader();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = seen.clone();
+        index::drive(
+            "test",
+            futures::stream::iter(events),
+            writer,
+            vm_known,
+            move |key: &str, _: &Known| {
+                let name = key.rsplit('/').next().unwrap_or_default().to_owned();
+                let now = created(&looked, &name);
+                record.lock().unwrap().push((name, now));
+            },
+        )
+        .await;
+        let mut woken = seen.lock().unwrap().clone();
+        woken.sort();
+        woken
     }
 
     #[tokio::test]
     async fn a_change_seen_in_a_relist_wakes_once_the_cache_shows_it() {
         use watcher::Event::*;
-        let (writer, cache) = vm_cache();
         // The watch listed app-1 before KubeVirt created it, and app-2.
         let first = vec![
             Ok(Init),
@@ -684,83 +720,112 @@ mod tests {
             Ok(InitApply(vm("app-3", "3", true))),
             Ok(InitDone),
         ];
-        let looked = cache.clone();
-        let woken = run(first, writer, move |o: &DynamicObject| {
-            (o.name_any(), created(&looked, &o.name_any()))
-        })
-        .await;
+        let woken = run_vms(first, index::Writer::new()).await;
         assert_eq!(woken.len(), 3, "a first list wakes every object: {woken:?}");
 
         // The apiserver restarted: the watch expired and listed again. KubeVirt
         // created app-1 meanwhile, app-2 was deleted, app-3 did not change.
-        let (mut writer, cache) = vm_cache();
-        for o in [
-            vm("app-1", "1", false),
-            vm("app-2", "2", true),
-            vm("app-3", "3", true),
-        ] {
-            writer.apply_watcher_event(&Apply(o));
-        }
         let relist = vec![
+            Ok(Apply(vm("app-1", "1", false))),
+            Ok(Apply(vm("app-2", "2", true))),
+            Ok(Apply(vm("app-3", "3", true))),
             Ok(Init),
             Ok(InitApply(vm("app-1", "7", true))),
             Ok(InitApply(vm("app-3", "3", true))),
             Ok(InitDone),
         ];
-        let looked = cache.clone();
-        let mut woken = run(relist, writer, move |o: &DynamicObject| {
-            (o.name_any(), created(&looked, &o.name_any()))
-        })
-        .await;
-        woken.sort();
+        let woken = run_vms(relist, index::Writer::new()).await;
         assert_eq!(
             woken,
             vec![
+                // The first three applied one by one, as they came.
+                ("app-1".to_owned(), Some(false)),
                 // Woken when a reconcile reads it created, not before.
                 ("app-1".to_owned(), Some(true)),
                 // Woken as gone, when the cache no longer has it.
                 ("app-2".to_owned(), None),
+                ("app-2".to_owned(), Some(true)),
+                ("app-3".to_owned(), Some(true)),
             ],
-            "app-3, unchanged, wakes nothing"
+            "app-3, unchanged by the relist, wakes only for its first apply"
         );
+    }
+
+    #[tokio::test]
+    async fn a_relist_shows_in_the_index_all_at_once_when_it_is_done() {
+        use watcher::Event::*;
+        let writer = index::Writer::new();
+        let reader = writer.as_reader();
+        let (events, stream) = futures::channel::mpsc::unbounded();
+        let run = tokio::spawn(index::drive(
+            "test",
+            stream,
+            writer,
+            vm_known,
+            |_: &str, _: &Known| {},
+        ));
+        let send = |e| events.unbounded_send(Ok(e)).unwrap();
+        send(Apply(vm("app-1", "1", false)));
+        send(Init);
+        send(InitApply(vm("app-1", "7", true)));
+        tokio::task::yield_now().await;
+        for _ in 0..100 {
+            if reader.get(Some("unit-a-web-0123456789"), "app-1").is_some() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            created(&reader, "app-1"),
+            Some(false),
+            "the relist is not done"
+        );
+        let ready = tokio::time::timeout(
+            std::time::Duration::from_millis(50),
+            reader.wait_until_ready(),
+        );
+        assert!(
+            ready.await.is_err(),
+            "not ready before the first list is done"
+        );
+        send(InitDone);
+        drop(events);
+        run.await.unwrap();
+        assert_eq!(created(&reader, "app-1"), Some(true));
+        reader.wait_until_ready().await;
+        assert_eq!(reader.len(), 1);
     }
 
     #[tokio::test]
     async fn a_change_routed_while_the_namespace_is_unknown_wakes_its_tenancy_when_it_is_known() {
         use watcher::Event::*;
         let ns_name = "unit-a-web-0123456789";
-        let (namespaces, ns_writer) = reflector::store::<PartialObjectMeta<Namespace>>();
-        let (mut vm_writer, vms) = vm_cache();
-        vm_writer.apply_watcher_event(&Init);
-        vm_writer.apply_watcher_event(&InitDone);
-        let woken = Arc::new(Mutex::new(Vec::new()));
-        let wake = {
-            let (woken, namespaces, vms) = (woken.clone(), namespaces.clone(), vms.clone());
-            move |meta: &kube::api::ObjectMeta| {
-                let seen = namespaces.get(&ObjectRef::new(meta.namespace.as_deref().unwrap_or("")));
-                if let Some(t) = wake::owner(meta, seen.as_deref()) {
-                    let known = namespaces.get(&ObjectRef::new(ns_name)).is_some();
-                    woken
-                        .lock()
-                        .unwrap()
-                        .push((t, known, created(&vms, "app-1")));
-                }
-            }
+        let (ns_writer, vm_writer) = (index::Writer::new(), index::Writer::new());
+        let (namespaces, vms) = (ns_writer.as_reader(), vm_writer.as_reader());
+        let (requests, _r) = unbounded_channel();
+        let (tenancies, mut woken) = unbounded_channel();
+        let (changes, _c) = unbounded_channel();
+        let (units, _u) = unbounded_channel();
+        let owner = Owner {
+            senders: Senders {
+                requests,
+                tenancies,
+                changes,
+                units,
+            },
+            namespaces: namespaces.clone(),
         };
         // The namespace watch is relisting (the namespace was made while it
         // was down) when KubeVirt's change to the VM arrives.
-        let w = wake.clone();
-        drive(
-            "vms".into(),
+        index::drive(
+            "vms",
             futures::stream::iter(vec![Ok(Apply(vm("app-1", "9", true)))]),
             vm_writer,
-            move |o: &DynamicObject| w(&o.metadata),
+            vm_known,
+            owner.known(),
         )
         .await;
-        assert!(
-            woken.lock().unwrap().is_empty(),
-            "no tenancy to route to yet"
-        );
+        assert!(woken.try_recv().is_err(), "no tenancy to route to yet");
 
         let mut ns = PartialObjectMeta::<Namespace>::default();
         ns.metadata.name = Some(ns_name.into());
@@ -773,91 +838,129 @@ mod tests {
             .into(),
         );
         let relist = vec![Ok(Init), Ok(InitApply(ns)), Ok(InitDone)];
-        drive(
-            "namespaces".into(),
+        index::drive(
+            "namespaces",
             futures::stream::iter(relist),
             ns_writer,
-            move |o| wake(&o.metadata),
+            known("Namespace", standing),
+            owner.known(),
         )
         .await;
         assert_eq!(
-            *woken.lock().unwrap(),
-            vec![(ObjectRef::new("web").within("unit-a"), true, Some(true))],
-            "the tenancy wakes when a reconcile sees its namespace and its VM created"
+            woken.try_recv().ok(),
+            Some(ObjectRef::new("web").within("unit-a")),
+            "the tenancy wakes when its namespace is known"
+        );
+        assert!(namespaces.get(None, ns_name).is_some());
+        assert_eq!(
+            created(&vms, "app-1"),
+            Some(true),
+            "and reads its VM created"
         );
     }
 
     #[test]
-    fn a_cached_vm_keeps_whether_kubevirt_created_it_and_not_its_template() {
-        let mut vm = object(json!({
+    fn a_known_vm_is_ready_once_kubevirt_created_it() {
+        let made = object(json!({
             "spec": { "runStrategy": "Always", "template": { "spec": { "domain": { "cpu": { "cores": 2 } } } } },
             "status": { "created": true, "printableStatus": "Running", "conditions": [{ "type": "Ready" }] }
         }));
-        vm_fields(&mut vm);
-        assert_eq!(vm.data, json!({ "status": { "created": true } }));
-        assert_eq!(vm.metadata.name.as_deref(), Some("app-1"));
-
-        let mut fresh = object(json!({ "spec": {} }));
-        vm_fields(&mut fresh);
-        assert_ne!(
-            fresh.data["status"]["created"],
-            json!(true),
+        assert!(vm_known(&made).ready);
+        assert!(
+            !vm_known(&object(json!({ "spec": {} }))).ready,
             "not created yet"
         );
+        assert!(!vm_known(&object(json!({ "status": "odd" }))).ready);
     }
 
     #[test]
-    fn a_cached_instance_keeps_its_phase_transitions_and_the_agent_condition() {
+    fn a_known_instance_keeps_when_it_ran_and_its_agent_connected() {
+        let at = |s: &str| Some(s.parse::<jiff::Timestamp>().unwrap());
         let transitions = json!([
             { "phase": "Scheduling", "phaseTransitionTimestamp": "2026-11-02T01:00:00Z" },
             { "phase": "Running", "phaseTransitionTimestamp": "2026-11-02T01:01:00Z" }
         ]);
         let agent = json!({ "type": "AgentConnected", "status": "True",
                             "lastTransitionTime": "2026-11-02T01:02:00Z" });
-        let mut vmi = object(json!({
-            "spec": { "domain": { "devices": { "disks": [{ "name": "root" }] } } },
-            "status": {
-                "phase": "Running",
-                "phaseTransitionTimestamps": transitions,
-                "conditions": [{ "type": "Ready", "status": "True" }, agent],
-                "interfaces": [{ "ipAddress": "10.0.0.7" }],
-                "guestOSInfo": { "name": "Kylin" }
-            }
-        }));
-        vmi_fields(&mut vmi);
-        assert_eq!(
-            vmi.data,
-            json!({ "status": {
-                "phase": "Running",
-                "phaseTransitionTimestamps": transitions,
-                "conditions": [agent]
-            } })
+        let vmi = |phase: &str, conditions: serde_json::Value| {
+            let mut o = object(json!({
+                "spec": { "domain": { "devices": { "disks": [{ "name": "root" }] } } },
+                "status": {
+                    "phase": phase,
+                    "phaseTransitionTimestamps": transitions,
+                    "conditions": conditions,
+                    "interfaces": [{ "ipAddress": "10.0.0.7" }],
+                    "guestOSInfo": { "name": "Kylin" }
+                }
+            }));
+            o.metadata.creation_timestamp =
+                Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    "2026-11-02T00:59:00Z".parse().unwrap(),
+                ));
+            vmi_known(&o).instance.unwrap()
+        };
+        let running = vmi(
+            "Running",
+            json!([{ "type": "Ready", "status": "True" }, agent]),
         );
+        assert_eq!(
+            *running,
+            Started {
+                running: at("2026-11-02T01:01:00Z"),
+                agent: at("2026-11-02T01:02:00Z")
+            }
+        );
+        let stopped = vmi("Succeeded", json!([]));
+        assert_eq!(*stopped, Started::default(), "not running, no agent");
+        // An agent condition without times dates from the instance.
+        let undated = vmi(
+            "Running",
+            json!([{ "type": "AgentConnected", "status": "True" }]),
+        );
+        assert_eq!(undated.agent, at("2026-11-02T00:59:00Z"));
         // A status that is not an object is kept as nothing, not a panic.
-        let mut odd = object(json!({ "status": "pending" }));
-        vmi_fields(&mut odd);
-        assert_eq!(odd.data["status"]["phase"], serde_json::Value::Null);
+        let odd = vmi_known(&object(json!({ "status": "pending" })));
+        assert_eq!(*odd.instance.unwrap(), Started::default());
     }
 
     #[test]
-    fn a_cached_quota_keeps_its_hard_limits_asked_and_in_force_and_its_usage() {
-        let mut q: ResourceQuota = serde_json::from_value(json!({
+    fn a_known_quota_is_ready_in_force_and_keeps_what_it_counts() {
+        let quota = |in_force: &str, storage: &str| -> ResourceQuota {
+            serde_json::from_value(json!({
+                "metadata": { "name": "allocation", "namespace": "t" },
+                "spec": { "hard": { "requests.cpu": "4", "requests.storage": "100Gi" } },
+                "status": {
+                    "hard": { "requests.cpu": in_force, "requests.storage": "100Gi" },
+                    "used": { "requests.cpu": "2", "requests.storage": storage }
+                }
+            }))
+            .unwrap()
+        };
+        let taken_up = quota_known(&quota("4", "30Gi"));
+        assert!(taken_up.ready);
+        let usage = taken_up.usage.clone().unwrap();
+        assert_eq!(usage.storage.as_deref(), Some("30Gi"));
+        assert!(
+            !quota_known(&quota("2", "30Gi")).ready,
+            "an older limit in force"
+        );
+        let recounted = quota_known(&quota("4", "40Gi")).usage.unwrap();
+        assert_ne!(
+            usage.counted, recounted.counted,
+            "another count is another digest"
+        );
+        let fresh: ResourceQuota = serde_json::from_value(json!({
             "metadata": { "name": "allocation", "namespace": "t" },
-            "spec": { "hard": { "requests.cpu": "4" }, "scopes": ["NotTerminating"] },
-            "status": { "hard": { "requests.cpu": "4" }, "used": { "requests.cpu": "2" } }
+            "spec": { "hard": { "requests.cpu": "4" } }
         }))
         .unwrap();
-        quota_fields(&mut q);
-        let v = serde_json::to_value(&q).unwrap();
-        assert_eq!(v["spec"], json!({ "hard": { "requests.cpu": "4" } }));
-        assert_eq!(
-            v["status"],
-            json!({ "hard": { "requests.cpu": "4" }, "used": { "requests.cpu": "2" } })
-        );
+        let fresh = quota_known(&fresh);
+        assert!(!fresh.ready, "not taken up yet");
+        assert_eq!(fresh.usage.unwrap().storage, None);
     }
 
     #[test]
-    fn art8_a_cached_volume_keeps_the_fingerprint_of_its_marks_not_the_marks() {
+    fn art8_a_known_volume_keeps_the_fingerprint_of_its_marks_not_the_marks() {
         let pvc = |tenancy: &str| -> PartialObjectMeta<PersistentVolumeClaim> {
             serde_json::from_value(json!({
                 "apiVersion": "v1", "kind": "PersistentVolumeClaim",
@@ -875,27 +978,102 @@ mod tests {
             }))
             .unwrap()
         };
-        let cached = |mut v: PartialObjectMeta<PersistentVolumeClaim>| {
-            owned(|v| mark_live(v, "PersistentVolumeClaim"))(&mut v);
-            v
+        let known = known("PersistentVolumeClaim", standing);
+        let (ours, relabelled) = (known(&pvc("oa")), known(&pvc("other")));
+        assert!(ours.live.is_some());
+        assert_ne!(ours.live, relabelled.live, "a label changed shows");
+        assert_eq!(
+            ours,
+            Known {
+                uid: "u-1".into(),
+                version: "7".into(),
+                hash: Some("h".into()),
+                live: ours.live.clone(),
+                tenancy: Some("unit-a/oa".into()),
+                ready: true,
+                deleting: false,
+                usage: None,
+                instance: None,
+            }
+        );
+        let mut going = pvc("oa");
+        going.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH),
+        );
+        let going = known(&going);
+        assert!(going.deleting && !going.ready);
+    }
+
+    #[test]
+    fn a_cached_request_keeps_what_the_operator_reads_and_not_the_texts() {
+        let text = std::fs::read_to_string(format!(
+            "{}/config/samples/20-cloudresourcerequest-oa.yaml",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let mut full: CloudResourceRequest = serde_saphyr::from_str(&text).unwrap();
+        // The texts as long as the schema lets them be.
+        let spec = &mut full.spec;
+        spec.basis = "依".repeat(4000);
+        spec.functions = "功".repeat(4000);
+        spec.significance = "意".repeat(4000);
+        spec.requirements = "需".repeat(8000);
+        spec.security_needs = Some("安".repeat(4000));
+        let entry = spec.information_resources[0].clone();
+        spec.information_resources = vec![
+            crate::api::request::InformationResource {
+                description: Some("述".repeat(1000)),
+                ..entry
+            };
+            500
+        ];
+        let mut cached = DeserializeGuard(Ok(full.clone()));
+        request_fields(&mut cached);
+        let trimmed = cached.0.unwrap();
+        let size = |r: &CloudResourceRequest| serde_json::to_vec(r).unwrap().len();
+        assert!(
+            size(&trimmed) * 100 < size(&full),
+            "{} bytes kept of {}",
+            size(&trimmed),
+            size(&full)
+        );
+
+        // What the operator makes of a request is the same.
+        let status = Default::default();
+        let annotations = Default::default();
+        let unit = Default::default();
+        let storage_classes = Default::default();
+        let calendar = crate::calendar::Calendar::new();
+        let input = |r: &CloudResourceRequest| {
+            crate::review::tenancy_spec(
+                &crate::review::Input {
+                    name: "oa",
+                    generation: 1,
+                    spec: &r.spec,
+                    status: &status,
+                    annotations: &annotations,
+                    unit: &unit,
+                    target: None,
+                    own_tenancy: None,
+                    storage_classes: &storage_classes,
+                    calendar: &calendar,
+                    now: jiff::Timestamp::UNIX_EPOCH,
+                },
+                "finance",
+            )
         };
-        let (ours, relabelled) = (cached(pvc("oa")), cached(pvc("other")));
-        let live =
-            |v: &PartialObjectMeta<PersistentVolumeClaim>| v.annotations().get(LIVE).cloned();
-        assert!(live(&ours).is_some());
-        assert_ne!(live(&ours), live(&relabelled), "a label changed shows");
-        let meta = &ours.metadata;
-        assert_eq!(meta.labels, None);
-        assert_eq!(meta.owner_references, None);
-        assert_eq!(meta.finalizers, None);
-        let kept: Vec<&str> = ours.annotations().keys().map(String::as_str).collect();
+        let tenancy = input(&full);
+        assert_eq!(input(&trimmed), tenancy);
         assert_eq!(
-            kept,
-            [LIVE, provisioning::SPEC_HASH, provisioning::TENANCY_REF]
+            crate::review::extend(&tenancy, "more", &trimmed.spec),
+            crate::review::extend(&tenancy, "more", &full.spec)
         );
+        let (a, b) = (&trimmed.spec, &full.spec);
+        assert_eq!(a.documents.missing(), b.documents.missing());
         assert_eq!(
-            (meta.uid.as_deref(), meta.resource_version.as_deref()),
-            (Some("u-1"), Some("7"))
+            (&a.resources, &a.emergency, &a.extends, a.planned_start),
+            (&b.resources, &b.emergency, &b.extends, b.planned_start)
         );
+        assert_eq!(trimmed.metadata, full.metadata);
     }
 }

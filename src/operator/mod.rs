@@ -9,6 +9,7 @@
 mod caches;
 mod changes;
 mod gate;
+mod index;
 pub mod leader;
 pub mod metrics;
 mod requests;

@@ -11,17 +11,17 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim};
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
-use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 use tracing::{debug, info};
 
-use super::caches::{Guarded, LIVE, TenancyRef, virtual_machine_instances, virtual_machines};
+use super::caches::{Guarded, TenancyRef, virtual_machine_instances, virtual_machines};
+use super::index::{Index, Known};
 use super::metrics::ControllerName;
 use super::{Context, Error, MANAGER, drive, recheck, timed};
 use crate::api::tenancy::{Accrual, HeldVm, StashedPolicy, TenancyStatus};
@@ -58,14 +58,20 @@ fn annotation_of(meta: &kube::api::ObjectMeta, key: &str) -> Option<String> {
 fn seen(meta: &kube::api::ObjectMeta, ready: bool) -> Seen {
     Seen {
         hash: annotation_of(meta, SPEC_HASH),
-        live: annotation_of(meta, LIVE),
+        live: None,
         ready,
         deleting: meta.deletion_timestamp.is_some(),
     }
 }
 
-fn parse_time(v: &Value) -> Option<Timestamp> {
-    v.as_str().and_then(|s| s.parse().ok())
+/// What an index shows of one of the operator's objects.
+fn known(k: Known) -> Seen {
+    Seen {
+        hash: k.hash.map(String::from),
+        live: k.live.map(String::from),
+        ready: k.ready,
+        deleting: k.deleting,
+    }
 }
 
 /// Reads the caches for the planner.
@@ -80,12 +86,7 @@ struct CacheLookup<'a> {
 impl Lookup for CacheLookup<'_> {
     fn object(&self, kind: &str, name: &str) -> Option<Seen> {
         let c = &self.ctx.caches;
-        fn r<K: kube::Resource<DynamicType = ()>>(n: &str, ns: &str) -> ObjectRef<K> {
-            ObjectRef::new(n).within(ns)
-        }
-        fn present<K: kube::Resource>(o: Option<Arc<K>>) -> Option<Seen> {
-            o.map(|o| seen(o.meta(), o.meta().deletion_timestamp.is_none()))
-        }
+        let here = |index: &Index| index.get(Some(self.ns), name).map(known);
         match kind {
             "Namespace" if self.created.is_some_and(|n| n.name_any() == name) => {
                 self.created.map(|n| Seen {
@@ -93,68 +94,39 @@ impl Lookup for CacheLookup<'_> {
                     ..seen(&n.metadata, true)
                 })
             }
-            "Namespace" => present(c.namespaces.get(&ObjectRef::new(name))),
-            "LimitRange" => present(c.limit_ranges.get(&r(name, self.ns))),
-            "NetworkPolicy" => present(c.network_policies.get(&r(name, self.ns))),
-            "RoleBinding" => present(c.role_bindings.get(&r(name, self.ns))),
-            "PersistentVolumeClaim" => present(c.pvcs.get(&r(name, self.ns))),
-            "ResourceQuota" => c.quotas.get(&r(name, self.ns)).map(|q| {
-                // The quota controller has taken it up when status mirrors spec.
-                let in_force = q.spec.as_ref().and_then(|s| s.hard.as_ref())
-                    == q.status.as_ref().and_then(|s| s.hard.as_ref());
-                seen(&q.metadata, in_force)
-            }),
-            "VirtualMachine" => c
-                .vms
-                .get(&ObjectRef::new_with(name, virtual_machines()).within(self.ns))
-                // KubeVirt has created the VM.
-                .map(|vm| seen(&vm.metadata, vm.data["status"]["created"] == json!(true))),
+            "Namespace" => c.namespaces.get(None, name).map(known),
+            "LimitRange" => here(&c.limit_ranges),
+            "NetworkPolicy" => here(&c.network_policies),
+            "RoleBinding" => here(&c.role_bindings),
+            "PersistentVolumeClaim" => here(&c.pvcs),
+            // Ready when the quota controller has taken it up.
+            "ResourceQuota" => here(&c.quotas),
+            // Ready when KubeVirt has created the VM.
+            "VirtualMachine" => here(&c.vms),
             "Job" => c
                 .jobs
-                .get(&r(name, self.ns))
+                .get(&ObjectRef::new(name).within(self.ns))
                 .map(|j| seen(&j.metadata, true)),
             _ => None,
         }
     }
 
-    fn quota_used(&self, resource: &str) -> Option<String> {
+    fn quota_storage_used(&self) -> Option<String> {
         let quota = self
             .ctx
             .caches
             .quotas
-            .get(&ObjectRef::new(provisioning::QUOTA).within(self.ns))?;
-        let used = quota.status.as_ref()?.used.as_ref()?;
-        used.get(resource).map(|q| q.0.clone())
+            .get(Some(self.ns), provisioning::QUOTA)?;
+        quota.usage?.storage.map(String::from)
     }
 
     fn instance(&self, vm: &str) -> Option<Instance> {
-        let vmi = self
-            .ctx
-            .caches
-            .vmis
-            .get(&ObjectRef::new_with(vm, virtual_machine_instances()).within(self.ns))?;
-        let status = &vmi.data["status"];
-        let created = vmi.metadata.creation_timestamp.as_ref().map(|t| t.0);
-        let running_since = (status["phase"] == "Running").then(|| {
-            status["phaseTransitionTimestamps"]
-                .as_array()
-                .and_then(|ts| ts.iter().find(|t| t["phase"] == "Running"))
-                .and_then(|t| parse_time(&t["phaseTransitionTimestamp"]))
-                .or(created)
-        });
-        let agent_since = status["conditions"].as_array().and_then(|cs| {
-            cs.iter()
-                .find(|c| c["type"] == "AgentConnected" && c["status"] == "True")
-                .map(|c| {
-                    parse_time(&c["lastTransitionTime"])
-                        .or(parse_time(&c["lastProbeTime"]))
-                        .or(created)
-                })
-        });
+        let vmi = self.ctx.caches.vmis.get(Some(self.ns), vm)?;
+        let started = vmi.instance.unwrap_or_default();
         Some(Instance {
             name: vm.to_owned(),
-            running_since: running_since.flatten(),
-            agent_since: agent_since.flatten(),
+            running_since: started.running,
+            agent_since: started.agent,
         })
     }
 }
@@ -195,7 +167,7 @@ async fn list_kind(
 async fn gather(
     ctx: &Context,
     ns: &str,
-    meta: Option<&PartialObjectMeta<Namespace>>,
+    meta: Option<&Known>,
     releasing: bool,
 ) -> Result<release::Namespace, Error> {
     let Some(meta) = meta else {
@@ -219,7 +191,7 @@ async fn gather(
     let wipe_of = |j: &Job| wipe_of(j, &pvcs.items);
     let mut seen = release::Namespace {
         exists: true,
-        terminating: meta.metadata.deletion_timestamp.is_some(),
+        terminating: meta.deleting,
         vms: vms.items.iter().map(seen_vm).collect(),
         instances: vmis.items.iter().map(|i| i.name_any()).collect(),
         instances_deleting: vmis
@@ -483,15 +455,14 @@ async fn apply(ctx: &Context, d: &Desired) -> Result<Option<DynamicObject>, Erro
         Write::Recreate => {
             // The one the planner saw, not one made since (a cache that lags
             // would have a binding made a moment ago deleted again).
-            let seen = d.namespace.as_deref().and_then(|ns| {
-                ctx.caches
-                    .role_bindings
-                    .get(&ObjectRef::new(&d.name).within(ns))
-            });
+            let seen = d
+                .namespace
+                .as_deref()
+                .and_then(|ns| ctx.caches.role_bindings.get(Some(ns), &d.name));
             let once = DeleteParams {
                 preconditions: seen.map(|b| kube::api::Preconditions {
-                    uid: b.uid(),
-                    resource_version: b.resource_version(),
+                    uid: Some(b.uid.into()),
+                    resource_version: Some(b.version.into()),
                 }),
                 ..DeleteParams::default()
             };
@@ -764,11 +735,11 @@ async fn suspend_unit(
 /// unless it was asked to at the usage the quota shows now. Whether it was
 /// asked.
 async fn recount_quota(ctx: &Context, ns: &str) -> Result<bool, Error> {
-    let quota = ctx
-        .caches
-        .quotas
-        .get(&ObjectRef::new(provisioning::QUOTA).within(ns));
-    let used = serde_json::to_string(&quota.and_then(|q| q.status.clone()?.used))?;
+    let quota = ctx.caches.quotas.get(Some(ns), provisioning::QUOTA);
+    let used = quota
+        .and_then(|q| q.usage)
+        .map(|u| String::from(u.counted))
+        .unwrap_or_default();
     {
         let mut asked = ctx.recounts.lock().unwrap_or_else(|e| e.into_inner());
         if !provisioning::recount(&used, asked.get(ns).map(String::as_str)) {
@@ -820,19 +791,19 @@ async fn reconcile_tenancy(obj: &Guarded<Tenancy>, ctx: &Context) -> Result<Acti
     let now = ctx.clock.now();
     let status = tenancy.status.clone().unwrap_or_default();
     let recorded = status.namespace.as_deref().and_then(|n| {
-        let m = ctx.caches.namespaces.get(&ObjectRef::new(n))?;
-        provisioning::owner(m.annotations(), &unit_ns, &name).ok()?;
+        let m = ctx.caches.namespaces.get(None, n)?;
+        provisioning::owned_by(m.tenancy.as_deref(), &unit_ns, &name).ok()?;
         Some(n)
     });
     let ns = lifecycle::namespace_of(recorded, &unit_ns, &tenancy.spec.unit, &name);
-    let ns_meta = ctx.caches.namespaces.get(&ObjectRef::new(&ns));
+    let ns_meta = ctx.caches.namespaces.get(None, &ns);
     let unit = ctx.caches.units.get(&ObjectRef::new(&unit_ns));
     let unit_group = unit
         .as_ref()
         .and_then(|u| u.annotations().get(keys::UNIT_GROUP).cloned());
     let view = if lifecycle::needs_view(&tenancy.spec, &status, tenancy.annotations(), now) {
         let releasing = lifecycle::releasing(&tenancy.spec, &status, now);
-        Some(gather(ctx, &ns, ns_meta.as_deref(), releasing).await?)
+        Some(gather(ctx, &ns, ns_meta.as_ref(), releasing).await?)
     } else {
         None
     };
@@ -863,9 +834,9 @@ async fn reconcile_tenancy(obj: &Guarded<Tenancy>, ctx: &Context) -> Result<Acti
                 owner: provisioning::owner(n.annotations(), &unit_ns, &name),
             }),
             None => ns_meta.as_ref().map(|m| SeenNamespace {
-                uid: m.uid().unwrap_or_default(),
-                terminating: m.metadata.deletion_timestamp.is_some(),
-                owner: provisioning::owner(m.annotations(), &unit_ns, &name),
+                uid: m.uid.to_string(),
+                terminating: m.deleting,
+                owner: provisioning::owned_by(m.tenancy.as_deref(), &unit_ns, &name),
             }),
         };
         let observed = Observed {

@@ -6,14 +6,13 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::ResourceExt;
-use kube::api::ObjectMeta;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::ObjectRef;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::caches::{ChangeRef, Guarded, RequestRef, TenancyRef, UnitRef};
+use super::index::Known;
 use crate::api::{ChangeRequest, Tenancy};
-use crate::provisioning::TENANCY_REF;
 
 /// The objects to reconcile, by controller.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -85,15 +84,8 @@ pub fn every_tenancy(tenancies: &[Arc<Guarded<Tenancy>>]) -> Wakes {
 /// not relisted yet), nothing is woken and nothing is lost: the namespace
 /// wakes its tenancy when its cache shows it, and this object is cached by
 /// then.
-pub fn owner(
-    meta: &ObjectMeta,
-    namespace: Option<&PartialObjectMeta<Namespace>>,
-) -> Option<TenancyRef> {
-    let reference = meta
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(TENANCY_REF))
-        .or_else(|| namespace?.annotations().get(TENANCY_REF))?;
+pub fn owner(reference: Option<&str>, namespace: Option<&Known>) -> Option<TenancyRef> {
+    let reference = reference.or_else(|| namespace?.tenancy.as_deref())?;
     let (ns, name) = reference.split_once('/')?;
     Some(ObjectRef::new(name).within(ns))
 }
@@ -211,15 +203,12 @@ mod tests {
 
     #[test]
     fn an_object_wakes_the_tenancy_it_or_its_namespace_names() {
-        let mut meta = ObjectMeta {
-            namespace: Some("finance-oa-0123456789".into()),
-            ..Default::default()
+        assert_eq!(owner(None, None), None);
+        let ns = Known {
+            tenancy: Some("unit-finance/oa".into()),
+            ..Known::default()
         };
-        assert_eq!(owner(&meta, None), None);
-        let mut ns = PartialObjectMeta::<Namespace>::default();
-        ns.metadata.annotations =
-            Some([(TENANCY_REF.to_owned(), "unit-finance/oa".to_owned())].into());
-        let by_namespace = owner(&meta, Some(&ns)).unwrap();
+        let by_namespace = owner(None, Some(&ns)).unwrap();
         assert_eq!(
             (
                 by_namespace.name.as_str(),
@@ -227,9 +216,10 @@ mod tests {
             ),
             ("oa", Some("unit-finance"))
         );
-        meta.annotations = Some([(TENANCY_REF.to_owned(), "unit-health/his".to_owned())].into());
-        assert_eq!(owner(&meta, Some(&ns)).unwrap().name, "his");
-        meta.annotations = Some([(TENANCY_REF.to_owned(), "no-slash".to_owned())].into());
-        assert_eq!(owner(&meta, Some(&ns)), None);
+        assert_eq!(
+            owner(Some("unit-health/his"), Some(&ns)).unwrap().name,
+            "his"
+        );
+        assert_eq!(owner(Some("no-slash"), Some(&ns)), None);
     }
 }

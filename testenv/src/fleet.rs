@@ -26,18 +26,31 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 pub const CONCURRENCY: usize = 32;
 
 /// Builds the operator's release binary (cargo's own incremental build) and
-/// returns its path.
+/// returns its path. `GOVCLOUD_BENCH_PROFILE=profiling` builds it with the
+/// `profiling` profile instead: release, with symbols and line tables, for a
+/// heap profiler to name what holds the memory.
 pub fn release_binary() -> Result<PathBuf, Error> {
     let root = Path::new(crate::SOURCE_TREE);
+    let profile = std::env::var("GOVCLOUD_BENCH_PROFILE").unwrap_or_else(|_| "release".into());
     let status = crate::cargo()
-        .args(["build", "--release", "--locked", "-p", "govcloud-operator"])
+        .args([
+            "build",
+            "--profile",
+            &profile,
+            "--locked",
+            "-p",
+            "govcloud-operator",
+        ])
         .args(["--bin", "govcloud-operator"])
         .current_dir(root)
         .status()?;
     if !status.success() {
-        return Err("cargo build --release --locked --bin govcloud-operator failed".into());
+        return Err(format!(
+            "cargo build --profile {profile} --locked --bin govcloud-operator failed"
+        )
+        .into());
     }
-    Ok(root.join("target/release/govcloud-operator"))
+    Ok(root.join("target").join(&profile).join("govcloud-operator"))
 }
 
 /// What a run stands on: the operator's release binary, a local control

@@ -8,6 +8,10 @@
 //!   cargo xtask bench --sizes 200 --memory 0 --quiet-minutes 1
 //!   GOVCLOUD_BENCH_WRAPPER='heaptrack -o /tmp/operator' cargo xtask bench --sizes 1000 --memory 0
 //!
+//! `GOVCLOUD_BENCH_PROFILE=profiling` builds the operator with the
+//! `profiling` profile (release with line tables), so that a profiler under
+//! `GOVCLOUD_BENCH_WRAPPER` names the code that holds or spends.
+//!
 //! Prints a table and writes `bench/results/<UTC time>.json`. The operator
 //! runs as its release binary, in its own process (its peak RSS is read
 //! from /proc), with the real clock. KubeVirt's part (a VM is created) is
