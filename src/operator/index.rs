@@ -158,6 +158,7 @@ impl Index {
         map.get(&key(namespace, name)).cloned()
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.map.read().unwrap_or_else(|e| e.into_inner()).len()
     }
