@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use jiff::civil::Date;
-use jiff::{SignedDuration, Timestamp, ToSpan};
+use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::calendar;
@@ -258,6 +258,39 @@ fn is_selector(query: &str) -> bool {
     name_ok && matchers_ok && !is_keyword(name)
 }
 
+/// `query` for the namespaces `only` (the value of `label`), when it is a
+/// series selector: the names are added as a matcher Prometheus looks up
+/// as a set. An expression, or `All`, is asked as it is, of every namespace.
+pub fn naming(query: &str, label: &str, only: &crate::rightsizing::Namespaces) -> String {
+    let query = query.trim();
+    let crate::rightsizing::Namespaces::Only(names) = only else {
+        return query.to_owned();
+    };
+    if !is_selector(query) || names.is_empty() {
+        return query.to_owned();
+    }
+    // Namespace names are DNS labels: nothing in them needs escaping in a
+    // regex or a PromQL string. Any other name is not matched by name.
+    let plain = |n: &String| {
+        n.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    };
+    if !names.iter().all(plain) {
+        return query.to_owned();
+    }
+    let alternatives = names
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join("|");
+    let matcher = format!("{label}=~\"{alternatives}\"");
+    match query.strip_suffix('}') {
+        Some(open) if open.trim_end().ends_with('{') => format!("{open}{matcher}}}"),
+        Some(open) => format!("{open}, {matcher}}}"),
+        None => format!("{query}{{{matcher}}}"),
+    }
+}
+
 /// PromQL words that parse as a name but are not series.
 fn is_keyword(name: &str) -> bool {
     matches!(
@@ -468,6 +501,8 @@ pub(crate) fn too_large(message: &str) -> bool {
 /// The four answers one evaluation needs, for every namespace at once.
 #[derive(Debug, Clone, Default)]
 pub struct Answers {
+    /// What was read; `None`: everything there is.
+    pub plan: Option<crate::rightsizing::Plan>,
     pub cpu: BTreeMap<String, Daily>,
     pub memory: BTreeMap<String, Daily>,
     pub disk_used: BTreeMap<String, Daily>,
@@ -506,25 +541,10 @@ impl Answers {
                 .collect(),
             disk_capacity: capacity.values().next_back().copied(),
             disk_used: used.clone(),
+            from: self.plan.as_ref().map(|p| p.from(ns)),
+            used_from: self.plan.as_ref().map(|p| p.used_from(ns)),
         }
     }
-}
-
-/// The days an evaluation on `today` reads: CPU and memory back to the start
-/// of the oldest complete month (or 30 days, if longer), disks a year and a
-/// week for year-on-year growth. Ends yesterday.
-pub fn windows(today: Date, months: u32, scale_up_days: u32) -> ((Date, Date), (Date, Date)) {
-    let last = today.yesterday().unwrap_or(today);
-    let months_back = today
-        .first_of_month()
-        .checked_sub((months as i64).months())
-        .unwrap_or(today);
-    let days_back = today
-        .checked_sub((scale_up_days as i64).days())
-        .unwrap_or(today);
-    let usage_first = months_back.min(days_back);
-    let disk_first = today.checked_sub(372.days()).unwrap_or(today);
-    ((usage_first, last), (disk_first, last))
 }
 
 #[cfg(test)]
@@ -605,6 +625,7 @@ mod tests {
             memory: one("kube-system"),
             disk_used: one("finance-oa-ed59c856e4"),
             disk_capacity: one("monitoring"),
+            plan: None,
         };
         let known = std::collections::BTreeSet::from(["finance-oa-ed59c856e4".to_owned()]);
         assert_eq!(answers.unmatched(&known), ["kube-system", "monitoring"]);
@@ -769,12 +790,31 @@ mod tests {
     }
 
     #[test]
-    fn windows_cover_three_complete_months_and_a_year_of_disk() {
-        let ((u0, u1), (d0, d1)) = windows(date(2026, 11, 15), 3, 30);
-        assert_eq!((u0, u1), (date(2026, 8, 1), date(2026, 11, 14)));
-        assert_eq!((d0, d1), (date(2025, 11, 8), date(2026, 11, 14)));
-        // Early in a month, 30 days reach further back than nothing.
-        let ((u0, _), _) = windows(date(2026, 3, 2), 1, 30);
-        assert_eq!(u0, date(2026, 1, 31));
+    fn art18_a_read_of_some_namespaces_names_them_in_a_selector_only() {
+        use crate::rightsizing::Namespaces;
+        let only = Namespaces::Only(["finance-oa-1".to_owned(), "hr-2".to_owned()].into());
+        assert_eq!(
+            naming(
+                "namespace:govcloud_data_disk_used:bytes",
+                "namespace",
+                &only
+            ),
+            r#"namespace:govcloud_data_disk_used:bytes{namespace=~"finance-oa-1|hr-2"}"#
+        );
+        assert_eq!(
+            naming(r#"used{mount_point!="/"}"#, "ns", &only),
+            r#"used{mount_point!="/", ns=~"finance-oa-1|hr-2"}"#
+        );
+        assert_eq!(
+            naming("used{}", "ns", &only),
+            r#"used{ns=~"finance-oa-1|hr-2"}"#
+        );
+        // An expression, every namespace, or a name that is no DNS label:
+        // asked as it is.
+        let expression = "sum by (namespace) (used)";
+        assert_eq!(naming(expression, "namespace", &only), expression);
+        assert_eq!(naming("used", "namespace", &Namespaces::All), "used");
+        let odd = Namespaces::Only(["a|b".to_owned()].into());
+        assert_eq!(naming("used", "namespace", &odd), "used");
     }
 }

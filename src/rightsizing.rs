@@ -15,7 +15,7 @@
 //! Days without data do not count; a window with fewer than 20 days of data
 //! gives `InsufficientData` for that rule, never a guess.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::ToSpan;
 use jiff::civil::Date;
@@ -23,7 +23,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::Resources;
 use crate::api::utilisation::{
-    Direction, DiskSummary, Insufficient, Metric, MetricSummary, Month, Recommendation, Summary,
+    Direction, DiskSummary, GrowthSums, Insufficient, Metric, MetricSummary, Month, Recommendation,
+    Summary,
 };
 
 pub const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
@@ -86,6 +87,226 @@ pub struct Usage {
     pub disk_used: Daily,
     /// Data-disk capacity in bytes, as last reported.
     pub disk_capacity: Option<f64>,
+    /// The first day read of CPU, memory and the data disk's capacity (and so
+    /// of its utilisation); `None`: all there is.
+    pub from: Option<Date>,
+    /// The first day from which data-disk bytes used were read without a
+    /// gap (a week a year back may be read besides); `None`: all there is.
+    pub used_from: Option<Date>,
+}
+
+/// The first day of the data-disk history an evaluation on `today` can use:
+/// the week before the day a year before yesterday, for a year-on-year value.
+pub fn history_start(today: Date) -> Date {
+    today.checked_sub(373.days()).unwrap_or(today)
+}
+
+/// Above this many namespaces a read back in time is asked for all of them:
+/// Prometheus matches a set of up to 256 names by lookup, more by regex.
+pub const MOST_NAMED: usize = 256;
+
+/// Whose series a read takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Namespaces {
+    All,
+    Only(BTreeSet<String>),
+}
+
+/// A read of days before the recent ones, for some namespaces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Back {
+    /// The first day read; the last is the day before [`Plan::recent`].
+    pub from: Date,
+    pub namespaces: Namespaces,
+}
+
+impl Back {
+    pub fn covers(&self, ns: &str) -> bool {
+        match &self.namespaces {
+            Namespaces::All => true,
+            Namespaces::Only(set) => set.contains(ns),
+        }
+    }
+}
+
+/// The days an evaluation on `today` reads from Prometheus, for all
+/// tenancies at once, given what their statuses carry ([`Before`]): every
+/// series over the last `scale_up_days` (18(1)); before that, the complete
+/// months that some tenancies have no final figures of, and the data-disk
+/// history of those without growth sums, for those tenancies only; and a
+/// week of bytes used a year before the latest day read, when some tenancy
+/// can have data then ([`Plan::year_ago`]). Nothing carried: everything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Yesterday: the last day read.
+    pub last: Date,
+    /// Every series of every namespace is read from this day.
+    pub recent: Date,
+    /// CPU, memory and both disk series of complete months.
+    pub months: Option<Back>,
+    /// Data-disk bytes used, for a growth line.
+    pub history: Option<Back>,
+    /// The first day a tenancy not in `history` can have bytes used.
+    pub data_from: Date,
+}
+
+impl Plan {
+    /// Everything the rules can use, for every namespace.
+    pub fn full(today: Date, t: &Thresholds) -> Self {
+        Self::new(today, t, [("", Before::default())])
+    }
+
+    /// What the tenancies in service (by namespace) need read on `today`.
+    pub fn new<'a>(
+        today: Date,
+        t: &Thresholds,
+        tenancies: impl IntoIterator<Item = (&'a str, Before<'a>)>,
+    ) -> Self {
+        let last = today.yesterday().unwrap_or(today);
+        let recent = today
+            .checked_sub((t.scale_up_days as i64).days())
+            .unwrap_or(today)
+            .min(last);
+        let months: Vec<Date> = (1..=t.months as i32)
+            .map(|back| month_start(today, back))
+            .collect();
+        let tenancies: Vec<(&str, Before)> = tenancies.into_iter().collect();
+        let mut back_from = recent;
+        let mut lacking = BTreeSet::new();
+        for (ns, b) in &tenancies {
+            for start in &months {
+                if *start < recent && !b.has_month(*start) {
+                    back_from = back_from.min(*start);
+                    lacking.insert(*ns);
+                }
+            }
+        }
+        let mut no_sums = BTreeSet::new();
+        let mut data_from = Date::MAX;
+        for (ns, b) in &tenancies {
+            let from = if lacking.contains(ns) {
+                back_from
+            } else {
+                recent
+            };
+            if b.growth_through(from).is_none() {
+                no_sums.insert(*ns);
+            } else {
+                data_from = data_from.min(b.first_data());
+            }
+        }
+        let back = |from: Date, set: BTreeSet<&str>| {
+            (!set.is_empty()).then(|| Back {
+                from,
+                namespaces: if set.len() == tenancies.len() || set.len() > MOST_NAMED {
+                    Namespaces::All
+                } else {
+                    Namespaces::Only(set.into_iter().map(str::to_owned).collect())
+                },
+            })
+        };
+        Self {
+            last,
+            recent,
+            months: back(back_from, lacking),
+            history: back(history_start(today), no_sums),
+            data_from,
+        }
+    }
+
+    /// The first day read of CPU, memory and the disk's capacity for `ns`.
+    pub fn from(&self, ns: &str) -> Date {
+        match &self.months {
+            Some(b) if b.covers(ns) => b.from,
+            _ => self.recent,
+        }
+    }
+
+    /// The first day from which bytes used of `ns` are read without a gap.
+    pub fn used_from(&self, ns: &str) -> Date {
+        match &self.history {
+            Some(b) if b.covers(ns) => b.from.min(self.from(ns)),
+            _ => self.from(ns),
+        }
+    }
+
+    /// The days a year back that a year-on-year value of one of the
+    /// `latest` days with bytes used (since `recent`) may be on, and that
+    /// no read of the plan covers for every namespace.
+    pub fn year_ago(&self, latest: impl IntoIterator<Item = Date>) -> Option<(Date, Date)> {
+        let (low, high) = latest
+            .into_iter()
+            .fold(None, |span: Option<(Date, Date)>, d| {
+                Some(span.map_or((d, d), |(a, b)| (a.min(d), b.max(d))))
+            })?;
+        let first = low.checked_sub(372.days()).ok()?.max(self.data_from);
+        let mut last = high.checked_sub(365.days()).ok()?;
+        // What is read of every namespace need not be asked again.
+        let read = [&self.months, &self.history]
+            .into_iter()
+            .flatten()
+            .filter(|b| b.namespaces == Namespaces::All)
+            .map(|b| b.from)
+            .fold(self.recent, Date::min);
+        last = last.min(read.yesterday().ok()?);
+        (first <= last).then_some((first, last))
+    }
+}
+
+/// What a previous evaluation of a tenancy found final.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Before<'a> {
+    /// The summary the last evaluation wrote: its complete months and growth
+    /// sums are carried instead of read again.
+    pub summary: Option<&'a Summary>,
+}
+
+impl Before<'_> {
+    /// The month starting `start` of `metric`, if a previous evaluation found
+    /// it final.
+    fn month(&self, metric: Metric, start: Date) -> Option<&Month> {
+        let s = self.summary?;
+        let months = match metric {
+            Metric::Cpu => &s.cpu.months,
+            Metric::Memory => &s.memory.months,
+            Metric::DataDisk => &s.data_disk.months,
+        };
+        let name = month_name(start);
+        months.iter().find(|m| m.complete && m.month == name)
+    }
+
+    /// Whether every metric's figures of the month starting `start` are final.
+    pub fn has_month(&self, start: Date) -> bool {
+        [Metric::Cpu, Metric::Memory, Metric::DataDisk]
+            .into_iter()
+            .all(|m| self.month(m, start).is_some())
+    }
+
+    /// The first day its namespace can have bytes used, by its growth sums:
+    /// their first day with data, or the day after them when they have none.
+    fn first_data(&self) -> Date {
+        let day = |s: &str| s.parse::<Date>().ok();
+        self.summary
+            .and_then(|s| s.disk_growth.as_ref())
+            .and_then(|g| match g.from.as_deref() {
+                Some(from) => day(from),
+                None => day(&g.through).and_then(|d| d.tomorrow().ok()),
+            })
+            .unwrap_or(Date::MIN)
+    }
+
+    /// The growth sums carried, if they reach the day before `from` (the
+    /// first day read without a gap), so that adding what was read continues
+    /// them exactly.
+    pub fn growth_through(&self, from: Date) -> Option<&GrowthSums> {
+        let g = self.summary?.disk_growth.as_ref()?;
+        let through: Date = g.through.parse().ok()?;
+        (through >= from.yesterday().ok()?).then_some(g)
+    }
+}
+
+fn month_name(start: Date) -> String {
+    format!("{:04}-{:02}", start.year(), start.month())
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -138,12 +359,25 @@ struct Exact {
     months: Vec<Option<(f64, f64)>>,
 }
 
-fn summarise(series: &Daily, today: Date, t: &Thresholds) -> (MetricSummary, Exact) {
+/// Whether a month starting `start` computed from what was read from `from`
+/// is final: it was read whole.
+fn read_whole(from: Option<Date>, start: Date) -> bool {
+    from.is_none_or(|f| f <= start)
+}
+
+fn summarise(
+    series: &Daily,
+    metric: Metric,
+    today: Date,
+    t: &Thresholds,
+    from: Option<Date>,
+    before: &Before,
+) -> (MetricSummary, Exact) {
     let yesterday = today.yesterday().unwrap_or(today);
-    let from = today
+    let recent = today
         .checked_sub((t.scale_up_days as i64).days())
         .unwrap_or(today);
-    let last = window(series, from, yesterday);
+    let last = window(series, recent, yesterday);
     let mut exact = Exact {
         last30_mean: (!last.is_empty()).then(|| mean(&last)),
         months: Vec::new(),
@@ -152,16 +386,24 @@ fn summarise(series: &Daily, today: Date, t: &Thresholds) -> (MetricSummary, Exa
         .rev()
         .map(|back| {
             let start = month_start(today, back);
+            if let Some(carried) = before.month(metric, start) {
+                let figures = carried.mean_peak.zip(carried.peak);
+                exact.months.push(figures);
+                return carried.clone();
+            }
             let end = start.last_of_month();
             let days = window(series, start, end);
             let figures = (!days.is_empty()).then(|| (mean(&days), max(&days)));
             exact.months.push(figures);
             let (mean_peak, peak) = figures.unwrap_or((0.0, 0.0));
             Month {
-                month: format!("{:04}-{:02}", start.year(), start.month()),
+                month: month_name(start),
                 days_with_data: days.len() as u32,
                 mean_peak_percent: pct(mean_peak),
                 peak_percent: pct(peak),
+                complete: read_whole(from, start),
+                mean_peak: figures.map(|f| f.0),
+                peak: figures.map(|f| f.1),
             }
         })
         .collect();
@@ -173,37 +415,90 @@ fn summarise(series: &Daily, today: Date, t: &Thresholds) -> (MetricSummary, Exa
     (summary, exact)
 }
 
-/// The least-squares slope of `series` in units per day.
-fn slope(series: &[(f64, f64)]) -> f64 {
-    let n = series.len() as f64;
-    let mx = series.iter().map(|p| p.0).sum::<f64>() / n;
-    let my = series.iter().map(|p| p.1).sum::<f64>() / n;
-    let sxy: f64 = series.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
-    let sxx: f64 = series.iter().map(|p| (p.0 - mx).powi(2)).sum();
-    if sxx == 0.0 { 0.0 } else { sxy / sxx }
+/// The growth sums of `used` through `yesterday`: those carried continued
+/// with the days read after them, or, when the history was read whole, made
+/// from it; `None` when neither (what was read has a gap after the sums).
+fn growth_sums(
+    used: &Daily,
+    before: &Before,
+    used_from: Option<Date>,
+    yesterday: Date,
+) -> Option<GrowthSums> {
+    let day = |s: &str| s.parse::<Date>().ok();
+    let (mut sums, after) = match used_from.and_then(|f| before.growth_through(f)) {
+        Some(g) => (g.clone(), day(&g.through)?),
+        None => {
+            let today = yesterday.tomorrow().unwrap_or(yesterday);
+            let history_read = used_from.is_none_or(|f| f <= history_start(today));
+            if !history_read {
+                return None;
+            }
+            let empty = GrowthSums {
+                from: None,
+                through: String::new(),
+                days: 0,
+                sum_x: 0.0,
+                sum_y: 0.0,
+                sum_xy: 0.0,
+                sum_xx: 0.0,
+            };
+            (empty, Date::MIN)
+        }
+    };
+    if after < yesterday {
+        let start = after.tomorrow().ok()?;
+        for (d, y) in used.range(start..=yesterday) {
+            let first = match sums.from.as_deref().and_then(day) {
+                Some(f) => f,
+                None => {
+                    sums.from = Some(d.to_string());
+                    *d
+                }
+            };
+            let x = f64::from((*d - first).get_days());
+            sums.days += 1;
+            sums.sum_x += x;
+            sums.sum_y += y;
+            sums.sum_xy += x * y;
+            sums.sum_xx += x * x;
+        }
+    }
+    sums.through = after.max(yesterday).to_string();
+    Some(sums)
+}
+
+/// The least-squares slope of the sums, in units per day.
+fn slope(g: &GrowthSums) -> f64 {
+    let n = f64::from(g.days);
+    let sxx = n * g.sum_xx - g.sum_x * g.sum_x;
+    if sxx == 0.0 {
+        0.0
+    } else {
+        (n * g.sum_xy - g.sum_x * g.sum_y) / sxx
+    }
 }
 
 /// One year's growth of `used` (bytes) up to `latest`: year-on-year when a
-/// value from 365 days before exists (within a week), otherwise a line.
-fn year_growth(used: &Daily, latest: Date, t: &Thresholds) -> Option<(f64, &'static str)> {
+/// value from 365 days before exists (within a week), otherwise the line of
+/// `sums` (every day with data since the first).
+fn year_growth(
+    used: &Daily,
+    sums: Option<&GrowthSums>,
+    latest: Date,
+    t: &Thresholds,
+) -> Option<(f64, &'static str)> {
     let now = *used.get(&latest)?;
     let year_ago = latest.checked_sub(365.days()).ok()?;
     let week_before = year_ago.checked_sub(7.days()).ok()?;
     if let Some((_, then)) = used.range(week_before..=year_ago).next_back() {
         return Some(((now - then).max(0.0), "year-on-year"));
     }
-    let first = *used.keys().next()?;
-    if (latest - first).get_days() + 1 < t.min_growth_days as i32 {
+    let sums = sums?;
+    let first: Date = sums.from.as_deref()?.parse().ok()?;
+    if (latest - first).get_days() + 1 < t.min_growth_days as i32 || sums.days < t.min_growth_days {
         return None;
     }
-    let points: Vec<(f64, f64)> = used
-        .iter()
-        .map(|(d, v)| (f64::from((*d - first).get_days()), *v))
-        .collect();
-    if points.len() < t.min_growth_days as usize {
-        return None;
-    }
-    Some(((slope(&points) * 365.0).max(0.0), "least-squares"))
+    Some(((slope(sums) * 365.0).max(0.0), "least-squares"))
 }
 
 /// Sizes of a tenancy's allocation, for suggestions.
@@ -219,9 +514,27 @@ fn totals(a: &Resources) -> (u32, u32) {
 /// Evaluates the four rules for one tenancy on `today` (the days counted end
 /// yesterday; complete months end before today's month).
 pub fn evaluate(usage: &Usage, allocation: &Resources, today: Date, t: &Thresholds) -> Evaluation {
-    let (cpu, cpu_exact) = summarise(&usage.cpu, today, t);
-    let (memory, memory_exact) = summarise(&usage.memory, today, t);
-    let (data_disk, disk_exact) = summarise(&usage.disk, today, t);
+    evaluate_after(usage, Before::default(), allocation, today, t)
+}
+
+/// [`evaluate`], carrying what `before` knows: a complete month's figures
+/// and the growth sums are taken from the last evaluation rather than from
+/// `usage`, which then needs only the days read since (see
+/// [`crate::prometheus::Plan`]). The result is the same as from a read of
+/// everything.
+pub fn evaluate_after(
+    usage: &Usage,
+    before: Before,
+    allocation: &Resources,
+    today: Date,
+    t: &Thresholds,
+) -> Evaluation {
+    let from = usage.from;
+    let (cpu, cpu_exact) = summarise(&usage.cpu, Metric::Cpu, today, t, from, &before);
+    let (memory, memory_exact) = summarise(&usage.memory, Metric::Memory, today, t, from, &before);
+    let (data_disk, disk_exact) = summarise(&usage.disk, Metric::DataDisk, today, t, from, &before);
+    let yesterday = today.yesterday().unwrap_or(today);
+    let growth = growth_sums(&usage.disk_used, &before, usage.used_from, yesterday);
     let (vcpu, mem_gib) = totals(allocation);
     let measured = [
         Measured {
@@ -252,6 +565,7 @@ pub fn evaluate(usage: &Usage, allocation: &Resources, today: Date, t: &Threshol
             memory,
             data_disk,
             disk: None,
+            disk_growth: None,
         },
         ..Evaluation::default()
     };
@@ -266,7 +580,11 @@ pub fn evaluate(usage: &Usage, allocation: &Resources, today: Date, t: &Threshol
         t.memory_peak,
         t,
     );
-    rule_18_4(&mut e, usage, t);
+    let recent = today
+        .checked_sub((t.scale_up_days as i64).days())
+        .unwrap_or(today);
+    rule_18_4(&mut e, usage, growth.as_ref(), recent, t);
+    e.summary.disk_growth = growth;
     e
 }
 
@@ -386,11 +704,18 @@ fn rule_18_2_3(
     }
 }
 
-/// 18(4): free space beyond a year's growth.
-fn rule_18_4(e: &mut Evaluation, usage: &Usage, t: &Thresholds) {
-    let latest = usage.disk_used.keys().next_back().copied();
+/// 18(4): free space beyond a year's growth. Used bytes "now" are the
+/// latest daily peak since `recent` (the first day of 18(1)'s window).
+fn rule_18_4(
+    e: &mut Evaluation,
+    usage: &Usage,
+    sums: Option<&GrowthSums>,
+    recent: Date,
+    t: &Thresholds,
+) {
+    let latest = usage.disk_used.range(recent..).next_back().map(|(d, _)| *d);
     match (latest, usage.disk_capacity) {
-        (Some(latest), Some(capacity)) => match year_growth(&usage.disk_used, latest, t) {
+        (Some(latest), Some(capacity)) => match year_growth(&usage.disk_used, sums, latest, t) {
             Some((growth, method)) => {
                 let used = usage.disk_used[&latest];
                 let free_beyond = capacity - used - growth;
@@ -432,7 +757,10 @@ fn rule_18_4(e: &mut Evaluation, usage: &Usage, t: &Thresholds) {
         _ => e.insufficient.push(Insufficient {
             rule: "art18-4".into(),
             metric: Metric::DataDisk,
-            reason: "no data-disk usage or capacity reported".into(),
+            reason: format!(
+                "no data-disk usage or capacity reported in the last {} days",
+                t.scale_up_days
+            ),
         }),
     }
 }
@@ -880,6 +1208,21 @@ mod tests {
         let e = evaluate(&short, &allocation(), TODAY, &t);
         assert!(e.summary.disk.is_none());
         assert!(e.insufficient.iter().any(|i| i.rule == "art18-4"));
+        // Bytes used "now" are of the last 30 days: a disk silent since
+        // 1 October is not measured by what it held then.
+        let silent = Usage {
+            disk_used: days(date(2026, 6, 1), date(2026, 10, 1), |_| Some(100.0 * GIB)),
+            disk_capacity: Some(capacity),
+            ..Usage::default()
+        };
+        let e = evaluate(&silent, &allocation(), TODAY, &t);
+        assert!(e.summary.disk.is_none());
+        assert!(
+            e.insufficient.iter().any(|i| i.rule == "art18-4"
+                && i.reason == "no data-disk usage or capacity reported in the last 30 days"),
+            "{:?}",
+            e.insufficient
+        );
     }
 
     #[test]
@@ -945,5 +1288,239 @@ mod tests {
             Some(at("2026-07-20T02:00:00Z")),
             None
         ));
+    }
+
+    #[test]
+    fn art18_with_nothing_known_the_plan_reads_three_complete_months_and_a_year_of_disk() {
+        let t = Thresholds::default();
+        let p = Plan::full(date(2026, 11, 15), &t);
+        assert_eq!((p.recent, p.last), (date(2026, 10, 16), date(2026, 11, 14)));
+        assert_eq!(
+            (p.from("any"), p.used_from("any")),
+            (date(2026, 8, 1), date(2025, 11, 7))
+        );
+        assert_eq!(p.months.unwrap().namespaces, Namespaces::All);
+        // Early in a month, 30 days reach further back than one month.
+        let one = Thresholds { months: 1, ..t };
+        let p = Plan::full(date(2026, 3, 2), &one);
+        assert_eq!((p.from("any"), p.months), (date(2026, 1, 31), None));
+    }
+
+    #[test]
+    fn art18_a_tenancy_new_to_the_evaluation_has_its_own_namespace_read_back() {
+        let t = Thresholds::default();
+        let e = evaluate(&Usage::default(), &allocation(), TODAY, &t);
+        let known = Before {
+            summary: Some(&e.summary),
+        };
+        // Everything carried: the last 30 days, and nothing a year back
+        // (the sums say the namespace has no data yet).
+        let p = Plan::new(TODAY, &t, [("a", known), ("b", known)]);
+        assert_eq!((p.months.clone(), p.history.clone()), (None, None));
+        assert_eq!(p.year_ago([p.last]), None);
+        // One new tenancy: its months and history, by name.
+        let p = Plan::new(TODAY, &t, [("a", known), ("new", Before::default())]);
+        let only = Namespaces::Only(BTreeSet::from(["new".to_owned()]));
+        assert_eq!(
+            p.months,
+            Some(Back {
+                from: date(2026, 8, 1),
+                namespaces: only.clone()
+            })
+        );
+        assert_eq!(p.history.as_ref().map(|h| &h.namespaces), Some(&only));
+        assert_eq!((p.from("a"), p.used_from("a")), (p.recent, p.recent));
+        assert_eq!(p.used_from("new"), date(2025, 11, 7));
+        // More than Prometheus matches as a set: every namespace.
+        let names: Vec<String> = (0..=MOST_NAMED).map(|i| format!("n{i}")).collect();
+        let many = names
+            .iter()
+            .map(|n| (n.as_str(), Before::default()))
+            .chain([("a", known)]);
+        let p = Plan::new(TODAY, &t, many);
+        assert_eq!(p.from("a"), date(2026, 8, 1));
+        assert_eq!(p.months.unwrap().namespaces, Namespaces::All);
+    }
+
+    /// Every series of two tenancies, by namespace, over the days given.
+    struct Cluster {
+        cpu: BTreeMap<String, Daily>,
+        memory: BTreeMap<String, Daily>,
+        used: BTreeMap<String, Daily>,
+        capacity: BTreeMap<String, Daily>,
+    }
+
+    impl Cluster {
+        /// What the client asks for under `plan`: every series of every
+        /// namespace from `recent`, the reads back for the namespaces they
+        /// cover, and the week a year back.
+        fn read(&self, plan: &Plan) -> crate::prometheus::Answers {
+            let cut =
+                |all: &BTreeMap<String, Daily>, from: Date, last: Date, back: Option<&Back>| {
+                    all.iter()
+                        .filter(|(ns, _)| back.is_none_or(|b| b.covers(ns)))
+                        .map(|(ns, d)| {
+                            (
+                                ns.clone(),
+                                d.range(from..=last).map(|(k, v)| (*k, *v)).collect(),
+                            )
+                        })
+                        .collect::<BTreeMap<String, Daily>>()
+                };
+            let merge = |into: &mut BTreeMap<String, Daily>, more: BTreeMap<String, Daily>| {
+                for (ns, d) in more {
+                    into.entry(ns).or_default().extend(d);
+                }
+            };
+            let before = plan.recent.yesterday().unwrap();
+            let span = |all: &BTreeMap<String, Daily>, backs: &[&Option<Back>]| {
+                let mut out = cut(all, plan.recent, plan.last, None);
+                for b in backs.iter().copied().flatten() {
+                    merge(&mut out, cut(all, b.from, before, Some(b)));
+                }
+                out
+            };
+            let mut used = span(&self.used, &[&plan.months, &plan.history]);
+            let latest: Vec<Date> = used
+                .values()
+                .filter_map(|d| d.range(plan.recent..).next_back().map(|(d, _)| *d))
+                .collect();
+            if let Some((first, last)) = plan.year_ago(latest) {
+                merge(&mut used, cut(&self.used, first, last, None));
+            }
+            crate::prometheus::Answers {
+                plan: Some(plan.clone()),
+                cpu: span(&self.cpu, &[&plan.months]),
+                memory: span(&self.memory, &[&plan.months]),
+                disk_used: used,
+                disk_capacity: span(&self.capacity, &[&plan.months]),
+            }
+        }
+    }
+
+    #[test]
+    fn art18_closed_months_and_growth_are_read_once_and_carried_to_the_same_verdicts() {
+        let t = Thresholds::default();
+        let (first, end) = (date(2025, 6, 1), date(2027, 1, 5));
+        let young_since = date(2026, 9, 10);
+        let n = |d: Date| (d - first).get_days();
+        let mut c = Cluster {
+            cpu: BTreeMap::new(),
+            memory: BTreeMap::new(),
+            used: BTreeMap::new(),
+            capacity: BTreeMap::new(),
+        };
+        for (ns, since) in [("old", first), ("young", young_since)] {
+            let on = |f: &dyn Fn(Date) -> Option<f64>| days(since, end, f);
+            // Low CPU with a day missing now and then, memory in between,
+            // bytes used growing faster and faster, with a weekly wobble.
+            c.cpu.insert(
+                ns.into(),
+                on(&|d| (d.day() % 13 != 0).then(|| 0.08 + f64::from((n(d) * 37) % 10) / 100.0)),
+            );
+            c.memory
+                .insert(ns.into(), on(&|d| Some(0.15 + f64::from(n(d) % 7) / 100.0)));
+            c.used.insert(
+                ns.into(),
+                on(&|d| {
+                    let x = f64::from(n(d));
+                    Some((100.0 + 0.5 * x + 0.002 * x * x + x % 7.0) * GIB)
+                }),
+            );
+            c.capacity.insert(ns.into(), on(&|_| Some(1024.0 * GIB)));
+        }
+        let mut carried: BTreeMap<&str, Summary> = BTreeMap::new();
+        let (mut evaluations, mut recent_only) = (0, 0);
+        let mut today = date(2025, 7, 1);
+        let mut verdicts = std::collections::BTreeSet::new();
+        while today <= end {
+            // The operator is down for four months in between: the months
+            // read then start after the growth sums end.
+            if (date(2026, 1, 10)..date(2026, 5, 20)).contains(&today) {
+                today = today.tomorrow().unwrap();
+                continue;
+            }
+            let before = |ns: &str| Before {
+                summary: carried.get(ns),
+            };
+            let in_service = if today < young_since {
+                vec!["old"]
+            } else {
+                vec!["old", "young"]
+            };
+            let plan = Plan::new(today, &t, in_service.iter().map(|ns| (*ns, before(ns))));
+            recent_only += usize::from(plan.months.is_none() && plan.history.is_none());
+            evaluations += 1;
+            let little = c.read(&plan);
+            let all = c.read(&Plan::full(today, &t));
+            let mut next = BTreeMap::new();
+            for ns in in_service {
+                let a = evaluate_after(&little.usage(ns), before(ns), &allocation(), today, &t);
+                let b = evaluate(&all.usage(ns), &allocation(), today, &t);
+                let context = format!("{ns} on {today}, {plan:?}");
+                assert_eq!(a.recommendations, b.recommendations, "{context}");
+                assert_eq!(a.insufficient, b.insufficient, "{context}");
+                for (x, y) in [
+                    (&a.summary.cpu, &b.summary.cpu),
+                    (&a.summary.memory, &b.summary.memory),
+                    (&a.summary.data_disk, &b.summary.data_disk),
+                ] {
+                    assert_eq!(x, y, "{context}");
+                }
+                assert_eq!(a.summary.disk, b.summary.disk, "{context}");
+                verdicts.extend(a.recommendations.iter().map(|r| r.rule.clone()));
+                if let Some(d) = &a.summary.disk {
+                    verdicts.insert(d.growth_method.clone());
+                }
+                next.insert(ns, a.summary);
+            }
+            carried = next;
+            today = today.tomorrow().unwrap();
+        }
+        // Every rule's path was taken, and the line as well as year-on-year.
+        for v in ["art18-2", "art18-4", "least-squares", "year-on-year"] {
+            assert!(verdicts.contains(v), "{verdicts:?}");
+        }
+        // A full read at the start and after the gap, of the young tenancy
+        // when it arrives, of a closed month not yet read whole; otherwise
+        // only the last 30 days.
+        assert!(
+            recent_only * 100 >= evaluations * 90,
+            "{recent_only} of {evaluations}"
+        );
+    }
+
+    #[test]
+    fn art18_a_month_not_read_whole_is_not_carried() {
+        let t = Thresholds::default();
+        let usage = Usage {
+            cpu: days(date(2026, 8, 20), date(2026, 11, 14), |_| Some(0.1)),
+            from: Some(date(2026, 8, 20)),
+            used_from: Some(date(2026, 8, 20)),
+            ..Usage::default()
+        };
+        let e = evaluate_after(&usage, Before::default(), &allocation(), TODAY, &t);
+        let complete: Vec<(&str, bool)> = e
+            .summary
+            .cpu
+            .months
+            .iter()
+            .map(|m| (m.month.as_str(), m.complete))
+            .collect();
+        assert_eq!(
+            complete,
+            [("2026-08", false), ("2026-09", true), ("2026-10", true)]
+        );
+        // No growth sums either: the history before the 20th was not read.
+        assert!(e.summary.disk_growth.is_none());
+        // So the next plan reads August again, and the history.
+        let before = Before {
+            summary: Some(&e.summary),
+        };
+        let p = Plan::new(TODAY, &t, [("a", before)]);
+        assert_eq!(
+            (p.from("a"), p.used_from("a")),
+            (date(2026, 8, 1), date(2025, 11, 7))
+        );
     }
 }

@@ -31,6 +31,17 @@ pub struct Month {
     pub days_with_data: u32,
     pub mean_peak_percent: f64,
     pub peak_percent: f64,
+    /// The month was read whole after it closed: its figures are final and
+    /// later evaluations use them instead of reading the month again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub complete: bool,
+    /// The mean of the daily peaks, as a fraction, unrounded: what the rules
+    /// compare (the percentages are rounded for reading).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_peak: Option<f64>,
+    /// The largest daily peak, as a fraction, unrounded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak: Option<f64>,
 }
 
 /// The figures of one metric, in percent.
@@ -71,6 +82,27 @@ pub struct Summary {
     pub data_disk: MetricSummary,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk: Option<DiskSummary>,
+    /// The sums of the growth line of rule 18(4), carried from one evaluation
+    /// to the next so that the history is read from Prometheus once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_growth: Option<GrowthSums>,
+}
+
+/// The least-squares sums of the daily peaks of data-disk bytes used, day by
+/// day from `from` (x, in days since `from`; y, in bytes) through `through`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GrowthSums {
+    /// The first day with data (x = 0), `2026-07-15`; none yet, unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// The last day accounted for, with data or not.
+    pub through: String,
+    pub days: u32,
+    pub sum_x: f64,
+    pub sum_y: f64,
+    pub sum_xy: f64,
+    pub sum_xx: f64,
 }
 
 /// A recommendation of Art. 18.

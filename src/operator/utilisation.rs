@@ -1,7 +1,8 @@
 //! The utilisation evaluator (Art. 18): on a schedule, and after each month
-//! closes, four range queries to Prometheus for all tenancies together, the
-//! rules of `rightsizing` per tenancy, and the result in each tenancy's
-//! status under a field manager of its own. A tenancy is written only when its
+//! closes, range queries to Prometheus for all tenancies together (what
+//! [`rightsizing::Plan`] says the statuses do not carry), the rules of
+//! `rightsizing` per tenancy, and the result in each tenancy's status under a
+//! field manager of its own. A tenancy is written only when its
 //! figures or recommendations changed; events only when its recommendations
 //! did. When Prometheus cannot be reached, the last recommendations stay and
 //! `MetricsAvailable` says why.
@@ -99,11 +100,6 @@ pub async fn evaluate_all(ctx: &Context, client: &Client, now: Timestamp) -> Res
     let config = &ctx.config.prometheus;
     let t = &ctx.config.rightsizing;
     let today = calendar::local_date(now);
-    let sent = client.queries_sent();
-    let answers = client
-        .answers(config, today, t.months, t.scale_up_days)
-        .await;
-    ctx.metrics.evaluation_queried(client.queries_sent() - sent);
     let tenancies: Vec<_> = ctx
         .caches
         .tenancies
@@ -112,6 +108,11 @@ pub async fn evaluate_all(ctx: &Context, client: &Client, now: Timestamp) -> Res
         .filter_map(|t| t.0.as_ref().ok().cloned())
         .filter(law::in_service)
         .collect();
+    let namespaces: Vec<String> = tenancies.iter().map(namespace_of).collect();
+    let plan = plan(today, t, &tenancies, &namespaces);
+    let sent = client.queries_sent();
+    let answers = client.answers(config, &plan).await;
+    ctx.metrics.evaluation_queried(client.queries_sent() - sent);
     let answers = match answers {
         Ok(a) => a,
         Err(e) => {
@@ -135,20 +136,7 @@ pub async fn evaluate_all(ctx: &Context, client: &Client, now: Timestamp) -> Res
             return Err(());
         }
     };
-    let namespace_of = |tenancy: &Tenancy| {
-        tenancy
-            .status
-            .as_ref()
-            .and_then(|s| s.namespace.clone())
-            .unwrap_or_else(|| {
-                crate::provisioning::namespace_name(
-                    &tenancy.namespace().unwrap_or_default(),
-                    &tenancy.spec.unit,
-                    &tenancy.name_any(),
-                )
-            })
-    };
-    let known = tenancies.iter().map(namespace_of).collect();
+    let known = namespaces.iter().cloned().collect();
     let unmatched = answers.unmatched(&known);
     ctx.metrics.unmatched_namespaces(unmatched.len());
     if !unmatched.is_empty() {
@@ -159,10 +147,15 @@ pub async fn evaluate_all(ctx: &Context, client: &Client, now: Timestamp) -> Res
             "series of namespaces that hold no tenancy in service were ignored"
         );
     }
-    for tenancy in &tenancies {
-        let ns = namespace_of(tenancy);
-        let usage = answers.usage(&ns);
-        let evaluation = rightsizing::evaluate(&usage, &tenancy.spec.allocation, today, t);
+    for (i, tenancy) in tenancies.iter().enumerate() {
+        let usage = answers.usage(&namespaces[i]);
+        let evaluation = rightsizing::evaluate_after(
+            &usage,
+            before(tenancy),
+            &tenancy.spec.allocation,
+            today,
+            t,
+        );
         let ns = tenancy.namespace();
         let changes = ctx.caches.changes.state();
         let of_unit = changes
@@ -176,6 +169,46 @@ pub async fn evaluate_all(ctx: &Context, client: &Client, now: Timestamp) -> Res
         write(ctx, tenancy, status, &notes).await;
     }
     Ok(tenancies.len())
+}
+
+/// What the tenancies (with their namespaces) need read on `today`.
+fn plan(
+    today: jiff::civil::Date,
+    t: &rightsizing::Thresholds,
+    tenancies: &[Tenancy],
+    namespaces: &[String],
+) -> rightsizing::Plan {
+    let known = namespaces
+        .iter()
+        .map(String::as_str)
+        .zip(tenancies.iter().map(before));
+    rightsizing::Plan::new(today, t, known)
+}
+
+/// What a tenancy's status carries from the last evaluation.
+fn before(tenancy: &Tenancy) -> rightsizing::Before<'_> {
+    rightsizing::Before {
+        summary: tenancy
+            .status
+            .as_ref()
+            .and_then(|s| s.utilisation.as_ref())
+            .map(|u| &u.summary),
+    }
+}
+
+/// The namespace a tenancy's series are labelled with.
+fn namespace_of(tenancy: &Tenancy) -> String {
+    tenancy
+        .status
+        .as_ref()
+        .and_then(|s| s.namespace.clone())
+        .unwrap_or_else(|| {
+            crate::provisioning::namespace_name(
+                &tenancy.namespace().unwrap_or_default(),
+                &tenancy.spec.unit,
+                &tenancy.name_any(),
+            )
+        })
 }
 
 /// Writes what the evaluator owns, if it changed (the evaluation time aside).

@@ -11,9 +11,9 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::{
     Answers, Combine, Error, PrometheusConfig, Series, by_label, daily_peak, day_end, halves,
-    parse_matrix, range_form, too_large, windows,
+    naming, parse_matrix, range_form, too_large,
 };
-use crate::rightsizing::Daily;
+use crate::rightsizing::{Back, Daily, Namespaces, Plan};
 
 type Https = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
 
@@ -143,27 +143,87 @@ impl Client {
         })
     }
 
-    /// Asks the four range queries of an evaluation on `today`, together.
-    pub async fn answers(
-        &self,
-        config: &PrometheusConfig,
-        today: Date,
-        months: u32,
-        scale_up_days: u32,
-    ) -> Result<Answers, Error> {
-        let ((u0, u1), (d0, d1)) = windows(today, months, scale_up_days);
+    /// Reads what `plan` asks for: each of the four series over the recent
+    /// days and, for the namespaces that need them, the months and the
+    /// history before; then a week of bytes used a year back, when a
+    /// year-on-year value may be there. The four series are asked for
+    /// together; a read back in time of a few namespaces names them.
+    pub async fn answers(&self, config: &PrometheusConfig, plan: &Plan) -> Result<Answers, Error> {
         let q = &config.queries;
+        let months = [&plan.months];
         let (cpu, memory, disk_used, disk_capacity) = futures::try_join!(
-            self.daily(&q.cpu, u0, u1, config, Combine::Max),
-            self.daily(&q.memory, u0, u1, config, Combine::Max),
-            self.daily(&q.disk_used, d0, d1, config, Combine::Sum),
-            self.daily(&q.disk_capacity, d0, d1, config, Combine::Sum),
+            self.spans(&q.cpu, config, plan, &months, Combine::Max),
+            self.spans(&q.memory, config, plan, &months, Combine::Max),
+            self.used(config, plan),
+            self.spans(&q.disk_capacity, config, plan, &months, Combine::Sum),
         )?;
         Ok(Answers {
+            plan: Some(plan.clone()),
             cpu,
             memory,
             disk_used,
             disk_capacity,
         })
+    }
+
+    /// `inner` over the recent days of every namespace, and over each read
+    /// back of `backs` for its namespaces.
+    async fn spans(
+        &self,
+        inner: &str,
+        config: &PrometheusConfig,
+        plan: &Plan,
+        backs: &[&Option<Back>],
+        combine: Combine,
+    ) -> Result<BTreeMap<String, Daily>, Error> {
+        let mut all = self
+            .daily(inner, plan.recent, plan.last, config, combine)
+            .await?;
+        let Ok(before) = plan.recent.yesterday() else {
+            return Ok(all);
+        };
+        for back in backs {
+            let Some(back) = back else { continue };
+            let query = naming(inner, &config.namespace_label, &back.namespaces);
+            let read = self
+                .daily(&query, back.from, before, config, combine)
+                .await?;
+            merge(&mut all, read);
+        }
+        Ok(all)
+    }
+
+    async fn used(
+        &self,
+        config: &PrometheusConfig,
+        plan: &Plan,
+    ) -> Result<BTreeMap<String, Daily>, Error> {
+        let q = &config.queries.disk_used;
+        // The history reaches further back than the months: read of every
+        // namespace, it holds them.
+        let all = |b: &Option<Back>| b.as_ref().is_some_and(|b| b.namespaces == Namespaces::All);
+        let none = None;
+        let months = if all(&plan.history) {
+            &none
+        } else {
+            &plan.months
+        };
+        let backs = [months, &plan.history];
+        let mut used = self.spans(q, config, plan, &backs, Combine::Sum).await?;
+        let latest = used
+            .values()
+            .filter_map(|d| d.range(plan.recent..).next_back().map(|(day, _)| *day));
+        if let Some((first, last)) = plan.year_ago(latest) {
+            let read = self.daily(q, first, last, config, Combine::Sum).await?;
+            merge(&mut used, read);
+        }
+        Ok(used)
+    }
+}
+
+/// Adds the days of `more` to those of each namespace in `all`.
+fn merge(all: &mut BTreeMap<String, Daily>, more: BTreeMap<String, Daily>) {
+    for (ns, days) in more {
+        all.entry(ns).or_default().extend(days);
     }
 }

@@ -1,8 +1,11 @@
 //! How long one utilisation evaluation (Art. 18) takes for many tenancies
 //! against a real Prometheus: backfills months of samples with `promtool`
 //! (kept under `~/.cache` for the next run), starts Prometheus on them, then
-//! times the four range queries of an evaluation and the rules for every
-//! tenancy, the same code the operator runs.
+//! times the range queries of an evaluation and the rules for every tenancy,
+//! the same code the operator runs: first with nothing carried (the first
+//! evaluation after an install), then with what each evaluation wrote into
+//! the statuses carried to the next (the same day, the next day, the first
+//! of the next month).
 //!
 //! By default the samples are the per-namespace series the recording rules
 //! write (`govcloud-operator recording-rules`) and the queries read them;
@@ -176,31 +179,79 @@ pub async fn main(mut args: Vec<String>) -> Result<(), Box<dyn std::error::Error
     }))?;
     let namespaces: Vec<String> = tenants(n).into_iter().map(|t| t.namespace).collect();
 
+    // A cold evaluation (nothing carried: the first after an install), then
+    // the same day again, the next day and the first of the next month with
+    // what the one before wrote into the statuses: the closed months and the
+    // growth sums are carried and only the last 30 days (and a week a year
+    // back) are read.
+    let next_day = TODAY.tomorrow()?;
+    let month_close = TODAY
+        .first_of_month()
+        .checked_add(jiff::Span::new().months(1))?;
+    let rounds = [
+        ("cold", TODAY, false),
+        ("carried", TODAY, true),
+        ("carried", TODAY, true),
+        ("next day", next_day, true),
+        ("month closed", month_close, true),
+    ];
+    let mut carried: Vec<Option<govcloud::api::utilisation::Summary>> = vec![None; n];
     let mut evaluations = Vec::new();
-    for round in 1..=3 {
+    let mut plans = Vec::new();
+    for (round, (name, today, carry)) in rounds.into_iter().enumerate() {
+        let before = |i: usize| rightsizing::Before {
+            summary: if carry { carried[i].as_ref() } else { None },
+        };
+        let plan = rightsizing::Plan::new(
+            today,
+            &thresholds,
+            (0..n).map(|i| (namespaces[i].as_str(), before(i))),
+        );
+        plans.push((name, plan.clone()));
         let sent = client.queries_sent();
         let started = Instant::now();
-        let answers = client
-            .answers(&config, TODAY, thresholds.months, thresholds.scale_up_days)
-            .await?;
+        let answers = client.answers(&config, &plan).await?;
         let queried = started.elapsed();
         let mut recommendations = 0;
         let mut insufficient = 0;
-        for ns in &namespaces {
-            let e = rightsizing::evaluate(&answers.usage(ns), &allocation, TODAY, &thresholds);
+        let mut next = Vec::with_capacity(n);
+        for (i, ns) in namespaces.iter().enumerate() {
+            let e = rightsizing::evaluate_after(
+                &answers.usage(ns),
+                before(i),
+                &allocation,
+                today,
+                &thresholds,
+            );
             recommendations += e.recommendations.len();
             insufficient += usize::from(!e.insufficient.is_empty());
+            next.push(Some(e.summary));
         }
+        carried = next;
         let total = started.elapsed();
         let queries = client.queries_sent() - sent;
         println!(
-            "evaluation {round}: {} tenancies with data, {queries} queries in {:.2} s, rules in {:.1} ms, total {:.2} s; {recommendations} recommendations, {insufficient} with insufficient data",
+            "evaluation {} ({name}, {today}: {} .. {}, months from {}, history from {}): {} tenancies with data, {queries} queries in {:.2} s, rules in {:.1} ms, total {:.2} s; {recommendations} recommendations, {insufficient} with insufficient data",
+            round + 1,
+            plan.recent,
+            plan.last,
+            plan.months
+                .as_ref()
+                .map_or("-".into(), |b| b.from.to_string()),
+            plan.history
+                .as_ref()
+                .map_or("-".into(), |b| b.from.to_string()),
             answers.cpu.len(),
             queried.as_secs_f64(),
             (total - queried).as_secs_f64() * 1000.0,
             total.as_secs_f64(),
         );
         evaluations.push(serde_json::json!({
+            "kind": name,
+            "today": today.to_string(),
+            "recent": plan.recent.to_string(),
+            "monthsFrom": plan.months.as_ref().map(|b| b.from.to_string()),
+            "historyFrom": plan.history.as_ref().map(|b| b.from.to_string()),
             "tenanciesWithData": answers.cpu.len(),
             "queries": queries,
             "querySeconds": queried.as_secs_f64(),
@@ -209,33 +260,40 @@ pub async fn main(mut args: Vec<String>) -> Result<(), Box<dyn std::error::Error
             "recommendations": recommendations,
             "insufficientData": insufficient,
         }));
+        save(&results);
     }
     results["evaluations"] = serde_json::Value::from(evaluations);
     save(&results);
     let mut alone = serde_json::Map::new();
     // Each query alone, one after another: which of them the time is.
-    let ((u0, u1), (d0, d1)) =
-        govcloud::prometheus::windows(TODAY, thresholds.months, thresholds.scale_up_days);
     let q = &config.queries;
     use govcloud::prometheus::Combine;
-    for (name, query, first, last, combine) in [
-        ("cpu", &q.cpu, u0, u1, Combine::Max),
-        ("memory", &q.memory, u0, u1, Combine::Max),
-        ("disk used", &q.disk_used, d0, d1, Combine::Sum),
-        ("disk capacity", &q.disk_capacity, d0, d1, Combine::Sum),
-    ] {
-        let started = Instant::now();
-        let daily = client.daily(query, first, last, &config, combine).await?;
-        let seconds = started.elapsed().as_secs_f64();
-        println!(
-            "  {name}: {} days ({first} .. {last}), {} series in {seconds:.2} s",
-            (last - first).get_days() + 1,
-            daily.len(),
-        );
-        alone.insert(
-            name.into(),
-            serde_json::json!({ "query": query, "seconds": seconds }),
-        );
+    for (kind, plan) in plans.into_iter().take(2) {
+        for (name, query, first, combine) in [
+            ("cpu", &q.cpu, plan.from("-"), Combine::Max),
+            ("memory", &q.memory, plan.from("-"), Combine::Max),
+            ("disk used", &q.disk_used, plan.used_from("-"), Combine::Sum),
+            (
+                "disk capacity",
+                &q.disk_capacity,
+                plan.from("-"),
+                Combine::Sum,
+            ),
+        ] {
+            let last = plan.last;
+            let started = Instant::now();
+            let daily = client.daily(query, first, last, &config, combine).await?;
+            let seconds = started.elapsed().as_secs_f64();
+            println!(
+                "  {kind}, {name}: {} days ({first} .. {last}), {} series in {seconds:.2} s",
+                (last - first).get_days() + 1,
+                daily.len(),
+            );
+            alone.insert(
+                format!("{kind}: {name}"),
+                serde_json::json!({ "query": query, "first": first.to_string(), "seconds": seconds }),
+            );
+        }
     }
     results["eachAlone"] = serde_json::Value::from(alone);
     save(&results);
