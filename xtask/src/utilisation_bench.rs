@@ -188,19 +188,36 @@ pub async fn main(mut args: Vec<String>) -> Result<(), Box<dyn std::error::Error
     let month_close = TODAY
         .first_of_month()
         .checked_add(jiff::Span::new().months(1))?;
+    // "100 new": the next day again, with the statuses of 100 tenancies
+    // empty, as if they had just come into service.
     let rounds = [
         ("cold", TODAY, false),
         ("carried", TODAY, true),
         ("carried", TODAY, true),
         ("next day", next_day, true),
+        ("100 new", next_day, true),
         ("month closed", month_close, true),
     ];
+    let back = |b: &Option<rightsizing::Back>| match b {
+        None => "-".to_owned(),
+        Some(b) => match &b.namespaces {
+            rightsizing::Namespaces::All => format!("from {}, all", b.from),
+            rightsizing::Namespaces::Only(names) => {
+                format!("from {}, {} named", b.from, names.len())
+            }
+        },
+    };
     let mut carried: Vec<Option<govcloud::api::utilisation::Summary>> = vec![None; n];
     let mut evaluations = Vec::new();
     let mut plans = Vec::new();
     for (round, (name, today, carry)) in rounds.into_iter().enumerate() {
+        let fresh = if name == "100 new" { 100 } else { 0 };
         let before = |i: usize| rightsizing::Before {
-            summary: if carry { carried[i].as_ref() } else { None },
+            summary: if carry && i >= fresh {
+                carried[i].as_ref()
+            } else {
+                None
+            },
         };
         let plan = rightsizing::Plan::new(
             today,
@@ -231,16 +248,12 @@ pub async fn main(mut args: Vec<String>) -> Result<(), Box<dyn std::error::Error
         let total = started.elapsed();
         let queries = client.queries_sent() - sent;
         println!(
-            "evaluation {} ({name}, {today}: {} .. {}, months from {}, history from {}): {} tenancies with data, {queries} queries in {:.2} s, rules in {:.1} ms, total {:.2} s; {recommendations} recommendations, {insufficient} with insufficient data",
+            "evaluation {} ({name}, {today}: {} .. {}, months {}, history {}): {} tenancies with data, {queries} queries in {:.2} s, rules in {:.1} ms, total {:.2} s; {recommendations} recommendations, {insufficient} with insufficient data",
             round + 1,
             plan.recent,
             plan.last,
-            plan.months
-                .as_ref()
-                .map_or("-".into(), |b| b.from.to_string()),
-            plan.history
-                .as_ref()
-                .map_or("-".into(), |b| b.from.to_string()),
+            back(&plan.months),
+            back(&plan.history),
             answers.cpu.len(),
             queried.as_secs_f64(),
             (total - queried).as_secs_f64() * 1000.0,
@@ -250,8 +263,8 @@ pub async fn main(mut args: Vec<String>) -> Result<(), Box<dyn std::error::Error
             "kind": name,
             "today": today.to_string(),
             "recent": plan.recent.to_string(),
-            "monthsFrom": plan.months.as_ref().map(|b| b.from.to_string()),
-            "historyFrom": plan.history.as_ref().map(|b| b.from.to_string()),
+            "months": back(&plan.months),
+            "history": back(&plan.history),
             "tenanciesWithData": answers.cpu.len(),
             "queries": queries,
             "querySeconds": queried.as_secs_f64(),
