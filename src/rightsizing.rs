@@ -1199,22 +1199,20 @@ mod tests {
             .disk
             .unwrap();
         assert_eq!(d.year_growth_gib, 0.0);
-        // Ten days of history: not enough for a line.
-        let short = Usage {
-            disk_used: days(date(2026, 11, 5), date(2026, 11, 14), |_| Some(100.0 * GIB)),
+        // 100 GiB used every day from `from` to `to`.
+        let flat = |from: Date, to: Date| Usage {
+            disk_used: days(from, to, |_| Some(100.0 * GIB)),
             disk_capacity: Some(capacity),
             ..Usage::default()
         };
+        // Ten days of history: not enough for a line.
+        let short = flat(date(2026, 11, 5), date(2026, 11, 14));
         let e = evaluate(&short, &allocation(), TODAY, &t);
         assert!(e.summary.disk.is_none());
         assert!(e.insufficient.iter().any(|i| i.rule == "art18-4"));
         // Bytes used "now" are of the last 30 days: a disk silent since
         // 1 October is not measured by what it held then.
-        let silent = Usage {
-            disk_used: days(date(2026, 6, 1), date(2026, 10, 1), |_| Some(100.0 * GIB)),
-            disk_capacity: Some(capacity),
-            ..Usage::default()
-        };
+        let silent = flat(date(2026, 6, 1), date(2026, 10, 1));
         let e = evaluate(&silent, &allocation(), TODAY, &t);
         assert!(e.summary.disk.is_none());
         assert!(
