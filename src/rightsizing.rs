@@ -297,11 +297,12 @@ impl Before<'_> {
 
     /// The growth sums carried, if they reach the day before `from` (the
     /// first day read without a gap), so that adding what was read continues
-    /// them exactly.
+    /// them exactly; or if they have no day yet (a namespace without bytes
+    /// used: its line starts with the first day read that has them).
     pub fn growth_through(&self, from: Date) -> Option<&GrowthSums> {
         let g = self.summary?.disk_growth.as_ref()?;
         let through: Date = g.through.parse().ok()?;
-        (through >= from.yesterday().ok()?).then_some(g)
+        (g.days == 0 || through >= from.yesterday().ok()?).then_some(g)
     }
 }
 
@@ -463,7 +464,11 @@ fn growth_sums(
             sums.sum_xx += x * x;
         }
     }
-    sums.through = after.max(yesterday).to_string();
+    // Sums of no day stay as they were: a tenancy without samples is not
+    // written every day for the day it moved.
+    if sums.days > 0 || after == Date::MIN {
+        sums.through = after.max(yesterday).to_string();
+    }
     Some(sums)
 }
 
@@ -1519,6 +1524,44 @@ mod tests {
         assert_eq!(
             (p.from("a"), p.used_from("a")),
             (date(2026, 8, 1), date(2025, 11, 7))
+        );
+    }
+
+    #[test]
+    fn art18_a_tenancy_without_samples_carries_the_same_figures_from_day_to_day() {
+        let t = Thresholds::default();
+        let (day1, day2) = (date(2026, 11, 15), date(2026, 11, 16));
+        let read = |today: Date, before: Before| {
+            let plan = Plan::new(today, &t, [("quiet", before)]);
+            let usage = Usage {
+                from: Some(plan.from("quiet")),
+                used_from: Some(plan.used_from("quiet")),
+                ..Usage::default()
+            };
+            evaluate_after(&usage, before, &allocation(), today, &t)
+        };
+        let first = read(day1, Before::default());
+        let before = Before {
+            summary: Some(&first.summary),
+        };
+        // Nothing to read back, and nothing changed: nothing to write.
+        let p = Plan::new(day2, &t, [("quiet", before)]);
+        assert_eq!((p.months, p.history), (None, None));
+        let second = read(day2, before);
+        assert_eq!(second.summary, first.summary);
+        // Samples that begin later (the 15th, after the first evaluation
+        // read none through the 14th) start the line on their first day.
+        let usage = Usage {
+            disk_used: days(date(2026, 11, 15), date(2026, 11, 16), |_| Some(GIB)),
+            from: Some(date(2026, 10, 18)),
+            used_from: Some(date(2026, 10, 18)),
+            ..Usage::default()
+        };
+        let later = evaluate_after(&usage, before, &allocation(), date(2026, 11, 17), &t);
+        let g = later.summary.disk_growth.unwrap();
+        assert_eq!(
+            (g.from.as_deref(), g.through.as_str(), g.days),
+            (Some("2026-11-15"), "2026-11-16", 2)
         );
     }
 }
