@@ -95,9 +95,16 @@ pub struct Usage {
     pub used_from: Option<Date>,
 }
 
+/// The first day of 18(1)'s window on `today`: `scale_up_days` back.
+fn recent_start(today: Date, t: &Thresholds) -> Date {
+    today
+        .checked_sub((t.scale_up_days as i64).days())
+        .unwrap_or(today)
+}
+
 /// The first day of the data-disk history an evaluation on `today` can use:
 /// the week before the day a year before yesterday, for a year-on-year value.
-pub fn history_start(today: Date) -> Date {
+fn history_start(today: Date) -> Date {
     today.checked_sub(373.days()).unwrap_or(today)
 }
 
@@ -163,10 +170,7 @@ impl Plan {
         tenancies: impl IntoIterator<Item = (&'a str, Before<'a>)>,
     ) -> Self {
         let last = today.yesterday().unwrap_or(today);
-        let recent = today
-            .checked_sub((t.scale_up_days as i64).days())
-            .unwrap_or(today)
-            .min(last);
+        let recent = recent_start(today, t).min(last);
         let months: Vec<Date> = (1..=t.months as i32)
             .map(|back| month_start(today, back))
             .collect();
@@ -276,7 +280,7 @@ impl Before<'_> {
     }
 
     /// Whether every metric's figures of the month starting `start` are final.
-    pub fn has_month(&self, start: Date) -> bool {
+    fn has_month(&self, start: Date) -> bool {
         [Metric::Cpu, Metric::Memory, Metric::DataDisk]
             .into_iter()
             .all(|m| self.month(m, start).is_some())
@@ -299,7 +303,7 @@ impl Before<'_> {
     /// first day read without a gap), so that adding what was read continues
     /// them exactly; or if they have no day yet (a namespace without bytes
     /// used: its line starts with the first day read that has them).
-    pub fn growth_through(&self, from: Date) -> Option<&GrowthSums> {
+    fn growth_through(&self, from: Date) -> Option<&GrowthSums> {
         let g = self.summary?.disk_growth.as_ref()?;
         let through: Date = g.through.parse().ok()?;
         (g.days == 0 || through >= from.yesterday().ok()?).then_some(g)
@@ -360,12 +364,6 @@ struct Exact {
     months: Vec<Option<(f64, f64)>>,
 }
 
-/// Whether a month starting `start` computed from what was read from `from`
-/// is final: it was read whole.
-fn read_whole(from: Option<Date>, start: Date) -> bool {
-    from.is_none_or(|f| f <= start)
-}
-
 fn summarise(
     series: &Daily,
     metric: Metric,
@@ -375,9 +373,7 @@ fn summarise(
     before: &Before,
 ) -> (MetricSummary, Exact) {
     let yesterday = today.yesterday().unwrap_or(today);
-    let recent = today
-        .checked_sub((t.scale_up_days as i64).days())
-        .unwrap_or(today);
+    let recent = recent_start(today, t);
     let last = window(series, recent, yesterday);
     let mut exact = Exact {
         last30_mean: (!last.is_empty()).then(|| mean(&last)),
@@ -402,7 +398,8 @@ fn summarise(
                 days_with_data: days.len() as u32,
                 mean_peak_percent: pct(mean_peak),
                 peak_percent: pct(peak),
-                complete: read_whole(from, start),
+                // Final only when read whole, from its first day.
+                complete: from.is_none_or(|f| f <= start),
                 mean_peak: figures.map(|f| f.0),
                 peak: figures.map(|f| f.1),
             }
@@ -423,27 +420,18 @@ fn growth_sums(
     used: &Daily,
     before: &Before,
     used_from: Option<Date>,
-    yesterday: Date,
+    today: Date,
 ) -> Option<GrowthSums> {
     let day = |s: &str| s.parse::<Date>().ok();
+    let yesterday = today.yesterday().unwrap_or(today);
     let (mut sums, after) = match used_from.and_then(|f| before.growth_through(f)) {
         Some(g) => (g.clone(), day(&g.through)?),
         None => {
-            let today = yesterday.tomorrow().unwrap_or(yesterday);
             let history_read = used_from.is_none_or(|f| f <= history_start(today));
             if !history_read {
                 return None;
             }
-            let empty = GrowthSums {
-                from: None,
-                through: String::new(),
-                days: 0,
-                sum_x: 0.0,
-                sum_y: 0.0,
-                sum_xy: 0.0,
-                sum_xx: 0.0,
-            };
-            (empty, Date::MIN)
+            (GrowthSums::default(), Date::MIN)
         }
     };
     if after < yesterday {
@@ -538,8 +526,7 @@ pub fn evaluate_after(
     let (cpu, cpu_exact) = summarise(&usage.cpu, Metric::Cpu, today, t, from, &before);
     let (memory, memory_exact) = summarise(&usage.memory, Metric::Memory, today, t, from, &before);
     let (data_disk, disk_exact) = summarise(&usage.disk, Metric::DataDisk, today, t, from, &before);
-    let yesterday = today.yesterday().unwrap_or(today);
-    let growth = growth_sums(&usage.disk_used, &before, usage.used_from, yesterday);
+    let growth = growth_sums(&usage.disk_used, &before, usage.used_from, today);
     let (vcpu, mem_gib) = totals(allocation);
     let measured = [
         Measured {
@@ -585,9 +572,7 @@ pub fn evaluate_after(
         t.memory_peak,
         t,
     );
-    let recent = today
-        .checked_sub((t.scale_up_days as i64).days())
-        .unwrap_or(today);
+    let recent = recent_start(today, t);
     rule_18_4(&mut e, usage, growth.as_ref(), recent, t);
     e.summary.disk_growth = growth;
     e

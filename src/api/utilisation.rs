@@ -90,7 +90,7 @@ pub struct Summary {
 
 /// The least-squares sums of the daily peaks of data-disk bytes used, day by
 /// day from `from` (x, in days since `from`; y, in bytes) through `through`.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GrowthSums {
     /// The first day with data (x = 0), `2026-07-15`; none yet, unset.

@@ -400,6 +400,16 @@ pub async fn art18_recorded_series_give_the_daily_peaks_of_the_raw_queries(_: Ct
         .await?;
     assert_eq!(memory[&tenancy_namespace("busy")][&date(2026, 11, 5)], 0.95);
     assert_eq!(memory[&tenancy_namespace("busy")][&date(2026, 11, 6)], 0.40);
+    // A read back for a few tenancies names them: Prometheus answers for
+    // those namespaces alone, with the same daily peaks.
+    let busy = tenancy_namespace("busy");
+    let only = govcloud::rightsizing::Namespaces::Only([busy.clone()].into());
+    let named = govcloud::prometheus::naming(&names.memory, &config.namespace_label, &only);
+    let alone = recorded_client
+        .daily(&named, first, last, &config, Combine::Max)
+        .await?;
+    assert_eq!(alone.keys().collect::<Vec<_>>(), [&busy], "{named}");
+    assert_eq!(alone[&busy], memory[&busy]);
     recorded.stop();
     Ok(())
 }
