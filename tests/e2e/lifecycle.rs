@@ -601,7 +601,7 @@ pub async fn art14_a_charge_left_by_a_cut_off_create_holds_delivery_seconds_not_
         "nothing refused any more: {:?}",
         t.status.as_ref().map(|s| &s.conditions)
     );
-    let events = lab.events(ns, "oa").await;
+    let events = lab.events_with(ns, "oa", &["QuotaRecount"]).await;
     assert!(
         events.iter().any(|(r, m)| r == "QuotaRecount"
             && m.contains("asked to count the namespace's usage again")),

@@ -139,7 +139,7 @@ pub async fn art13_an_urgent_mark_alone_opens_nothing_and_emergency_open_starts_
         })
         .await;
     assert_eq!(phase(&r), Some(RequestPhase::EmergencyOpened));
-    let events = lab.events(ns, "exam").await;
+    let events = lab.events_with(ns, "exam", &["PaperworkOverdue"]).await;
     assert!(
         events
             .iter()

@@ -531,6 +531,26 @@ impl Lab {
             .map_or(0, |l| l.items.len() as u64)
     }
 
+    /// The events recorded about an object once it has one of each of
+    /// `reasons`, oldest first. The operator records an event after the
+    /// status it tells of, so a status seen does not mean its event is.
+    pub async fn events_with(
+        &self,
+        ns: &str,
+        name: &str,
+        reasons: &[&str],
+    ) -> Vec<(String, String)> {
+        let what = format!("events {reasons:?} about {ns}/{name}");
+        eventually(&what, Duration::from_secs(30), || async {
+            let events = self.events(ns, name).await;
+            reasons
+                .iter()
+                .all(|r| events.iter().any(|(e, _)| e == r))
+                .then_some(events)
+        })
+        .await
+    }
+
     /// The events recorded about an object, oldest first: (reason, message).
     pub async fn events(&self, ns: &str, name: &str) -> Vec<(String, String)> {
         let api: Api<Event> = Api::namespaced(self.admin.clone(), ns);
