@@ -85,8 +85,78 @@ pub struct Caches {
     pub jobs: Store<Job>,
 }
 
-fn managed() -> watcher::Config {
-    watcher::Config::default().labels(&format!("{}={MANAGER}", keys::MANAGED_BY))
+/// How the watches take their first list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lists {
+    /// Streamed over the watch (Kubernetes' WatchList): the objects come one
+    /// by one, and no page of them is held while the cache takes them in.
+    Streamed,
+    /// Listed in pages of 500, then watched: what every apiserver serves.
+    Paged,
+}
+
+/// What the apiserver sets on the bookmark that ends a streamed first list.
+const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
+
+/// How long the probe of [`Lists::of`] may take.
+const PROBE: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl Lists {
+    /// Asks the apiserver once, with a watch of namespaces that selects
+    /// none, whether it streams a watch's first list. It does when the
+    /// WatchList feature is on (by default since Kubernetes 1.34; off by
+    /// default in 1.30, 1.31 and 1.33, where such a watch is refused as
+    /// invalid). Anything but the bookmark that ends the streamed list
+    /// (a refusal, an error, no answer within [`PROBE`]) means pages, which
+    /// every apiserver serves: a watch that insists on streaming where it is
+    /// refused would retry for ever and the operator never be ready.
+    pub async fn of(client: &Client) -> Self {
+        let api = Api::<Namespace>::all(client.clone());
+        let params = kube::api::WatchParams::streaming_lists()
+            .labels("govcloud.dev/lists-probe=none")
+            .timeout(5);
+        let probe = async {
+            let events = api.watch_metadata(&params, "0").await?;
+            futures::pin_mut!(events);
+            while let Some(event) = events.next().await {
+                match event? {
+                    kube::api::WatchEvent::Bookmark(b)
+                        if b.metadata.annotations.contains_key(INITIAL_EVENTS_END) =>
+                    {
+                        return Ok(None);
+                    }
+                    kube::api::WatchEvent::Error(e) => return Ok(Some(e.message)),
+                    _ => {}
+                }
+            }
+            Ok::<_, kube::Error>(Some("the watch ended without a bookmark".into()))
+        };
+        let why = match tokio::time::timeout(PROBE, probe).await {
+            Ok(Ok(None)) => {
+                tracing::info!("watches stream their first lists (WatchList)");
+                return Lists::Streamed;
+            }
+            Ok(Ok(Some(why))) => why,
+            Ok(Err(kube::Error::Api(s))) => s.message,
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {}s", PROBE.as_secs()),
+        };
+        tracing::info!(reason = %why, "the apiserver does not stream lists (WatchList); watches list in pages");
+        Lists::Paged
+    }
+
+    fn config(self) -> watcher::Config {
+        match self {
+            Lists::Streamed => watcher::Config::default().streaming_lists(),
+            Lists::Paged => watcher::Config::default(),
+        }
+    }
+
+    /// The objects the operator labels as its own.
+    fn managed(self) -> watcher::Config {
+        self.config()
+            .labels(&format!("{}={MANAGER}", keys::MANAGED_BY))
+    }
 }
 
 /// Drives a watch into a cache, calling `wake` with every object touched.
@@ -423,11 +493,16 @@ impl Caches {
     /// Starts every watch, waking through `senders` what each change
     /// concerns (see [`super::wake`]). The returned future drives them; the
     /// caches fill as it runs.
+    /// The first lists are streamed where the apiserver can ([`Lists::of`]).
     pub fn start(client: Client, senders: Senders) -> (Self, impl Future<Output = ()> + Send) {
         let (caches, api, owned) = Self::empty();
-        let mut tasks = caches.api_watches(&client, &senders, api);
-        tasks.extend(caches.owned_watches(&client, &senders, owned));
-        let all = futures::future::join_all(tasks).map(|_| ());
+        let me = caches.clone();
+        let all = async move {
+            let lists = Lists::of(&client).await;
+            let mut tasks = me.api_watches(&client, &senders, api, lists);
+            tasks.extend(me.owned_watches(&client, &senders, owned, lists));
+            futures::future::join_all(tasks).await;
+        };
         (caches, all)
     }
 
@@ -474,8 +549,8 @@ impl Caches {
     }
 
     /// The API's kinds, the unit namespaces and the storage classes.
-    fn api_watches(&self, c: &Client, senders: &Senders, w: ApiWriters) -> Vec<Task> {
-        let all = watcher::Config::default;
+    fn api_watches(&self, c: &Client, senders: &Senders, w: ApiWriters, lists: Lists) -> Vec<Task> {
+        let all = || lists.config();
         let (tx, tenancies, changes) = (
             senders.clone(),
             self.tenancies.clone(),
@@ -536,12 +611,19 @@ impl Caches {
 
     /// What tenancies are made of: each change wakes the tenancy it belongs
     /// to (see [`wake::owner`]).
-    fn owned_watches(&self, c: &Client, senders: &Senders, w: OwnedWriters) -> Vec<Task> {
+    fn owned_watches(
+        &self,
+        c: &Client,
+        senders: &Senders,
+        w: OwnedWriters,
+        lists: Lists,
+    ) -> Vec<Task> {
         let owner = Owner {
             senders: senders.clone(),
             namespaces: self.namespaces.clone(),
         };
-        let all = watcher::Config::default;
+        let all = || lists.config();
+        let managed = || lists.managed();
         // Instances carry the template's labels, the tenancy's among them.
         let instances = all().labels(keys::TENANCY);
         let dynamic = |ar: ApiResource| Api::<DynamicObject>::all_with(c.clone(), &ar);

@@ -35,7 +35,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::record::Note;
 
-pub use caches::Caches;
+pub use caches::{Caches, Lists};
 pub use metrics::Metrics;
 
 /// The name under which the operator writes and reports.

@@ -85,6 +85,7 @@ fn all() -> Vec<(&'static str, TestFn)> {
         trial::art15_an_unused_trial_is_reclaimed_wiped_and_the_unit_suspended,
         trial::art14_high_end_items_wait_for_the_vendors_procurement,
         trial::art17_an_approved_extension_grows_the_tenancy_without_a_new_trial,
+        operations::caches_stream_their_first_lists_where_the_apiserver_can_and_page_where_not,
         operations::a_settled_tenancy_receives_no_writes,
         operations::an_operator_killed_while_provisioning_ends_with_exactly_the_approved_objects,
         operations::an_unreadable_object_does_not_stop_the_others,

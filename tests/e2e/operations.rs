@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use govcloud::api::TenancyPhase;
 use govcloud::api::request::RequestPhase;
+use govcloud::operator::Lists;
 use govcloud::operator::metrics::ControllerName;
 use govcloud::provisioning::namespace_name;
 use jiff::SignedDuration;
@@ -122,6 +123,50 @@ async fn versions(lab: &Lab, unit_ns: &str, tns: &str) -> BTreeMap<String, Strin
         );
     }
     out
+}
+
+/// The caches take their first lists streamed over the watch where the
+/// apiserver can (WatchList, on by default since Kubernetes 1.34), and in
+/// pages where it cannot (off, as by default in 1.30, 1.31 and 1.33, where a
+/// streamed watch is refused and would be retried for ever): either way the
+/// operator is ready and delivers what is approved.
+pub async fn caches_stream_their_first_lists_where_the_apiserver_can_and_page_where_not(
+    _: Ctx,
+) -> TestResult {
+    for (flags, lists) in [
+        (&[][..], Lists::Streamed),
+        (&["--feature-gates=WatchList=false"][..], Lists::Paged),
+    ] {
+        let mut lab = Lab::cluster_flagged("2026-11-27T02:00:00Z", flags).await;
+        assert_eq!(
+            Lists::of(&lab.admin).await,
+            lists,
+            "kube-apiserver {flags:?}"
+        );
+        // A tenancy in service when the operator starts again: what it
+        // lists first is all it knows of it.
+        lab.run_operator(govcloud::config::Config::default());
+        let (unit, tns) = lab.active("finance", "oa").await;
+        lab.stop_operator().await;
+        let before = versions(&lab, &unit.namespace, &tns).await;
+        lab.run_operator(govcloud::config::Config::default());
+        lab.looked_at_all(ControllerName::Tenancies, 0).await;
+        lab.file(&unit, OA, "oa2", |_| {}).await;
+        lab.request_where(&unit.namespace, "oa2", "UnderReview", |r| {
+            phase(r) == Some(RequestPhase::UnderReview)
+        })
+        .await;
+        assert_eq!(
+            versions(&lab, &unit.namespace, &tns).await,
+            before,
+            "{lists:?}: the restarted operator changed the tenancy in service"
+        );
+        eprintln!(
+            "  {lists:?} first lists: ready, {} writes for the new request alone",
+            lab.metrics.writes()
+        );
+    }
+    Ok(())
 }
 
 pub async fn a_settled_tenancy_receives_no_writes(_: Ctx) -> TestResult {

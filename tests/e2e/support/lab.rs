@@ -62,7 +62,13 @@ impl Lab {
 
     /// A cluster without an operator.
     pub async fn cluster(start: &str) -> Self {
-        Self::cluster_with(start, false).await
+        Self::cluster_with(start, false, &[]).await
+    }
+
+    /// A cluster whose kube-apiserver runs with `flags` too, without an
+    /// operator.
+    pub async fn cluster_flagged(start: &str, flags: &[&str]) -> Self {
+        Self::cluster_with(start, false, flags).await
     }
 
     /// A cluster with a real node (kubelet, containerd, kube-proxy on this
@@ -83,7 +89,7 @@ impl Lab {
         start: &str,
         lock: tokio::sync::MutexGuard<'static, ()>,
     ) -> Self {
-        let mut lab = Self::cluster_with(start, true).await;
+        let mut lab = Self::cluster_with(start, true, &[]).await;
         let node = Node::start(&lab.plane)
             .await
             .unwrap_or_else(|e| panic!("the node did not start: {e}"));
@@ -92,11 +98,11 @@ impl Lab {
         lab
     }
 
-    async fn cluster_with(start: &str, node: bool) -> Self {
+    async fn cluster_with(start: &str, node: bool, flags: &[&str]) -> Self {
         let plane = ControlPlane::start(Options {
             keep_dir: std::env::var_os("GOVCLOUD_KEEP_CONTROL_PLANE").is_some(),
             node,
-            ..Options::default()
+            apiserver_args: flags.iter().map(|f| f.to_string()).collect(),
         })
         .await
         .unwrap_or_else(|e| panic!("private control plane: {e}"));
