@@ -493,12 +493,18 @@ impl Caches {
     /// Starts every watch, waking through `senders` what each change
     /// concerns (see [`super::wake`]). The returned future drives them; the
     /// caches fill as it runs.
-    /// The first lists are streamed where the apiserver can ([`Lists::of`]).
-    pub fn start(client: Client, senders: Senders) -> (Self, impl Future<Output = ()> + Send) {
+    /// The first lists are streamed where the apiserver can ([`Lists::of`]);
+    /// `chosen` is told which.
+    pub fn start(
+        client: Client,
+        senders: Senders,
+        chosen: impl FnOnce(Lists) + Send + 'static,
+    ) -> (Self, impl Future<Output = ()> + Send) {
         let (caches, api, owned) = Self::empty();
         let me = caches.clone();
         let all = async move {
             let lists = Lists::of(&client).await;
+            chosen(lists);
             let mut tasks = me.api_watches(&client, &senders, api, lists);
             tasks.extend(me.owned_watches(&client, &senders, owned, lists));
             futures::future::join_all(tasks).await;

@@ -10,6 +10,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use super::caches::Lists;
+
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
 pub enum ControllerName {
     Requests,
@@ -48,6 +50,11 @@ pub struct KindLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListsLabels {
+    pub mode: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PhaseLabels {
     pub kind: &'static str,
     pub phase: String,
@@ -70,6 +77,7 @@ pub struct Metrics {
     evaluation_seconds: Histogram,
     unmatched: Gauge,
     leader: Gauge,
+    first_lists: Family<ListsLabels, Gauge>,
     writes_total: AtomicU64,
     ready: AtomicBool,
 }
@@ -116,6 +124,12 @@ impl Default for Metrics {
             "leader",
             "1 while this replica holds the lease and runs the controllers",
             leader.clone(),
+        );
+        let first_lists = Family::<ListsLabels, Gauge>::default();
+        registry.register(
+            "watch_first_lists",
+            "How the watches took their first lists: 1 for the mode in use (streamed, where the apiserver serves WatchList; paged otherwise), 0 for the other",
+            first_lists.clone(),
         );
         let evaluation_seconds = Histogram::new([0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]);
         registry.register(
@@ -182,6 +196,7 @@ impl Default for Metrics {
             evaluation_seconds,
             unmatched,
             leader,
+            first_lists,
             writes_total: AtomicU64::new(0),
             ready: AtomicBool::new(false),
         }
@@ -263,6 +278,23 @@ impl Metrics {
 
     pub fn set_leader(&self, leading: bool) {
         self.leader.set(i64::from(leading));
+    }
+
+    /// How the watches took their first lists.
+    pub fn set_first_lists(&self, lists: Lists) {
+        for (mode, of) in [("streamed", Lists::Streamed), ("paged", Lists::Paged)] {
+            self.first_lists
+                .get_or_create(&ListsLabels { mode })
+                .set(i64::from(lists == of));
+        }
+    }
+
+    /// How the watches took their first lists, once they have.
+    pub fn first_lists(&self) -> Option<Lists> {
+        [("streamed", Lists::Streamed), ("paged", Lists::Paged)]
+            .into_iter()
+            .find(|(mode, _)| self.first_lists.get_or_create(&ListsLabels { mode }).get() == 1)
+            .map(|(_, lists)| lists)
     }
 
     /// Evaluations that reached Prometheus so far.

@@ -708,7 +708,9 @@ impl Operator {
             changes: changes_tx,
             units: units_tx,
         };
-        let (caches, watchers) = Caches::start(client.clone(), senders);
+        let lists = metrics.clone();
+        let (caches, watchers) =
+            Caches::start(client.clone(), senders, move |l| lists.set_first_lists(l));
         let _watchers = AbortOnDrop(tokio::spawn(watchers));
         let _server = match serve_on {
             Some(addr) => match serve::bind(addr).await {

@@ -29,28 +29,42 @@ pub const CONCURRENCY: usize = 32;
 /// returns its path. `GOVCLOUD_BENCH_PROFILE=profiling` builds it with the
 /// `profiling` profile instead: release, with symbols and line tables, for a
 /// heap profiler to name what holds the memory.
+/// `GOVCLOUD_BENCH_TARGET=x86_64-unknown-linux-musl` builds it for that
+/// target: the static binary the image ships (see the Dockerfile), whose
+/// allocator is not the machine's C library's.
 pub fn release_binary() -> Result<PathBuf, Error> {
     let root = Path::new(crate::SOURCE_TREE);
     let profile = std::env::var("GOVCLOUD_BENCH_PROFILE").unwrap_or_else(|_| "release".into());
-    let status = crate::cargo()
-        .args([
-            "build",
-            "--profile",
-            &profile,
-            "--locked",
-            "-p",
-            "govcloud-operator",
-        ])
-        .args(["--bin", "govcloud-operator"])
-        .current_dir(root)
-        .status()?;
+    let target = std::env::var("GOVCLOUD_BENCH_TARGET").ok();
+    let mut cargo = crate::cargo();
+    cargo.args([
+        "build",
+        "--profile",
+        &profile,
+        "--locked",
+        "-p",
+        "govcloud-operator",
+        "--bin",
+        "govcloud-operator",
+    ]);
+    if let Some(target) = &target {
+        cargo.args(["--target", target]);
+    }
+    let status = cargo.current_dir(root).status()?;
     if !status.success() {
         return Err(format!(
-            "cargo build --profile {profile} --locked --bin govcloud-operator failed"
+            "cargo build --profile {profile} --locked --bin govcloud-operator{} failed",
+            target
+                .as_ref()
+                .map_or(String::new(), |t| format!(" --target {t}"))
         )
         .into());
     }
-    Ok(root.join("target").join(&profile).join("govcloud-operator"))
+    let dir = match &target {
+        Some(t) => root.join("target").join(t),
+        None => root.join("target"),
+    };
+    Ok(dir.join(&profile).join("govcloud-operator"))
 }
 
 /// What a run stands on: the operator's release binary, a local control
@@ -102,6 +116,12 @@ impl Fleet {
     /// Starts the operator against this fleet's control plane.
     pub fn operator(&self) -> Result<OperatorProcess, Error> {
         OperatorProcess::start(&self.binary, &self.kubeconfig, &self.log, None)
+    }
+
+    /// Starts another build of the operator, at `binary`, against this
+    /// fleet's control plane.
+    pub fn operator_of(&self, binary: &Path) -> Result<OperatorProcess, Error> {
+        OperatorProcess::start(binary, &self.kubeconfig, &self.log, None)
     }
 
     /// Starts the operator under `wrapper` (a command and its arguments

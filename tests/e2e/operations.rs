@@ -151,6 +151,19 @@ pub async fn caches_stream_their_first_lists_where_the_apiserver_can_and_page_wh
         let before = versions(&lab, &unit.namespace, &tns).await;
         lab.run_operator(govcloud::config::Config::default());
         lab.looked_at_all(ControllerName::Tenancies, 0).await;
+        // The running operator says which it chose, where users can see it.
+        assert_eq!(lab.metrics.first_lists(), Some(lists), "{flags:?}");
+        let mode = if lists == Lists::Streamed {
+            "streamed"
+        } else {
+            "paged"
+        };
+        assert!(
+            lab.metrics.render().contains(&format!(
+                "govcloud_watch_first_lists{{mode=\"{mode}\"}} 1\n"
+            )),
+            "{flags:?}: /metrics does not say the first lists were {mode}"
+        );
         lab.file(&unit, OA, "oa2", |_| {}).await;
         lab.request_where(&unit.namespace, "oa2", "UnderReview", |r| {
             phase(r) == Some(RequestPhase::UnderReview)

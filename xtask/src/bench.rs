@@ -8,6 +8,12 @@
 //!   cargo xtask bench --sizes 200 --memory 0 --quiet-minutes 1
 //!   GOVCLOUD_BENCH_WRAPPER='heaptrack -o /tmp/operator' cargo xtask bench --sizes 1000 --memory 0
 //!
+//!   cargo xtask bench --sizes 0 --memory 3000 --cold-also musl=target/x86_64-unknown-linux-musl/release/govcloud-operator
+//!
+//! `--cold-also name=path,...` starts other builds of the operator cold too,
+//! each in turn over the same settled tenancies, after the bench's own.
+//! `GOVCLOUD_BENCH_TARGET=x86_64-unknown-linux-musl` builds the bench's own
+//! for that target (the image's static binary).
 //! `GOVCLOUD_BENCH_PROFILE=profiling` builds the operator with the
 //! `profiling` profile (release with line tables), so that a profiler under
 //! `GOVCLOUD_BENCH_WRAPPER` names the code that holds or spends.
@@ -42,6 +48,9 @@ struct Args {
     quiet_minutes: u64,
     idle: usize,
     batch: usize,
+    /// Other builds of the operator to start cold too, each after the
+    /// bench's own at every memory size: `name=path`.
+    cold_also: Vec<(String, PathBuf)>,
 }
 
 fn args(given: Vec<String>) -> Result<Args, Error> {
@@ -51,6 +60,7 @@ fn args(given: Vec<String>) -> Result<Args, Error> {
         quiet_minutes: 5,
         idle: 50,
         batch: 1000,
+        cold_also: Vec::new(),
     };
     let mut it = given.into_iter();
     let list = |v: Option<String>| -> Result<Vec<usize>, Error> {
@@ -67,6 +77,14 @@ fn args(given: Vec<String>) -> Result<Args, Error> {
             "--quiet-minutes" => a.quiet_minutes = it.next().ok_or("minutes")?.parse()?,
             "--idle" => a.idle = it.next().ok_or("count")?.parse()?,
             "--batch" => a.batch = it.next().ok_or("count")?.parse::<usize>()?.max(1),
+            "--cold-also" => {
+                for each in it.next().ok_or("name=path,...")?.split(',') {
+                    let (name, path) = each
+                        .split_once('=')
+                        .ok_or_else(|| format!("--cold-also wants name=path, not {each}"))?;
+                    a.cold_also.push((name.to_owned(), PathBuf::from(path)));
+                }
+            }
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
@@ -479,6 +497,51 @@ pub async fn main(given: Vec<String>) -> Result<(), Error> {
                 cold_peak as f64 / 1024.0
             ),
         );
+        // The other builds, each started cold in turn over the same
+        // tenancies; then the bench's own again, for the next size.
+        let mut others = serde_json::Map::new();
+        for (name, binary) in &args.cold_also {
+            operator.stop();
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let other = fleet.operator_of(binary)?;
+            let ready = other.ready().await;
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            let sent = other.counter("writes").await;
+            let (peak, current) = fleet::rss(other.pid());
+            eprintln!(
+                "  cold start of {name}: ready in {:.1} s, peak {:.1} MiB, now {:.1} MiB, {} writes",
+                ready.as_secs_f64(),
+                peak as f64 / 1024.0,
+                current as f64 / 1024.0,
+                sent.map_or("?".into(), |s| s.to_string())
+            );
+            others.insert(
+                name.clone(),
+                json!({
+                    "binary": binary,
+                    "coldStartReadySeconds": ready.as_secs_f64(),
+                    "coldStartPeakRssKiB": peak,
+                    "coldStartRssKiB": current,
+                    "coldStartOperatorWrites": sent,
+                }),
+            );
+            report.row(
+                format!("operator RSS, {n} tenancies, {name}"),
+                format!(
+                    "after a cold start {:.1} MiB (peak), ready in {:.1} s",
+                    peak as f64 / 1024.0,
+                    ready.as_secs_f64()
+                ),
+            );
+            operator = other;
+        }
+        if !others.is_empty() {
+            report.results[format!("memory{n}")]["coldStartOthers"] = others.into();
+            operator.stop();
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            operator = start_operator(&fleet)?;
+            operator.ready().await;
+        }
         report.row(
             format!("cold start, {n} settled tenancies"),
             format!(
