@@ -12,7 +12,7 @@ use std::fmt::Debug;
 use std::future::Future;
 use std::sync::Arc;
 
-use futures::{FutureExt, Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, PersistentVolumeClaim, ResourceQuota};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -27,6 +27,7 @@ use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 
 use super::index::{self, Index, Known, Started, Usage};
+use super::packed::{Pack, Packed};
 use super::wake::{self, Senders, Wakes};
 use crate::api::{
     ChangeRequest, CloudResourceRequest, ServiceCatalog, Tenancy, WorkCalendar, keys,
@@ -34,8 +35,8 @@ use crate::api::{
 use crate::provisioning::{self, MANAGER};
 
 pub type Guarded<K> = DeserializeGuard<K>;
-pub type RequestRef = ObjectRef<Guarded<CloudResourceRequest>>;
-pub type TenancyRef = ObjectRef<Guarded<Tenancy>>;
+pub type RequestRef = ObjectRef<Packed<CloudResourceRequest>>;
+pub type TenancyRef = ObjectRef<Packed<Tenancy>>;
 pub type ChangeRef = ObjectRef<Guarded<ChangeRequest>>;
 pub type UnitRef = ObjectRef<PartialObjectMeta<Namespace>>;
 
@@ -56,8 +57,10 @@ pub fn virtual_machine_instances() -> ApiResource {
 /// Everything the controllers read, kept current by watches.
 #[derive(Clone)]
 pub struct Caches {
-    pub requests: Store<Guarded<CloudResourceRequest>>,
-    pub tenancies: Store<Guarded<Tenancy>>,
+    /// Requests and tenancies, packed ([`Packed`]): a reconcile unpacks
+    /// the one it acts on.
+    pub requests: Store<Packed<CloudResourceRequest>>,
+    pub tenancies: Store<Packed<Tenancy>>,
     pub changes: Store<Guarded<ChangeRequest>>,
     pub calendars: Store<Guarded<WorkCalendar>>,
     /// The price lists (Art. 6): the one the configuration names prices the
@@ -174,7 +177,7 @@ where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Eq + std::hash::Hash + Clone,
 {
-    trimmed(api, config, writer, wake, true, |_| {})
+    trimmed(api, config, writer, wake, true)
 }
 
 /// The fingerprint of what the operator governs of `object` as the
@@ -305,7 +308,6 @@ fn trimmed<K>(
     writer: reflector::store::Writer<K>,
     wake: impl Fn(&K) + Send + 'static,
     drop_managed_fields: bool,
-    fields: impl Fn(&mut K) + Send + 'static,
 ) -> impl Future<Output = ()> + Send
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
@@ -318,19 +320,52 @@ where
         .to_owned();
     drive(
         kind,
-        watcher(api, config).default_backoff().modify(move |o| {
-            let meta = o.meta_mut();
-            if drop_managed_fields {
-                meta.managed_fields = None;
-            }
-            if let Some(a) = meta.annotations.as_mut() {
-                a.remove("kubectl.kubernetes.io/last-applied-configuration");
-            }
-            fields(o);
-        }),
+        watcher(api, config)
+            .default_backoff()
+            .modify(move |o| strip(o.meta_mut(), drop_managed_fields)),
         writer,
         wake,
     )
+}
+
+/// Drives a watch of one of the packed kinds into its cache: what
+/// [`trimmed`] keeps of each object, packed.
+fn packed<K>(
+    api: Api<Guarded<K>>,
+    config: watcher::Config,
+    writer: reflector::store::Writer<Packed<K>>,
+    wake: impl Fn(&Packed<K>) + Send + 'static,
+    fields: impl Fn(&mut Guarded<K>) + Send + 'static,
+) -> impl Future<Output = ()> + Send
+where
+    K: Pack + Clone + Debug + Send + Sync + 'static,
+{
+    let events = watcher(api, config)
+        .default_backoff()
+        .modify(move |o| {
+            strip(o.meta_mut(), true);
+            fields(o);
+        })
+        .map_ok(|event| match event {
+            watcher::Event::Apply(o) => watcher::Event::Apply(Packed::pack(&o)),
+            watcher::Event::Delete(o) => watcher::Event::Delete(Packed::pack(&o)),
+            watcher::Event::InitApply(o) => watcher::Event::InitApply(Packed::pack(&o)),
+            watcher::Event::Init => watcher::Event::Init,
+            watcher::Event::InitDone => watcher::Event::InitDone,
+        });
+    drive(K::kind(&()).into_owned(), events, writer, wake)
+}
+
+/// What no controller reads of an object's metadata: `managedFields`
+/// (unless `managed_fields` is false) and kubectl's copy of the last
+/// applied manifest.
+fn strip(meta: &mut kube::api::ObjectMeta, managed_fields: bool) {
+    if managed_fields {
+        meta.managed_fields = None;
+    }
+    if let Some(a) = meta.annotations.as_mut() {
+        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
 }
 
 fn meta<K>(
@@ -425,8 +460,8 @@ async fn drive<K>(
 /// The writing ends of the caches of the API's kinds (and of what wakes
 /// them), each handed to its watch.
 struct ApiWriters {
-    requests: Writer<Guarded<CloudResourceRequest>>,
-    tenancies: Writer<Guarded<Tenancy>>,
+    requests: Writer<Packed<CloudResourceRequest>>,
+    tenancies: Writer<Packed<Tenancy>>,
     changes: Writer<Guarded<ChangeRequest>>,
     calendars: Writer<Guarded<WorkCalendar>>,
     catalogs: Writer<Guarded<ServiceCatalog>>,
@@ -562,9 +597,9 @@ impl Caches {
             self.tenancies.clone(),
             self.changes.clone(),
         );
-        let on_tenancy = move |t: &Guarded<Tenancy>| tx.send(wake::of_tenancy(t, &changes.state()));
+        let on_tenancy = move |t: &Packed<Tenancy>| tx.send(wake::of_tenancy(t, &changes.state()));
         let tx = senders.clone();
-        let on_request = move |r: &Guarded<CloudResourceRequest>| {
+        let on_request = move |r: &Packed<CloudResourceRequest>| {
             tx.send(Wakes {
                 requests: vec![ObjectRef::from_obj(r)],
                 ..Wakes::default()
@@ -588,26 +623,17 @@ impl Caches {
             move |_: &PartialObjectMeta<StorageClass>| tx.send(wake::every_tenancy(&of.state()));
         let units = all().labels(keys::UNIT);
         vec![
-            trimmed(
+            packed(
                 Api::all(c.clone()),
                 all(),
                 w.requests,
                 on_request,
-                true,
                 request_fields,
             )
             .boxed(),
-            full(Api::all(c.clone()), all(), w.tenancies, on_tenancy).boxed(),
+            packed(Api::all(c.clone()), all(), w.tenancies, on_tenancy, |_| {}).boxed(),
             // ChangeRequests keep `managedFields`: they date the approvals.
-            trimmed(
-                Api::all(c.clone()),
-                all(),
-                w.changes,
-                on_change,
-                false,
-                |_| {},
-            )
-            .boxed(),
+            trimmed(Api::all(c.clone()), all(), w.changes, on_change, false).boxed(),
             full(Api::all(c.clone()), all(), w.calendars, |_| {}).boxed(),
             full(Api::all(c.clone()), all(), w.catalogs, on_prices).boxed(),
             meta::<Namespace>(c.clone(), units, w.units, on_unit).boxed(),

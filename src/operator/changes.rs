@@ -122,6 +122,7 @@ async fn reconcile_change(obj: &Guarded<ChangeRequest>, ctx: &Context) -> Result
         .caches
         .tenancies
         .get(&ObjectRef::new(change.spec.tenancy.as_str()).within(&ns));
+    let tenancy = tenancy.map(|t| t.unpack());
     let tenancy = tenancy.as_ref().and_then(|t| t.0.as_ref().ok());
     let tenancy_status = tenancy.and_then(|t| t.status.clone()).unwrap_or_default();
     let own_approval = approval(change, now).unwrap_or((now, name.clone()));

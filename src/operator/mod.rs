@@ -12,6 +12,7 @@ mod gate;
 mod index;
 pub mod leader;
 pub mod metrics;
+pub mod packed;
 mod requests;
 mod serve;
 mod tenancies;

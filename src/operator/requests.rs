@@ -17,6 +17,7 @@ use tracing::info;
 
 use super::caches::{Guarded, RequestRef};
 use super::metrics::ControllerName;
+use super::packed::Packed;
 use super::{Context, Error, MANAGER, drive, recheck, timed};
 use crate::api::tenancy::{Retirement, RetirementReason};
 use crate::api::{CloudResourceRequest, Tenancy, TenancySpec, keys};
@@ -89,20 +90,22 @@ fn unit(ctx: &Context, namespace: &str) -> review::Unit {
     }
 }
 
-fn tenancy(ctx: &Context, namespace: &str, name: &str) -> Option<Arc<Guarded<Tenancy>>> {
+fn tenancy(ctx: &Context, namespace: &str, name: &str) -> Option<Guarded<Tenancy>> {
     ctx.caches
         .tenancies
         .get(&ObjectRef::new(name).within(namespace))
+        .map(|t| t.unpack())
 }
 
 async fn reconcile(
-    obj: Arc<Guarded<CloudResourceRequest>>,
+    obj: Arc<Packed<CloudResourceRequest>>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
+    let obj = obj.unpack();
     timed(
         &ctx,
         ControllerName::Requests,
-        &*obj,
+        &obj,
         reconcile_request(&obj, &ctx),
     )
     .await

@@ -19,42 +19,24 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
-/// Counts requests and tenancies by phase from the caches, at scrape time.
+/// Counts requests and tenancies by phase from the caches, at scrape time
+/// (from what they keep unpacked: see [`super::packed`]).
 fn count_phases(metrics: &Metrics, caches: &Caches) {
     metrics.phases.clear();
-    for r in caches.requests.state() {
-        if let Ok(r) = &r.0 {
-            let phase = r
-                .status
-                .as_ref()
-                .and_then(|s| s.phase)
-                .map(|p| format!("{p:?}"))
-                .unwrap_or_else(|| "New".into());
-            metrics
-                .phases
-                .get_or_create(&PhaseLabels {
-                    kind: "CloudResourceRequest",
-                    phase,
-                })
-                .inc();
-        }
+    let count = |kind: &'static str, phase: Option<&str>| {
+        metrics
+            .phases
+            .get_or_create(&PhaseLabels {
+                kind,
+                phase: phase.unwrap_or("New").to_owned(),
+            })
+            .inc();
+    };
+    for r in caches.requests.state().iter().filter(|r| r.is_valid()) {
+        count("CloudResourceRequest", r.phase());
     }
-    for t in caches.tenancies.state() {
-        if let Ok(t) = &t.0 {
-            let phase = t
-                .status
-                .as_ref()
-                .and_then(|s| s.phase)
-                .map(|p| format!("{p:?}"))
-                .unwrap_or_else(|| "New".into());
-            metrics
-                .phases
-                .get_or_create(&PhaseLabels {
-                    kind: "Tenancy",
-                    phase,
-                })
-                .inc();
-        }
+    for t in caches.tenancies.state().iter().filter(|t| t.is_valid()) {
+        count("Tenancy", t.phase());
     }
 }
 

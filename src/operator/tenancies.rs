@@ -23,6 +23,7 @@ use tracing::{debug, info};
 use super::caches::{Guarded, TenancyRef, virtual_machine_instances, virtual_machines};
 use super::index::{Index, Known};
 use super::metrics::ControllerName;
+use super::packed::Packed;
 use super::{Context, Error, MANAGER, drive, recheck, timed};
 use crate::api::tenancy::{Accrual, HeldVm, StashedPolicy, TenancyStatus};
 use crate::api::{ChangeRequest, CloudResourceRequest, Tenancy, keys};
@@ -767,11 +768,12 @@ async fn recount_quota(ctx: &Context, ns: &str) -> Result<bool, Error> {
     Ok(true)
 }
 
-async fn reconcile(obj: Arc<Guarded<Tenancy>>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn reconcile(obj: Arc<Packed<Tenancy>>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let obj = obj.unpack();
     timed(
         &ctx,
         ControllerName::Tenancies,
-        &*obj,
+        &obj,
         reconcile_tenancy(&obj, &ctx),
     )
     .await
@@ -1114,7 +1116,7 @@ fn accrual(
                 .caches
                 .requests
                 .get(&ObjectRef::new(n.as_str()).within(&ns))?;
-            r.0.as_ref().ok().cloned()
+            r.unpack().0.ok()
         })
         .collect();
     let changes: Vec<ChangeRequest> = spec

@@ -56,7 +56,7 @@ async fn count(ns: &PartialObjectMeta<Namespace>, ctx: &Context) -> Result<(), E
         .state()
         .iter()
         .filter(|t| t.namespace().as_deref() == Some(name.as_str()))
-        .filter(|t| match &t.0 {
+        .filter(|t| match &t.unpack().0 {
             Ok(t) => crate::lifecycle::in_service(t.status.as_ref()),
             // Unreadable: counted, so that nothing is let go unseen.
             Err(_) => true,

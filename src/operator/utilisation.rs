@@ -51,7 +51,8 @@ pub async fn run(ctx: Arc<Context>) {
         .state()
         .iter()
         .filter_map(|t| {
-            t.0.as_ref()
+            t.unpack()
+                .0
                 .ok()?
                 .status
                 .as_ref()?
@@ -105,7 +106,7 @@ pub async fn evaluate_all(ctx: &Context, client: &Client, now: Timestamp) -> Res
         .tenancies
         .state()
         .iter()
-        .filter_map(|t| t.0.as_ref().ok().cloned())
+        .filter_map(|t| t.unpack().0.ok())
         .filter(law::in_service)
         .collect();
     let namespaces: Vec<String> = tenancies.iter().map(namespace_of).collect();

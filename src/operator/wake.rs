@@ -12,6 +12,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::caches::{ChangeRef, Guarded, RequestRef, TenancyRef, UnitRef};
 use super::index::Known;
+use super::packed::Packed;
 use crate::api::{ChangeRequest, Tenancy};
 
 /// The objects to reconcile, by controller.
@@ -26,9 +27,9 @@ pub struct Wakes {
 /// A tenancy wakes itself, its unit (which counts the tenancies in service),
 /// its changes (they follow what it becomes) and the request that created it
 /// (whose status names the tenancy).
-pub fn of_tenancy(t: &Guarded<Tenancy>, changes: &[Arc<Guarded<ChangeRequest>>]) -> Wakes {
+pub fn of_tenancy(t: &Packed<Tenancy>, changes: &[Arc<Guarded<ChangeRequest>>]) -> Wakes {
     let (ns, name) = (t.namespace(), t.name_any());
-    let request = match &t.0 {
+    let request = match &t.unpack().0 {
         Ok(t) => t.spec.request.to_string(),
         Err(_) => name.clone(),
     };
@@ -53,7 +54,7 @@ pub fn of_tenancy(t: &Guarded<Tenancy>, changes: &[Arc<Guarded<ChangeRequest>>])
 
 /// A unit namespace wakes its unit and its tenancies (the unit's group is
 /// bound in each).
-pub fn of_unit(ns: &PartialObjectMeta<Namespace>, tenancies: &[Arc<Guarded<Tenancy>>]) -> Wakes {
+pub fn of_unit(ns: &PartialObjectMeta<Namespace>, tenancies: &[Arc<Packed<Tenancy>>]) -> Wakes {
     let name = ns.name_any();
     Wakes {
         units: vec![ObjectRef::from_obj(ns)],
@@ -68,7 +69,7 @@ pub fn of_unit(ns: &PartialObjectMeta<Namespace>, tenancies: &[Arc<Guarded<Tenan
 
 /// New prices reprice every tenancy's month; a storage class appearing or
 /// going changes every tenancy's quota.
-pub fn every_tenancy(tenancies: &[Arc<Guarded<Tenancy>>]) -> Wakes {
+pub fn every_tenancy(tenancies: &[Arc<Packed<Tenancy>>]) -> Wakes {
     Wakes {
         tenancies: tenancies
             .iter()
@@ -122,7 +123,7 @@ impl Senders {
 mod tests {
     use super::*;
 
-    fn tenancy(ns: &str, name: &str, request: &str) -> Guarded<Tenancy> {
+    fn tenancy(ns: &str, name: &str, request: &str) -> Packed<Tenancy> {
         let text = std::fs::read_to_string(format!(
             "{}/config/samples/20-cloudresourcerequest-oa.yaml",
             env!("CARGO_MANIFEST_DIR")
@@ -148,7 +149,7 @@ mod tests {
             },
         );
         t.metadata.namespace = Some(ns.into());
-        kube::core::DeserializeGuard(Ok(t))
+        Packed::pack(&kube::core::DeserializeGuard(Ok(t)))
     }
 
     fn change(ns: &str, name: &str, tenancy: &str) -> Arc<Guarded<ChangeRequest>> {
