@@ -181,7 +181,7 @@ impl<'de, K: Pack> serde::Deserialize<'de> for Packed<K> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use jiff::Timestamp;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use kube::core::DeserializeGuard;
@@ -191,9 +191,9 @@ mod tests {
     use crate::api::tenancy::{InventoryItem, TenancyStatus};
     use crate::conditions::{self, Wanted};
 
-    /// A tenancy in service as the operator leaves it: the sample request's
-    /// allocation, its 11 objects, its conditions and dates.
-    fn settled() -> Tenancy {
+    /// A tenancy of the sample request's, as approved: `name` in `ns`,
+    /// made from `request`.
+    pub(in crate::operator) fn approved(ns: &str, name: &str, request: &str) -> Tenancy {
         let text = std::fs::read_to_string(format!(
             "{}/config/samples/20-cloudresourcerequest-oa.yaml",
             env!("CARGO_MANIFEST_DIR")
@@ -201,13 +201,13 @@ mod tests {
         .unwrap();
         let r: CloudResourceRequest = serde_saphyr::from_str(&text).unwrap();
         let mut t = Tenancy::new(
-            "oa",
+            name,
             crate::api::TenancySpec {
                 unit: "finance".into(),
                 unit_name: r.spec.unit.name.clone(),
                 system_name: r.spec.system.name.clone(),
                 purpose: r.spec.system.purpose.clone(),
-                request: "oa".into(),
+                request: request.into(),
                 request_generation: 1,
                 service_types: r.spec.service_types.clone(),
                 allocation: r.spec.resources.clone(),
@@ -218,7 +218,14 @@ mod tests {
                 retirement: None,
             },
         );
-        t.metadata.namespace = Some("unit-finance".into());
+        t.metadata.namespace = Some(ns.into());
+        t
+    }
+
+    /// A tenancy in service as the operator leaves it: the sample request's
+    /// allocation, its 11 objects, its conditions and dates.
+    fn settled() -> Tenancy {
+        let mut t = approved("unit-finance", "oa", "oa");
         t.metadata.uid = Some("6f1c3a52-4a8e-4d2b-9f0e-0c5b8d7e2a11".into());
         t.metadata.resource_version = Some("184467".into());
         t.metadata.generation = Some(1);

@@ -124,31 +124,7 @@ mod tests {
     use super::*;
 
     fn tenancy(ns: &str, name: &str, request: &str) -> Packed<Tenancy> {
-        let text = std::fs::read_to_string(format!(
-            "{}/config/samples/20-cloudresourcerequest-oa.yaml",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap();
-        let r: crate::api::CloudResourceRequest = serde_saphyr::from_str(&text).unwrap();
-        let mut t = Tenancy::new(
-            name,
-            crate::api::TenancySpec {
-                unit: "finance".into(),
-                unit_name: r.spec.unit.name.clone(),
-                system_name: r.spec.system.name.clone(),
-                purpose: r.spec.system.purpose.clone(),
-                request: request.into(),
-                request_generation: 1,
-                service_types: r.spec.service_types.clone(),
-                allocation: r.spec.resources.clone(),
-                compliance: r.spec.compliance.clone(),
-                extensions: Vec::new(),
-                changes: Vec::new(),
-                emergency: None,
-                retirement: None,
-            },
-        );
-        t.metadata.namespace = Some(ns.into());
+        let t = super::super::packed::tests::approved(ns, name, request);
         Packed::pack(&kube::core::DeserializeGuard(Ok(t)))
     }
 
