@@ -136,7 +136,8 @@ impl<K: Pack> Packed<K> {
         self.body.is_ok()
     }
 
-    /// Bytes held packed (for the benches and tests).
+    /// Bytes held packed.
+    #[cfg(test)]
     pub fn packed_len(&self) -> usize {
         self.body.as_ref().map_or(0, |b| b.len())
     }
