@@ -26,7 +26,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 
-use super::index::{self, Index, Known, Started, Usage};
+use super::index::{self, Index, Known, Started, Usage, Word};
 use super::packed::{Pack, Packed};
 use super::wake::{self, Senders, Wakes};
 use crate::api::{
@@ -197,14 +197,14 @@ fn known<K: Resource + serde::Serialize>(
 ) -> impl Fn(&K) -> Known {
     move |o| {
         let meta = o.meta();
-        let text = |v: Option<&String>| v.map(|v| Box::<str>::from(v.as_str()));
-        let annotation = |k: &str| text(meta.annotations.as_ref().and_then(|a| a.get(k)));
+        let word = |v: Option<&String>| v.map(|v| Word::from(v.as_str()));
+        let annotation = |k: &str| meta.annotations.as_ref().and_then(|a| a.get(k));
         Known {
-            uid: text(meta.uid.as_ref()).unwrap_or_default(),
-            version: text(meta.resource_version.as_ref()).unwrap_or_default(),
-            hash: annotation(provisioning::SPEC_HASH),
-            live: live(o, kind).map(Box::from),
-            tenancy: annotation(provisioning::TENANCY_REF),
+            uid: word(meta.uid.as_ref()).unwrap_or_default(),
+            version: word(meta.resource_version.as_ref()).unwrap_or_default(),
+            hash: word(annotation(provisioning::SPEC_HASH)),
+            live: live(o, kind).map(|l| Word::from(l.as_str())),
+            tenancy: annotation(provisioning::TENANCY_REF).map(|t| Box::from(t.as_str())),
             ready: ready(o),
             deleting: meta.deletion_timestamp.is_some(),
             usage: None,
@@ -230,7 +230,9 @@ fn quota_known(q: &ResourceQuota) -> Known {
         storage: used
             .and_then(|u| u.get("requests.storage"))
             .map(|v| Box::from(v.0.as_str())),
-        counted: provisioning::hash(&serde_json::to_vec(&used).unwrap_or_default()).into(),
+        counted: provisioning::hash(&serde_json::to_vec(&used).unwrap_or_default())
+            .as_str()
+            .into(),
     };
     Known {
         usage: Some(Box::new(usage)),

@@ -5,6 +5,7 @@
 //! wakes runs, and a relist shows all at once when it is done.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::{Arc, RwLock};
 
 use futures::{Stream, StreamExt};
@@ -15,14 +16,14 @@ use tokio::sync::watch;
 /// What the controllers read of an object they only need to know exists.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Known {
-    pub uid: Box<str>,
+    pub uid: Word,
     /// Its `resourceVersion`: what a relist compares, and a delete's
     /// precondition.
-    pub version: Box<str>,
+    pub version: Word,
     /// Its `govcloud.dev/spec-hash`.
-    pub hash: Option<Box<str>>,
+    pub hash: Option<Word>,
     /// The fingerprint of what the operator governs of it, as it is.
-    pub live: Option<Box<str>>,
+    pub live: Option<Word>,
     /// The tenancy it names (`govcloud.dev/tenancy-ref`).
     pub tenancy: Option<Box<str>>,
     /// In the state a tenancy needs (a quota in force, a VM created ...).
@@ -32,6 +33,105 @@ pub struct Known {
     pub usage: Option<Box<Usage>>,
     /// Of a VM instance, when it ran and its guest agent connected.
     pub instance: Option<Box<Started>>,
+}
+
+/// A short text as the index keeps it: the shapes the apiserver and the
+/// operator write (a UID, a resource version, a 64-bit hash in hex) as
+/// their bytes, in place; anything else, exactly as it was, on the heap.
+/// It reads back as the very text it was made from.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Word {
+    /// A UUID in its lowercase hyphenated form.
+    Uuid([u8; 16]),
+    /// A decimal number without leading zeros.
+    Number(u64),
+    /// 16 lowercase hex digits.
+    Hex([u8; 8]),
+    Text(Box<str>),
+}
+
+impl Default for Word {
+    fn default() -> Self {
+        Word::Text(Box::default())
+    }
+}
+
+/// `s` as the bytes its lowercase hex digits spell, when it is exactly that.
+fn hex_bytes<const N: usize>(s: &str) -> Option<[u8; N]> {
+    let digits = s.as_bytes();
+    if digits.len() != 2 * N
+        || !digits
+            .iter()
+            .all(|d| d.is_ascii_digit() || (b'a'..=b'f').contains(d))
+    {
+        return None;
+    }
+    let mut out = [0; N];
+    for (o, pair) in out.iter_mut().zip(digits.chunks(2)) {
+        *o = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(out)
+}
+
+impl From<&str> for Word {
+    fn from(s: &str) -> Self {
+        let uuid = || {
+            let b = s.as_bytes();
+            let dashes = [8, 13, 18, 23];
+            if b.len() != 36 || dashes.iter().any(|&i| b[i] != b'-') {
+                return None;
+            }
+            let digits: String = s.split('-').collect();
+            hex_bytes::<16>(&digits)
+        };
+        let number = || s.parse::<u64>().ok().filter(|n| n.to_string() == s);
+        if let Some(u) = uuid() {
+            Word::Uuid(u)
+        } else if let Some(n) = number() {
+            Word::Number(n)
+        } else if let Some(h) = hex_bytes::<8>(s) {
+            Word::Hex(h)
+        } else {
+            Word::Text(s.into())
+        }
+    }
+}
+
+impl fmt::Display for Word {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hex = |f: &mut fmt::Formatter<'_>, bytes: &[u8]| {
+            bytes.iter().try_for_each(|b| write!(f, "{b:02x}"))
+        };
+        match self {
+            Word::Uuid(u) => {
+                for (i, part) in [&u[..4], &u[4..6], &u[6..8], &u[8..10], &u[10..]]
+                    .into_iter()
+                    .enumerate()
+                {
+                    if i > 0 {
+                        f.write_str("-")?;
+                    }
+                    hex(f, part)?;
+                }
+                Ok(())
+            }
+            Word::Number(n) => write!(f, "{n}"),
+            Word::Hex(h) => hex(f, h),
+            Word::Text(t) => f.write_str(t),
+        }
+    }
+}
+
+impl fmt::Debug for Word {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.to_string())
+    }
+}
+
+impl From<Word> for String {
+    fn from(w: Word) -> Self {
+        w.to_string()
+    }
 }
 
 /// When a VM instance entered phase Running and when its guest agent
@@ -48,7 +148,7 @@ pub struct Usage {
     /// Of `requests.storage`.
     pub storage: Option<Box<str>>,
     /// A digest of the whole count: one recount is asked per count.
-    pub counted: Box<str>,
+    pub counted: Word,
 }
 
 /// Where an object is: `<namespace>/<name>`, or its name alone.
@@ -225,5 +325,49 @@ pub async fn drive<K: Resource>(
         for (k, v) in writer.apply(event) {
             wake(&k, &v);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_word_reads_back_as_the_text_it_was_made_from() {
+        let kept_in_place = [
+            "6f1c3a52-4a8e-4d2b-9f0e-0c5b8d7e2a11",
+            "184467",
+            "0",
+            "18446744073709551615",
+            "00ff3a52c4e1b290",
+        ];
+        for text in kept_in_place {
+            let w = Word::from(text);
+            assert!(!matches!(w, Word::Text(_)), "{text} kept as text");
+            assert_eq!(w.to_string(), text);
+        }
+        // Near misses stay exactly as they were.
+        for text in [
+            "",
+            "6F1C3A52-4A8E-4D2B-9F0E-0C5B8D7E2A11",
+            "6f1c3a524a8e-4d2b-9f0e-0c5b8d7e2a11-",
+            "0184467",
+            "+184467",
+            "18446744073709551616",
+            "00FF3A52C4E1B290",
+            "00ff3a52c4e1b29",
+            "hand-edited",
+            "名字",
+        ] {
+            let w = Word::from(text);
+            assert!(matches!(w, Word::Text(_)), "{text} taken for {w:?}");
+            assert_eq!(w.to_string(), text);
+        }
+        assert_ne!(Word::from("184467"), Word::from("184468"));
+        assert_eq!(
+            String::from(Word::from("0b9d2e11-7c4f-4a3e-8d21-5f6a7b8c9d0e")),
+            "0b9d2e11-7c4f-4a3e-8d21-5f6a7b8c9d0e"
+        );
+        assert!(std::mem::size_of::<Option<Word>>() <= 24);
     }
 }

@@ -426,9 +426,18 @@ where
             }
         }
     };
+    // Every object, when the clock moves.
+    let all = store.clone();
+    let everything = clock_moves.flat_map(move |()| {
+        let refs: Vec<_> = all.state().iter().map(|o| lean(&**o)).collect();
+        futures::stream::iter(refs)
+    });
     kube::runtime::Controller::for_stream(futures::stream::pending(), store)
-        .reconcile_on(triggers)
-        .reconcile_all_on(clock_moves)
+        .reconcile_on(triggers.map(|mut r| {
+            r.extra = Default::default();
+            r
+        }))
+        .reconcile_on(everything)
         .graceful_shutdown_on(stop)
         .run(gated, error_policy::<K>, ctx)
         .for_each(|result| async move {
@@ -436,6 +445,18 @@ where
                 tracing::debug!(kind = %K::kind(&()), error = %e, "reconcile");
             }
         })
+}
+
+/// Where an object is, and nothing else: what the controllers' queues and
+/// schedules hold of each object due (a reference made from an object also
+/// carries its UID and version, held twice by each schedule).
+fn lean<K: Resource<DynamicType = ()>>(o: &K) -> kube::runtime::reflector::ObjectRef<K> {
+    let meta = o.meta();
+    let r = kube::runtime::reflector::ObjectRef::new(meta.name.as_deref().unwrap_or_default());
+    match meta.namespace.as_deref() {
+        Some(ns) => r.within(ns),
+        None => r,
+    }
 }
 
 fn error_policy<K: Resource<DynamicType = ()>>(
