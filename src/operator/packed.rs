@@ -54,9 +54,12 @@ impl Pack for CloudResourceRequest {
     }
 }
 
-/// The JSON of the largest object of a kind packed so far (up to LZ4's
+/// The JSON of a large object of the kind packed so far (up to LZ4's
 /// window): objects are packed against it, and each keeps the one it was
-/// packed against, so a larger one can take its place at any time.
+/// packed against, so that another can take its place at any time. One a
+/// quarter larger than it takes its place: the dictionaries still held are
+/// then a geometric series, at most five times the window, however objects
+/// grow (a unit filing ever larger requests cannot make each hold the last).
 pub struct Dictionary(RwLock<Option<Arc<[u8]>>>);
 
 /// LZ4 reaches back at most this far, into the dictionary too.
@@ -68,13 +71,14 @@ impl Dictionary {
     }
 
     /// The dictionary to pack `json` against; `json` itself becomes the
-    /// next one when it is larger.
+    /// next one when it is a quarter larger.
     fn take_for(&self, json: &[u8]) -> Arc<[u8]> {
+        let larger = |d: &[u8]| json.len() > d.len() + d.len() / 4 && json.len() <= WINDOW;
         let now = self.0.read().unwrap_or_else(|e| e.into_inner()).clone();
         let now = now.unwrap_or_else(|| Arc::from(&[][..]));
-        if json.len() > now.len() && json.len() <= WINDOW {
+        if larger(&now) {
             let mut held = self.0.write().unwrap_or_else(|e| e.into_inner());
-            if held.as_ref().is_none_or(|d| d.len() < json.len()) {
+            if held.as_deref().is_none_or(larger) {
                 *held = Some(Arc::from(json));
             }
         }
@@ -375,37 +379,68 @@ pub(super) mod tests {
     #[test]
     fn a_tenancy_packs_small_against_another_and_a_larger_one_becomes_the_dictionary() {
         let words = Dictionary::new();
-        let mut first = settled();
-        first.status.as_mut().unwrap().inventory.truncate(3);
+        let first = settled();
         let mut second = settled();
         second.metadata.name = Some("hr-payroll".into());
         second.metadata.uid = Some("0b9d2e11-7c4f-4a3e-8d21-5f6a7b8c9d0e".into());
         second.metadata.resource_version = Some("991203".into());
         second.spec.system_name = "Payroll".into();
+        let mut larger = second.clone();
+        let status = larger.status.as_mut().unwrap();
+        status.inventory.extend(status.inventory.clone());
         let a = Packed::pack_with(&DeserializeGuard(Ok(first.clone())), &words);
         let b = Packed::pack_with(&DeserializeGuard(Ok(second.clone())), &words);
-        // The second, larger, is the dictionary now: the first keeps its own.
-        let c = Packed::pack_with(&DeserializeGuard(Ok(first.clone())), &words);
-        for (packed, t) in [(&a, &first), (&b, &second), (&c, &first)] {
+        let c = Packed::pack_with(&DeserializeGuard(Ok(larger.clone())), &words);
+        // The larger, more than a quarter larger, is the dictionary now: the
+        // others keep the one they were packed against.
+        let d = Packed::pack_with(&DeserializeGuard(Ok(second.clone())), &words);
+        let dictionary = |p: &Packed<Tenancy>| p.body.as_ref().unwrap().1.len();
+        let json = |t: &Tenancy| serde_json::to_vec(t).unwrap().len();
+        assert_eq!(dictionary(&b), json(&first));
+        assert_eq!(dictionary(&d), json(&larger));
+        for (packed, t) in [(&a, &first), (&b, &second), (&c, &larger), (&d, &second)] {
             assert_eq!(json_of(&packed.unpack().0.unwrap()), json_of(t));
         }
-        let json = serde_json::to_vec(&second).unwrap().len();
         eprintln!(
-            "{json} bytes of JSON packed in {} against another tenancy, in {} alone",
+            "{} bytes of JSON packed in {} against another tenancy, in {} alone",
+            json(&second),
             b.packed_len(),
             a.packed_len()
         );
         assert!(
-            b.packed_len() * 5 < json,
-            "{} bytes packed of {json}",
-            b.packed_len()
+            b.packed_len() * 5 < json(&second),
+            "{} bytes packed of {}",
+            b.packed_len(),
+            json(&second)
         );
+    }
+
+    #[test]
+    fn objects_ever_larger_hold_few_dictionaries() {
+        let words = Dictionary::new();
+        let mut t = settled();
+        let mut held: Vec<Packed<Tenancy>> = Vec::new();
+        for n in 0..200 {
+            t.spec.purpose.push_str(&"用于".repeat(20 + n));
+            held.push(Packed::pack_with(&DeserializeGuard(Ok(t.clone())), &words));
+        }
+        let mut dictionaries: Vec<_> = held
+            .iter()
+            .map(|p| {
+                let (_, d) = p.body.as_ref().unwrap();
+                (Arc::as_ptr(d) as *const u8 as usize, d.len())
+            })
+            .collect();
+        dictionaries.sort_unstable();
+        dictionaries.dedup();
+        let bytes: usize = dictionaries.iter().map(|(_, len)| len).sum();
         assert!(
-            c.packed_len() * 10 < a.packed_len(),
-            "{} against {}",
-            c.packed_len(),
-            a.packed_len()
+            dictionaries.len() < 20,
+            "{} dictionaries",
+            dictionaries.len()
         );
+        assert!(bytes <= 5 * WINDOW, "{bytes} bytes of dictionaries");
+        assert_eq!(json_of(&held[199].unpack().0.unwrap()), json_of(&t));
     }
 
     #[test]
