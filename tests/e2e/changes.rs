@@ -790,20 +790,25 @@ pub async fn art19_a_failed_wipe_keeps_the_volume_and_says_so(_: Ctx) -> TestRes
     decide_change(&lab, ns, "stop", "approve", None).await;
     lab.set_clock("2026-07-16T02:00:00Z");
     lab.tenancy_in(ns, "oa", TenancyPhase::Terminating).await;
-    // The overwrite Jobs fail (playing the Job controller).
+    // The overwrite Jobs fail (playing the Job controller), all five: the
+    // failure is reported with the first, and a Job made after it must fail
+    // too.
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(lab.admin.clone(), &tns);
     let t = eventually(
-        "the failure to be reported",
+        "the failure of every wipe to be reported",
         Duration::from_secs(60),
         || async {
             lab.kubevirt_stops_halted(&tns).await.ok();
-            lab.jobs_finish(&tns, false).await.ok();
+            let made = jobs.list(&ListParams::default()).await.ok()?.items.len();
+            lab.jobs_finish(&tns, false).await.ok()?;
             let t = lab.tenancies(ns).get("oa").await.ok()?;
-            t.status
-                .as_ref()?
-                .conditions
-                .iter()
-                .any(|c| c.type_ == "WipeFailed" && c.status == "True")
-                .then_some(t)
+            (made == 5
+                && t.status
+                    .as_ref()?
+                    .conditions
+                    .iter()
+                    .any(|c| c.type_ == "WipeFailed" && c.status == "True"))
+            .then_some(t)
         },
     )
     .await;
@@ -844,7 +849,6 @@ pub async fn art19_a_failed_wipe_keeps_the_volume_and_says_so(_: Ctx) -> TestRes
     assert_eq!(failures.len(), 5);
 
     // The vendor deletes the failed Jobs to try again; this time they succeed.
-    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(lab.admin.clone(), &tns);
     jobs.delete_collection(&DeleteParams::default(), &ListParams::default())
         .await?;
     eventually(
