@@ -110,7 +110,7 @@ impl Lists {
     /// WatchList feature is on (by default since Kubernetes 1.34; off by
     /// default in 1.30, 1.31 and 1.33, where such a watch is refused as
     /// invalid). Anything but the bookmark that ends the streamed list
-    /// (a refusal, an error, no answer within [`PROBE`]) means pages, which
+    /// (a refusal, an error, no answer within 10 s) means pages, which
     /// every apiserver serves: a watch that insists on streaming where it is
     /// refused would retry for ever and the operator never be ready.
     pub async fn of(client: &Client) -> Self {

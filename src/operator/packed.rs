@@ -1,11 +1,11 @@
 //! Requests and tenancies as the caches hold them: the metadata the
 //! controllers find them by, their phase (which the metrics count at every
 //! scrape), and the rest packed, as the JSON of the object compressed with
-//! LZ4 against a dictionary: the largest object of the kind packed so far,
-//! whose field names and values most objects of the kind share. A reconcile
-//! unpacks the one object it acts on. A settled tenancy's 3.7 KB of JSON
-//! packs into a few hundred bytes, where decoded it took 6.5 KB of heap
-//! (docs/performance.md).
+//! LZ4 against a dictionary: a large object of the kind packed before it
+//! ([`Dictionary`]), whose field names and values most objects of the kind
+//! share. A reconcile unpacks the one object it acts on. A settled
+//! tenancy's 3.7 KB of JSON packs into a few hundred bytes, where decoded
+//! it took 6.5 KB of heap (docs/performance.md).
 
 use std::borrow::Cow;
 use std::fmt;
