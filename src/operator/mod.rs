@@ -429,14 +429,15 @@ where
     // Every object, when the clock moves.
     let all = store.clone();
     let everything = clock_moves.flat_map(move |()| {
-        let refs: Vec<_> = all.state().iter().map(|o| lean(&**o)).collect();
+        let refs: Vec<_> = all
+            .state()
+            .iter()
+            .map(|o| lean(kube::runtime::reflector::ObjectRef::from_obj(&**o)))
+            .collect();
         futures::stream::iter(refs)
     });
     kube::runtime::Controller::for_stream(futures::stream::pending(), store)
-        .reconcile_on(triggers.map(|mut r| {
-            r.extra = Default::default();
-            r
-        }))
+        .reconcile_on(triggers.map(lean))
         .reconcile_on(everything)
         .graceful_shutdown_on(stop)
         .run(gated, error_policy::<K>, ctx)
@@ -450,13 +451,11 @@ where
 /// Where an object is, and nothing else: what the controllers' queues and
 /// schedules hold of each object due (a reference made from an object also
 /// carries its UID and version, held twice by each schedule).
-fn lean<K: Resource<DynamicType = ()>>(o: &K) -> kube::runtime::reflector::ObjectRef<K> {
-    let meta = o.meta();
-    let r = kube::runtime::reflector::ObjectRef::new(meta.name.as_deref().unwrap_or_default());
-    match meta.namespace.as_deref() {
-        Some(ns) => r.within(ns),
-        None => r,
-    }
+fn lean<K: Resource<DynamicType = ()>>(
+    mut r: kube::runtime::reflector::ObjectRef<K>,
+) -> kube::runtime::reflector::ObjectRef<K> {
+    r.extra = Default::default();
+    r
 }
 
 fn error_policy<K: Resource<DynamicType = ()>>(
