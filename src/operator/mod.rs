@@ -8,6 +8,7 @@
 
 mod caches;
 mod changes;
+pub mod events;
 mod gate;
 mod index;
 pub mod leader;
@@ -26,7 +27,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Event, EventType, Reporter};
 use kube::{Client, Resource};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::{UnboundedReceiverStream, WatchStream};
@@ -110,7 +111,7 @@ pub struct Context {
     pub clock: Clock,
     pub caches: Caches,
     pub metrics: Arc<Metrics>,
-    recorder: Recorder,
+    events: events::Events,
     /// Reconciles each controller runs at once.
     concurrency: u16,
     /// How often a settled object is looked at again.
@@ -321,7 +322,7 @@ impl Context {
                     }
                 }),
             };
-            if let Err(e) = self.recorder.publish(&event, &reference).await {
+            if let Err(e) = self.events.publish(&event, &reference).await {
                 warn!(error = %e, reason = note.reason, "cannot publish an event");
             }
         }
@@ -360,7 +361,7 @@ impl Context {
             secondary: None,
         };
         warn!(kind, name = ?invalid.metadata.name, error = %invalid.error, "unreadable object skipped");
-        if let Err(e) = self.recorder.publish(&event, &reference).await {
+        if let Err(e) = self.events.publish(&event, &reference).await {
             warn!(error = %e, "cannot publish an event");
         }
     }
@@ -765,7 +766,7 @@ impl Operator {
             instance: std::env::var("POD_NAME").ok(),
         };
         let ctx = Arc::new(Context {
-            recorder: Recorder::new(client.clone(), reporter),
+            events: events::Events::new(client.clone(), reporter),
             client,
             config,
             clock: clock.clone(),

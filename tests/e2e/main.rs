@@ -89,6 +89,7 @@ fn all() -> Vec<(&'static str, TestFn)> {
         operations::a_settled_tenancy_receives_no_writes,
         operations::an_operator_killed_while_provisioning_ends_with_exactly_the_approved_objects,
         operations::an_unreadable_object_does_not_stop_the_others,
+        operations::an_event_repeated_within_six_minutes_is_one_series_on_the_apiserver,
         failover::two_replicas_have_one_writer_and_a_takeover_within_the_lease_duration,
         changes::art17_a_change_filed_on_2025_09_26_is_due_by_the_end_of_2025_10_16,
         changes::art17_a_change_that_adds_or_shrinks_is_refused_with_what_to_do,

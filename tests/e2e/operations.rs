@@ -440,3 +440,92 @@ pub async fn an_unreadable_object_does_not_stop_the_others(_: Ctx) -> TestResult
     );
     Ok(())
 }
+
+pub async fn an_event_repeated_within_six_minutes_is_one_series_on_the_apiserver(
+    _: Ctx,
+) -> TestResult {
+    use govcloud::operator::events::Events;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use k8s_openapi::api::events::v1::Event as K8sEvent;
+    use kube::runtime::events::{Event, EventType, Reporter};
+
+    let mut lab = Lab::cluster("2026-11-27T02:00:00Z").await;
+    let unit = lab.unit("finance").await;
+    let ns = unit.namespace.clone();
+    let maps: Api<ConfigMap> = Api::namespaced(lab.admin.clone(), &ns);
+    let map = maps
+        .create(
+            &Default::default(),
+            &serde_json::from_value(serde_json::json!({ "metadata": { "name": "subject" } }))?,
+        )
+        .await?;
+    let regarding = kube::Resource::object_ref(&map, &());
+    let events = Events::new(
+        lab.admin.clone(),
+        Reporter {
+            controller: "govcloud-operator".into(),
+            instance: None,
+        },
+    );
+    let said = |note: &str| Event {
+        type_: EventType::Warning,
+        reason: "Refused".into(),
+        note: Some(note.into()),
+        action: "Create".into(),
+        secondary: None,
+    };
+    let listed = || async {
+        let mut l: Vec<K8sEvent> = Api::<K8sEvent>::namespaced(lab.admin.clone(), &ns)
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("subject"))
+            .collect();
+        l.sort_by_key(|e| e.event_time.clone().map(|t| t.0));
+        l.into_iter()
+            .map(|e| {
+                (
+                    e.note.unwrap_or_default(),
+                    e.series.map_or(1, |s| s.count),
+                    e.metadata.name.unwrap_or_default(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    events.publish(&said("quota exceeded"), &regarding).await?;
+    events.publish(&said("quota exceeded"), &regarding).await?;
+    events.publish(&said("quota exceeded"), &regarding).await?;
+    let once = listed().await;
+    assert_eq!(
+        once.iter()
+            .map(|(n, c, _)| (n.as_str(), *c))
+            .collect::<Vec<_>>(),
+        [("quota exceeded", 3)],
+        "three publishes of one event are one event seen three times"
+    );
+    // Another message is another event; the first keeps its own.
+    events.publish(&said("cpu exceeded"), &regarding).await?;
+    let two = listed().await;
+    assert_eq!(
+        two.iter()
+            .map(|(n, c, _)| (n.as_str(), *c))
+            .collect::<Vec<_>>(),
+        [("quota exceeded", 3), ("cpu exceeded", 1)]
+    );
+    // An event deleted meanwhile is created again, not lost.
+    Api::<K8sEvent>::namespaced(lab.admin.clone(), &ns)
+        .delete(&once[0].2, &Default::default())
+        .await?;
+    events.publish(&said("quota exceeded"), &regarding).await?;
+    let again = listed().await;
+    assert_eq!(
+        again
+            .iter()
+            .map(|(n, c, _)| (n.as_str(), *c))
+            .collect::<Vec<_>>(),
+        [("cpu exceeded", 1), ("quota exceeded", 1)]
+    );
+    Ok(())
+}
