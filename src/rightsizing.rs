@@ -513,7 +513,7 @@ pub fn evaluate(usage: &Usage, allocation: &Resources, today: Date, t: &Threshol
 /// [`evaluate`], carrying what `before` knows: a complete month's figures
 /// and the growth sums are taken from the last evaluation rather than from
 /// `usage`, which then needs only the days read since (see
-/// [`crate::prometheus::Plan`]). The result is the same as from a read of
+/// [`Plan`]). The result is the same as from a read of
 /// everything.
 pub fn evaluate_after(
     usage: &Usage,

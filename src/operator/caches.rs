@@ -528,7 +528,7 @@ impl Owner {
 
 impl Caches {
     /// Starts every watch, waking through `senders` what each change
-    /// concerns (see [`super::wake`]). The returned future drives them; the
+    /// concerns (see the `wake` module). The returned future drives them; the
     /// caches fill as it runs.
     /// The first lists are streamed where the apiserver can ([`Lists::of`]);
     /// `chosen` is told which.
