@@ -4,11 +4,12 @@
 //! reflector's are to its store: an object's change shows before what it
 //! wakes runs, and a relist shows all at once when it is done.
 
-use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, RwLock};
 
 use futures::{Stream, StreamExt};
+use hashbrown::{HashTable, hash_table};
 use kube::Resource;
 use kube::runtime::watcher;
 use tokio::sync::watch;
@@ -164,7 +165,109 @@ pub fn namespace_of(key: &str) -> Option<&str> {
     key.split_once('/').map(|(ns, _)| ns)
 }
 
-type Map = HashMap<Box<str>, Known>;
+/// The entries of one kind, dense: in a `Vec`, found through a table of
+/// their positions. A hash table of the entries themselves keeps an eighth
+/// to over half of its slots empty, each as large as an entry (152
+/// bytes); here an empty slot is 4 bytes, and the entries grow by an
+/// eighth at a time. A removal moves the last entry into the gap.
+#[derive(Default)]
+struct Map {
+    entries: Vec<(Box<str>, Known)>,
+    positions: HashTable<u32>,
+    state: RandomState,
+}
+
+impl Map {
+    fn new() -> Self {
+        Self::default()
+    }
+
+    fn position(&self, key: &str) -> Option<usize> {
+        let entries = &self.entries;
+        self.positions
+            .find(self.state.hash_one(key), |&i| {
+                &*entries[i as usize].0 == key
+            })
+            .map(|&i| i as usize)
+    }
+
+    fn get(&self, key: &str) -> Option<&Known> {
+        self.position(key).map(|i| &self.entries[i].1)
+    }
+
+    fn contains_key(&self, key: &str) -> bool {
+        self.position(key).is_some()
+    }
+
+    fn insert(&mut self, key: Box<str>, known: Known) {
+        let Map {
+            entries,
+            positions,
+            state,
+        } = self;
+        let found = positions.entry(
+            state.hash_one(&*key),
+            |&i| entries[i as usize].0 == key,
+            |&i| state.hash_one(&*entries[i as usize].0),
+        );
+        match found {
+            hash_table::Entry::Occupied(at) => entries[*at.get() as usize].1 = known,
+            hash_table::Entry::Vacant(gap) => {
+                let i = u32::try_from(entries.len()).expect("fewer than 2^32 objects of a kind");
+                gap.insert(i);
+                if entries.len() == entries.capacity() {
+                    entries.reserve_exact((entries.len() / 8).max(16));
+                }
+                entries.push((key, known));
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &str) -> Option<Known> {
+        let Map {
+            entries,
+            positions,
+            state,
+        } = self;
+        let found = positions.find_entry(state.hash_one(key), |&i| &*entries[i as usize].0 == key);
+        let i = found.ok()?.remove().0 as usize;
+        let last = entries.len() - 1;
+        if i != last {
+            let moved = positions
+                .find_mut(state.hash_one(&*entries[last].0), |&j| j as usize == last)
+                .expect("every entry has its position");
+            *moved = i as u32;
+        }
+        let (_, known) = entries.swap_remove(i);
+        if entries.capacity() > 2 * entries.len().max(64) {
+            self.shrink_to_fit();
+        }
+        Some(known)
+    }
+
+    fn shrink_to_fit(&mut self) {
+        let Map {
+            entries,
+            positions,
+            state,
+        } = self;
+        entries.shrink_to_fit();
+        positions.shrink_to_fit(|&i| state.hash_one(&*entries[i as usize].0));
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&Box<str>, &Known)> {
+        self.entries.iter().map(|(k, v)| (k, v))
+    }
+
+    fn into_iter(self) -> impl Iterator<Item = (Box<str>, Known)> {
+        self.entries.into_iter()
+    }
+}
 
 /// The reading end: shared, cheap to clone.
 #[derive(Clone)]
@@ -232,7 +335,7 @@ impl Writer {
                 // it no longer has, as it was; the rest nothing.
                 let mut changed: Vec<_> = now
                     .iter()
-                    .filter(|(k, v)| before.get(*k).is_none_or(|b| b.version != v.version))
+                    .filter(|(k, v)| before.get(k).is_none_or(|b| b.version != v.version))
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect();
                 changed.extend(before.into_iter().filter(|(k, _)| !now.contains_key(k)));
@@ -331,6 +434,68 @@ pub async fn drive<K: Resource>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn known(version: u64) -> Known {
+        Known {
+            version: Word::Number(version),
+            ..Known::default()
+        }
+    }
+
+    proptest::proptest! {
+        /// Any run of inserts, replacements and removals leaves the dense
+        /// map holding what a `HashMap` would: each key finds its own
+        /// entry however the removals moved the others.
+        #[test]
+        fn the_dense_map_holds_what_a_hash_map_would(
+            ops in proptest::collection::vec((0u8..3, 0u16..300, 0u64..1000), 0..2000),
+        ) {
+            let mut dense = Map::new();
+            let mut model = std::collections::HashMap::new();
+            for (op, k, v) in ops {
+                let key: Box<str> = format!("ns-{}/vm-{k}", k % 7).into();
+                if op == 2 {
+                    proptest::prop_assert_eq!(dense.remove(&key), model.remove(&key));
+                } else {
+                    dense.insert(key.clone(), known(v));
+                    model.insert(key, known(v));
+                }
+            }
+            proptest::prop_assert_eq!(dense.len(), model.len());
+            for k in 0..300u16 {
+                let key = format!("ns-{}/vm-{k}", k % 7);
+                proptest::prop_assert_eq!(dense.get(&key), model.get(key.as_str()));
+                proptest::prop_assert_eq!(dense.contains_key(&key), model.contains_key(key.as_str()));
+            }
+            dense.shrink_to_fit();
+            let mut all: Vec<_> = dense.into_iter().collect();
+            all.sort_by(|a, b| a.0.cmp(&b.0));
+            let mut want: Vec<_> = model.into_iter().collect();
+            want.sort_by(|a, b| a.0.cmp(&b.0));
+            proptest::prop_assert_eq!(all, want);
+        }
+    }
+
+    #[test]
+    fn the_dense_map_grows_by_an_eighth_and_gives_back_what_removals_free() {
+        let mut dense = Map::new();
+        for i in 0..10_000 {
+            dense.insert(format!("ns/{i}").into(), known(i));
+        }
+        let slack = dense.entries.capacity() - dense.len();
+        assert!(slack <= 10_000 / 8, "{slack} entries spare");
+        for i in 0..9_000 {
+            assert_eq!(dense.remove(&format!("ns/{i}")), Some(known(i)));
+        }
+        assert!(
+            dense.entries.capacity() <= 2 * 1_000,
+            "{}",
+            dense.entries.capacity()
+        );
+        for i in 9_000..10_000 {
+            assert_eq!(dense.get(&format!("ns/{i}")), Some(&known(i)));
+        }
+    }
 
     #[test]
     fn a_word_reads_back_as_the_text_it_was_made_from() {
