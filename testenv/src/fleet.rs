@@ -304,7 +304,8 @@ fn free_port() -> u16 {
         .unwrap_or(18080)
 }
 
-/// The apiserver's count of mutating requests served, from its metrics.
+/// The apiserver's count of mutating requests served, from its metrics
+/// (a server-side apply is counted under its own verb, `APPLY`).
 pub async fn apiserver_writes(client: &Client) -> Result<u64, Error> {
     let text = client
         .request_text(http::Request::get("/metrics").body(Vec::new())?)
@@ -312,9 +313,15 @@ pub async fn apiserver_writes(client: &Client) -> Result<u64, Error> {
     let mut total = 0.0;
     for line in text.lines() {
         if line.starts_with("apiserver_request_total{")
-            && ["\"POST\"", "\"PUT\"", "\"PATCH\"", "\"DELETE\""]
-                .iter()
-                .any(|v| line.contains(&format!("verb={v}")))
+            && [
+                "\"POST\"",
+                "\"PUT\"",
+                "\"PATCH\"",
+                "\"APPLY\"",
+                "\"DELETE\"",
+            ]
+            .iter()
+            .any(|v| line.contains(&format!("verb={v}")))
         {
             total += line
                 .rsplit(' ')
