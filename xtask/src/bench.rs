@@ -346,7 +346,11 @@ fn watch_arrivals(client: Client, quotas: Arrivals, vms: Arrivals) -> tokio::tas
 /// Tenancies are deleted after it stops (the namespaces and what is in them
 /// stay, owned by no unit, as the floor's), so that the operator never
 /// sees them: it must not be running.
-async fn guarded_floor(client: &Client, n: usize, prefix: &str) -> Result<(Duration, u64), Error> {
+async fn guarded_floor(
+    client: &Client,
+    n: usize,
+    prefix: &str,
+) -> Result<(Duration, u64, f64), Error> {
     let names: Vec<(String, String)> = (0..n)
         .map(|i| (unit_ns(i), format!("{prefix}{i}")))
         .collect();
@@ -368,6 +372,7 @@ async fn guarded_floor(client: &Client, n: usize, prefix: &str) -> Result<(Durat
     let watches = watch_arrivals(client.clone(), quotas.clone(), vms.clone());
     let params = PatchParams::apply("bench-floor").force();
     let writes_before = fleet::apiserver_writes(client).await?;
+    let cpu_before = fleet::machine_cpu();
     // 32 requests in flight, as the floor; a tenancy waiting holds none.
     let slots = Arc::new(tokio::sync::Semaphore::new(floor_concurrency()));
     let started = Instant::now();
@@ -497,6 +502,7 @@ async fn guarded_floor(client: &Client, n: usize, prefix: &str) -> Result<(Durat
         .try_collect::<Vec<_>>()
         .await?;
     let elapsed = started.elapsed();
+    let machine_busy = busy(cpu_before, fleet::machine_cpu());
     let writes = fleet::apiserver_writes(client).await? - writes_before;
     watches.abort();
     stream::iter(names.iter())
@@ -516,7 +522,17 @@ async fn guarded_floor(client: &Client, n: usize, prefix: &str) -> Result<(Durat
         .buffer_unordered(fleet::CONCURRENCY)
         .try_collect::<Vec<_>>()
         .await?;
-    Ok((elapsed, writes))
+    Ok((elapsed, writes, machine_busy))
+}
+
+/// How busy the machine's CPUs were between two readings of
+/// `fleet::machine_cpu`, in percent of all of them.
+fn busy((busy0, all0): (f64, f64), (busy1, all1): (f64, f64)) -> f64 {
+    if all1 > all0 {
+        100.0 * (busy1 - busy0) / (all1 - all0)
+    } else {
+        0.0
+    }
 }
 
 /// `request`, once one of `slots` is free.
@@ -617,13 +633,17 @@ pub async fn main(given: Vec<String>) -> Result<(), Error> {
     let mut floors = BTreeMap::new();
     for &n in &args.sizes {
         let w0 = fleet::apiserver_writes(&admin).await?;
+        let c0 = fleet::machine_cpu();
         let (floor_time, objects) = floor(&admin, n, &format!("floor{n}x")).await?;
+        let c1 = fleet::machine_cpu();
         let w1 = fleet::apiserver_writes(&admin).await?;
-        let (guarded, guarded_writes) = guarded_floor(&admin, n, &format!("guard{n}x")).await?;
+        let (guarded, guarded_writes, guarded_busy) =
+            guarded_floor(&admin, n, &format!("guard{n}x")).await?;
+        let floor_busy = busy(c0, c1);
         report.row(
             format!("floor {n}; guarded floor {n}"),
             format!(
-                "{:.1} s, {} apiserver writes; {:.1} s ({:.2}x the floor), {} apiserver writes",
+                "{:.1} s, {} apiserver writes, {floor_busy:.0}% busy; {:.1} s ({:.2}x the floor), {} apiserver writes, {guarded_busy:.0}% busy",
                 floor_time.as_secs_f64(),
                 w1 - w0,
                 guarded.as_secs_f64(),
@@ -631,7 +651,18 @@ pub async fn main(given: Vec<String>) -> Result<(), Error> {
                 guarded_writes,
             ),
         );
-        floors.insert(n, (floor_time, objects, w1 - w0, guarded, guarded_writes));
+        floors.insert(
+            n,
+            (
+                floor_time,
+                objects,
+                w1 - w0,
+                floor_busy,
+                guarded,
+                guarded_writes,
+                guarded_busy,
+            ),
+        );
     }
     let mut operator = start_operator(&fleet)?;
     operator.ready().await;
@@ -662,16 +693,19 @@ pub async fn main(given: Vec<String>) -> Result<(), Error> {
 
     let mut total = args.idle;
     for &n in &args.sizes {
-        let (floor_time, objects, floor_writes, guarded, guarded_writes) = floors[&n];
+        let (floor_time, objects, floor_writes, floor_busy, guarded, guarded_writes, guarded_busy) =
+            floors[&n];
         let names: Vec<(String, String)> = (0..n)
             .map(|i| (unit_ns(i), format!("load{n}-{i}")))
             .collect();
         fleet::file(&admin, &names).await?;
         let writes_before = fleet::apiserver_writes(&admin).await?;
         let cpu_before = fleet::cpu_seconds(operator.pid());
+        let machine_before = fleet::machine_cpu();
         let reconciles_before = operator.counter("reconciles").await.unwrap_or(0);
         let writes_by_kind_before = operator.counters("writes").await;
         let (elapsed, latencies) = approve_all(&admin, &names, &seen).await?;
+        let operator_busy = busy(machine_before, fleet::machine_cpu());
         let by_kind: BTreeMap<String, u64> = operator
             .counters("writes")
             .await
@@ -700,6 +734,9 @@ pub async fn main(given: Vec<String>) -> Result<(), Error> {
             "guardedFloorSeconds": guarded.as_secs_f64(),
             "guardedFloorApiserverWrites": guarded_writes,
             "ratioToGuardedFloor": elapsed.as_secs_f64() / guarded.as_secs_f64(),
+            "floorMachineBusyPercent": floor_busy,
+            "guardedFloorMachineBusyPercent": guarded_busy,
+            "operatorMachineBusyPercent": operator_busy,
             "operatorSeconds": elapsed.as_secs_f64(),
             "ratio": ratio,
             "apiserverWrites": writes,
@@ -722,7 +759,7 @@ pub async fn main(given: Vec<String>) -> Result<(), Error> {
         report.row(
             format!("provisioning {n} (floor: {objects} objects by SSA)"),
             format!(
-                "{:.1} s vs floor {:.1} s: {ratio:.2}x (guarded floor {:.1} s: {:.2}x); {writes} apiserver writes; operator {cpu:.1} CPU s, {reconciles} reconciles",
+                "{:.1} s vs floor {:.1} s: {ratio:.2}x (guarded floor {:.1} s: {:.2}x); {writes} apiserver writes; operator {cpu:.1} CPU s, {reconciles} reconciles; machine {operator_busy:.0}% busy",
                 elapsed.as_secs_f64(),
                 floor_time.as_secs_f64(),
                 guarded.as_secs_f64(),
