@@ -272,18 +272,22 @@ impl Arrivals {
         }
     }
 
-    async fn wait(&self, key: &str) {
+    /// Until `key` has arrived; an error after 10 minutes, so that a
+    /// controller that stopped fails the run instead of hanging it.
+    async fn wait(&self, key: &str) -> Result<(), Error> {
         let waiter = {
             let mut slots = self.0.lock().unwrap();
             match slots
                 .entry(key.to_owned())
                 .or_insert_with(|| Slot::Waiting(Arc::default()))
             {
-                Slot::Arrived => return,
+                Slot::Arrived => return Ok(()),
                 Slot::Waiting(w) => w.clone(),
             }
         };
-        waiter.notified().await;
+        tokio::time::timeout(Duration::from_secs(600), waiter.notified())
+            .await
+            .map_err(|_| format!("{key} did not arrive within 10 minutes").into())
     }
 }
 
@@ -375,9 +379,14 @@ async fn guarded_floor(
     let cpu_before = fleet::machine_cpu();
     // 32 requests in flight, as the floor; a tenancy waiting holds none.
     let slots = Arc::new(tokio::sync::Semaphore::new(floor_concurrency()));
+    let specs: Vec<TenancySpec> = names
+        .iter()
+        .enumerate()
+        .map(|(i, (_, name))| floor_spec(prefix, i, name))
+        .collect::<Result<_, _>>()?;
     let started = Instant::now();
-    stream::iter(names.iter().enumerate())
-        .map(|(i, (unit_ns, name))| {
+    stream::iter(names.iter().zip(&specs))
+        .map(|((unit_ns, name), spec)| {
             let (client, quotas, vms, params, slots) = (
                 client.clone(),
                 quotas.clone(),
@@ -387,7 +396,6 @@ async fn guarded_floor(
             );
             async move {
                 in_slot(&slots, fleet::approve(&client, unit_ns, name)).await?;
-                let spec = floor_spec(prefix, i, name)?;
                 let tenancies: Api<Tenancy> = Api::namespaced(client.clone(), unit_ns);
                 let tenancy = json!({
                     "apiVersion": "govcloud.dev/v1alpha1",
@@ -412,45 +420,37 @@ async fn guarded_floor(
                     ..Default::default()
                 };
                 let requests = Api::<CloudResourceRequest>::namespaced(client.clone(), unit_ns);
-                in_slot(
-                    &slots,
-                    requests.patch_status(
-                        name,
-                        &params,
-                        &Patch::Apply(json!({
-                            "apiVersion": "govcloud.dev/v1alpha1",
-                            "kind": "CloudResourceRequest",
-                            "status": request_status,
-                        })),
-                    ),
-                )
-                .await?;
-                let ns = floor_desired(&spec, None).remove(0);
+                let patch = status_apply(
+                    "CloudResourceRequest",
+                    serde_json::to_value(request_status)?,
+                );
+                in_slot(&slots, requests.patch_status(name, &params, &patch)).await?;
+                let ns = floor_desired(spec, None).remove(0);
                 let uid = in_slot(&slots, apply(&client, &ns))
                     .await?
                     .uid()
                     .unwrap_or_default();
-                let desired = floor_desired(&spec, Some(&uid));
-                let waits_for_quota = |d: &&Desired| {
-                    matches!(
-                        d.kind,
-                        "VirtualMachine" | "PersistentVolumeClaim" | "RoleBinding"
-                    )
+                let desired = floor_desired(spec, Some(&uid));
+                let of = |kinds: &'static [&str]| {
+                    desired
+                        .iter()
+                        .skip(1)
+                        .filter(move |d| kinds.contains(&d.kind))
                 };
-                for d in desired.iter().skip(1).filter(|d| !waits_for_quota(d)) {
+                // The envelope: all but what waits for the quota in force.
+                let after_quota = ["VirtualMachine", "PersistentVolumeClaim", "RoleBinding"];
+                let envelope = desired.iter().skip(1);
+                for d in envelope.filter(|d| !after_quota.contains(&d.kind)) {
                     in_slot(&slots, apply(&client, d)).await?;
                 }
-                quotas.wait(&ns.name).await;
-                for d in desired
-                    .iter()
-                    .filter(|d| d.kind != "RoleBinding" && waits_for_quota(d))
-                {
+                quotas.wait(&ns.name).await?;
+                for d in of(&["VirtualMachine", "PersistentVolumeClaim"]) {
                     in_slot(&slots, apply(&client, d)).await?;
                 }
-                for d in desired.iter().filter(|d| d.kind == "VirtualMachine") {
-                    vms.wait(&format!("{}/{}", ns.name, d.name)).await;
+                for d in of(&["VirtualMachine"]) {
+                    vms.wait(&format!("{}/{}", ns.name, d.name)).await?;
                 }
-                for d in desired.iter().filter(|d| d.kind == "RoleBinding") {
+                for d in of(&["RoleBinding"]) {
                     in_slot(&slots, apply(&client, d)).await?;
                 }
                 let ready = Condition {
@@ -482,19 +482,8 @@ async fn guarded_floor(
                     trial_ends_at: Some(now),
                     ..Default::default()
                 };
-                in_slot(
-                    &slots,
-                    tenancies.patch_status(
-                        name,
-                        &params,
-                        &Patch::Apply(json!({
-                            "apiVersion": "govcloud.dev/v1alpha1",
-                            "kind": "Tenancy",
-                            "status": status,
-                        })),
-                    ),
-                )
-                .await?;
+                let patch = status_apply("Tenancy", serde_json::to_value(status)?);
+                in_slot(&slots, tenancies.patch_status(name, &params, &patch)).await?;
                 Ok::<_, Error>(())
             }
         })
@@ -533,6 +522,15 @@ fn busy((busy0, all0): (f64, f64), (busy1, all1): (f64, f64)) -> f64 {
     } else {
         0.0
     }
+}
+
+/// A server-side apply of `status` to an object of `kind` of govcloud.dev.
+fn status_apply(kind: &str, status: Value) -> Patch<Value> {
+    Patch::Apply(json!({
+        "apiVersion": "govcloud.dev/v1alpha1",
+        "kind": kind,
+        "status": status,
+    }))
 }
 
 /// `request`, once one of `slots` is free.
